@@ -1,0 +1,192 @@
+"""The ``crawl`` command line (typer).
+
+Exit codes (a contract, see README): 0 the crawl finished; 1 a fatal error (bad config or seeds,
+unusable database), one line on stderr, a traceback only with ``--debug``; 2 a usage error;
+130 / 143 interrupted by SIGINT / SIGTERM, state saved, running again resumes.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from crawler import __version__, runtime
+from crawler.abort import AbortSignal
+from crawler.config import load_config
+from crawler.engine import Crawl, CrawlReport
+from crawler.errors import FatalError, SeedsError
+from crawler.seeds import read_seeds
+
+log = logging.getLogger("crawler")
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="A fast, polite, durable web crawler.",
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"crawl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """A fast, polite, durable web crawler."""
+
+
+@app.command()
+def run(
+    seeds: Annotated[
+        Path,
+        typer.Argument(help="Seeds file: one URL per line; blank lines and # comments skipped."),
+    ],
+    db: Annotated[
+        Path, typer.Option(help="SQLite database to write; an existing one is resumed.")
+    ] = Path("crawl.db"),
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="TOML config file (see configs/default.toml)."),
+    ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, help="Requests in flight at once, all hosts together.")
+    ] = None,
+    max_pages: Annotated[
+        int | None,
+        typer.Option(min=0, help="Stop after this many pages in the database; 0: no limit."),
+    ] = None,
+    max_depth: Annotated[
+        int | None, typer.Option(min=0, help="Links to follow from a seed; 0: the seeds only.")
+    ] = None,
+    allow_domain: Annotated[
+        list[str] | None,
+        typer.Option(help="Also crawl this domain and its subdomains (repeatable)."),
+    ] = None,
+    user_agent: Annotated[str | None, typer.Option(help="User-Agent header to send.")] = None,
+    grace_period: Annotated[
+        float | None,
+        typer.Option(min=0, help="Seconds in-flight fetches get after SIGINT/SIGTERM."),
+    ] = None,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Delete the database first instead of resuming it.")
+    ] = False,
+    uvloop: Annotated[
+        bool | None, typer.Option("--uvloop/--no-uvloop", help="Use uvloop (default: yes).")
+    ] = None,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Log every page, and show tracebacks of errors.")
+    ] = False,
+) -> None:
+    """Crawl from the URLs in SEEDS into a SQLite database."""
+    _setup_logging(debug)
+    try:
+        cfg = load_config(
+            config,
+            {
+                "crawl.concurrency": concurrency,
+                "crawl.max_pages": max_pages,
+                "crawl.max_depth": max_depth,
+                "crawl.allow_domains": allow_domain or None,
+                "crawl.user_agent": user_agent,
+                "runtime.grace_period": grace_period,
+                "runtime.uvloop": uvloop,
+            },
+        )
+        found = read_seeds(seeds, max_url_length=cfg.crawl.max_url_length)
+        for problem in found.problems:
+            log.warning("skipped %s", problem)
+        if not found.urls:
+            raise SeedsError(f"no valid seed URL in {seeds}")
+        if fresh:
+            _delete_database(db)
+
+        async def main(signal: AbortSignal) -> CrawlReport:
+            return await Crawl(cfg, found.urls, db, signal).run()
+
+        report = runtime.run(main, use_uvloop=cfg.runtime.uvloop)
+    except runtime.ForcedStop as stop:
+        log.error("stopped at once (%s); the database is consistent, run again to resume", stop)
+        raise typer.Exit(stop.reason.exit_code) from None
+    except Exception as exc:  # the one place that turns errors into exit codes
+        _fail(exc, debug)
+    _print_summary(report, db)
+    raise typer.Exit(report.aborted.exit_code if report.aborted else 0)
+
+
+def _setup_logging(debug: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+    # httpx logs every request at INFO; our own progress line says enough.
+    logging.getLogger("httpx").setLevel(logging.DEBUG if debug else logging.WARNING)
+
+
+def _delete_database(db: Path) -> None:
+    for path in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise FatalError(f"cannot delete {path} for --fresh: {exc.strerror}") from None
+
+
+def _fail(exc: Exception, debug: bool) -> NoReturn:
+    fatal = _find_fatal(exc)
+    if debug:
+        traceback.print_exception(exc)
+    if fatal is not None:
+        typer.echo(f"error: {fatal}", err=True)
+    else:
+        typer.echo(f"internal error: {exc!r} (run with --debug for the traceback)", err=True)
+    raise typer.Exit(1)
+
+
+def _find_fatal(exc: BaseException) -> FatalError | None:
+    """The first :class:`FatalError` in ``exc`` (task groups wrap errors in groups)."""
+    if isinstance(exc, FatalError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            if (found := _find_fatal(inner)) is not None:
+                return found
+    return None
+
+
+def _print_summary(report: CrawlReport, db: Path) -> None:
+    stats = report.stats
+    state = f"interrupted ({report.aborted.message})" if report.aborted else "finished"
+    typer.echo(
+        f"crawl {state}: {stats.pages} pages in {stats.elapsed:.1f}s "
+        f"({stats.pages_per_second:.1f} pages/s), {stats.failed} failed, "
+        f"{stats.retries} retries, {stats.bytes} bytes"
+    )
+    if stats.statuses:
+        statuses = ", ".join(f"{code}: {n}" for code, n in sorted(stats.statuses.items()))
+        typer.echo(f"  statuses: {statuses}")
+    if stats.errors:
+        errors = ", ".join(f"{reason}: {n}" for reason, n in stats.errors.most_common())
+        typer.echo(f"  errors: {errors}")
+    counts = report.database
+    typer.echo(
+        f"  database {db}: {counts['done']} done, {counts['failed']} failed, "
+        f"{counts['pending'] + counts['leased']} pending"
+    )
+
+
+def main() -> None:
+    app()

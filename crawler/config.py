@@ -1,0 +1,167 @@
+"""Typed, frozen configuration: TOML file < ``CRAWL_*`` environment < command-line flags.
+
+One section per concern, each a frozen :class:`msgspec.Struct` with named defaults, so a part
+receives only the section it needs and can't change it. ``configs/default.toml`` documents every
+key with these same defaults (a test keeps the two in step). Unknown keys and bad values are
+rejected with the key's dotted name.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+
+from crawler.errors import ConfigError
+
+Positive = Annotated[int, msgspec.Meta(ge=1)]
+NonNegative = Annotated[int, msgspec.Meta(ge=0)]
+Seconds = Annotated[float, msgspec.Meta(gt=0)]
+NonNegativeSeconds = Annotated[float, msgspec.Meta(ge=0)]
+
+DEFAULT_USER_AGENT = "crawler/0.1 (+respects robots.txt)"
+
+
+class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class CrawlSection(_Section, frozen=True):
+    concurrency: Positive = 32
+    """Workers, i.e. requests in flight at once across all hosts."""
+    max_pages: NonNegative = 0
+    """Stop after this many pages are recorded in the database (over resumes); 0 = no limit."""
+    max_depth: NonNegative = 20
+    """Links followed from a seed; seeds are depth 0, so 0 crawls the seeds only."""
+    user_agent: str = DEFAULT_USER_AGENT
+    allow_domains: tuple[str, ...] = ()
+    """Domains in scope with all their subdomains, besides the seeds' own hosts."""
+    max_url_length: Positive = 2048
+
+
+class FetchSection(_Section, frozen=True):
+    connect_timeout: Seconds = 10.0
+    read_timeout: Seconds = 20.0
+    """Longest silence between two reads of one response."""
+    total_timeout: Seconds = 60.0
+    """Deadline for one response, headers and body, however the server trickles."""
+    max_body_bytes: Positive = 5_000_000
+    """Bodies stop here; the page is kept, marked truncated."""
+    max_retries: NonNegative = 2
+    """Further attempts after a transient failure (connection errors, timeouts, 5xx)."""
+    retry_backoff: NonNegativeSeconds = 1.0
+    """First retry waits this long, then doubling, with jitter; scheduled by the frontier."""
+
+
+class PolitenessSection(_Section, frozen=True):
+    per_host_concurrency: Positive = 2
+    """Requests in flight at once to one host (host:port)."""
+    per_host_delay: NonNegativeSeconds = 1.0
+    """Seconds between the starts of two requests to one host."""
+
+
+class StorageSection(_Section, frozen=True):
+    batch_size: Positive = 256
+    """Pages written per transaction, at most. Whatever arrived during the previous write is
+    written next (group commit), so there is no flush timer."""
+
+
+class RuntimeSection(_Section, frozen=True):
+    uvloop: bool = True
+    grace_period: NonNegativeSeconds = 5.0
+    """After the first SIGINT/SIGTERM, in-flight fetches get this long before being cancelled."""
+    stats_interval: NonNegativeSeconds = 10.0
+    """Seconds between progress lines on stderr; 0 turns them off."""
+    parse_threads: Positive = 4
+    """Pages parsed at once off the event loop."""
+
+
+class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    crawl: CrawlSection = CrawlSection()
+    fetch: FetchSection = FetchSection()
+    politeness: PolitenessSection = PolitenessSection()
+    storage: StorageSection = StorageSection()
+    runtime: RuntimeSection = RuntimeSection()
+
+
+ENV_PREFIX = "CRAWL_"
+
+
+def load_config(
+    path: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Build the config: file, then ``CRAWL_SECTION__KEY`` env vars, then ``overrides``.
+
+    ``overrides`` maps dotted keys (``"crawl.concurrency"``) to values; ``None`` values are
+    skipped so a CLI can pass every flag and only the given ones count.
+    """
+    raw: dict[str, Any] = _read_toml(path) if path is not None else {}
+    for key, text in _env_overrides(os.environ if environ is None else environ).items():
+        _set_dotted(raw, key, _parse_env_value(key, text))
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            _set_dotted(raw, key, value)
+    try:
+        return msgspec.convert(raw, Config)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"invalid config{_where(path)}: {_readable(str(exc))}") from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, str]:
+    # CRAWL_FETCH__MAX_RETRIES=3 -> fetch.max_retries; the double underscore separates the
+    # section because keys themselves contain single underscores.
+    out = {}
+    for name, text in environ.items():
+        if name.startswith(ENV_PREFIX) and "__" in name:
+            section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
+            out[f"{section}.{key}"] = text
+    return out
+
+
+def _parse_env_value(key: str, text: str) -> Any:
+    # Environment values are TOML values ("3", "true", '["a.com"]'); a bare word is a string.
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
+    section, _, name = key.partition(".")
+    table = raw.setdefault(section, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"invalid config: `{section}` must be a table")
+    table[name] = value
+
+
+def _where(path: Path | None) -> str:
+    return f" in {path}" if path is not None else ""
+
+
+_UNKNOWN_FIELD = re.compile(r"Object contains unknown field `([^`]*)`(?: - at `\$\.?([^`]*)`)?")
+
+
+def _readable(message: str) -> str:
+    # msgspec says "... - at `$.fetch.max_retries`"; users know the key as fetch.max_retries.
+    unknown = _UNKNOWN_FIELD.fullmatch(message)
+    if unknown:
+        field, parent = unknown.groups()
+        return f"unknown key `{parent + '.' if parent else ''}{field}`"
+    return message.replace("`$.", "`")

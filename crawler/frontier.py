@@ -1,0 +1,317 @@
+"""The frontier: which URL each worker fetches next, and when the crawl is over.
+
+State lives in SQLite (:mod:`crawler.store`); memory holds one :class:`HostSlot` per host with a
+small window of URLs claimed from the database, so memory grows with the number of hosts, not
+with the frontier. Dedup is the database's: ``frontier.url`` is unique and new URLs are
+offered with ``INSERT OR IGNORE``.
+
+How a URL moves::
+
+    pending (db) --claim--> window (leased in db) --lease()--> worker --release()--> sink
+        ^                                                         |                   |
+        '-- reset when a run starts                retry() <------'       commit: done/failed
+
+Scheduling is decided synchronously (:meth:`_dispatch`): a heap of hosts keyed by the time they
+may next start a request; a free worker gets the earliest host that is due. A host waiting out
+its delay or a retry is *pending*, not finished, and holds no worker: a timer wakes the
+dispatcher when the earliest host becomes due.
+
+The crawl is finished when nothing is in flight, nothing waits to be committed, no claim is
+running, and no host has work in memory or possibly in the database (or the page budget is
+spent). Then every waiting worker gets ``None``. The same happens at once when the abort signal
+fires: in-flight work finishes, nothing new starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import heapq
+import itertools
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from crawler.abort import AbortReason, AbortSignal
+from crawler.config import Config
+from crawler.models import Lease
+from crawler.politeness import HostSlot
+from crawler.store import Store
+from crawler.urls import host_key
+
+Clock = Callable[[], float]
+
+MIN_WINDOW = 32
+"""Claimed URLs kept in memory per host, at least; more for a host allowed many connections."""
+
+
+class FrontierState(enum.Enum):
+    NEW = "new"
+    RUNNING = "running"
+    CLOSED = "closed"
+    """Finished or aborted: ``lease()`` returns None from now on."""
+
+
+@dataclass(slots=True, eq=False)
+class _Host:
+    slot: HostSlot
+    added: int = 0
+    """Bumped whenever URLs for this host may have been added to the database."""
+    exhausted: int = 0
+    """The value of ``added`` when a claim last came back short: equal means none left."""
+    refilling: bool = False
+    due: float | None = None
+    """The time this host is queued under in the ready heap (None: not queued)."""
+
+    def maybe_pending_in_db(self) -> bool:
+        return self.added > self.exhausted
+
+
+class Frontier:
+    """Hands out leases; see the module docstring. Owned and run by the engine."""
+
+    def __init__(
+        self,
+        store: Store,
+        config: Config,
+        signal: AbortSignal,
+        *,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._politeness = config.politeness
+        self._max_pages = config.crawl.max_pages
+        self._signal = signal
+        self._clock = clock
+        self._window = max(MIN_WINDOW, 4 * config.politeness.per_host_concurrency)
+        self._hosts: dict[str, _Host] = {}
+        self._due: list[tuple[float, int, _Host]] = []
+        self._tiebreak = itertools.count()
+        self._waiters: deque[asyncio.Future[Lease | None]] = deque()
+        self._refills: asyncio.Queue[_Host | None] = asyncio.Queue()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_due = float("inf")
+        self.state = FrontierState.NEW
+        self.in_flight = 0
+        self.uncommitted = 0
+        self.claims_running = 0
+        self.recorded_before = 0
+        """Pages the database held when this run started (the budget counts them)."""
+        self.started = 0
+        """URLs handed out for the first time in this run (retries not counted)."""
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def open(self, seeds: Iterable[str]) -> None:
+        """Resume the database's frontier, offer the seeds, and start handing out work."""
+        if self.state is not FrontierState.NEW:
+            raise RuntimeError(f"frontier already opened: {self!r}")
+        await self._store.reset_leases()
+        await self._store.add_urls([(url, host_key(url), 0) for url in seeds])
+        counts = await self._store.state_counts()
+        self.recorded_before = counts["done"] + counts["failed"]
+        self.state = FrontierState.RUNNING
+        self._signal.add_callback(self._on_abort)
+        self.on_committed(0, await self._store.pending_hosts())
+
+    async def run(self) -> None:
+        """The claim service: refills host windows from the database until the frontier closes.
+
+        Claims run one at a time because they share the single database writer anyway.
+        """
+        while (host := await self._refills.get()) is not None:
+            if self.state is FrontierState.CLOSED:
+                break
+            generation = host.added
+            want = self._window - len(host.slot.window)
+            try:
+                leases = await self._store.claim(host.slot.host, want)
+            finally:
+                host.refilling = False
+                self.claims_running -= 1
+                self._refills.task_done()
+            if len(leases) < want:
+                host.exhausted = generation
+            host.slot.window.extend(leases)
+            self._queue(host)
+            self._dispatch()
+
+    async def claims_settled(self) -> None:
+        """Return once no claim is queued or running: what is in memory is all there is."""
+        await self._refills.join()
+
+    def close(self) -> None:
+        """Stop handing out work; waiting workers get None. Idempotent."""
+        if self.state is FrontierState.CLOSED:
+            return
+        self.state = FrontierState.CLOSED
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+        self._refills.put_nowait(None)
+
+    def _on_abort(self, reason: AbortReason) -> None:
+        self.close()
+
+    # -- the worker's side ---------------------------------------------------------------------
+
+    async def lease(self) -> Lease | None:
+        """The next URL to fetch, waiting as long as needed; None when the crawl is over."""
+        if self.state is not FrontierState.RUNNING:
+            return None
+        waiter: asyncio.Future[Lease | None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        self._dispatch()
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled() and (lease := waiter.result()):
+                self._give_back(lease)  # handed out just as we were cancelled
+            raise
+
+    def release(self, lease: Lease) -> None:
+        """The worker is done with ``lease`` and hands its outcome to the sink."""
+        self._finish(lease)
+        self.uncommitted += 1
+        self._dispatch()
+
+    def retry(self, lease: Lease, delay: float) -> None:
+        """Fetch ``lease`` again after ``delay`` seconds (never by sleeping a worker)."""
+        host = self._finish(lease)
+        host.slot.schedule_retry(
+            Lease(lease.id, lease.url, lease.host, lease.depth, lease.attempt + 1),
+            self._clock() + delay,
+        )
+        self._queue(host)
+        self._dispatch()
+
+    def on_committed(self, pages: int, hosts_with_new_urls: Iterable[str]) -> None:
+        """The sink committed ``pages`` outcomes, which may have added URLs for these hosts."""
+        self.uncommitted -= pages
+        for name in hosts_with_new_urls:
+            host = self._host(name)
+            host.added += 1
+            self._queue(host)  # its window may now be refillable
+        self._dispatch()
+
+    # -- scheduling ----------------------------------------------------------------------------
+
+    def _host(self, name: str) -> _Host:
+        host = self._hosts.get(name)
+        if host is None:
+            host = _Host(
+                HostSlot(
+                    name, self._politeness.per_host_concurrency, self._politeness.per_host_delay
+                )
+            )
+            self._hosts[name] = host
+        return host
+
+    def _finish(self, lease: Lease) -> _Host:
+        host = self._hosts[lease.host]
+        host.slot.finish()
+        self.in_flight -= 1
+        self._queue(host)
+        return host
+
+    def _give_back(self, lease: Lease) -> None:
+        host = self._finish(lease)
+        host.slot.window.appendleft(lease)
+        if lease.attempt == 0:
+            self.started -= 1
+        self._queue(host)
+        self._dispatch()
+
+    def _queue(self, host: _Host) -> None:
+        """Put ``host`` in the ready heap under its current due time (if it has one)."""
+        due = host.slot.ready_at()
+        if due is not None and due != host.due:
+            host.due = due
+            heapq.heappush(self._due, (due, next(self._tiebreak), host))
+        if (
+            not host.refilling
+            and len(host.slot.window) < self._window // 2
+            and host.maybe_pending_in_db()
+            and self.state is FrontierState.RUNNING
+        ):
+            host.refilling = True
+            self.claims_running += 1
+            self._refills.put_nowait(host)
+
+    @property
+    def budget_spent(self) -> bool:
+        return 0 < self._max_pages <= self.recorded_before + self.started
+
+    def _dispatch(self) -> None:
+        """Give due hosts' URLs to waiting workers; then arm a timer or finish."""
+        if self.state is not FrontierState.RUNNING:
+            return
+        now = self._clock()
+        while self._waiters and self._due and not self.budget_spent:
+            due, _, host = self._due[0]
+            if due > now:
+                break
+            heapq.heappop(self._due)
+            if host.due != due:
+                continue  # a stale entry: the host was re-queued under another time
+            host.due = None
+            ready = host.slot.ready_at()
+            if ready is None or ready > now:  # its state changed since it was queued
+                self._queue(host)
+                continue
+            waiter = self._waiters.popleft()
+            if waiter.done():  # its worker was cancelled while waiting
+                self._queue(host)
+                continue
+            lease = host.slot.start(now)
+            self.in_flight += 1
+            if lease.attempt == 0:
+                self.started += 1
+            waiter.set_result(lease)
+            self._queue(host)
+        self._arm_timer(now)
+        if self._finished():
+            self.close()
+
+    def _arm_timer(self, now: float) -> None:
+        while self._due and self._due[0][2].due != self._due[0][0]:
+            heapq.heappop(self._due)  # drop stale heads so the timer aims at a real one
+        if not self._waiters or not self._due or self._due[0][0] <= now:
+            return
+        due = self._due[0][0]
+        if self._timer is not None:
+            if self._timer_due <= due:
+                return
+            self._timer.cancel()
+        self._timer_due = due
+        self._timer = asyncio.get_running_loop().call_later(due - now, self.wake)
+
+    def wake(self) -> None:
+        """Decide again what is due now. A timer calls this when the earliest waiting host
+        becomes due; tests that drive the clock by hand call it after moving the clock."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = None
+        self._timer_due = float("inf")
+        self._dispatch()
+
+    def _finished(self) -> bool:
+        if self.in_flight or self.uncommitted or self.claims_running:
+            return False
+        if self.budget_spent:
+            return True
+        return not any(h.slot.has_work() or h.maybe_pending_in_db() for h in self._hosts.values())
+
+    def __repr__(self) -> str:
+        windowed = sum(len(h.slot.window) + len(h.slot.retries) for h in self._hosts.values())
+        return (
+            f"<Frontier {self.state.value} hosts={len(self._hosts)} windowed={windowed} "
+            f"in_flight={self.in_flight} uncommitted={self.uncommitted} "
+            f"claims={self.claims_running} started={self.started} "
+            f"waiting_workers={len(self._waiters)}>"
+        )

@@ -1,0 +1,107 @@
+"""Plain value objects that travel between the crawl's parts.
+
+They carry data only: no I/O, no references to the parts that made them, so they can cross
+threads (the parse step runs off the event loop) and be written by the sink as they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """One URL handed to a worker by the frontier; acknowledged exactly once."""
+
+    id: int
+    url: str
+    host: str
+    depth: int
+    attempt: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """What the fetch layer got for one request (redirects are not followed)."""
+
+    url: str
+    status: int
+    content_type: str | None
+    body: bytes
+    location: str | None = None
+    """The raw ``Location`` header of a 3xx, unresolved."""
+    truncated: bool = False
+    """The body stopped at the size cap."""
+    elapsed: float = 0.0
+    """Seconds from sending the request to the end of the body."""
+
+    @property
+    def is_html(self) -> bool:
+        return is_html_type(self.content_type)
+
+
+HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+
+
+def is_html_type(content_type: str | None) -> bool:
+    """True when a Content-Type header names an HTML document (a missing header counts)."""
+    if not content_type:
+        return True
+    return content_type.split(";", 1)[0].strip().lower() in HTML_TYPES
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedPage:
+    """What the parser extracted from one HTML document."""
+
+    title: str | None = None
+    description: str | None = None
+    canonical: str | None = None
+    """The ``<link rel=canonical>`` href, resolved to an absolute URL."""
+    base_url: str = ""
+    """The URL relative links resolve against: ``<base href>`` if valid, else the page URL."""
+    links: list[str] = field(default_factory=list)
+    """Raw ``href`` values in document order, stripped, unresolved, de-duplicated."""
+    charset: str = "utf-8"
+
+
+@dataclass(frozen=True, slots=True)
+class PageRecord:
+    """One row of the ``pages`` table: the outcome of one leased URL."""
+
+    url: str
+    depth: int
+    fetched_at: str
+    """ISO 8601, UTC, millisecond precision."""
+    final_url: str | None = None
+    """The redirect target for a 3xx with a usable Location, else the URL itself."""
+    status: int | None = None
+    """The HTTP status; None when no response arrived (see ``error``)."""
+    content_type: str | None = None
+    title: str | None = None
+    description: str | None = None
+    canonical: str | None = None
+    error: str | None = None
+    """``reason: detail`` when the page failed, else None."""
+    size: int = 0
+    """Body bytes read (after decompression)."""
+    elapsed_ms: float = 0.0
+    truncated: bool = False
+
+    @property
+    def failed(self) -> bool:
+        return self.status is None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a worker reports back for one lease: the page, and the links it found."""
+
+    lease: Lease
+    page: PageRecord
+    links: list[str] = field(default_factory=list)
+    """Canonical URLs the page links to (all of them, for the ``links`` table)."""
+    follow: list[str] = field(default_factory=list)
+    """The subset to offer the frontier: in scope and within the depth limit."""
+    follow_depth: int = 0
+    """Depth the followed URLs get: one more than the page's, the same for a redirect."""

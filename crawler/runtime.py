@@ -1,0 +1,81 @@
+"""The process around a crawl: the event loop, and signals turned into an abort.
+
+First SIGINT or SIGTERM: the controller aborts with a reason that carries the exit code (130,
+143) and every part winds down within its deadline. Second signal: the main task is cancelled
+at once; cleanup still runs (``async with`` everywhere), so the database stays consistent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+from crawler.abort import AbortController, AbortReason, AbortSignal
+
+log = logging.getLogger("crawler")
+
+T = TypeVar("T")
+
+HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class ForcedStop(Exception):
+    """The run was cancelled by a second signal before it could finish cleanly."""
+
+    def __init__(self, reason: AbortReason) -> None:
+        super().__init__(reason.message)
+        self.reason = reason
+
+
+def run(
+    main: Callable[[AbortSignal], Coroutine[Any, Any, T]],
+    *,
+    use_uvloop: bool = True,
+    controller: AbortController | None = None,
+) -> T:
+    """Run ``main(signal)`` on a new event loop (uvloop unless told otherwise) with signal
+    handling. Raises :class:`ForcedStop` if a second signal cancelled it."""
+    controller = controller or AbortController()
+    with asyncio.Runner(loop_factory=_loop_factory(use_uvloop)) as runner:
+        try:
+            return runner.run(_supervise(main, controller))
+        except asyncio.CancelledError:
+            reason = controller.signal.reason
+            if reason is None:
+                raise
+            raise ForcedStop(reason) from None
+
+
+def _loop_factory(use_uvloop: bool) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    if not use_uvloop:
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        log.warning("uvloop is not installed; using the default event loop")
+        return None
+    return uvloop.new_event_loop
+
+
+async def _supervise(
+    main: Callable[[AbortSignal], Coroutine[Any, Any, T]], controller: AbortController
+) -> T:
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+
+    def on_signal(signum: int) -> None:
+        if not controller.abort(AbortReason.from_signal(signum)):
+            log.warning("second signal (%s): stopping now", signal.Signals(signum).name)
+            task.cancel()
+
+    for signum in HANDLED_SIGNALS:
+        loop.add_signal_handler(signum, on_signal, signum)
+    try:
+        return await main(controller.signal)
+    finally:
+        for signum in HANDLED_SIGNALS:
+            loop.remove_signal_handler(signum)

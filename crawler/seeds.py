@@ -1,0 +1,45 @@
+"""Reading a seeds file: one URL per line, blank lines and ``#`` comments skipped.
+
+A bad line is reported with its line number and skipped; the caller decides what no valid seed
+at all means (the CLI: exit 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from crawler.errors import SeedsError
+from crawler.urls import canonicalize
+
+
+@dataclass(slots=True)
+class Seeds:
+    urls: list[str] = field(default_factory=list)
+    """Canonical seed URLs, in file order, without duplicates."""
+    problems: list[str] = field(default_factory=list)
+    """One ``FILE:LINE: message`` per skipped line."""
+
+
+def parse_seeds(lines: list[str], source: str, *, max_url_length: int) -> Seeds:
+    seeds = Seeds()
+    seen: set[str] = set()
+    for number, raw in enumerate(lines, start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        url = canonicalize(line, max_length=max_url_length)
+        if url is None:
+            seeds.problems.append(f"{source}:{number}: not an http(s) URL: {line[:200]!r}")
+        elif url not in seen:
+            seen.add(url)
+            seeds.urls.append(url)
+    return seeds
+
+
+def read_seeds(path: Path, *, max_url_length: int) -> Seeds:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise SeedsError(f"cannot read seeds file {path}: {exc.strerror}") from None
+    return parse_seeds(text.splitlines(), str(path), max_url_length=max_url_length)

@@ -1,0 +1,240 @@
+"""The crawl database: schema, migrations and every SQL statement, behind one connection.
+
+One aiosqlite connection (one thread) is the only writer; an ``asyncio.Lock`` makes each
+write a whole transaction, so a page row and the frontier state change that records it commit
+together (the sink's batches) and a claim never lands inside someone else's batch. WAL with
+``synchronous=NORMAL``: a commit survives a crash of the process (``kill -9``); only a power
+loss can take back the last transactions, never corrupt the file.
+
+Frontier states: ``pending`` (waiting), ``leased`` (claimed into memory by this run; reset to
+pending when a run starts, which is how a killed run resumes), ``done`` (a response was
+recorded), ``failed`` (no response after the retries; the reason is in ``pages.error``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from types import TracebackType
+
+import aiosqlite
+
+from crawler.errors import StorageError
+from crawler.models import Lease, PageRecord
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS frontier (
+    id    INTEGER PRIMARY KEY,
+    url   TEXT NOT NULL UNIQUE,
+    host  TEXT NOT NULL,
+    depth INTEGER NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending'
+          CHECK (state IN ('pending', 'leased', 'done', 'failed'))
+);
+-- Claims read one host's pending rows in id (discovery) order: this index serves them.
+CREATE INDEX IF NOT EXISTS frontier_host_state ON frontier (host, state);
+CREATE TABLE IF NOT EXISTS pages (
+    url          TEXT PRIMARY KEY,
+    final_url    TEXT,
+    status       INTEGER,
+    content_type TEXT,
+    title        TEXT,
+    description  TEXT,
+    canonical    TEXT,
+    depth        INTEGER NOT NULL,
+    fetched_at   TEXT NOT NULL,
+    error        TEXT,
+    size         INTEGER NOT NULL DEFAULT 0,
+    elapsed_ms   REAL NOT NULL DEFAULT 0,
+    truncated    INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS links (
+    src_url TEXT NOT NULL,
+    dst_url TEXT NOT NULL
+);
+"""
+
+_INSERT_PAGE = """
+INSERT INTO pages (url, final_url, status, content_type, title, description, canonical, depth,
+                   fetched_at, error, size, elapsed_ms, truncated)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+_ADD_URL = "INSERT OR IGNORE INTO frontier (url, host, depth) VALUES (?, ?, ?)"
+_CLAIM = """
+UPDATE frontier SET state = 'leased'
+WHERE id IN (SELECT id FROM frontier WHERE host = ? AND state = 'pending' ORDER BY id LIMIT ?)
+RETURNING id, url, depth
+"""
+
+Statement = tuple[str, Sequence[Sequence[object]]]
+"""One SQL statement and the parameter rows ``executemany`` runs it with."""
+NewURL = tuple[str, str, int]
+"""(canonical url, host key, depth) offered to the frontier table."""
+
+
+class Store:
+    """Owner of the database connection. Use ``async with Store(path) as store``."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._conn: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    async def __aenter__(self) -> Store:
+        try:
+            self._conn = await aiosqlite.connect(self.path, isolation_level=None)
+            await self._conn.execute("PRAGMA journal_mode=WAL")
+            await self._conn.execute("PRAGMA synchronous=NORMAL")
+            await self._conn.execute("PRAGMA busy_timeout=5000")
+            await self._conn.executescript(_SCHEMA)
+            await self._check_version()
+        except sqlite3.Error as exc:
+            await self.aclose()
+            raise StorageError(f"cannot open database {self.path}: {exc}") from None
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection; an open transaction is rolled back. Idempotent."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.close()
+
+    async def _check_version(self) -> None:
+        row = await self._fetchone("SELECT value FROM meta WHERE key = 'schema_version'")
+        if row is None:
+            await self.conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
+            )
+        elif int(row[0]) != SCHEMA_VERSION:
+            raise StorageError(
+                f"database {self.path} has schema version {row[0]}, this crawler knows "
+                f"{SCHEMA_VERSION}; use another --db or --fresh"
+            )
+
+    @property
+    def conn(self) -> aiosqlite.Connection:
+        if self._conn is None:
+            raise StorageError("the database is closed")
+        return self._conn
+
+    async def _fetchone(self, sql: str, params: Sequence[object] = ()) -> sqlite3.Row | None:
+        async with self.conn.execute(sql, params) as cursor:
+            return await cursor.fetchone()
+
+    async def _fetchall(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
+        async with self.conn.execute(sql, params) as cursor:
+            return list(await cursor.fetchall())
+
+    # -- writes: each one transaction, under the lock ------------------------------------------
+
+    async def _transaction(
+        self, statements: Iterable[tuple[str, Sequence[Sequence[object]]]]
+    ) -> None:
+        async with self._lock:
+            conn = self.conn
+            try:
+                await conn.execute("BEGIN IMMEDIATE")
+                for sql, rows in statements:
+                    if rows:
+                        await conn.executemany(sql, rows)
+                await conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                await _rollback(conn)
+                raise StorageError(f"cannot write to database {self.path}: {exc}") from None
+
+    async def add_urls(self, urls: Sequence[NewURL]) -> None:
+        """Offer URLs to the frontier table; ones already known (in any state) are ignored."""
+        await self._transaction([(_ADD_URL, urls)])
+
+    async def write_batch(
+        self,
+        pages: Sequence[tuple[int, PageRecord]],
+        links: Sequence[tuple[str, str]],
+        discovered: Sequence[NewURL],
+    ) -> None:
+        """Record pages (with their frontier ids), their links and newly found URLs, atomically."""
+        await self._transaction(
+            [
+                (_INSERT_PAGE, [_page_row(page) for _, page in pages]),
+                (
+                    "UPDATE frontier SET state = ? WHERE id = ?",
+                    [("failed" if page.failed else "done", id_) for id_, page in pages],
+                ),
+                ("INSERT INTO links (src_url, dst_url) VALUES (?, ?)", links),
+                (_ADD_URL, discovered),
+            ]
+        )
+
+    async def claim(self, host: str, limit: int) -> list[Lease]:
+        """Move up to ``limit`` of ``host``'s pending URLs to leased, oldest first."""
+        async with self._lock:
+            try:
+                rows = await self._fetchall(_CLAIM, (host, limit))
+            except sqlite3.Error as exc:
+                raise StorageError(f"cannot write to database {self.path}: {exc}") from None
+        rows.sort()  # RETURNING gives no order guarantee; discovery order is breadth-first
+        return [Lease(id=row[0], url=row[1], host=host, depth=row[2]) for row in rows]
+
+    async def reset_leases(self) -> int:
+        """Return every leased URL to pending: the first step of a run (resume after a stop)."""
+        async with self._lock:
+            try:
+                cursor = await self.conn.execute(
+                    "UPDATE frontier SET state = 'pending' WHERE state = 'leased'"
+                )
+            except sqlite3.Error as exc:
+                raise StorageError(f"cannot write to database {self.path}: {exc}") from None
+            return cursor.rowcount
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    async def pending_hosts(self) -> list[str]:
+        rows = await self._fetchall("SELECT DISTINCT host FROM frontier WHERE state = 'pending'")
+        return [row[0] for row in rows]
+
+    async def state_counts(self) -> dict[str, int]:
+        rows = await self._fetchall("SELECT state, count(*) FROM frontier GROUP BY state")
+        counts = {"pending": 0, "leased": 0, "done": 0, "failed": 0}
+        counts.update({row[0]: row[1] for row in rows})
+        return counts
+
+
+async def _rollback(conn: aiosqlite.Connection) -> None:
+    # BEGIN itself may have failed, leaving no transaction to roll back.
+    with contextlib.suppress(sqlite3.Error):
+        await conn.execute("ROLLBACK")
+
+
+def _page_row(page: PageRecord) -> tuple[object, ...]:
+    return (
+        page.url,
+        page.final_url,
+        page.status,
+        page.content_type,
+        page.title,
+        page.description,
+        page.canonical,
+        page.depth,
+        page.fetched_at,
+        page.error,
+        page.size,
+        page.elapsed_ms,
+        int(page.truncated),
+    )

@@ -1,0 +1,76 @@
+"""Helpers shared by the crawl tests: running the CLI, reading the database, waiting for a
+server-side condition with a deadline."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+TEST_CONFIG = """
+[crawl]
+concurrency = 4
+[politeness]
+per_host_concurrency = 4
+per_host_delay = 0.0
+[fetch]
+retry_backoff = 0.05
+[runtime]
+stats_interval = 0.0
+grace_period = 5.0
+"""
+
+
+def write_config(tmp_path: Path, extra: str = "") -> Path:
+    path = tmp_path / "test.toml"
+    path.write_text(TEST_CONFIG + extra)
+    return path
+
+
+def write_seeds(tmp_path: Path, *lines: str) -> Path:
+    path = tmp_path / "seeds.txt"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def crawl_process(*args: str | Path, **popen: object) -> subprocess.Popen[str]:
+    """Start ``crawl ARGS`` as a real process; stdout and stderr are pipes unless given."""
+    options: dict[str, object] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **popen}
+    return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
+        [sys.executable, "-m", "crawler", *map(str, args)], text=True, **options
+    )
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    """Poll ``condition`` until true; fail the test at the deadline."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(0.005)
+
+
+def pages(db: Path) -> dict[str, tuple[int | None, str | None]]:
+    """Path of each stored page -> (status, title)."""
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT url, status, title FROM pages").fetchall()
+    return {urlsplit(url).path: (status, title) for url, status, title in rows}
+
+
+def assert_consistent(db: Path) -> None:
+    """The invariants every stop must leave: an intact file, and pages and frontier agree."""
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        recorded_but_open = conn.execute(
+            "SELECT count(*) FROM pages JOIN frontier USING (url) "
+            "WHERE frontier.state NOT IN ('done', 'failed')"
+        ).fetchone()[0]
+        finished_without_page = conn.execute(
+            "SELECT count(*) FROM frontier WHERE state IN ('done', 'failed') "
+            "AND url NOT IN (SELECT url FROM pages)"
+        ).fetchone()[0]
+    assert (recorded_but_open, finished_without_page) == (0, 0)

@@ -1,0 +1,221 @@
+"""The ``crawl`` command as users run it: real processes, a real site on 127.0.0.1, signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import stat
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from crawler import __version__
+from crawler.cli import app
+from crawler.demosite import SiteServer, SiteSpec, expected_statuses
+from tests.helpers import (
+    assert_consistent,
+    crawl_process,
+    pages,
+    wait_until,
+    write_config,
+    write_seeds,
+)
+
+runner = CliRunner()
+
+
+def test_version() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.strip() == f"crawl {__version__}"
+
+
+def test_help_explains_every_option() -> None:
+    result = runner.invoke(app, ["run", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    for option in [
+        "--db", "--config", "--concurrency", "--max-pages", "--max-depth", "--allow-domain",
+        "--user-agent", "--fresh", "--debug", "--no-uvloop", "--grace-period",
+    ]:  # fmt: skip
+        assert option in result.output
+
+
+def test_usage_error_exits_2(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["run", str(write_seeds(tmp_path, "http://a.test/")), "--concurrency", "0"])
+    assert result.exit_code == 2
+
+
+def test_bad_seed_lines_are_reported_with_line_numbers_and_skipped(tmp_path: Path) -> None:
+    with SiteServer(SiteSpec(pages=3)) as site:
+        seeds = write_seeds(
+            tmp_path, "# comment", "", "not a url", f"{site.base_url}/", "ftp://x.test/", "http://"
+        )
+        proc = crawl_process("run", seeds, "--db", tmp_path / "c.db", "--config", write_config(tmp_path))
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert f"{seeds}:3: not an http(s) URL: 'not a url'" in err
+    assert f"{seeds}:5:" in err
+    assert f"{seeds}:6:" in err
+    assert f"{seeds}:4" not in err
+    assert "/" in pages(tmp_path / "c.db")
+
+
+@pytest.mark.parametrize(
+    ("seeds_lines", "message"),
+    [
+        (["# only a comment", "", "mailto:x@y.test"], "error: no valid seed URL in"),
+    ],
+)
+def test_no_valid_seed_exits_1_with_one_line(tmp_path: Path, seeds_lines: list[str], message: str) -> None:
+    seeds = write_seeds(tmp_path, *seeds_lines)
+    result = runner.invoke(app, ["run", str(seeds), "--db", str(tmp_path / "c.db")])
+    assert result.exit_code == 1
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_missing_seeds_file_exits_1(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["run", str(tmp_path / "nope.txt")])
+    assert result.exit_code == 1
+    assert "error: cannot read seeds file" in result.output
+
+
+def test_bad_config_exits_1_naming_the_key(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text("[fetch]\nmax_retrys = 3\n")
+    seeds = write_seeds(tmp_path, "http://a.test/")
+    result = runner.invoke(app, ["run", str(seeds), "--config", str(config)])
+    assert result.exit_code == 1
+    assert "unknown key `fetch.max_retrys`" in result.output
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_unwritable_db_as_user(tmp_path: Path) -> None:  # pragma: no cover - CI runs as root
+    readonly = tmp_path / "ro"
+    readonly.mkdir()
+    readonly.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    result = runner.invoke(app, ["run", str(write_seeds(tmp_path, "http://a.test/")), "--db", str(readonly / "c.db")])
+    assert result.exit_code == 1
+
+
+@pytest.mark.parametrize("db_name", ["missing-dir/c.db", "a-directory"])
+def test_unusable_db_exits_1(tmp_path: Path, db_name: str) -> None:
+    (tmp_path / "a-directory").mkdir()
+    seeds = write_seeds(tmp_path, "http://a.test/")
+    result = runner.invoke(app, ["run", str(seeds), "--db", str(tmp_path / db_name)])
+    assert result.exit_code == 1
+    assert "error: cannot open database" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_file_that_is_not_a_database_exits_1(tmp_path: Path) -> None:
+    db = tmp_path / "c.db"
+    db.write_bytes(b"this is not sqlite" * 100)
+    result = runner.invoke(app, ["run", str(write_seeds(tmp_path, "http://a.test/")), "--db", str(db)])
+    assert result.exit_code == 1
+    assert "error: cannot open database" in result.output
+
+
+def test_fresh_starts_over(tmp_path: Path) -> None:
+    with SiteServer(SiteSpec(pages=5)) as site:
+        seeds = write_seeds(tmp_path, f"{site.base_url}/")
+        args = ["run", str(seeds), "--db", str(tmp_path / "c.db"), "--config", str(write_config(tmp_path))]
+        assert runner.invoke(app, args).exit_code == 0
+        first = site.total_requests
+        assert runner.invoke(app, args).exit_code == 0
+        assert site.total_requests == first  # resumed a finished crawl: nothing to do
+        assert runner.invoke(app, [*args, "--fresh"]).exit_code == 0
+        assert site.total_requests == 2 * first
+
+
+# -- interruptions: real processes, real signals ---------------------------------------------
+
+SLOW_SITE = SiteSpec(pages=300, latency=0.01)
+SIGNALS = [
+    pytest.param(signal.SIGINT, [], id="SIGINT-uvloop"),
+    pytest.param(signal.SIGTERM, [], id="SIGTERM-uvloop"),
+    pytest.param(signal.SIGTERM, ["--no-uvloop"], id="SIGTERM-asyncio"),
+]
+
+
+@pytest.mark.parametrize(("signum", "loop_flags"), SIGNALS)
+def test_signal_mid_crawl_saves_state_and_a_second_run_resumes(
+    tmp_path: Path, signum: signal.Signals, loop_flags: list[str]
+) -> None:
+    db = tmp_path / "c.db"
+    with SiteServer(SLOW_SITE) as site:
+        args = ["run", write_seeds(tmp_path, f"{site.base_url}/"), "--db", db,
+                "--config", write_config(tmp_path), *loop_flags]  # fmt: skip
+        first = crawl_process(*args)
+        wait_until(lambda: site.total_requests >= 40)
+        first.send_signal(signum)
+        out, err = first.communicate(timeout=60)
+        assert first.returncode == 128 + signum, err
+        assert f"crawl interrupted (received {signum.name})" in out
+        assert_consistent(db)
+        fetched_first = set(site.request_counts())
+        recorded_first = set(pages(db))
+        site.reset_counts()
+
+        second = crawl_process(*args)
+        out, err = second.communicate(timeout=60)
+        assert second.returncode == 0, err
+        fetched_second = site.request_counts()
+
+    assert_consistent(db)
+    expected = expected_statuses(SLOW_SITE)
+    assert {path: status for path, (status, _) in pages(db).items()} == expected
+    assert len(recorded_first) < len(expected)  # the signal really came mid-crawl
+    # Nothing recorded by the first run is fetched again; only what was in flight may be.
+    assert not recorded_first & set(fetched_second)
+    in_flight = fetched_first - recorded_first
+    assert set(fetched_second) & fetched_first <= in_flight
+    assert len(in_flight) <= 4  # the concurrency
+    assert all(n == 1 for n in fetched_second.values())
+
+
+def test_kill_9_mid_crawl_then_resume_gives_the_same_pages(tmp_path: Path) -> None:
+    db = tmp_path / "c.db"
+    with SiteServer(SLOW_SITE) as site:
+        args = ["run", write_seeds(tmp_path, f"{site.base_url}/"), "--db", db,
+                "--config", write_config(tmp_path)]  # fmt: skip
+        first = crawl_process(*args)
+        wait_until(lambda: site.total_requests >= 60)
+        first.kill()
+        first.communicate(timeout=30)
+        assert first.returncode == -signal.SIGKILL
+        assert_consistent(db)
+        recorded_first = set(pages(db))
+        site.reset_counts()
+        second = crawl_process(*args)
+        _, err = second.communicate(timeout=60)
+        assert second.returncode == 0, err
+        fetched_second = site.request_counts()
+    assert_consistent(db)
+    assert {p: s for p, (s, _) in pages(db).items()} == expected_statuses(SLOW_SITE)
+    assert 0 < len(recorded_first) < len(expected_statuses(SLOW_SITE))
+    assert not recorded_first & set(fetched_second)
+
+
+def test_second_signal_stops_at_once_and_leaves_a_consistent_database(tmp_path: Path) -> None:
+    db = tmp_path / "c.db"
+    log = tmp_path / "stderr.log"
+    # Every response takes 30 s: the first signal's grace period (60 s) would wait for them.
+    with SiteServer(SiteSpec(pages=50, latency=30.0)) as site, log.open("w") as stderr:
+        first = crawl_process(
+            "run", write_seeds(tmp_path, f"{site.base_url}/"), "--db", db,
+            "--config", write_config(tmp_path), "--grace-period", "60", stderr=stderr,
+        )  # fmt: skip
+        wait_until(lambda: site.total_requests >= 1)
+        first.send_signal(signal.SIGINT)
+        wait_until(lambda: "finishing in-flight fetches" in log.read_text())
+        first.send_signal(signal.SIGINT)
+        first.communicate(timeout=20)
+    err = log.read_text()
+    assert first.returncode == 130, err
+    assert "stopped at once" in err
+    assert_consistent(db)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM pages").fetchone() == (0,)

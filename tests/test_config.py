@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from crawler.config import Config, load_config
+from crawler.errors import ConfigError
+
+CONFIGS = Path(__file__).parent.parent / "configs"
+
+
+def test_default_toml_documents_every_key_with_its_default() -> None:
+    with (CONFIGS / "default.toml").open("rb") as f:
+        documented = tomllib.load(f)
+    # Same keys, same values (a JSON round trip turns the tuples into TOML's lists).
+    assert documented == msgspec.json.decode(msgspec.json.encode(Config()))
+
+
+@pytest.mark.parametrize("name", ["default.toml", "demo.toml"])
+def test_shipped_configs_load(name: str) -> None:
+    assert isinstance(load_config(CONFIGS / name, environ={}), Config)
+
+
+def test_file_values_are_used(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("[crawl]\nconcurrency = 7\n[fetch]\nmax_retries = 0\n")
+    config = load_config(path, environ={})
+    assert config.crawl.concurrency == 7
+    assert config.fetch.max_retries == 0
+    assert config.fetch.connect_timeout == Config().fetch.connect_timeout
+
+
+def test_environment_overrides_file_and_flags_override_both(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("[crawl]\nconcurrency = 7\nmax_depth = 3\nmax_pages = 9\n")
+    env = {"CRAWL_CRAWL__CONCURRENCY": "8", "CRAWL_CRAWL__MAX_DEPTH": "4"}
+    config = load_config(path, {"crawl.concurrency": 9, "crawl.max_pages": None}, environ=env)
+    assert config.crawl.concurrency == 9  # flag beats env and file
+    assert config.crawl.max_depth == 4  # env beats file
+    assert config.crawl.max_pages == 9  # a flag left unset (None) does not override
+
+
+def test_environment_values_are_toml(tmp_path: Path) -> None:
+    env = {"CRAWL_CRAWL__ALLOW_DOMAINS": '["a.example", "b.example"]', "CRAWL_RUNTIME__UVLOOP": "false"}
+    config = load_config(environ=env)
+    assert config.crawl.allow_domains == ("a.example", "b.example")
+    assert config.runtime.uvloop is False
+
+
+def test_config_is_frozen() -> None:
+    config = load_config(environ={})
+    with pytest.raises(AttributeError):
+        config.crawl.concurrency = 5  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("[crawl]\nbogus = 1\n", "unknown key `crawl.bogus`"),
+        ("[nonsense]\nx = 1\n", "unknown key `nonsense`"),
+        ("[crawl]\nconcurrency = 0\n", "`crawl.concurrency`"),
+        ("[fetch]\ntotal_timeout = 'soon'\n", "`fetch.total_timeout`"),
+        ("[politeness]\nper_host_delay = -1\n", "`politeness.per_host_delay`"),
+        ("[crawl]\nallow_domains = 'a.com'\n", "`crawl.allow_domains`"),
+    ],
+)
+def test_bad_keys_and_values_are_rejected_with_the_key_name(
+    tmp_path: Path, toml: str, message: str
+) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError, match=message.replace("`", "`").replace(".", r"\.")):
+        load_config(path, environ={})
+
+
+def test_invalid_toml_and_missing_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[crawl\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad, environ={})
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_config(tmp_path / "missing.toml", environ={})

@@ -1,0 +1,165 @@
+"""Whole crawls, in process, of the demo site served on 127.0.0.1 (on both event loops)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crawler import engine
+from crawler.abort import AbortController
+from crawler.config import Config, load_config
+from crawler.demosite import SiteServer, SiteSpec, expected_pages, expected_statuses
+from crawler.engine import Crawl
+from tests.helpers import assert_consistent, pages, wait_until
+
+pytestmark = pytest.mark.anyio
+
+
+def config(**overrides: object) -> Config:
+    base = {
+        "crawl.concurrency": 8,
+        "politeness.per_host_concurrency": 8,
+        "politeness.per_host_delay": 0.0,
+        "runtime.stats_interval": 0.0,
+        "fetch.retry_backoff": 0.01,
+    }
+    return load_config(overrides={**base, **overrides}, environ={})
+
+
+async def crawl(site: SiteServer, db: Path, cfg: Config | None = None) -> engine.CrawlReport:
+    seeds = [f"{site.base_url}/"]
+    return await Crawl(cfg or config(), seeds, db, AbortController().signal).run()
+
+
+async def test_every_in_scope_page_is_fetched_exactly_once_with_its_title(tmp_path: Path) -> None:
+    spec = SiteSpec(pages=120)
+    with SiteServer(spec) as site:
+        report = await crawl(site, tmp_path / "crawl.db")
+        requested = site.request_counts()
+    statuses = expected_statuses(spec)
+    assert requested == Counter(dict.fromkeys(statuses, 1))
+    stored = pages(tmp_path / "crawl.db")
+    assert {path: status for path, (status, _) in stored.items()} == statuses
+    assert {path: stored[path][1] for path in expected_pages(spec)} == expected_pages(spec)
+    assert report.complete
+    assert report.database["done"] == len(statuses)
+    assert report.database["pending"] == report.database["leased"] == 0
+    assert_consistent(tmp_path / "crawl.db")
+
+
+async def test_links_and_redirect_targets_are_recorded(tmp_path: Path) -> None:
+    import sqlite3
+
+    spec = SiteSpec(pages=30)
+    with SiteServer(spec) as site:
+        await crawl(site, tmp_path / "crawl.db")
+        base = site.base_url
+    with sqlite3.connect(tmp_path / "crawl.db") as conn:
+        redirect = conn.execute(
+            "SELECT status, final_url FROM pages WHERE url = ?", (f"{base}/redirect/0",)
+        ).fetchone()
+        links = conn.execute(
+            "SELECT dst_url FROM links WHERE src_url = ?", (f"{base}/page/0",)
+        ).fetchall()
+    assert redirect[0] == 301
+    assert redirect[1].startswith(f"{base}/page/")
+    assert (f"{base}/page/1",) in links  # every page links to the next one
+    assert not any(dst.startswith(("mailto:", "javascript:")) for (dst,) in links)
+
+
+async def test_depth_limit(tmp_path: Path) -> None:
+    with SiteServer(SiteSpec(pages=50)) as site:
+        await crawl(site, tmp_path / "crawl.db", config(**{"crawl.max_depth": 1}))
+        requested = site.request_counts()
+    home_links = {"/page/0", "/page/1", "/page/2"} & set(requested)
+    assert home_links  # depth 1 reached
+    stored = pages(tmp_path / "crawl.db")
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "crawl.db") as conn:
+        depths = {d for (d,) in conn.execute("SELECT depth FROM pages")}
+    assert depths == {0, 1}
+    assert len(stored) < 50
+
+
+async def test_page_budget(tmp_path: Path) -> None:
+    with SiteServer(SiteSpec(pages=100)) as site:
+        report = await crawl(site, tmp_path / "crawl.db", config(**{"crawl.max_pages": 10}))
+        assert site.total_requests == 10
+    assert report.stats.pages == 10
+    assert len(pages(tmp_path / "crawl.db")) == 10
+
+
+async def test_a_second_run_on_a_finished_database_fetches_nothing(tmp_path: Path) -> None:
+    with SiteServer(SiteSpec(pages=40)) as site:
+        await crawl(site, tmp_path / "crawl.db")
+        site.reset_counts()
+        report = await crawl(site, tmp_path / "crawl.db")
+        assert site.total_requests == 0
+    assert report.stats.pages == 0
+
+
+async def test_failures_are_retried_then_recorded_with_a_reason(tmp_path: Path) -> None:
+    # Nothing listens on this port (we bound it and closed it), so every connect is refused.
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    seeds = [f"http://127.0.0.1:{port}/"]
+    cfg = config(**{"fetch.max_retries": 2})
+    report = await Crawl(cfg, seeds, tmp_path / "crawl.db", AbortController().signal).run()
+    assert report.stats.retries == 2
+    assert report.stats.failed == 1
+    assert report.stats.errors == Counter({"connect_failed": 1})
+    stored = pages(tmp_path / "crawl.db")
+    assert stored == {"/": (None, None)}
+    assert report.database["failed"] == 1
+
+
+async def test_a_slow_to_parse_page_does_not_stall_other_fetches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = SiteSpec(pages=300, big_page_bytes=4_000_000)
+    others = len(expected_statuses(spec)) - 1
+    with SiteServer(spec) as site:
+        # Hold the big page's extraction until every other page was requested. If extraction
+        # ran on the event loop, no other request could be sent meanwhile: the wait would time
+        # out (see the negative control below).
+        monkeypatch.setattr(engine, "build_outcome", hold_big_page(site, others, timeout=20))
+        await crawl(site, tmp_path / "crawl.db")
+    stored = pages(tmp_path / "crawl.db")
+    assert stored["/big"][0] == 200
+    assert len(stored) == others + 1
+
+
+async def test_negative_control_parsing_on_the_loop_stalls_other_fetches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = SiteSpec(pages=300, big_page_bytes=4_000_000)
+    others = len(expected_statuses(spec)) - 1
+    with SiteServer(spec) as site:
+        monkeypatch.setattr(engine, "build_outcome", hold_big_page(site, others, timeout=1))
+
+        async def inline(func: Any, /, *args: Any) -> Any:
+            return func(*args)
+
+        monkeypatch.setattr(asyncio, "to_thread", inline)
+        with pytest.raises(ExceptionGroup) as info:
+            await crawl(site, tmp_path / "crawl.db")
+    assert info.group_contains(AssertionError, match="condition not met")
+
+
+def hold_big_page(site: SiteServer, others: int, timeout: float) -> Any:
+    real = engine.build_outcome
+
+    def build(lease: Any, response: Any, rules: Any, fetched_at: str) -> Any:
+        if lease.url.endswith("/big"):
+            wait_until(lambda: site.total_requests >= others + 1, timeout=timeout)
+        return real(lease, response, rules, fetched_at)
+
+    return build

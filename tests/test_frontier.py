@@ -1,0 +1,209 @@
+"""The frontier over a real SQLite store, with a hand-driven clock: no sleeping."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+import pytest
+
+from crawler.abort import AbortController, AbortReason
+from crawler.config import Config, load_config
+from crawler.frontier import Frontier, FrontierState
+from crawler.models import Lease, Outcome, PageRecord
+from crawler.store import Store
+
+pytestmark = pytest.mark.anyio
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def config(**overrides: object) -> Config:
+    defaults = {"politeness.per_host_concurrency": 1, "politeness.per_host_delay": 0.0}
+    return load_config(overrides={**defaults, **overrides}, environ={})
+
+
+@asynccontextmanager
+async def running_frontier(
+    db: Path,
+    seeds: list[str],
+    cfg: Config,
+    clock: FakeClock | None = None,
+    controller: AbortController | None = None,
+) -> AsyncIterator[Frontier]:
+    controller = controller or AbortController()
+    async with Store(db) as store:
+        frontier = Frontier(store, cfg, controller.signal, clock=clock or FakeClock())
+        await frontier.open(seeds)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(frontier.run)
+            yield frontier
+            frontier.close()
+
+
+async def try_lease(frontier: Frontier) -> Lease | None | str:
+    """Lease, but give up (returning "waiting") once the frontier would make us wait."""
+    await frontier.claims_settled()
+    result: list[Lease | None] = []
+
+    async def take() -> None:
+        result.append(await frontier.lease())
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(take)
+        await anyio.wait_all_tasks_blocked()
+        if not result:
+            tg.cancel_scope.cancel()
+    return result[0] if result else "waiting"
+
+
+async def record(frontier: Frontier, store: Store, lease: Lease, found: list[str] = ()) -> None:  # type: ignore[assignment]
+    """What the worker and the sink do with a finished lease."""
+    frontier.release(lease)
+    page = PageRecord(url=lease.url, depth=lease.depth, fetched_at="t", status=200)
+    outcome = Outcome(lease, page, list(found), list(found), lease.depth + 1)
+    hosts = {u.split("/")[2] for u in found}
+    await store.write_batch([(lease.id, outcome.page)], [], [(u, u.split("/")[2], 1) for u in found])
+    frontier.on_committed(1, hosts)
+
+
+SEEDS = ["http://a.test/1", "http://a.test/2", "http://a.test/3"]
+
+
+async def test_hands_out_seeds_in_order_then_finishes(tmp_path: Path) -> None:
+    async with running_frontier(tmp_path / "db", SEEDS, config()) as frontier:
+        store = frontier._store
+        got = []
+        for _ in SEEDS:
+            lease = await frontier.lease()
+            assert lease is not None
+            got.append(lease.url)
+            await record(frontier, store, lease)
+        assert got == SEEDS
+        assert await frontier.lease() is None
+        assert frontier.state is FrontierState.CLOSED
+        assert (await store.state_counts())["done"] == 3
+
+
+async def test_per_host_concurrency_cap(tmp_path: Path) -> None:
+    async with running_frontier(tmp_path / "db", SEEDS, config()) as frontier:
+        first = await frontier.lease()
+        assert isinstance(first, Lease)
+        assert await try_lease(frontier) == "waiting"  # cap 1: the host is busy
+        await record(frontier, frontier._store, first)
+        second = await try_lease(frontier)
+        assert isinstance(second, Lease)
+        assert second.url == SEEDS[1]
+
+
+async def test_per_host_delay_without_blocking_other_hosts(tmp_path: Path) -> None:
+    clock = FakeClock()
+    cfg = config(**{"politeness.per_host_concurrency": 5, "politeness.per_host_delay": 10.0})
+    seeds = ["http://a.test/1", "http://a.test/2", "http://b.test/1"]
+    async with running_frontier(tmp_path / "db", seeds, cfg, clock) as frontier:
+        first = [await try_lease(frontier), await try_lease(frontier)]
+        assert sorted(lease.url for lease in first if isinstance(lease, Lease)) == [
+            "http://a.test/1",
+            "http://b.test/1",
+        ]
+        assert await try_lease(frontier) == "waiting"  # a.test must wait 10 s
+        clock.now += 9.9
+        frontier.wake()
+        assert await try_lease(frontier) == "waiting"
+        clock.now += 0.1
+        frontier.wake()
+        third = await try_lease(frontier)
+        assert isinstance(third, Lease)
+        assert third.url == "http://a.test/2"
+
+
+async def test_a_delayed_host_wakes_its_waiting_worker_by_itself(tmp_path: Path) -> None:
+    # The real clock and a short delay: the frontier's own timer must hand the lease over.
+    cfg = config(**{"politeness.per_host_concurrency": 5, "politeness.per_host_delay": 0.05})
+    async with Store(tmp_path / "db") as store:
+        frontier = Frontier(store, cfg, AbortController().signal)
+        await frontier.open(SEEDS[:2])
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(frontier.run)
+            assert isinstance(await frontier.lease(), Lease)
+            with anyio.fail_after(5):
+                second = await frontier.lease()
+            assert isinstance(second, Lease)
+            frontier.close()
+
+
+async def test_retry_waits_for_its_backoff(tmp_path: Path) -> None:
+    clock = FakeClock()
+    async with running_frontier(tmp_path / "db", SEEDS[:1], config(), clock) as frontier:
+        lease = await frontier.lease()
+        assert isinstance(lease, Lease)
+        frontier.retry(lease, 5.0)
+        assert await try_lease(frontier) == "waiting"
+        clock.now += 5.0
+        frontier.wake()
+        again = await try_lease(frontier)
+        assert isinstance(again, Lease)
+        assert (again.url, again.attempt) == (lease.url, 1)
+
+
+async def test_discovered_urls_are_claimed_from_the_database(tmp_path: Path) -> None:
+    async with running_frontier(tmp_path / "db", SEEDS[:1], config()) as frontier:
+        lease = await frontier.lease()
+        assert isinstance(lease, Lease)
+        found = ["http://a.test/new", "http://b.test/other", "http://a.test/1"]  # last: a dup
+        await record(frontier, frontier._store, lease, found)
+        urls = []
+        while (nxt := await frontier.lease()) is not None:
+            urls.append(nxt.url)
+            await record(frontier, frontier._store, nxt)
+        assert sorted(urls) == ["http://a.test/new", "http://b.test/other"]
+
+
+async def test_page_budget_counts_earlier_runs(tmp_path: Path) -> None:
+    cfg = config(**{"crawl.max_pages": 2})
+    async with running_frontier(tmp_path / "db", SEEDS, cfg) as frontier:
+        lease = await frontier.lease()
+        assert isinstance(lease, Lease)
+        await record(frontier, frontier._store, lease)
+    async with running_frontier(tmp_path / "db", SEEDS, cfg) as frontier:
+        assert frontier.recorded_before == 1
+        lease = await frontier.lease()
+        assert isinstance(lease, Lease)
+        assert await try_lease(frontier) == "waiting"  # budget spent, one still in flight
+        await record(frontier, frontier._store, lease)
+        assert await frontier.lease() is None
+
+
+async def test_abort_releases_waiting_workers(tmp_path: Path) -> None:
+    controller = AbortController()
+    async with running_frontier(tmp_path / "db", SEEDS[:1], config(), None, controller) as frontier:
+        assert isinstance(await frontier.lease(), Lease)
+        results: list[Lease | None] = []
+
+        async def waiter() -> None:
+            results.append(await frontier.lease())
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(waiter)
+            await anyio.wait_all_tasks_blocked()
+            controller.abort(AbortReason("test", 1))
+        assert results == [None]
+        assert "closed" in repr(frontier)
+
+
+async def test_leases_of_a_stopped_run_go_back_to_pending(tmp_path: Path) -> None:
+    async with running_frontier(tmp_path / "db", SEEDS, config()) as frontier:
+        assert isinstance(await frontier.lease(), Lease)
+        counts = await frontier._store.state_counts()
+        assert counts["leased"] == 3  # claimed into the window, and one handed out
+    async with Store(tmp_path / "db") as store:
+        assert await store.reset_leases() == 3
+        assert (await store.state_counts())["pending"] == 3
