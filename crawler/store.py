@@ -90,13 +90,14 @@ class Store:
         self._lock = asyncio.Lock()
 
     async def __aenter__(self) -> Store:
+        # Schema and version checks run on a plain connection in a worker thread first: a file
+        # that can't be opened fails there, before aiosqlite starts its own thread (whose
+        # clean-up after a failed connect can outlive the event loop).
+        await asyncio.to_thread(_prepare, self.path)
         try:
             self._conn = await aiosqlite.connect(self.path, isolation_level=None)
-            await self._conn.execute("PRAGMA journal_mode=WAL")
             await self._conn.execute("PRAGMA synchronous=NORMAL")
             await self._conn.execute("PRAGMA busy_timeout=5000")
-            await self._conn.executescript(_SCHEMA)
-            await self._check_version()
         except sqlite3.Error as exc:
             await self.aclose()
             raise StorageError(f"cannot open database {self.path}: {exc}") from None
@@ -115,18 +116,6 @@ class Store:
         conn, self._conn = self._conn, None
         if conn is not None:
             await conn.close()
-
-    async def _check_version(self) -> None:
-        row = await self._fetchone("SELECT value FROM meta WHERE key = 'schema_version'")
-        if row is None:
-            await self.conn.execute(
-                "INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
-            )
-        elif int(row[0]) != SCHEMA_VERSION:
-            raise StorageError(
-                f"database {self.path} has schema version {row[0]}, this crawler knows "
-                f"{SCHEMA_VERSION}; use another --db or --fresh"
-            )
 
     @property
     def conn(self) -> aiosqlite.Connection:
@@ -214,6 +203,26 @@ class Store:
         counts = {"pending": 0, "leased": 0, "done": 0, "failed": 0}
         counts.update({row[0]: row[1] for row in rows})
         return counts
+
+
+def _prepare(path: Path) -> None:
+    """Create or check the schema; WAL mode is a property of the file, set once here."""
+    try:
+        with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript(_SCHEMA)
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row is None:
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
+                )
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot open database {path}: {exc}") from None
+    if row is not None and int(row[0]) != SCHEMA_VERSION:
+        raise StorageError(
+            f"database {path} has schema version {row[0]}, this crawler knows "
+            f"{SCHEMA_VERSION}; use another --db or --fresh"
+        )
 
 
 async def _rollback(conn: aiosqlite.Connection) -> None:

@@ -43,7 +43,9 @@ def test_help_explains_every_option() -> None:
 
 
 def test_usage_error_exits_2(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["run", str(write_seeds(tmp_path, "http://a.test/")), "--concurrency", "0"])
+    result = runner.invoke(
+        app, ["run", str(write_seeds(tmp_path, "http://a.test/")), "--concurrency", "0"]
+    )
     assert result.exit_code == 2
 
 
@@ -52,7 +54,9 @@ def test_bad_seed_lines_are_reported_with_line_numbers_and_skipped(tmp_path: Pat
         seeds = write_seeds(
             tmp_path, "# comment", "", "not a url", f"{site.base_url}/", "ftp://x.test/", "http://"
         )
-        proc = crawl_process("run", seeds, "--db", tmp_path / "c.db", "--config", write_config(tmp_path))
+        proc = crawl_process(
+            "run", seeds, "--db", tmp_path / "c.db", "--config", write_config(tmp_path)
+        )
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0
     assert f"{seeds}:3: not an http(s) URL: 'not a url'" in err
@@ -68,7 +72,9 @@ def test_bad_seed_lines_are_reported_with_line_numbers_and_skipped(tmp_path: Pat
         (["# only a comment", "", "mailto:x@y.test"], "error: no valid seed URL in"),
     ],
 )
-def test_no_valid_seed_exits_1_with_one_line(tmp_path: Path, seeds_lines: list[str], message: str) -> None:
+def test_no_valid_seed_exits_1_with_one_line(
+    tmp_path: Path, seeds_lines: list[str], message: str
+) -> None:
     seeds = write_seeds(tmp_path, *seeds_lines)
     result = runner.invoke(app, ["run", str(seeds), "--db", str(tmp_path / "c.db")])
     assert result.exit_code == 1
@@ -96,7 +102,9 @@ def test_unwritable_db_as_user(tmp_path: Path) -> None:  # pragma: no cover - CI
     readonly = tmp_path / "ro"
     readonly.mkdir()
     readonly.chmod(stat.S_IRUSR | stat.S_IXUSR)
-    result = runner.invoke(app, ["run", str(write_seeds(tmp_path, "http://a.test/")), "--db", str(readonly / "c.db")])
+    result = runner.invoke(
+        app, ["run", str(write_seeds(tmp_path, "http://a.test/")), "--db", str(readonly / "c.db")]
+    )
     assert result.exit_code == 1
 
 
@@ -113,7 +121,9 @@ def test_unusable_db_exits_1(tmp_path: Path, db_name: str) -> None:
 def test_a_file_that_is_not_a_database_exits_1(tmp_path: Path) -> None:
     db = tmp_path / "c.db"
     db.write_bytes(b"this is not sqlite" * 100)
-    result = runner.invoke(app, ["run", str(write_seeds(tmp_path, "http://a.test/")), "--db", str(db)])
+    result = runner.invoke(
+        app, ["run", str(write_seeds(tmp_path, "http://a.test/")), "--db", str(db)]
+    )
     assert result.exit_code == 1
     assert "error: cannot open database" in result.output
 
@@ -121,7 +131,14 @@ def test_a_file_that_is_not_a_database_exits_1(tmp_path: Path) -> None:
 def test_fresh_starts_over(tmp_path: Path) -> None:
     with SiteServer(SiteSpec(pages=5)) as site:
         seeds = write_seeds(tmp_path, f"{site.base_url}/")
-        args = ["run", str(seeds), "--db", str(tmp_path / "c.db"), "--config", str(write_config(tmp_path))]
+        args = [
+            "run",
+            str(seeds),
+            "--db",
+            str(tmp_path / "c.db"),
+            "--config",
+            str(write_config(tmp_path)),
+        ]
         assert runner.invoke(app, args).exit_code == 0
         first = site.total_requests
         assert runner.invoke(app, args).exit_code == 0

@@ -49,7 +49,7 @@ async def running_frontier(
             frontier.close()
 
 
-async def try_lease(frontier: Frontier) -> Lease | None | str:
+async def try_lease(frontier: Frontier) -> Lease | str | None:
     """Lease, but give up (returning "waiting") once the frontier would make us wait."""
     await frontier.claims_settled()
     result: list[Lease | None] = []
@@ -71,7 +71,9 @@ async def record(frontier: Frontier, store: Store, lease: Lease, found: list[str
     page = PageRecord(url=lease.url, depth=lease.depth, fetched_at="t", status=200)
     outcome = Outcome(lease, page, list(found), list(found), lease.depth + 1)
     hosts = {u.split("/")[2] for u in found}
-    await store.write_batch([(lease.id, outcome.page)], [], [(u, u.split("/")[2], 1) for u in found])
+    await store.write_batch(
+        [(lease.id, outcome.page)], [], [(u, u.split("/")[2], 1) for u in found]
+    )
     frontier.on_committed(1, hosts)
 
 
