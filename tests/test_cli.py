@@ -236,3 +236,29 @@ def test_second_signal_stops_at_once_and_leaves_a_consistent_database(tmp_path: 
     assert_consistent(db)
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM pages").fetchone() == (0,)
+
+
+def test_storage_failure_mid_crawl_exits_1_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from crawler.errors import StorageError
+    from crawler.store import Store
+
+    async def disk_full(*args: object, **kwargs: object) -> None:
+        raise StorageError("cannot write to database c.db: database or disk is full")
+
+    monkeypatch.setattr(Store, "write_batch", disk_full)
+    with SiteServer(SiteSpec(pages=5)) as site:
+        seeds = write_seeds(tmp_path, f"{site.base_url}/")
+        args = [
+            "run",
+            str(seeds),
+            "--db",
+            str(tmp_path / "c.db"),
+            "--config",
+            str(write_config(tmp_path)),
+        ]
+        result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    assert "error: cannot write to database c.db: database or disk is full" in result.output
+    assert "Traceback" not in result.output

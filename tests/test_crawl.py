@@ -163,3 +163,54 @@ def hold_big_page(site: SiteServer, others: int, timeout: float) -> Any:
         return real(lease, response, rules, fetched_at)
 
     return build
+
+
+async def test_a_storage_failure_ends_the_crawl_and_keeps_what_was_saved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from crawler.errors import StorageError
+    from crawler.store import Store
+
+    real_write = Store.write_batch
+    batches = 0
+
+    async def write_then_fill_up(self: Store, *args: Any, **kwargs: Any) -> None:
+        nonlocal batches
+        batches += 1
+        if batches > 3:
+            raise StorageError("cannot write to database: database or disk is full")
+        await real_write(self, *args, **kwargs)
+
+    spec = SiteSpec(pages=120)
+    db = tmp_path / "crawl.db"
+    with SiteServer(spec) as site:
+        monkeypatch.setattr(Store, "write_batch", write_then_fill_up)
+        with pytest.raises(ExceptionGroup) as info:
+            await crawl(site, db)
+        assert info.group_contains(StorageError, match="disk is full")
+        assert_consistent(db)
+        saved = pages(db)
+        assert saved  # the first batches stay
+        monkeypatch.setattr(Store, "write_batch", real_write)
+        site.reset_counts()
+        await crawl(site, db)  # space again: the crawl resumes
+        refetched = set(site.request_counts())
+    assert not refetched & set(saved)
+    assert {p: s for p, (s, _) in pages(db).items()} == expected_statuses(spec)
+
+
+async def test_sqlite_full_database_is_a_storage_error(tmp_path: Path) -> None:
+    from crawler.errors import StorageError
+    from crawler.models import PageRecord
+    from crawler.store import Store
+
+    async with Store(tmp_path / "full.db") as store:
+        await store.add_urls([("http://a.test/", "a.test", 0)])
+        (page_count,) = await (await store.conn.execute("PRAGMA page_count")).fetchone()  # type: ignore[misc]
+        await store.conn.execute(f"PRAGMA max_page_count = {page_count}")
+        big = PageRecord(
+            url="http://a.test/", depth=0, fetched_at="t", status=200, title="x" * 100_000
+        )
+        with pytest.raises(StorageError, match="full"):
+            await store.write_batch([(1, big)], [], [])
+        assert (await store.state_counts())["pending"] == 1  # the failed batch left no trace

@@ -1,0 +1,286 @@
+"""URL canonicalization and crawl scope: pure functions, no I/O.
+
+Two links are the same page exactly when their canonical forms are equal strings, so the
+frontier, the seen-set and the politeness slots all key on :func:`canonicalize`'s result.
+Canonicalization rules, applied in one pass:
+
+1.  Leading/trailing ASCII whitespace (space, tab, LF, FF, CR) is stripped; tab, CR and LF
+    inside the URL are removed, as browsers do. Any other control character (C0, DEL, C1)
+    makes the URL invalid (``None``).
+2.  A relative reference is resolved against ``base`` per RFC 3986 section 5: ``//host/p``
+    network-path references, ``?q`` (base path, new query), ``#frag`` (the base itself),
+    and ``..`` above the root stays at the root. As in browsers and ``urljoin``, ``http:p``
+    without ``//`` is relative when ``base`` has the same scheme. A backslash is a plain
+    character (RFC 3986), not a ``/`` as in browsers: it is percent-encoded by rule 9.
+3.  Only ``http`` and ``https`` (any case) are crawlable; every other scheme, and a relative
+    reference without ``base``, gives ``None``.
+4.  Scheme and host are lower-cased; trailing dots of the host are removed; a non-ASCII (IDN)
+    host becomes punycode with the stdlib ``idna`` codec (IDNA 2003; ``None`` if it fails).
+    A host that is empty or holds anything but ASCII letters, digits, ``-``, ``_`` and ``.``
+    gives ``None``. IPv6 literals stay in brackets, lower-cased, and must be valid addresses
+    (zone identifiers are refused).
+5.  The default port (80 for http, 443 for https) and an empty port are dropped; a port is
+    written without leading zeros; a non-numeric port or one outside 1-65535 gives ``None``.
+6.  User info (``user:pass@``) is kept exactly as given: it can select what the server
+    returns, and rewriting it would change credentials.
+7.  An empty path becomes ``/``.
+8.  Dot segments (``.`` and ``..``) are removed per RFC 3986 5.2.4, in absolute URLs too,
+    after rule 9 (so ``%2E%2E`` counts as ``..``).
+9.  Percent-encoding in path and query is normalized: hex digits upper-cased (``%2f`` ->
+    ``%2F``); escapes of unreserved characters (ALPHA, DIGIT, ``-._~``) decoded (``%7E`` ->
+    ``~``); characters not allowed there (space, controls, non-ASCII, ``"<>\\^`{|}``)
+    percent-encoded as UTF-8; a ``%`` not followed by two hex digits becomes ``%25``.
+    Reserved characters (``/?&=+:@`` etc.) are never decoded or encoded: that could change
+    the meaning of the URL.
+10. Path case is kept: only scheme and host are case-insensitive.
+11. The fragment is dropped: it never reaches the server.
+12. An empty query (a bare ``?``) is dropped. A non-empty query is kept as is, in its order:
+    parameters are NOT sorted, because servers may give their order a meaning.
+13. A result longer than ``max_length`` characters gives ``None``.
+
+The result is idempotent: ``canonicalize(canonicalize(x)) == canonicalize(x)``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable
+
+__all__ = ["DEFAULT_MAX_URL_LENGTH", "Scope", "canonicalize", "host_key", "hostname"]
+
+DEFAULT_MAX_URL_LENGTH = 2048
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_WHITESPACE = " \t\n\x0c\r"
+_DROP_TAB_NEWLINE = str.maketrans("", "", "\t\n\r")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# RFC 3986 appendix B (the fragment is left unread), with the scheme held to its grammar so
+# 'a b:c' is a path. Unlike urlsplit it tells an absent query or authority (None) from an empty
+# one (''), which rule 2 needs ('?' is not ''), and it costs a fifth of an uncached urlsplit.
+# Quantifiers are possessive because backtracking could never find another split.
+_SPLIT = re.compile(
+    r"(?:([A-Za-z][A-Za-z0-9+.\-]*+):)?+(?://([^/?#]*+))?+([^?#]*+)(?:\?([^#]*+))?+"
+)
+_HOST = re.compile(r"[a-z0-9_.\-]+")
+# An authority already in canonical form (the usual case, and always for a canonical base).
+_PLAIN_HOST = re.compile(r"[a-z0-9_.\-]*[a-z0-9_\-]")
+_IPV6 = re.compile(r"[0-9a-f:.]+")
+_ALLOWED = r"!$&'()*+,\-./0-9:;=?@A-Z\[\]_a-z~"
+_NEEDS_PCT = re.compile(f"[^{_ALLOWED}]")
+_PCT_FIX = re.compile(f"%[0-9A-Fa-f]{{2}}|%|[^{_ALLOWED}%]+")
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_HEX = "0123456789ABCDEFabcdef"
+_PCT_TABLE = {
+    f"%{a}{b}": chr(int(a + b, 16)) if chr(int(a + b, 16)) in _UNRESERVED else f"%{a}{b}".upper()
+    for a in _HEX
+    for b in _HEX
+}
+_BYTE_ESCAPES = tuple(f"%{i:02X}" for i in range(256))
+
+
+def canonicalize(
+    href: str, base: str | None = None, *, max_length: int = DEFAULT_MAX_URL_LENGTH
+) -> str | None:
+    """Resolve ``href`` against ``base`` (when given; ``href`` may be relative, ``base`` is an
+    absolute URL) and return the canonical absolute URL, or None when the result is not a
+    crawlable http(s) URL."""
+    ref = _clean(href)
+    if ref is None:
+        return None
+    parts = _SPLIT.match(ref)
+    assert parts is not None  # every part of the pattern is optional
+    scheme, auth, path, query = parts.groups()
+    if scheme is not None:
+        scheme = scheme.lower()
+        if scheme not in _DEFAULT_PORTS:
+            return None
+    if scheme is None or auth is None:
+        if base is None or (cleaned_base := _clean(base)) is None:
+            return None
+        parts = _SPLIT.match(cleaned_base)
+        assert parts is not None
+        bscheme, bauth, bpath, bquery = parts.groups()
+        if bscheme is None or bauth is None:
+            return None
+        bscheme = bscheme.lower()
+        if bscheme not in _DEFAULT_PORTS or scheme not in (None, bscheme):
+            return None
+        scheme = bscheme
+        if auth is None:
+            auth = bauth
+            if not path:
+                path = bpath
+                if query is None:
+                    query = bquery
+            elif path[0] != "/":
+                # bpath is '' or starts with '/', since the base has an authority.
+                path = bpath[: bpath.rfind("/") + 1] + path if bpath else "/" + path
+    netloc = auth if _PLAIN_HOST.fullmatch(auth) else _normalize_authority(auth, scheme)
+    if netloc is None:
+        return None
+    try:
+        if _NEEDS_PCT.search(path):
+            path = _PCT_FIX.sub(_fix_percent, path)
+        if query and _NEEDS_PCT.search(query):
+            query = _PCT_FIX.sub(_fix_percent, query)
+    except UnicodeEncodeError:  # lone surrogates have no UTF-8 form
+        return None
+    if "/." in path:
+        path = _remove_dot_segments(path)
+    elif not path:
+        path = "/"
+    url = f"{scheme}://{netloc}{path}?{query}" if query else f"{scheme}://{netloc}{path}"
+    return url if len(url) <= max_length else None
+
+
+def host_key(url: str) -> str:
+    """The politeness/slot key of a canonical URL: its lower-case host plus ``:port`` when the
+    port is not the scheme default (``'http://example.com:8080/a'`` -> ``'example.com:8080'``).
+
+    User info is not part of the key: credentials do not make another server. The URL is not
+    normalized again; pass canonical URLs."""
+    return url.partition("//")[2].partition("/")[0].rpartition("@")[2]
+
+
+def hostname(url: str) -> str:
+    """The host of a canonical URL without the port. IPv6 literals keep their brackets
+    (``'[::1]'``), as in :func:`host_key`."""
+    key = host_key(url)
+    if key.startswith("["):
+        return key[: key.find("]") + 1]
+    return key.partition(":")[0]
+
+
+class Scope:
+    """Which canonical URLs the crawl may fetch.
+
+    ``seed_hosts`` are in scope exactly (not their subdomains); ``allow_domains`` are in
+    scope with all their subdomains (``example.com`` admits ``a.b.example.com`` but not
+    ``badexample.com``). Both are normalized like a URL host (rule 4); a leading ``.`` of a
+    domain is ignored. The port never matters. Raises ``ValueError`` for an invalid name.
+    """
+
+    __slots__ = ("_domains", "_hosts")
+
+    def __init__(self, seed_hosts: Iterable[str], allow_domains: Iterable[str] = ()) -> None:
+        if isinstance(seed_hosts, str) or isinstance(allow_domains, str):
+            # A bare string would silently become a set of one-letter hosts.
+            raise TypeError("seed_hosts and allow_domains must be iterables of names, not str")
+        self._hosts = frozenset(_normalize_name(h, "seed host") for h in seed_hosts)
+        self._domains = frozenset(
+            _normalize_name(d.strip(_WHITESPACE).lstrip("."), "allowed domain")
+            for d in allow_domains
+        )
+
+    def allows(self, url: str) -> bool:
+        """Whether the canonical ``url`` is in scope."""
+        host = hostname(url)
+        if host in self._hosts:
+            return True
+        if not self._domains:
+            return False
+        # One set lookup per label suffix: cost does not grow with the number of domains.
+        while host not in self._domains:
+            dot = host.find(".")
+            if dot < 0:
+                return False
+            host = host[dot + 1 :]
+        return True
+
+    @classmethod
+    def from_seeds(cls, seed_urls: Iterable[str], allow_domains: Iterable[str] = ()) -> Scope:
+        """The scope of the seed URLs' hosts (plus ``allow_domains``). Raises ``ValueError``
+        for a seed that is not a crawlable URL."""
+        hosts = []
+        for seed in seed_urls:
+            url = canonicalize(seed)
+            if url is None:
+                raise ValueError(f"not a crawlable http(s) URL: {seed!r}")
+            hosts.append(hostname(url))
+        return cls(hosts, allow_domains)
+
+    def __repr__(self) -> str:
+        return f"Scope(seed_hosts={sorted(self._hosts)!r}, allow_domains={sorted(self._domains)!r})"
+
+
+def _clean(url: str) -> str | None:
+    url = url.strip(_WHITESPACE)
+    # isprintable() is a C-level scan that is True for almost every real href.
+    if not url.isprintable():
+        url = url.translate(_DROP_TAB_NEWLINE)
+        if _CONTROL.search(url):
+            return None
+    return url
+
+
+def _normalize_authority(auth: str, scheme: str) -> str | None:
+    userinfo, at, hostport = auth.rpartition("@")
+    if hostport.startswith("["):
+        end = hostport.find("]") + 1
+        host, port = hostport[:end], hostport[end:]
+        if not end or (port and port[0] != ":"):
+            return None
+        port = port[1:]
+    else:
+        host, _, port = hostport.partition(":")
+    normalized = _normalize_host(host)
+    if normalized is None:
+        return None
+    if port:
+        if not (port.isascii() and port.isdigit()) or not 0 < int(port) <= 65535:
+            return None
+        if int(port) != _DEFAULT_PORTS[scheme]:
+            normalized = f"{normalized}:{int(port)}"
+    return f"{userinfo}@{normalized}" if at else normalized
+
+
+def _normalize_host(host: str) -> str | None:
+    if host.startswith("["):
+        address = host[1:-1].lower()
+        if not host.endswith("]") or not _IPV6.fullmatch(address):
+            return None
+        try:
+            ipaddress.IPv6Address(address)
+        except ValueError:
+            return None
+        return f"[{address}]"
+    if not host.isascii():
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            return None
+    host = host.lower().rstrip(".")
+    return host if _HOST.fullmatch(host) else None
+
+
+def _normalize_name(name: str, what: str) -> str:
+    host = _normalize_host(name.strip(_WHITESPACE))
+    if host is None:
+        raise ValueError(f"invalid {what}: {name!r}")
+    return host
+
+
+def _fix_percent(match: re.Match[str]) -> str:
+    text = match[0]
+    fixed = _PCT_TABLE.get(text)
+    if fixed is not None:
+        return fixed
+    if text == "%":
+        return "%25"
+    return "".join([_BYTE_ESCAPES[byte] for byte in text.encode()])
+
+
+def _remove_dot_segments(path: str) -> str:
+    # path starts with '/', so segments[0] is ''; a final '.' or '..' leaves a directory.
+    segments = path.split("/")
+    kept: list[str] = []
+    for segment in segments[1:]:
+        if segment == "..":
+            if kept:
+                kept.pop()
+        elif segment != ".":
+            kept.append(segment)
+    if segments[-1] in (".", ".."):
+        kept.append("")
+    return "/" + "/".join(kept)
