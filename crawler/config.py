@@ -53,9 +53,18 @@ class FetchSection(_Section, frozen=True):
     max_body_bytes: Positive = 5_000_000
     """Bodies stop here; the page is kept, marked truncated."""
     max_retries: NonNegative = 2
-    """Further attempts after a transient failure (connection errors, timeouts, 5xx)."""
+    """Further attempts after a transient failure (connection errors, timeouts, 5xx, 429)."""
     retry_backoff: NonNegativeSeconds = 1.0
     """First retry waits this long, then doubling, with jitter; scheduled by the frontier."""
+    max_redirects: NonNegative = 10
+    """Redirect hops followed from one link; each hop is a page through the frontier."""
+
+
+class HostOverride(_Section, frozen=True):
+    """Politeness for one host, replacing the defaults (``[politeness.hosts."host:port"]``)."""
+
+    concurrency: Positive | None = None
+    delay: NonNegativeSeconds | None = None
 
 
 class PolitenessSection(_Section, frozen=True):
@@ -63,6 +72,56 @@ class PolitenessSection(_Section, frozen=True):
     """Requests in flight at once to one host (host:port)."""
     per_host_delay: NonNegativeSeconds = 1.0
     """Seconds between the starts of two requests to one host."""
+    delay_jitter: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.0
+    """Each delay is multiplied by a random factor in [1 - jitter, 1 + jitter]."""
+    robots: bool = True
+    """Obey robots.txt (RFC 9309). ``--no-robots`` turns it off, with a warning."""
+    robots_max_age: Seconds = 86400.0
+    robots_unreachable_retry: Seconds = 600.0
+    """robots.txt answered 5xx/429 or not at all: the host is disallowed, asked again after this."""
+    max_crawl_delay: NonNegativeSeconds = 30.0
+    """A robots.txt Crawl-delay larger than this is capped to it."""
+    max_retry_after: NonNegativeSeconds = 600.0
+    """A Retry-After (seconds or HTTP date) larger than this is capped to it."""
+    cooldown: NonNegativeSeconds = 10.0
+    """429/503 without Retry-After: the host pauses this long, doubling while it persists."""
+    circuit_breaker: NonNegative = 10
+    """After this many consecutive failures (no response, 5xx, 429) a host is paused; 0: never."""
+    circuit_breaker_pause: NonNegativeSeconds = 300.0
+    respect_nofollow: bool = True
+    """Links marked ``rel=nofollow`` are recorded but not followed."""
+    hosts: dict[str, HostOverride] = {}
+    """Per-host overrides, keyed by host[:port] as in URLs."""
+
+
+class TrapsSection(_Section, frozen=True):
+    """Defences against crawler traps (besides ``crawl.max_depth`` and ``crawl.max_url_length``)."""
+
+    max_pages_per_host: NonNegative = 0
+    """Pages fetched per host (host:port), at most; 0: no limit."""
+    max_urls_per_pattern: NonNegative = 10000
+    """Pages fetched per host and path pattern (digits folded: /item/1 and /item/2 are one
+    pattern; the query is ignored); stops calendars and exploding query strings. 0: no limit."""
+    max_repeated_segments: NonNegative = 3
+    """A path in which one segment occurs more often than this is not followed; 0: no limit."""
+    session_params: tuple[str, ...] = (
+        "jsessionid",
+        "phpsessid",
+        "aspsessionid",
+        "sid",
+        "sessionid",
+        "session_id",
+    )
+    """Query parameters (and ``;jsessionid=`` path parameters) removed from links, any case."""
+
+
+class SecuritySection(_Section, frozen=True):
+    ssrf_guard: bool = True
+    """Never connect to loopback, private, link-local or other non-public addresses, checked on
+    the resolved IP of every request (every redirect hop is a request). A seed's own host is
+    allowed even if private: only that host."""
+    allow_addresses: tuple[str, ...] = ()
+    """Networks (``10.1.0.0/16``) or host names the guard lets through anyway."""
 
 
 class StorageSection(_Section, frozen=True):
@@ -85,6 +144,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     crawl: CrawlSection = CrawlSection()
     fetch: FetchSection = FetchSection()
     politeness: PolitenessSection = PolitenessSection()
+    traps: TrapsSection = TrapsSection()
+    security: SecuritySection = SecuritySection()
     storage: StorageSection = StorageSection()
     runtime: RuntimeSection = RuntimeSection()
 

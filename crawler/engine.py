@@ -24,28 +24,43 @@ import logging
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import httpx
 
 from crawler.abort import AbortReason, AbortSignal
+from crawler.addresses import AddressBlocked, AddressGuard
 from crawler.config import Config
 from crawler.errors import PageError
-from crawler.extract import LinkRules, build_outcome, failed_outcome, needs_parsing
+from crawler.extract import (
+    LinkRules,
+    build_outcome,
+    failed_outcome,
+    needs_parsing,
+    skipped_outcome,
+)
 from crawler.fetch import Fetcher
 from crawler.frontier import Clock, Frontier
 from crawler.models import Lease, Outcome
+from crawler.politeness import retry_after_seconds
+from crawler.robots import RobotsCache, RobotsFetch, RobotsPolicy, origin_of, product_token
 from crawler.sink import Sink
 from crawler.stats import Stats
 from crawler.store import Store
-from crawler.urls import Scope
+from crawler.traps import SessionStripper, TrapGuard
+from crawler.urls import Scope, hostname
 
 log = logging.getLogger("crawler")
 
-RETRY_STATUSES = frozenset({500, 502, 503, 504})
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 """Answers worth another try later; the last attempt's answer is recorded as it is."""
+THROTTLE_STATUSES = frozenset({429, 503})
+"""Answers that also put the whole host in cooldown (Retry-After, or a doubling pause)."""
+ROBOTS_MAX_BYTES = 512_000
+"""RFC 9309: at least 500 KiB of a robots.txt must be parsed; more is ignored."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,27 +101,50 @@ class Crawl:
             scope=Scope.from_seeds(self.seeds, config.crawl.allow_domains),
             max_depth=config.crawl.max_depth,
             max_url_length=config.crawl.max_url_length,
+            max_redirects=config.fetch.max_redirects,
+            respect_nofollow=config.politeness.respect_nofollow,
+            product_token=product_token(config.crawl.user_agent),
+            strip_sessions=SessionStripper(config.traps.session_params),
+            max_repeated_segments=config.traps.max_repeated_segments,
         )
+        self._traps = TrapGuard(config.traps)
         self._parse_slots = asyncio.Semaphore(config.runtime.parse_threads)
+        self._robots_seen: dict[str, float] = {}
+        """origin -> fetched_at of the policy last applied to the frontier and recorded."""
 
     async def run(self) -> CrawlReport:
         config = self.config
+        guard = AddressGuard(
+            {hostname(url) for url in self.seeds},
+            config.security.allow_addresses,
+            enabled=config.security.ssrf_guard,
+        )
         fetcher = Fetcher(
             config.fetch,
             user_agent=config.crawl.user_agent,
             concurrency=config.crawl.concurrency,
             transport=self._transport,
+            guard=guard,
         )
-        async with Store(self.db_path) as store, fetcher:
+        robots = RobotsCache(
+            partial(_fetch_robots, fetcher),
+            config.crawl.user_agent,
+            clock=self._clock,
+            max_age=config.politeness.robots_max_age,
+            unreachable_retry=config.politeness.robots_unreachable_retry,
+            max_bytes=ROBOTS_MAX_BYTES,
+        )
+        async with Store(self.db_path) as store, fetcher, robots:
             frontier = Frontier(store, config, self.signal, clock=self._clock)
             sink = Sink(store, config.storage, frontier.on_committed)
             await frontier.open(self.seeds)
+            worker = _Worker(self, frontier, fetcher, sink, store, robots)
             async with asyncio.TaskGroup() as services:
                 services.create_task(sink.run(), name="sink")
                 services.create_task(frontier.run(), name="frontier-claims")
                 progress = services.create_task(self._report_progress(frontier), name="progress")
                 try:
-                    await self._run_workers(frontier, fetcher, sink)
+                    await self._run_workers(worker)
                 finally:
                     # Sync steps first: they must happen even when we are being cancelled.
                     frontier.close()
@@ -115,7 +153,7 @@ class Crawl:
             database = await store.state_counts()
         return CrawlReport(self.stats, database, self.signal.reason)
 
-    async def _run_workers(self, frontier: Frontier, fetcher: Fetcher, sink: Sink) -> None:
+    async def _run_workers(self, worker: _Worker) -> None:
         loop = asyncio.get_running_loop()
         grace_timer: asyncio.TimerHandle | None = None
         workers: list[asyncio.Task[None]] = []
@@ -140,53 +178,13 @@ class Crawl:
         try:
             async with asyncio.TaskGroup() as group:
                 workers.extend(
-                    group.create_task(self._work(frontier, fetcher, sink), name=f"worker-{i}")
+                    group.create_task(worker.run(), name=f"worker-{i}")
                     for i in range(self.config.crawl.concurrency)
                 )
         finally:
             self.signal.remove_callback(on_abort)
             if grace_timer is not None:
                 grace_timer.cancel()
-
-    async def _work(self, frontier: Frontier, fetcher: Fetcher, sink: Sink) -> None:
-        while (lease := await frontier.lease()) is not None:
-            outcome = await self._fetch(lease, frontier, fetcher)
-            if outcome is None:
-                continue  # handed back to the frontier for a retry
-            frontier.release(lease)
-            await sink.put(outcome)
-            self.stats.record(outcome)
-            log.debug(
-                "%s %s %s",
-                outcome.page.status or outcome.page.error,
-                lease.url,
-                outcome.page.title or "",
-            )
-
-    async def _fetch(self, lease: Lease, frontier: Frontier, fetcher: Fetcher) -> Outcome | None:
-        """Fetch and extract one lease; None if it was scheduled for a retry instead."""
-        try:
-            response = await fetcher.fetch(lease.url)
-        except PageError as error:
-            if error.retryable and self._retry(lease, frontier):
-                return None
-            return failed_outcome(lease, error, _now())
-        if response.status in RETRY_STATUSES and self._retry(lease, frontier):
-            return None
-        if not needs_parsing(response):
-            return build_outcome(lease, response, self._rules, _now())
-        async with self._parse_slots:
-            return await asyncio.to_thread(build_outcome, lease, response, self._rules, _now())
-
-    def _retry(self, lease: Lease, frontier: Frontier) -> bool:
-        fetch = self.config.fetch
-        if lease.attempt >= fetch.max_retries:
-            return False
-        # Exponential backoff with jitter, so retries of many URLs do not arrive together.
-        delay = fetch.retry_backoff * 2**lease.attempt * random.uniform(0.5, 1.5)
-        frontier.retry(lease, delay)
-        self.stats.retries += 1
-        return True
 
     async def _report_progress(self, frontier: Frontier) -> None:
         interval = self.config.runtime.stats_interval
@@ -195,6 +193,162 @@ class Crawl:
         while True:
             await asyncio.sleep(interval)  # a periodic report, cancelled when the crawl ends
             log.info("%s", self.stats.progress_line(frontier))
+
+
+_DEFER = object()
+"""A worker step's answer meaning: the lease went back to the frontier (retry or deferral)."""
+
+
+class _Worker:
+    """What every worker task does with a lease. Generic: policy is asked of the frontier
+    (scheduling, cooldowns), the robots cache, the trap guard and the page rules."""
+
+    def __init__(
+        self,
+        crawl: Crawl,
+        frontier: Frontier,
+        fetcher: Fetcher,
+        sink: Sink,
+        store: Store,
+        robots: RobotsCache,
+    ) -> None:
+        self.config = crawl.config
+        self.stats = crawl.stats
+        self.rules = crawl._rules
+        self.traps = crawl._traps
+        self.parse_slots = crawl._parse_slots
+        self.robots_seen = crawl._robots_seen
+        self.frontier = frontier
+        self.fetcher = fetcher
+        self.sink = sink
+        self.store = store
+        self.robots = robots if crawl.config.politeness.robots else None
+
+    async def run(self) -> None:
+        frontier = self.frontier
+        while (lease := await frontier.lease()) is not None:
+            outcome = await self._handle(lease)
+            if outcome is None:
+                continue  # handed back to the frontier
+            follow = self.traps.worth_following(outcome.follow)
+            if follow is not outcome.follow:
+                outcome = replace(outcome, follow=follow)
+            frontier.release(lease)
+            await self.sink.put(outcome)
+            self.stats.record(outcome)
+            log.debug(
+                "%s %s %s",
+                outcome.page.status or outcome.page.error,
+                lease.url,
+                outcome.page.title or "",
+            )
+
+    async def _handle(self, lease: Lease) -> Outcome | None:
+        if (reason := self.traps.admit(lease)) is not None:
+            return skipped_outcome(lease, reason, _now())
+        if self.robots is not None:
+            verdict = await self._robots_verdict(lease)
+            if verdict is _DEFER:
+                return None
+            if isinstance(verdict, Outcome):
+                return verdict
+        return await self._fetch(lease)
+
+    async def _robots_verdict(self, lease: Lease) -> object:
+        """None to go ahead; an Outcome to record instead of fetching; or _DEFER."""
+        assert self.robots is not None
+        origin = origin_of(lease.url)
+        policy = self.robots.cached(origin)
+        fresh = policy is None
+        if policy is None:
+            policy = await self.robots.policy(origin)
+        if self.robots_seen.get(origin) != policy.fetched_at:
+            self.robots_seen[origin] = policy.fetched_at
+            await self._learn(lease.host, policy)
+        if policy.disallow_all and not policy.allow_all:
+            return self._robots_unavailable(lease, policy)
+        if not policy.allows(lease.url):
+            return skipped_outcome(lease, "robots_disallowed", _now())
+        if fresh and self.frontier.delay_of(lease.host) > 0:
+            # This slot's request went to robots.txt: the page waits its turn like any other.
+            self.frontier.defer(lease)
+            return _DEFER
+        return None
+
+    async def _learn(self, host: str, policy: RobotsPolicy) -> None:
+        self.stats.robots_fetched += 1
+        self.frontier.set_crawl_delay(host, policy.crawl_delay)
+        await self.store.record_robots(
+            policy.origin, policy.status, policy.crawl_delay, policy.sitemaps
+        )
+
+    def _robots_unavailable(self, lease: Lease, policy: RobotsPolicy) -> object:
+        # RFC 9309: an unreachable robots.txt means "disallow all" for now; the URL stays
+        # pending and the host waits until robots.txt is asked again.
+        wait = self.config.politeness.robots_unreachable_retry
+        self.frontier.cool_down(lease.host, wait)
+        if self._retry(lease, wait):
+            return _DEFER
+        detail = f"HTTP {policy.status}" if policy.status else "unreachable"
+        return skipped_outcome(lease, f"robots_unavailable: robots.txt {detail}", _now())
+
+    async def _fetch(self, lease: Lease) -> Outcome | None:
+        """Fetch and extract one lease; None if it was handed back for a retry."""
+        frontier = self.frontier
+        try:
+            response = await self.fetcher.fetch(lease.url)
+        except AddressBlocked as blocked:
+            return skipped_outcome(lease, blocked.describe(), _now())
+        except PageError as error:
+            if error.retryable:
+                self._host_failed(lease.host)
+                if self._retry(lease):
+                    return None
+            return failed_outcome(lease, error, _now())
+        status = response.status
+        if status in RETRY_STATUSES:
+            self._host_failed(lease.host)
+            delay = None
+            if status in THROTTLE_STATUSES:
+                retry_after = retry_after_seconds(response.retry_after, time.time())
+                delay = frontier.throttled(lease.host, retry_after)
+                self.stats.throttled += 1
+            if self._retry(lease, delay):
+                return None
+        else:
+            frontier.host_succeeded(lease.host)
+        if not needs_parsing(response):
+            return build_outcome(lease, response, self.rules, _now())
+        async with self.parse_slots:
+            return await asyncio.to_thread(build_outcome, lease, response, self.rules, _now())
+
+    def _host_failed(self, host: str) -> None:
+        if self.frontier.host_failed(host):
+            self.stats.hosts_paused += 1
+            log.warning(
+                "%s keeps failing: paused for %gs (circuit breaker)",
+                host,
+                self.config.politeness.circuit_breaker_pause,
+            )
+
+    def _retry(self, lease: Lease, delay: float | None = None) -> bool:
+        fetch = self.config.fetch
+        if lease.attempt >= fetch.max_retries:
+            return False
+        if delay is None:
+            # Exponential backoff with jitter, so retries of many URLs do not arrive together.
+            delay = fetch.retry_backoff * 2**lease.attempt * random.uniform(0.5, 1.5)
+        self.frontier.retry(lease, delay)
+        self.stats.retries += 1
+        return True
+
+
+async def _fetch_robots(fetcher: Fetcher, url: str) -> RobotsFetch:
+    try:
+        response = await fetcher.fetch(url, any_type=True, max_bytes=ROBOTS_MAX_BYTES)
+    except PageError as error:
+        return RobotsFetch(status=None, error=error.describe())
+    return RobotsFetch(status=response.status, body=response.body, location=response.location)
 
 
 def _now() -> str:

@@ -4,6 +4,19 @@ Pure and thread-safe (it only reads its arguments), because for HTML pages the e
 off the event loop with ``asyncio.to_thread``: parsing, resolving and canonicalizing every link
 is the crawl's main CPU cost and must not stall other hosts. A thread cannot be cancelled; if
 the crawl is cancelled meanwhile, the result is simply dropped.
+
+Page-level rules applied here (each leaves a note on the page row, counted in stats):
+
+- redirects: the target is followed if in scope and within ``fetch.max_redirects`` hops; notes
+  ``redirect_off_scope``, ``too_many_redirects``, ``redirect_loop`` (to itself; longer loops end
+  at dedup: a URL is fetched once), ``redirect_invalid`` (a Location we cannot follow, e.g.
+  another scheme), ``redirect_without_location``;
+- robots directives from ``<meta name="robots">`` and ``X-Robots-Tag`` (for all agents or ours):
+  ``noindex`` keeps title, description and canonical out of the database, ``nofollow`` (or
+  ``none``) follows no link of the page; ``rel="nofollow"`` links are recorded, not followed
+  (``politeness.respect_nofollow``);
+- traps: session IDs removed from links, paths with repeated segments not followed
+  (:mod:`crawler.traps`).
 """
 
 from __future__ import annotations
@@ -13,6 +26,7 @@ from dataclasses import dataclass, replace
 from crawler.errors import PageError
 from crawler.models import Lease, Outcome, PageRecord, Response
 from crawler.parse import parse_html
+from crawler.traps import SessionStripper, repeated_segments
 from crawler.urls import Scope, canonicalize
 
 
@@ -23,6 +37,12 @@ class LinkRules:
     scope: Scope
     max_depth: int
     max_url_length: int
+    max_redirects: int
+    respect_nofollow: bool
+    product_token: str
+    """Our robots.txt product token, for ``X-Robots-Tag: ourbot: noindex``."""
+    strip_sessions: SessionStripper
+    max_repeated_segments: int
 
 
 def needs_parsing(response: Response) -> bool:
@@ -32,6 +52,7 @@ def needs_parsing(response: Response) -> bool:
 
 def build_outcome(lease: Lease, response: Response, rules: LinkRules, fetched_at: str) -> Outcome:
     """Record ``response`` for ``lease``; parse it when :func:`needs_parsing` says so."""
+    notes = list(response.notes)
     page = PageRecord(
         url=lease.url,
         depth=lease.depth,
@@ -43,36 +64,116 @@ def build_outcome(lease: Lease, response: Response, rules: LinkRules, fetched_at
         elapsed_ms=round(response.elapsed * 1000, 3),
         truncated=response.truncated,
     )
-    if response.location is not None:
-        target = canonicalize(response.location, lease.url, max_length=rules.max_url_length)
-        if target is None:
-            return Outcome(lease, page)
-        # A redirect is not a hop away from the seed: its target keeps the page's depth.
-        follow = [target] if rules.scope.allows(target) else []
-        return Outcome(
-            lease, replace(page, final_url=target), [target], follow, follow_depth=lease.depth
-        )
+    if 300 <= response.status < 400:
+        return _redirect(lease, response, rules, page, notes)
     if not needs_parsing(response):
-        return Outcome(lease, page)
+        return Outcome(lease, _noted(page, notes))
 
     parsed = parse_html(response.body, lease.url, response.content_type)
+    directives = _directives(parsed.robots, rules.product_token)
+    directives |= _directives(response.robots_tag or "", rules.product_token)
     links: dict[str, None] = {}  # ordered set: first occurrence wins
+    unfollowed: set[str] = set()
     for href in parsed.links:
         url = canonicalize(href, parsed.base_url, max_length=rules.max_url_length)
-        if url is not None:
-            links[url] = None
-    follow = (
-        [url for url in links if rules.scope.allows(url)] if lease.depth < rules.max_depth else []
+        if url is None:
+            continue
+        url = rules.strip_sessions(url)
+        links[url] = None
+        if rules.respect_nofollow and href in parsed.nofollow:
+            unfollowed.add(url)
+    follow: list[str] = []
+    if "nofollow" in directives:
+        notes.append("nofollow")
+    elif lease.depth < rules.max_depth:
+        limit = rules.max_repeated_segments
+        follow = [
+            url
+            for url in links
+            if url not in unfollowed
+            and rules.scope.allows(url)
+            and not (limit and url.count("/") > limit + 2 and repeated_segments(url) > limit)
+        ]
+    if "noindex" in directives:
+        notes.append("noindex")
+    else:
+        page = replace(
+            page, title=parsed.title, description=parsed.description, canonical=parsed.canonical
+        )
+    return Outcome(lease, _noted(page, notes), list(links), follow, follow_depth=lease.depth + 1)
+
+
+def _redirect(
+    lease: Lease, response: Response, rules: LinkRules, page: PageRecord, notes: list[str]
+) -> Outcome:
+    if response.location is None:
+        return Outcome(lease, _noted(page, [*notes, "redirect_without_location"]))
+    target = canonicalize(response.location, lease.url, max_length=rules.max_url_length)
+    if target is None:
+        return Outcome(lease, _noted(page, [*notes, "redirect_invalid"]))
+    target = rules.strip_sessions(target)
+    page = replace(page, final_url=target)
+    follow: list[str] = []
+    if target == lease.url:
+        notes.append("redirect_loop")
+    elif not rules.scope.allows(target):
+        notes.append("redirect_off_scope")
+    elif lease.hops >= rules.max_redirects:
+        notes.append("too_many_redirects")
+    else:
+        follow = [target]
+    # A redirect is not a hop away from the seed: its target keeps the page's depth.
+    return Outcome(
+        lease,
+        _noted(page, notes),
+        [target],
+        follow,
+        follow_depth=lease.depth,
+        follow_hops=lease.hops + 1,
     )
-    page = replace(
-        page, title=parsed.title, description=parsed.description, canonical=parsed.canonical
-    )
-    return Outcome(lease, page, list(links), follow, follow_depth=lease.depth + 1)
+
+
+_DIRECTIVE_WORDS = frozenset({"noindex", "nofollow", "none", "all", "unavailable_after"})
+
+
+def _directives(value: str, product_token: str) -> set[str]:
+    """The robots directives in a meta content or X-Robots-Tag value that apply to us.
+
+    ``otherbot: noindex, nofollow`` names an agent; the directives after it, up to the next
+    agent, are for that agent only."""
+    found: set[str] = set()
+    applies = True
+    for part in value.lower().split(","):
+        agent, colon, rest = part.partition(":")
+        agent = agent.strip()
+        if colon and agent not in _DIRECTIVE_WORDS:
+            applies = agent in (product_token, "*")
+            part = rest
+        directive = part.strip()
+        if not applies or not directive:
+            continue
+        if directive == "none":
+            found |= {"noindex", "nofollow"}
+        else:
+            found.add(directive)
+    return found
+
+
+def _noted(page: PageRecord, notes: list[str]) -> PageRecord:
+    return replace(page, notes=",".join(notes)) if notes else page
 
 
 def failed_outcome(lease: Lease, error: PageError, fetched_at: str) -> Outcome:
     """Record that no usable response arrived for ``lease``."""
     page = PageRecord(
         url=lease.url, depth=lease.depth, fetched_at=fetched_at, error=error.describe()
+    )
+    return Outcome(lease, page)
+
+
+def skipped_outcome(lease: Lease, reason: str, fetched_at: str) -> Outcome:
+    """Record that ``lease`` was deliberately not fetched, and why (``reason: detail``)."""
+    page = PageRecord(
+        url=lease.url, depth=lease.depth, fetched_at=fetched_at, error=reason, skipped=True
     )
     return Outcome(lease, page)

@@ -8,8 +8,11 @@ Per request:
 
 - redirects are not followed: a 3xx comes back as a :class:`Response` with its ``Location``,
   and the engine sends the target through the frontier (scope, dedup, politeness);
-- the body is read only for HTML (decided from the headers), decoded (gzip, deflate, br...),
-  and reading stops at ``max_body_bytes`` (``truncated`` is set);
+- the address guard is asked before every request (no connection to private addresses);
+- the body is read only for HTML (decided from the headers) and decoded here, not by httpx, so
+  that decompression itself stops at ``max_body_bytes``: a gzip bomb costs at most the cap.
+  We ask only for gzip and deflate; a body in an encoding we did not ask for (br, zstd, ...)
+  is refused unread (``unsupported_encoding``);
 - connect and read timeouts bound each step, and ``total_timeout`` bounds the whole response,
   so a server that drips one byte at a time cannot hold a worker.
 """
@@ -18,10 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+import zlib
 from types import TracebackType
+from urllib.parse import urlsplit
 
 import httpx
 
+from crawler.addresses import AddressGuard
 from crawler.config import FetchSection
 from crawler.errors import (
     ConnectFailed,
@@ -34,6 +40,12 @@ from crawler.errors import (
 from crawler.models import Response, is_html_type
 
 ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1"
+ACCEPT_ENCODING = "gzip, deflate"
+"""Only what :class:`_Decoder` can stop at the size cap."""
+
+
+class UnsupportedEncoding(InvalidResponse):
+    reason = "unsupported_encoding"
 
 
 class Fetcher:
@@ -46,10 +58,16 @@ class Fetcher:
         user_agent: str,
         concurrency: int,
         transport: httpx.AsyncBaseTransport | None = None,
+        guard: AddressGuard | None = None,
     ) -> None:
         self._config = config
+        self._guard = guard
         self._client = httpx.AsyncClient(
-            headers={"User-Agent": user_agent, "Accept": ACCEPT},
+            headers={
+                "User-Agent": user_agent,
+                "Accept": ACCEPT,
+                "Accept-Encoding": ACCEPT_ENCODING,
+            },
             timeout=httpx.Timeout(
                 connect=config.connect_timeout,
                 read=config.read_timeout,
@@ -77,12 +95,19 @@ class Fetcher:
     ) -> None:
         await self._client.__aexit__(exc_type, exc, tb)
 
-    async def fetch(self, url: str) -> Response:
-        """GET ``url``. Raises a :class:`PageError` subclass when no usable response arrives."""
+    async def fetch(self, url: str, *, any_type: bool = False, max_bytes: int = 0) -> Response:
+        """GET ``url``. Raises a :class:`PageError` subclass when no usable response arrives.
+
+        The body is read for HTML only, unless ``any_type``; at most ``max_bytes`` (default:
+        the configured cap)."""
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self._config.total_timeout):
-                return await self._get(url, started)
+                if self._guard is not None:
+                    parts = urlsplit(url)
+                    await self._guard.check(parts.hostname or "", parts.port or 0)
+                cap = max_bytes or self._config.max_body_bytes
+                return await self._get(url, started, any_type, cap)
         except TimeoutError:
             raise TimedOut(f"no complete response within {self._config.total_timeout:g}s") from None
         except httpx.HTTPError as exc:
@@ -90,38 +115,97 @@ class Fetcher:
         except httpx.InvalidURL as exc:
             raise UnsupportedURL(str(exc)) from None
 
-    async def _get(self, url: str, started: float) -> Response:
+    async def _get(self, url: str, started: float, any_type: bool, cap: int) -> Response:
         async with self._client.stream("GET", url) as response:
-            content_type = response.headers.get("content-type")
-            location = response.headers.get("location") if response.is_redirect else None
+            headers = response.headers
+            content_type = headers.get("content-type")
             body = b""
             truncated = False
-            if is_html_type(content_type) and not response.is_redirect:
-                body, truncated = await _read_capped(response, self._config.max_body_bytes)
+            notes: tuple[str, ...] = ()
+            if (any_type or is_html_type(content_type)) and not response.is_redirect:
+                body, truncated, notes = await _read_capped(response, cap)
+            robots_tags = headers.get_list("x-robots-tag")
             return Response(
                 url=url,
                 status=response.status_code,
                 content_type=content_type,
                 body=body,
-                location=location,
+                location=headers.get("location") if response.is_redirect else None,
                 truncated=truncated,
                 elapsed=time.perf_counter() - started,
+                retry_after=headers.get("retry-after"),
+                robots_tag=", ".join(robots_tags) if robots_tags else None,
+                notes=notes,
             )
 
     def __repr__(self) -> str:
         return f"<Fetcher closed={self._client.is_closed}>"
 
 
-async def _read_capped(response: httpx.Response, cap: int) -> tuple[bytes, bool]:
-    """Read the decoded body up to ``cap`` bytes; True if there was more."""
+async def _read_capped(response: httpx.Response, cap: int) -> tuple[bytes, bool, tuple[str, ...]]:
+    """Read and decode the body up to ``cap`` decoded bytes.
+
+    Returns the body, whether there was more, and notes (``truncated_encoding`` when a
+    compressed stream ended early)."""
+    decoder = _Decoder(response.headers.get("content-encoding", ""))
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.aiter_bytes():
+    async for raw in response.aiter_raw():
+        chunk = decoder.decode(raw, cap - size + 1)  # one byte over the cap tells "more"
         chunks.append(chunk)
         size += len(chunk)
         if size > cap:
-            return b"".join(chunks)[:cap], True
-    return b"".join(chunks), False
+            return b"".join(chunks)[:cap], True, ()
+    chunks.append(decoder.flush(cap - size + 1))
+    body = b"".join(chunks)
+    if len(body) > cap:
+        return body[:cap], True, ()
+    return body, False, () if decoder.complete else ("truncated_encoding",)
+
+
+class _Decoder:
+    """Content-Encoding decoding whose output per call is bounded (``max_length``): the
+    decompressor keeps the rest of its input, so memory never exceeds the cap by much."""
+
+    def __init__(self, encoding: str) -> None:
+        encoding = encoding.strip().lower()
+        self._first = True
+        self._maybe_raw = False
+        if encoding in ("", "identity"):
+            self._zlib = None
+        elif encoding in ("gzip", "x-gzip"):
+            self._zlib = zlib.decompressobj(zlib.MAX_WBITS | 16)
+        elif encoding == "deflate":
+            self._zlib = zlib.decompressobj(zlib.MAX_WBITS)
+            self._maybe_raw = True  # many servers send raw deflate without the zlib header
+        else:
+            raise UnsupportedEncoding(f"Content-Encoding {encoding!r} was not asked for")
+
+    def decode(self, data: bytes, max_length: int) -> bytes:
+        if self._zlib is None:
+            return data
+        data = self._zlib.unconsumed_tail + data  # what an earlier bounded call held back
+        try:
+            out = self._zlib.decompress(data, max_length)
+        except zlib.error as exc:
+            if self._first and self._maybe_raw:
+                self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
+                self._first = False
+                return self.decode(data, max_length)
+            raise InvalidResponse(f"bad compressed body: {exc}") from None
+        self._first = False
+        return out
+
+    def flush(self, max_length: int) -> bytes:
+        if self._zlib is None:
+            return b""
+        # Input held back by max_length is in unconsumed_tail; give it a last bounded chance.
+        tail = self._zlib.unconsumed_tail
+        return self._zlib.decompress(tail, max_length) if tail else self._zlib.flush()
+
+    @property
+    def complete(self) -> bool:
+        return self._zlib is None or self._zlib.eof
 
 
 def _translate(exc: httpx.HTTPError) -> PageError:

@@ -28,6 +28,7 @@ import asyncio
 import enum
 import heapq
 import itertools
+import random
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -84,6 +85,7 @@ class Frontier:
         self._max_pages = config.crawl.max_pages
         self._signal = signal
         self._clock = clock
+        self._random = random.Random()
         self._window = max(MIN_WINDOW, 4 * config.politeness.per_host_concurrency)
         self._hosts: dict[str, _Host] = {}
         self._due: list[tuple[float, int, _Host]] = []
@@ -108,9 +110,9 @@ class Frontier:
         if self.state is not FrontierState.NEW:
             raise RuntimeError(f"frontier already opened: {self!r}")
         await self._store.reset_leases()
-        await self._store.add_urls([(url, host_key(url), 0) for url in seeds])
+        await self._store.add_urls([(url, host_key(url), 0, 0) for url in seeds])
         counts = await self._store.state_counts()
-        self.recorded_before = counts["done"] + counts["failed"]
+        self.recorded_before = counts["done"] + counts["failed"] + counts["skipped"]
         self.state = FrontierState.RUNNING
         self._signal.add_callback(self._on_abort)
         self.on_committed(0, await self._store.pending_hosts())
@@ -171,7 +173,7 @@ class Frontier:
             return await waiter
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled() and (lease := waiter.result()):
-                self._give_back(lease)  # handed out just as we were cancelled
+                self.defer(lease)  # handed out just as we were cancelled
             raise
 
     def release(self, lease: Lease) -> None:
@@ -190,6 +192,55 @@ class Frontier:
         self._queue(host)
         self._dispatch()
 
+    def defer(self, lease: Lease) -> None:
+        """Put ``lease`` back, unfetched and not counted as an attempt, at the front of its
+        host's queue: it starts again when the host's politeness allows (e.g. after the
+        request that fetched the host's robots.txt)."""
+        host = self._finish(lease)
+        host.slot.window.appendleft(lease)
+        if lease.attempt == 0:
+            self.started -= 1
+        self._queue(host)
+        self._dispatch()
+
+    # -- what the engine learns about a host ---------------------------------------------------
+
+    def set_crawl_delay(self, host: str, crawl_delay: float | None) -> None:
+        """Apply robots.txt's Crawl-delay: the host's delay becomes the larger of it (capped)
+        and the configured delay."""
+        slot = self._host(host).slot
+        capped = min(crawl_delay or 0.0, self._politeness.max_crawl_delay)
+        slot.delay = max(self._configured_delay(host), capped)
+
+    def delay_of(self, host: str) -> float:
+        return self._host(host).slot.delay
+
+    def cool_down(self, host: str, seconds: float) -> None:
+        """Start nothing on ``host`` for ``seconds`` (its URLs stay pending)."""
+        entry = self._host(host)
+        entry.slot.cool_down(self._clock() + seconds)
+        self._queue(entry)
+        self._dispatch()
+
+    def throttled(self, host: str, retry_after: float | None) -> float:
+        """The host answered 429/503: cool down (Retry-After or doubling). Returns seconds."""
+        p = self._politeness
+        entry = self._host(host)
+        seconds = entry.slot.throttled(self._clock(), retry_after, p.cooldown, p.max_retry_after)
+        self._queue(entry)
+        return seconds
+
+    def host_succeeded(self, host: str) -> None:
+        self._host(host).slot.succeeded()
+
+    def host_failed(self, host: str) -> bool:
+        """Count a failure of ``host``; True if its circuit breaker trips (the host pauses)."""
+        p = self._politeness
+        entry = self._host(host)
+        tripped = entry.slot.failed(self._clock(), p.circuit_breaker, p.circuit_breaker_pause)
+        self._queue(entry)
+        return tripped
+
     def on_committed(self, pages: int, hosts_with_new_urls: Iterable[str]) -> None:
         """The sink committed ``pages`` outcomes, which may have added URLs for these hosts."""
         self.uncommitted -= pages
@@ -204,13 +255,21 @@ class Frontier:
     def _host(self, name: str) -> _Host:
         host = self._hosts.get(name)
         if host is None:
-            host = _Host(
-                HostSlot(
-                    name, self._politeness.per_host_concurrency, self._politeness.per_host_delay
-                )
+            override = self._politeness.hosts.get(name)
+            concurrency = override and override.concurrency
+            slot = HostSlot(
+                name,
+                concurrency or self._politeness.per_host_concurrency,
+                self._configured_delay(name),
             )
-            self._hosts[name] = host
+            host = self._hosts[name] = _Host(slot)
         return host
+
+    def _configured_delay(self, name: str) -> float:
+        override = self._politeness.hosts.get(name)
+        if override is not None and override.delay is not None:
+            return override.delay
+        return self._politeness.per_host_delay
 
     def _finish(self, lease: Lease) -> _Host:
         host = self._hosts[lease.host]
@@ -218,14 +277,6 @@ class Frontier:
         self.in_flight -= 1
         self._queue(host)
         return host
-
-    def _give_back(self, lease: Lease) -> None:
-        host = self._finish(lease)
-        host.slot.window.appendleft(lease)
-        if lease.attempt == 0:
-            self.started -= 1
-        self._queue(host)
-        self._dispatch()
 
     def _queue(self, host: _Host) -> None:
         """Put ``host`` in the ready heap under its current due time (if it has one)."""
@@ -268,7 +319,7 @@ class Frontier:
             if waiter.done():  # its worker was cancelled while waiting
                 self._queue(host)
                 continue
-            lease = host.slot.start(now)
+            lease = host.slot.start(now, self._spacing(host.slot.delay))
             self.in_flight += 1
             if lease.attempt == 0:
                 self.started += 1
@@ -277,6 +328,12 @@ class Frontier:
         self._arm_timer(now)
         if self._finished():
             self.close()
+
+    def _spacing(self, delay: float) -> float:
+        jitter = self._politeness.delay_jitter
+        if not jitter or not delay:
+            return delay
+        return delay * self._random.uniform(1 - jitter, 1 + jitter)
 
     def _arm_timer(self, now: float) -> None:
         while self._due and self._due[0][2].due != self._due[0][0]:

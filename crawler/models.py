@@ -18,6 +18,8 @@ class Lease:
     host: str
     depth: int
     attempt: int = 0
+    hops: int = 0
+    """Redirects followed to reach this URL from the link that was found."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +36,12 @@ class Response:
     """The body stopped at the size cap."""
     elapsed: float = 0.0
     """Seconds from sending the request to the end of the body."""
+    retry_after: str | None = None
+    """The raw ``Retry-After`` header, if any."""
+    robots_tag: str | None = None
+    """The ``X-Robots-Tag`` header(s), comma-joined, if any."""
+    notes: tuple[str, ...] = ()
+    """Things that went wrong without losing the page (e.g. ``truncated_encoding``)."""
 
     @property
     def is_html(self) -> bool:
@@ -63,6 +71,10 @@ class ParsedPage:
     links: list[str] = field(default_factory=list)
     """Raw ``href`` values in document order, stripped, unresolved, de-duplicated."""
     charset: str = "utf-8"
+    robots: str = ""
+    """Directives of ``<meta name="robots">`` tags, lower-cased and comma-joined."""
+    nofollow: frozenset[str] = frozenset()
+    """The raw hrefs (as in ``links``) of links marked ``rel="nofollow"``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,10 +99,18 @@ class PageRecord:
     """Body bytes read (after decompression)."""
     elapsed_ms: float = 0.0
     truncated: bool = False
+    notes: str | None = None
+    """Comma-separated observations that did not stop the page (``noindex``, ``nofollow``,
+    ``redirect_off_scope``, ``truncated_encoding``, ...)."""
+    skipped: bool = False
+    """Deliberately not fetched (robots.txt, a trap budget, the address guard)."""
 
     @property
-    def failed(self) -> bool:
-        return self.status is None
+    def state(self) -> str:
+        """The frontier state this record moves its URL to."""
+        if self.skipped:
+            return "skipped"
+        return "failed" if self.status is None else "done"
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,3 +125,5 @@ class Outcome:
     """The subset to offer the frontier: in scope and within the depth limit."""
     follow_depth: int = 0
     """Depth the followed URLs get: one more than the page's, the same for a redirect."""
+    follow_hops: int = 0
+    """Redirect hops the followed URLs get: one more than the page's for a redirect, else 0."""

@@ -63,6 +63,9 @@ _DESCRIPTION = 'meta[name="description" i][content]'
 _CANONICAL = 'link[rel~="canonical" i][href]'
 _BASE = "base[href]"
 _LINKS = "a[href], area[href]"
+_NOFOLLOW_LINKS = 'a[href][rel~="nofollow" i], area[href][rel~="nofollow" i]'
+# Only the generic "robots" name: a crawler-specific name would need our product token here.
+_META_ROBOTS = 'meta[name="robots" i][content]'
 
 
 def detect_charset(body: bytes, content_type: str | None = None) -> str:
@@ -117,6 +120,14 @@ def parse_html(body: bytes, url: str, content_type: str | None = None) -> Parsed
     # than a generator.
     hrefs = dict.fromkeys([node.attrs.sget("href").strip() for node in tree.css(_LINKS)])
     links = [href for href in hrefs if href and href[0] != "#"]
+    # Rare in practice, so a second, narrower query costs less than reading rel on every link.
+    nofollow = frozenset(node.attrs.sget("href").strip() for node in tree.css(_NOFOLLOW_LINKS))
+    robots = ",".join(
+        directive
+        for node in tree.css(_META_ROBOTS)
+        for directive in node.attrs.sget("content").lower().replace(" ", "").split(",")
+        if directive
+    )
 
     return ParsedPage(
         title=title,
@@ -125,6 +136,8 @@ def parse_html(body: bytes, url: str, content_type: str | None = None) -> Parsed
         base_url=base_url,
         links=links,
         charset=charset,
+        robots=robots,
+        nofollow=nofollow,
     )
 
 

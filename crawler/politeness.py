@@ -6,15 +6,19 @@ no event loop, no sleeping. The frontier owns the slots and the clock.
 Rules (the defaults are in ``configs/default.toml``, section ``[politeness]``):
 
 - at most ``concurrency`` requests to one host are in flight at once;
-- two requests to one host start at least ``delay`` seconds apart;
-- a retry waits in its host's slot until its not-before time, and still obeys both rules.
-
-The next issue (robots.txt, Crawl-delay, Retry-After cooldowns) extends this slot: a cooldown is
-one more lower bound in :meth:`HostSlot.ready_at`.
+- two requests to one host start at least ``delay`` seconds apart (the configured delay, or the
+  host's robots.txt Crawl-delay if larger, capped; optionally jittered);
+- a host in cooldown (a 429/503 with or without Retry-After, robots.txt unavailable, or a
+  tripped circuit breaker) starts nothing until the cooldown ends;
+- a retry waits in its host's slot until its not-before time, and still obeys all of the above;
+- after ``circuit_breaker`` consecutive failures the host is paused; while it is "tripped", one
+  more failure pauses it again at once, and one success closes the breaker.
 """
 
 from __future__ import annotations
 
+import datetime
+import email.utils
 import heapq
 import itertools
 from collections import deque
@@ -40,6 +44,14 @@ class HostSlot:
     """Requests to this host in flight now."""
     next_start: float = float("-inf")
     """Earliest time the next request may start (``delay`` after the last start)."""
+    cooldown_until: float = float("-inf")
+    """Nothing starts before this (rate limited, robots.txt unavailable, circuit breaker)."""
+    failures: int = 0
+    """Consecutive failures; any success resets it."""
+    throttles: int = 0
+    """Consecutive 429/503 answers without Retry-After (the cooldown doubles with each)."""
+    tripped: bool = False
+    """The circuit breaker is open: the host was paused and has not succeeded since."""
 
     def has_work(self) -> bool:
         return bool(self.window) or bool(self.retries)
@@ -50,12 +62,12 @@ class HostSlot:
         if self.active >= self.concurrency:
             return None
         if self.window:
-            return self.next_start
+            return max(self.next_start, self.cooldown_until)
         if self.retries:
-            return max(self.next_start, self.retries[0][0])
+            return max(self.next_start, self.cooldown_until, self.retries[0][0])
         return None
 
-    def start(self, now: float) -> Lease:
+    def start(self, now: float, spacing: float | None = None) -> Lease:
         """Take the next URL (a due retry first) and count the request as started at ``now``.
 
         Callers only start a slot whose :meth:`ready_at` is at or before ``now``.
@@ -65,7 +77,7 @@ class HostSlot:
         else:
             lease = self.window.popleft()
         self.active += 1
-        self.next_start = now + self.delay
+        self.next_start = now + (self.delay if spacing is None else spacing)
         return lease
 
     def finish(self) -> None:
@@ -75,8 +87,53 @@ class HostSlot:
     def schedule_retry(self, lease: Lease, not_before: float) -> None:
         heapq.heappush(self.retries, (not_before, next(_tiebreak), lease))
 
+    def cool_down(self, until: float) -> None:
+        """Start nothing before ``until`` (an earlier cooldown never shortens a later one)."""
+        self.cooldown_until = max(self.cooldown_until, until)
+
+    def succeeded(self) -> None:
+        self.failures = 0
+        self.throttles = 0
+        self.tripped = False
+
+    def failed(self, now: float, threshold: int, pause: float) -> bool:
+        """Count a failure; True when this one trips (or re-trips) the circuit breaker."""
+        self.failures += 1
+        if threshold and (self.tripped or self.failures >= threshold):
+            self.tripped = True
+            self.cool_down(now + pause)
+            return True
+        return False
+
+    def throttled(self, now: float, retry_after: float | None, base: float, cap: float) -> float:
+        """A 429/503: cool down for Retry-After, or for ``base`` doubling while it lasts.
+        Returns the cooldown in seconds."""
+        if retry_after is None:
+            self.throttles += 1
+            retry_after = base * 2 ** (self.throttles - 1)
+        seconds = min(max(retry_after, 0.0), cap)
+        self.cool_down(now + seconds)
+        return seconds
+
     def __repr__(self) -> str:
         return (
             f"<HostSlot {self.host} active={self.active}/{self.concurrency} "
             f"window={len(self.window)} retries={len(self.retries)}>"
         )
+
+
+def retry_after_seconds(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a Retry-After header: delay-seconds or an HTTP date (RFC 9110
+    10.2.3), relative to ``now`` (Unix time). None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # HTTP dates are GMT; a naive result means the zone was missing
+        when = when.replace(tzinfo=datetime.UTC)
+    return max(0.0, when.timestamp() - now)

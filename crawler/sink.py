@@ -79,7 +79,7 @@ class Sink:
             for url in outcome.follow:
                 host = host_key(url)
                 hosts.add(host)
-                discovered.append((url, host, outcome.follow_depth))
+                discovered.append((url, host, outcome.follow_depth, outcome.follow_hops))
         await self._store.write_batch(
             pages=[(o.lease.id, o.page) for o in batch],
             links=[(o.page.url, dst) for o in batch for dst in o.links],

@@ -21,16 +21,31 @@ class Stats:
     bytes: int = 0
     statuses: Counter[int] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
+    """Failures by reason (no response after the retries)."""
+    skipped: Counter[str] = field(default_factory=Counter)
+    """Deliberately not fetched, by reason (robots.txt, trap budgets, the address guard)."""
+    notes: Counter[str] = field(default_factory=Counter)
+    """Observations on recorded pages (noindex, redirect_off_scope, truncated_encoding, ...)."""
+    robots_fetched: int = 0
+    throttled: int = 0
+    """429/503 answers that put a host in cooldown."""
+    hosts_paused: int = 0
+    """Circuit breaker trips."""
 
     def record(self, outcome: Outcome) -> None:
         page = outcome.page
         self.pages += 1
         self.bytes += page.size
-        if page.status is None:
+        reason = (page.error or "unknown").split(":", 1)[0]
+        if page.skipped:
+            self.skipped[reason] += 1
+        elif page.status is None:
             self.failed += 1
-            self.errors[(page.error or "unknown").split(":", 1)[0]] += 1
+            self.errors[reason] += 1
         else:
             self.statuses[page.status] += 1
+        if page.notes:
+            self.notes.update(page.notes.split(","))
 
     @property
     def elapsed(self) -> float:

@@ -8,7 +8,9 @@ loss can take back the last transactions, never corrupt the file.
 
 Frontier states: ``pending`` (waiting), ``leased`` (claimed into memory by this run; reset to
 pending when a run starts, which is how a killed run resumes), ``done`` (a response was
-recorded), ``failed`` (no response after the retries; the reason is in ``pages.error``).
+recorded), ``failed`` (no response after the retries; the reason is in ``pages.error``),
+``skipped`` (deliberately not fetched: robots.txt, a trap budget, the address guard; the reason
+is in ``pages.error``).
 """
 
 from __future__ import annotations
@@ -37,8 +39,9 @@ CREATE TABLE IF NOT EXISTS frontier (
     url   TEXT NOT NULL UNIQUE,
     host  TEXT NOT NULL,
     depth INTEGER NOT NULL,
+    hops  INTEGER NOT NULL DEFAULT 0,
     state TEXT NOT NULL DEFAULT 'pending'
-          CHECK (state IN ('pending', 'leased', 'done', 'failed'))
+          CHECK (state IN ('pending', 'leased', 'done', 'failed', 'skipped'))
 );
 -- Claims read one host's pending rows in id (discovery) order: this index serves them.
 CREATE INDEX IF NOT EXISTS frontier_host_state ON frontier (host, state);
@@ -55,30 +58,38 @@ CREATE TABLE IF NOT EXISTS pages (
     error        TEXT,
     size         INTEGER NOT NULL DEFAULT 0,
     elapsed_ms   REAL NOT NULL DEFAULT 0,
-    truncated    INTEGER NOT NULL DEFAULT 0
+    truncated    INTEGER NOT NULL DEFAULT 0,
+    notes        TEXT
 );
 CREATE TABLE IF NOT EXISTS links (
     src_url TEXT NOT NULL,
     dst_url TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS robots (
+    origin      TEXT PRIMARY KEY,
+    status      INTEGER,
+    fetched_at  TEXT NOT NULL,
+    crawl_delay REAL,
+    sitemaps    TEXT NOT NULL DEFAULT ''
+);
 """
 
 _INSERT_PAGE = """
 INSERT INTO pages (url, final_url, status, content_type, title, description, canonical, depth,
-                   fetched_at, error, size, elapsed_ms, truncated)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   fetched_at, error, size, elapsed_ms, truncated, notes)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
-_ADD_URL = "INSERT OR IGNORE INTO frontier (url, host, depth) VALUES (?, ?, ?)"
+_ADD_URL = "INSERT OR IGNORE INTO frontier (url, host, depth, hops) VALUES (?, ?, ?, ?)"
 _CLAIM = """
 UPDATE frontier SET state = 'leased'
 WHERE id IN (SELECT id FROM frontier WHERE host = ? AND state = 'pending' ORDER BY id LIMIT ?)
-RETURNING id, url, depth
+RETURNING id, url, depth, hops
 """
 
 Statement = tuple[str, Sequence[Sequence[object]]]
 """One SQL statement and the parameter rows ``executemany`` runs it with."""
-NewURL = tuple[str, str, int]
-"""(canonical url, host key, depth) offered to the frontier table."""
+NewURL = tuple[str, str, int, int]
+"""(canonical url, host key, depth, redirect hops) offered to the frontier table."""
 
 
 class Store:
@@ -164,7 +175,7 @@ class Store:
                 (_INSERT_PAGE, [_page_row(page) for _, page in pages]),
                 (
                     "UPDATE frontier SET state = ? WHERE id = ?",
-                    [("failed" if page.failed else "done", id_) for id_, page in pages],
+                    [(page.state, id_) for id_, page in pages],
                 ),
                 ("INSERT INTO links (src_url, dst_url) VALUES (?, ?)", links),
                 (_ADD_URL, discovered),
@@ -179,7 +190,7 @@ class Store:
             except sqlite3.Error as exc:
                 raise StorageError(f"cannot write to database {self.path}: {exc}") from None
         rows.sort()  # RETURNING gives no order guarantee; discovery order is breadth-first
-        return [Lease(id=row[0], url=row[1], host=host, depth=row[2]) for row in rows]
+        return [Lease(id=row[0], url=row[1], host=host, depth=row[2], hops=row[3]) for row in rows]
 
     async def reset_leases(self) -> int:
         """Return every leased URL to pending: the first step of a run (resume after a stop)."""
@@ -192,6 +203,20 @@ class Store:
                 raise StorageError(f"cannot write to database {self.path}: {exc}") from None
             return cursor.rowcount
 
+    async def record_robots(
+        self, origin: str, status: int | None, crawl_delay: float | None, sitemaps: Sequence[str]
+    ) -> None:
+        """Remember an origin's robots.txt outcome (its Sitemap lines feed later features)."""
+        await self._transaction(
+            [
+                (
+                    "INSERT OR REPLACE INTO robots (origin, status, fetched_at, crawl_delay,"
+                    " sitemaps) VALUES (?, ?, strftime('%Y-%m-%dT%H:%M:%fZ'), ?, ?)",
+                    [(origin, status, crawl_delay, "\n".join(sitemaps))],
+                )
+            ]
+        )
+
     # -- reads ---------------------------------------------------------------------------------
 
     async def pending_hosts(self) -> list[str]:
@@ -200,7 +225,7 @@ class Store:
 
     async def state_counts(self) -> dict[str, int]:
         rows = await self._fetchall("SELECT state, count(*) FROM frontier GROUP BY state")
-        counts = {"pending": 0, "leased": 0, "done": 0, "failed": 0}
+        counts = {"pending": 0, "leased": 0, "done": 0, "failed": 0, "skipped": 0}
         counts.update({row[0]: row[1] for row in rows})
         return counts
 
@@ -246,4 +271,5 @@ def _page_row(page: PageRecord) -> tuple[object, ...]:
         page.size,
         page.elapsed_ms,
         int(page.truncated),
+        page.notes,
     )

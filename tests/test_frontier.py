@@ -72,7 +72,7 @@ async def record(frontier: Frontier, store: Store, lease: Lease, found: list[str
     outcome = Outcome(lease, page, list(found), list(found), lease.depth + 1)
     hosts = {u.split("/")[2] for u in found}
     await store.write_batch(
-        [(lease.id, outcome.page)], [], [(u, u.split("/")[2], 1) for u in found]
+        [(lease.id, outcome.page)], [], [(u, u.split("/")[2], 1, 0) for u in found]
     )
     frontier.on_committed(1, hosts)
 

@@ -1,0 +1,115 @@
+"""The address guard (SSRF defence): never connect to a non-public address by accident.
+
+A page can link or redirect anywhere, including ``http://169.254.169.254/`` (cloud metadata),
+``http://localhost:6379/`` or a router on ``192.168.0.1``. Before every request the fetch layer
+asks :meth:`AddressGuard.check`; it resolves the host (cached briefly) and refuses when any of
+its addresses is not globally routable: loopback, private (RFC 1918, ULA), link-local (which
+includes the metadata address), shared (CGNAT), multicast, reserved or unspecified.
+Every redirect hop is its own request, so it is checked again.
+
+Exceptions, in this order:
+
+- the hosts of the seeds are allowed whatever they resolve to: crawling ``http://127.0.0.1:8080/``
+  on purpose must work; only those exact host names, not their neighbours;
+- ``security.allow_addresses`` lists networks (``10.1.0.0/16``) or host names to let through.
+
+What this does not stop: a host whose DNS answer changes between our check and the transport's
+own lookup (DNS rebinding) within the cache's lifetime. Closing that needs the check inside the
+transport's connect step; see the README.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import time
+from collections.abc import Callable, Iterable
+
+from crawler.errors import PermanentError
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+CACHE_SECONDS = 60.0
+"""How long a host's resolved addresses are trusted."""
+
+
+class AddressBlocked(PermanentError):
+    reason = "address_blocked"
+
+
+class AddressGuard:
+    def __init__(
+        self,
+        seed_hosts: Iterable[str],
+        allow: Iterable[str] = (),
+        *,
+        enabled: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.enabled = enabled
+        self._trusted_hosts = {_bare(h) for h in seed_hosts}
+        self._allowed_networks: list[Network] = []
+        for item in allow:
+            try:
+                self._allowed_networks.append(ipaddress.ip_network(item, strict=False))
+            except ValueError:
+                self._trusted_hosts.add(_bare(item))
+        self._clock = clock
+        self._verdicts: dict[str, tuple[float, str | None]] = {}
+        """host -> (expiry, None if allowed else the reason)."""
+
+    async def check(self, host: str, port: int) -> None:
+        """Raise :class:`AddressBlocked` unless ``host`` may be connected to."""
+        if not self.enabled:
+            return
+        host = _bare(host)
+        if host in self._trusted_hosts:
+            return
+        now = self._clock()
+        cached = self._verdicts.get(host)
+        if cached is None or cached[0] <= now:
+            cached = (now + CACHE_SECONDS, await self._verdict(host, port))
+            self._verdicts[host] = cached
+        if cached[1] is not None:
+            raise AddressBlocked(cached[1])
+
+    async def _verdict(self, host: str, port: int) -> str | None:
+        try:
+            addresses = [ipaddress.ip_address(host)]
+        except ValueError:
+            addresses = await _resolve(host, port)
+            if not addresses:
+                return None  # unresolvable: the connect fails on its own, with its own reason
+        for address in addresses:
+            if not self._permitted(address):
+                return f"{host} resolves to non-public address {address}"
+        return None
+
+    def _permitted(self, address: Address) -> bool:
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
+        if address.is_global and not address.is_multicast:
+            return True
+        return any(address in network for network in self._allowed_networks)
+
+    def __repr__(self) -> str:
+        return (
+            f"<AddressGuard enabled={self.enabled} trusted={sorted(self._trusted_hosts)} "
+            f"cached={len(self._verdicts)}>"
+        )
+
+
+async def _resolve(host: str, port: int) -> list[Address]:
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return []
+    return [ipaddress.ip_address(info[4][0]) for info in infos]
+
+
+def _bare(host: str) -> str:
+    """A host name without IPv6 brackets, lower-cased, as the guard compares them."""
+    return host.strip("[]").lower()

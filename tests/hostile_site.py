@@ -1,0 +1,897 @@
+"""A deliberately hostile local website: one endpoint per way a server can hurt a crawler.
+
+`with HostileSite() as site:` serves it on 127.0.0.1 from a background thread with its own
+event loop, like `crawler.demosite.SiteServer`. Responses are written as raw bytes on asyncio
+streams rather than through an HTTP library, because most endpoints break HTTP on purpose
+(wrong lengths, malformed chunks, resets, byte-at-a-time headers) and a library would refuse.
+
+`ENDPOINTS` maps a concrete, requestable path for every case to a one-line description;
+`index_paths()` is what `/` links to and `trap_paths()` what `/traps/` links to. Pages that only
+exist as the target of some other case (`LINK_TARGETS`) are deliberately NOT linked from `/`:
+linking `/meta/not-followed` from the index would let a crawler reach it without ignoring
+`nofollow`, and linking `/links/sub/rel` would hide a broken `<base href>`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime
+import gzip
+import hashlib
+import html
+import importlib
+import importlib.util
+import itertools
+import math
+import random
+import re
+import socket
+import struct
+import threading
+import time
+import weakref
+import zlib
+from asyncio import StreamReader, StreamWriter
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
+from email.utils import formatdate
+from http import HTTPStatus
+from typing import Literal
+from urllib.parse import parse_qsl, quote
+
+from crawler.demosite import MAX_HEADER_BYTES, canonical_path
+
+HTML_TYPE = "text/html; charset=utf-8"
+HOST = "127.0.0.1"
+
+# Bombs: 1 GiB of spaces once inflated. Built from one 1 MiB block (see `_raw_deflate_bomb`).
+BOMB_SIZE = 1 << 30
+BOMB_BLOCK = 1 << 20
+# brotli and zstandard are optional (not crawler dependencies). Without them the br/zstd
+# endpoints send seeded random bytes that merely claim the encoding; with them, real bombs.
+BROTLI_BOMB_IS_REAL = importlib.util.find_spec("brotli") is not None
+ZSTD_BOMB_IS_REAL = importlib.util.find_spec("zstandard") is not None
+FAKE_BOMB_SIZE = 64 * 1024
+BINARY_SIZE = 200_000
+SLOW_HEADER_INTERVAL = 0.5  # seconds between bytes of /time/slow-headers' status line+headers
+SLOW_HEADER_LIMIT = 60.0  # give up trickling headers after this long
+SLOW_BODY_INTERVAL = 0.2
+SLOW_BODY_LENGTH = 100_000
+RESET_BODY_SENT = 1_000
+RETRY_AFTER_SECONDS = 2
+SESSION_PAGES = ("home", "products", "about")
+CALENDAR_START = "2024-01-01"
+
+# Endless, stalled and slow responses end when the client leaves or the server stops; this cap
+# only guarantees no loop here runs unbounded if a test leaks a connection.
+_MAX_STREAM_SECONDS = 300.0
+_IDLE_TIMEOUT = 60.0  # an idle keep-alive connection is dropped after this long
+_STARTUP_TIMEOUT = 10.0
+_STOP_TIMEOUT = 5.0
+_MAX_REQUESTS_PER_CONNECTION = 100_000
+_MAX_READS = 100_000  # bound on the reads of a stalled connection (it is time-capped anyway)
+_ENDLESS_CHUNK = b"<p>" + b"x" * 16_000 + b"</p>\n"
+_NUMBER = r"(0|[1-9][0-9]{0,8})"  # no leading zeros (one spelling per page), bounded size
+
+Response = tuple[int, dict[str, str], bytes]
+Stream = Callable[[StreamReader, StreamWriter], Awaitable[None]]
+Reply = Response | Stream
+Where = Literal["index", "traps", "target", "unlinked"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Endpoint:
+    path: str
+    where: Where  # which page links it: `/`, `/traps/`, another case, or none (/, robots)
+    description: str
+
+
+_ENDPOINTS = (
+    _Endpoint("/", "unlinked", "HTML index linking every non-trap case, plus /traps/"),
+    _Endpoint("/robots.txt", "unlinked", "body from HostileSite.robots_txt (None -> 404)"),
+    _Endpoint("/redirect/chain/20", "index", "302 to /redirect/chain/N-1; N=0 is 200 'chain end'"),
+    _Endpoint("/redirect/loop/a", "index", "302 /redirect/loop/b, which 302s back to a"),
+    _Endpoint("/redirect/self", "index", "302 to itself"),
+    _Endpoint("/redirect/offsite", "index", "302 to http://offsite.invalid/page (off scope)"),
+    _Endpoint("/redirect/scheme", "index", "302 to ftp://127.0.0.1/file"),
+    _Endpoint("/redirect/nolocation", "index", "302 with no Location header"),
+    _Endpoint("/redirect/private", "index", "302 to http://10.0.0.1/secret (SSRF: never connect)"),
+    _Endpoint("/body/gzip-bomb", "index", "gzip of 1 GiB of spaces, ~1 MB on the wire"),
+    _Endpoint("/body/deflate-bomb", "index", "zlib-wrapped deflate of 1 GiB of spaces"),
+    _Endpoint(
+        "/body/br-bomb", "index", "unasked-for br: bomb if brotli imports, else 64 KiB noise"
+    ),
+    _Endpoint(
+        "/body/zstd-bomb", "index", "unasked-for zstd: bomb if zstandard imports, else noise"
+    ),
+    _Endpoint("/body/endless", "index", "chunked HTML that never ends"),
+    _Endpoint("/body/wrong-length-short", "index", "Content-Length 10000, 100 bytes, close"),
+    _Endpoint("/body/wrong-length-long", "index", "Content-Length 50, 5000 bytes sent"),
+    _Endpoint("/body/no-length", "index", "HTML with no length or chunking, ends at close"),
+    _Endpoint("/body/broken-chunked", "index", "one good chunk, then chunk size line 'zz'"),
+    _Endpoint("/body/truncated-gzip", "index", "first half of a gzip body, honest length"),
+    _Endpoint("/body/binary-as-html", "index", "200 KB of random bytes labelled text/html"),
+    _Endpoint("/time/slow-headers", "index", "status line and headers one byte per 0.5 s"),
+    _Endpoint("/time/slow-body", "index", "Content-Length 100000, one body byte per 0.2 s"),
+    _Endpoint("/time/stall", "index", "reads the request, never answers"),
+    _Endpoint("/time/reset-mid-body", "index", "1000 of 100000 body bytes, then TCP RST"),
+    _Endpoint("/rate/retry-after-seconds", "index", "429 Retry-After: 2 twice, then 200"),
+    _Endpoint("/rate/retry-after-date", "index", "503 Retry-After: <HTTP-date +2 s>, then 200"),
+    _Endpoint("/rate/always-503", "index", "503 forever, no Retry-After"),
+    _Endpoint("/rate/flaky/1", "index", "500 twice per N of /rate/flaky/N, then 200"),
+    _Endpoint("/charset/header-vs-meta", "index", "header utf-8, meta windows-1251, UTF-8 body"),
+    _Endpoint("/charset/unknown", "index", "charset=x-no-such-charset"),
+    _Endpoint("/charset/invalid-bytes", "index", "utf-8 declared, title has bytes ff fe"),
+    _Endpoint("/charset/bom", "index", "UTF-16LE with BOM, header claims utf-8"),
+    _Endpoint("/links/schemes", "index", "javascript:, mailto:, data:, tel:, file: + one link"),
+    _Endpoint("/links/idn", "index", "link to http://bücher.example/x"),
+    _Endpoint("/links/long", "index", "link to /links/target? + 5000 'a's"),
+    _Endpoint("/links/base", "index", '<base href="/links/sub/"> then href="rel"'),
+    _Endpoint("/links/dups", "index", "six spellings of /links/target"),
+    _Endpoint("/private/secret", "index", "disallowed by the default robots.txt"),
+    _Endpoint("/meta/noindex", "index", "meta robots noindex; links /meta/from-noindex"),
+    _Endpoint("/meta/nofollow", "index", "meta robots nofollow; links /meta/not-followed"),
+    _Endpoint("/meta/x-robots-tag", "index", "X-Robots-Tag: noindex, nofollow header"),
+    _Endpoint("/meta/rel-nofollow", "index", 'a rel="nofollow" to /meta/rel-target'),
+    _Endpoint("/meta/canonical", "index", "link rel=canonical to /links/target"),
+    _Endpoint("/traps/", "index", "index of the crawler traps below"),
+    _Endpoint("/links/target", "target", "plain page (from schemes, long, dups, canonical)"),
+    _Endpoint("/links/sub/rel", "target", "plain page, reached only through <base>"),
+    _Endpoint("/meta/from-noindex", "target", "plain page linked from the noindex page"),
+    _Endpoint("/meta/not-followed", "target", "plain page linked only with meta nofollow"),
+    _Endpoint("/meta/not-followed-header", "target", "linked only under X-Robots-Tag nofollow"),
+    _Endpoint("/meta/rel-target", "target", 'linked only with rel="nofollow"'),
+    _Endpoint(f"/traps/calendar?date={CALENDAR_START}", "traps", "links the next and previous day"),
+    _Endpoint("/traps/session/home", "traps", "links 3 pages, each time with a new ?sid="),
+    _Endpoint("/traps/jsession/home", "traps", "links 3 pages with a new ;jsessionid= each time"),
+    _Endpoint("/traps/deep/a", "traps", "links itself and itself plus one more segment"),
+    _Endpoint("/traps/repeat/x", "traps", "links itself + /x and + /y (x/y/x/y/...)"),
+    _Endpoint("/traps/query?a=1", "traps", "links one more query parameter and permutations"),
+    _Endpoint("/traps/numbered/0", "traps", "/traps/numbered/N links N+1 and N+2"),
+)
+ENDPOINTS: dict[str, str] = {e.path: e.description for e in _ENDPOINTS}
+LINK_TARGETS: tuple[str, ...] = tuple(e.path for e in _ENDPOINTS if e.where == "target")
+
+
+def index_paths() -> list[str]:
+    """The hrefs of `/`, in page order: every case except traps and link targets, and /traps/."""
+    return [e.path for e in _ENDPOINTS if e.where == "index"]
+
+
+def trap_paths() -> list[str]:
+    """The hrefs of `/traps/`: one entry point per infinite URL space."""
+    return [e.path for e in _ENDPOINTS if e.where == "traps"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Bodies that are expensive or fiddly to build, computed once per process.
+
+
+def _raw_deflate_bomb() -> bytes:
+    """Raw deflate of BOMB_SIZE spaces, built from one compressed block repeated.
+
+    Compressing the full GiB takes ~6 s; instead compress one block and end it with a full flush,
+    which byte-aligns the output and resets the dictionary, so every later block compresses to
+    exactly the same bytes. Repeating them is a valid stream (~1 KB per MiB, ~1 MB in all).
+    """
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = compressor.compress(b" " * BOMB_BLOCK) + compressor.flush(zlib.Z_FULL_FLUSH)
+    return block * (BOMB_SIZE // BOMB_BLOCK) + compressor.flush(zlib.Z_FINISH)
+
+
+def _checksums_of_spaces() -> tuple[int, int]:
+    """(crc32, adler32) of BOMB_SIZE spaces, for the gzip and zlib trailers (~0.5 s)."""
+    buffer = b" " * (16 * BOMB_BLOCK)
+    crc, adler = 0, 1
+    for _ in range(BOMB_SIZE // len(buffer)):
+        crc = zlib.crc32(buffer, crc)
+        adler = zlib.adler32(buffer, adler)
+    return crc, adler
+
+
+def _optional_bomb(module_name: str, seed: int) -> bytes:
+    if module_name == "brotli" and BROTLI_BOMB_IS_REAL:
+        brotli = importlib.import_module("brotli")
+        # Quality 1 is ~7x faster than 5 here and still ~5000:1 on a run of spaces.
+        br = brotli.Compressor(quality=1)
+        parts = [bytes(br.process(b" " * BOMB_BLOCK)) for _ in range(BOMB_SIZE // BOMB_BLOCK)]
+        return b"".join(parts) + bytes(br.finish())
+    if module_name == "zstandard" and ZSTD_BOMB_IS_REAL:
+        zstandard = importlib.import_module("zstandard")
+        # Declaring the size in the frame header is honest: a defence may check it up front.
+        zc = zstandard.ZstdCompressor(level=3).compressobj(size=BOMB_SIZE)
+        parts = [bytes(zc.compress(b" " * BOMB_BLOCK)) for _ in range(BOMB_SIZE // BOMB_BLOCK)]
+        return b"".join(parts) + bytes(zc.flush())
+    return random.Random(seed).randbytes(FAKE_BOMB_SIZE)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Bombs:
+    gzip: bytes
+    deflate: bytes
+    br: bytes
+    zstd: bytes
+
+
+_bombs: Bombs | None = None
+_bombs_lock = threading.Lock()
+
+
+def bombs() -> Bombs:
+    """The compressed bomb bodies, built on first use and then shared by every HostileSite."""
+    global _bombs
+    with _bombs_lock:
+        if _bombs is None:
+            raw = _raw_deflate_bomb()
+            crc, adler = _checksums_of_spaces()
+            # gzip: magic, CM=deflate, no flags, mtime 0, XFL=2 (max compression), OS=unix.
+            gz = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\x03" + raw
+            gz += struct.pack("<II", crc, BOMB_SIZE & 0xFFFFFFFF)
+            # zlib: CMF 0x78 (deflate, 32K window), FLG 0xDA (level 9, header checksum ok).
+            deflate = b"\x78\xda" + raw + struct.pack(">I", adler)
+            _bombs = Bombs(
+                gzip=gz,
+                deflate=deflate,
+                br=_optional_bomb("brotli", 2),
+                zstd=_optional_bomb("zstandard", 3),
+            )
+        return _bombs
+
+
+def _page(
+    title: str,
+    hrefs: Iterable[str] = (),
+    *,
+    head: str = "",
+    body: str = "",
+    meta_charset: str | None = "utf-8",
+) -> str:
+    charset = f'<meta charset="{meta_charset}">' if meta_charset else ""
+    links = "".join(f'<li><a href="{html.escape(h)}">{html.escape(h)}</a></li>\n' for h in hrefs)
+    return (
+        f"<!doctype html>\n<html><head>{charset}<title>{html.escape(title)}</title>{head}</head>\n"
+        f"<body><h1>{html.escape(title)}</h1>\n<ul>\n{links}</ul>\n{body}</body></html>\n"
+    )
+
+
+def _html(title: str, hrefs: Iterable[str] = (), **kwargs: str) -> Response:
+    return 200, {"Content-Type": HTML_TYPE}, _page(title, hrefs, **kwargs).encode()
+
+
+def _redirect(location: str | None) -> Response:
+    headers = {"Content-Type": HTML_TYPE}
+    if location is not None:
+        headers["Location"] = location
+    return 302, headers, _page("Found", [location] if location else []).encode()
+
+
+def _padded(title: str, size: int) -> bytes:
+    """An HTML page of exactly `size` bytes, so a client that waits for it all gets valid HTML."""
+    start = f"<!doctype html>\n<html><head><title>{title}</title></head><body><p>".encode()
+    end = b"</p></body></html>\n"
+    return start + b"x" * (size - len(start) - len(end)) + end
+
+
+def _truncated_gzip_page() -> tuple[bytes, bytes]:
+    """(full gzip, first half): varied text so the cut lands mid-stream, not in the trailer."""
+    rng = random.Random(4)
+    words = ["crawler", "hostile", "gzip", "stream", "cut", "half", "bytes", "page", "end"]
+    paragraphs = "".join(f"<p>{' '.join(rng.choices(words, k=40))}</p>\n" for _ in range(200))
+    full = gzip.compress(_page("truncated gzip", body=paragraphs).encode(), mtime=0)
+    return full, full[: len(full) // 2]
+
+
+TRUNCATED_GZIP_FULL, TRUNCATED_GZIP_BODY = _truncated_gzip_page()
+BINARY_BODY = random.Random(1).randbytes(BINARY_SIZE)
+SHORT_BODY = _padded("wrong length short", 1000)[:100]
+LONG_BODY = _padded("wrong length long", 5000)
+SLOW_BODY = _padded("slow body", SLOW_BODY_LENGTH)
+NO_LENGTH_BODY = _page("no length", ["/links/target"]).encode()
+BROKEN_CHUNK = b"<!doctype html>\n<html><head><title>broken chunked</title></head><body>\n"
+
+
+def _phrase(status: int) -> str:
+    # robots_status may be set to any number, including ones http.HTTPStatus doesn't know.
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"
+
+
+def _head(status: int, headers: Iterable[tuple[str, str | int]] = ()) -> bytes:
+    lines = [f"HTTP/1.1 {status} {_phrase(status)}"]
+    lines += [f"{name}: {value}" for name, value in headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def _chunk(data: bytes) -> bytes:
+    return f"{len(data):x}\r\n".encode() + data + b"\r\n"
+
+
+def _client_gone(reader: StreamReader, writer: StreamWriter) -> bool:
+    # EOF: the client closed its side. is_closing: a write already failed (reset, broken pipe).
+    return reader.at_eof() or writer.is_closing()
+
+
+def _session_id(n: int, length: int = 16) -> str:
+    # Random-looking yet reproducible, so each response's ids are new but a test can recompute.
+    return hashlib.sha256(str(n).encode()).hexdigest()[:length]
+
+
+def _next_param(index: int) -> str:
+    return chr(ord("a") + index) if index < 26 else f"p{index}"
+
+
+class HostileSite:
+    """Serves the hostile endpoints; `with HostileSite() as site:` runs it on its own thread.
+
+    Bookkeeping methods may be called from any thread. `robots_txt` and `robots_status` may be
+    set at any time; they are not touched by `reset()`, which clears only what requests changed.
+    """
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.robots_status = 200
+        self._robots_txt: bytes | None = None
+        self._robots_is_default = True
+        # Handlers run on the server loop while tests read the bookkeeping from another thread.
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+        self._arrivals: list[tuple[str, float]] = []
+        self._finished: list[tuple[str, float, float]] = []
+        self._in_flight: dict[int, tuple[str, float]] = {}
+        self._request_ids = itertools.count()
+        self._hits: Counter[str] = Counter()  # per-endpoint state of the /rate/ cases
+        self._sessions = 0
+        self._bombs = bombs()
+        self._exact = self._exact_routes()
+        self._patterns = self._pattern_routes()
+        self._tasks: set[asyncio.Task[object]] = set()
+        # Transports still flushing after their handler returned must be aborted on stop too;
+        # weak, so closed ones drop out without bookkeeping.
+        self._transports: weakref.WeakSet[asyncio.WriteTransport] = weakref.WeakSet()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def robots_txt(self) -> bytes | None:
+        with self._lock:
+            if not self._robots_is_default:
+                return self._robots_txt
+        return (
+            f"User-agent: *\nDisallow: /private/\nSitemap: {self.base_url}/sitemap.xml\n".encode()
+        )
+
+    @robots_txt.setter
+    def robots_txt(self, value: bytes | None) -> None:
+        with self._lock:
+            self._robots_txt = value
+            self._robots_is_default = False
+
+    # --- bookkeeping -------------------------------------------------------------------------
+
+    def request_counts(self) -> Counter[str]:
+        """Raw request target (path and query, as sent) -> number of requests."""
+        with self._lock:
+            return Counter(self._counts)
+
+    def request_times(self, path_prefix: str) -> list[float]:
+        """time.monotonic() at which each request whose target starts with the prefix arrived."""
+        with self._lock:
+            return [t for target, t in self._arrivals if target.startswith(path_prefix)]
+
+    def max_concurrent(self, path_prefix: str) -> int:
+        """Most requests matching the prefix that were in flight (arrived, not yet answered)
+        at any one moment since the last reset."""
+        with self._lock:
+            intervals = [(s, e) for t, s, e in self._finished if t.startswith(path_prefix)]
+            intervals += [
+                (s, math.inf) for t, s in self._in_flight.values() if t.startswith(path_prefix)
+            ]
+        # Sweep line; at equal times ends (-1) sort before starts, so back-to-back isn't overlap.
+        events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
+        running = peak = 0
+        for _, delta in events:
+            running += delta
+            peak = max(peak, running)
+        return peak
+
+    def in_flight(self, path_prefix: str) -> int:
+        """Requests matching the prefix still being answered now (e.g. an endless body whose
+        client has not hung up yet)."""
+        with self._lock:
+            return sum(t.startswith(path_prefix) for t, _ in self._in_flight.values())
+
+    def reset(self) -> None:
+        """Forget counts, times, finished requests and per-endpoint state (rate limits, session
+        ids). Requests still in flight keep counting towards max_concurrent."""
+        with self._lock:
+            self._counts.clear()
+            self._arrivals.clear()
+            self._finished.clear()
+            self._hits.clear()
+            self._sessions = 0
+
+    def _begin(self, target: str) -> int:
+        now = time.monotonic()
+        with self._lock:
+            self._counts[target] += 1
+            self._arrivals.append((target, now))
+            key = next(self._request_ids)
+            self._in_flight[key] = (target, now)
+        return key
+
+    def _end(self, key: int) -> None:
+        with self._lock:
+            target, start = self._in_flight.pop(key)
+            self._finished.append((target, start, time.monotonic()))
+
+    def _hit(self, path: str) -> int:
+        with self._lock:
+            self._hits[path] += 1
+            return self._hits[path]
+
+    def _new_session(self) -> int:
+        with self._lock:
+            self._sessions += 1
+            return self._sessions
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def __enter__(self) -> HostileSite:
+        ready = threading.Event()
+        self._error = None
+        self._loop = self._stop = None  # a previous run's; the new thread sets its own
+        self._thread = threading.Thread(target=self._run_thread, args=(ready,), daemon=True)
+        self._thread.start()
+        if not ready.wait(_STARTUP_TIMEOUT):
+            self.__exit__()
+            raise RuntimeError(f"hostile site did not start within {_STARTUP_TIMEOUT}s")
+        if self._error is not None:
+            self._thread.join(_STOP_TIMEOUT)
+            raise self._error
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        loop, stop, thread = self._loop, self._stop, self._thread
+        if loop is not None and stop is not None:
+            with contextlib.suppress(RuntimeError):  # loop already closed: nothing left to stop
+                loop.call_soon_threadsafe(stop.set)
+        if thread is not None:
+            thread.join(_STOP_TIMEOUT)
+            if thread.is_alive():
+                raise RuntimeError(f"hostile site did not stop within {_STOP_TIMEOUT}s")
+
+    def _run_thread(self, ready: threading.Event) -> None:
+        try:
+            asyncio.run(self._serve(ready.set))
+        except BaseException as exc:  # re-raised in the caller's thread by __enter__
+            self._error = exc
+        finally:
+            ready.set()
+
+    async def _serve(self, on_ready: Callable[[], None]) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        server = await asyncio.start_server(self._on_connection, HOST, 0, limit=MAX_HEADER_BYTES)
+        self.port = server.sockets[0].getsockname()[1]
+        try:
+            on_ready()
+            await self._stop.wait()
+        finally:
+            server.close()
+            # Abort, not close: close() waits to flush, forever if an endless body's client
+            # stopped reading; abort drops the buffers and closes the socket now.
+            for transport in list(self._transports):
+                transport.abort()
+            tasks = list(self._tasks)
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.wait(tasks, timeout=_STOP_TIMEOUT)
+            await server.wait_closed()
+
+    async def _on_connection(self, reader: StreamReader, writer: StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        self._transports.add(writer.transport)
+        try:
+            for _ in range(_MAX_REQUESTS_PER_CONNECTION):
+                try:
+                    async with asyncio.timeout(_IDLE_TIMEOUT):
+                        head = await reader.readuntil(b"\r\n\r\n")
+                except asyncio.LimitOverrunError:
+                    writer.write(_error_reply(431))
+                    await writer.drain()
+                    return
+                if not await self._respond(head, reader, writer):
+                    return
+        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
+            pass  # clients hang up or go idle mid-request; not a server fault
+        except asyncio.CancelledError:
+            # Shutdown. Ending normally matters: Python 3.11's start_server logs a traceback
+            # for every connection task that ends cancelled.
+            writer.transport.abort()
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+            writer.close()
+
+    async def _respond(self, head: bytes, reader: StreamReader, writer: StreamWriter) -> bool:
+        """Answer one request; True if the connection may carry another."""
+        lines = head.split(b"\r\n")
+        parts = lines[0].split(b" ")
+        if len(parts) != 3 or not parts[1].startswith(b"/"):
+            writer.write(_error_reply(400))
+            await writer.drain()
+            return False
+        method, raw_target, version = parts
+        connection, has_body = b"", False
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"connection":
+                connection = value.strip().lower()
+            elif name in (b"content-length", b"transfer-encoding") and value.strip() != b"0":
+                has_body = True  # bodies are never read, so the stream can't be reused after one
+        persistent = (
+            connection != b"close" if version == b"HTTP/1.1" else connection == b"keep-alive"
+        )
+        key = self._begin(raw_target.decode("latin-1"))
+        try:
+            if method not in (b"GET", b"HEAD"):
+                writer.write(_error_reply(405, ("Allow", "GET, HEAD")))
+                await writer.drain()
+                return False
+            reply = self._route(raw_target.decode("latin-1"))
+            if not isinstance(reply, tuple):
+                # Streamed misbehaviour always ends the connection, whatever the method.
+                await reply(reader, writer)
+                return False
+            status, headers, body = reply
+            keep_alive = persistent and not has_body
+            fields = [("Content-Length", str(len(body))), *headers.items()]
+            if not keep_alive:
+                fields.append(("Connection", "close"))
+            writer.write(_head(status, fields) + (body if method == b"GET" else b""))
+            await writer.drain()
+            return keep_alive
+        finally:
+            self._end(key)
+
+    # --- routing -------------------------------------------------------------------------------
+
+    def _route(self, target: str) -> Reply:
+        path = canonical_path(target)
+        query = target.partition("?")[2].partition("#")[0]
+        exact = self._exact.get(path)
+        if exact is not None:
+            return exact(query)
+        for pattern, handler in self._patterns:
+            if m := pattern.fullmatch(path):
+                return handler(m)
+        return 404, {"Content-Type": HTML_TYPE}, _page("Not found", ["/"]).encode()
+
+    def _exact_routes(self) -> dict[str, Callable[[str], Reply]]:
+        b = self._bombs
+        return {
+            "/": lambda q: _html("Hostile site", index_paths()),
+            "/robots.txt": lambda q: self._robots(),
+            "/redirect/loop/a": lambda q: _redirect("/redirect/loop/b"),
+            "/redirect/loop/b": lambda q: _redirect("/redirect/loop/a"),
+            "/redirect/self": lambda q: _redirect("/redirect/self"),
+            "/redirect/offsite": lambda q: _redirect("http://offsite.invalid/page"),
+            "/redirect/scheme": lambda q: _redirect("ftp://127.0.0.1/file"),
+            "/redirect/nolocation": lambda q: _redirect(None),
+            "/redirect/private": lambda q: _redirect("http://10.0.0.1/secret"),
+            "/body/gzip-bomb": lambda q: _encoded("gzip", b.gzip),
+            "/body/deflate-bomb": lambda q: _encoded("deflate", b.deflate),
+            "/body/br-bomb": lambda q: _encoded("br", b.br),
+            "/body/zstd-bomb": lambda q: _encoded("zstd", b.zstd),
+            "/body/endless": lambda q: _endless,
+            "/body/wrong-length-short": lambda q: _wrong_length_short,
+            "/body/wrong-length-long": lambda q: _wrong_length_long,
+            "/body/no-length": lambda q: _no_length,
+            "/body/broken-chunked": lambda q: _broken_chunked,
+            "/body/truncated-gzip": lambda q: _encoded("gzip", TRUNCATED_GZIP_BODY),
+            "/body/binary-as-html": lambda q: (200, {"Content-Type": HTML_TYPE}, BINARY_BODY),
+            "/time/slow-headers": lambda q: _slow_headers,
+            "/time/slow-body": lambda q: _slow_body,
+            "/time/stall": lambda q: _stall,
+            "/time/reset-mid-body": lambda q: _reset_mid_body,
+            "/rate/retry-after-seconds": lambda q: self._retry_after_seconds(),
+            "/rate/retry-after-date": lambda q: self._retry_after_date(),
+            "/rate/always-503": lambda q: (503, {"Content-Type": HTML_TYPE}, _UNAVAILABLE),
+            "/charset/header-vs-meta": lambda q: _charset_header_vs_meta(),
+            "/charset/unknown": lambda q: _charset_unknown(),
+            "/charset/invalid-bytes": lambda q: _charset_invalid_bytes(),
+            "/charset/bom": lambda q: _charset_bom(),
+            "/links/schemes": lambda q: _html("schemes", _SCHEME_LINKS),
+            "/links/idn": lambda q: _html("idn", ["http://bücher.example/x"]),
+            "/links/long": lambda q: _html("long", ["/links/target?" + "a" * 5000]),
+            "/links/base": lambda q: _html("base", ["rel"], head='<base href="/links/sub/">'),
+            "/links/dups": lambda q: _html("dups", self._dup_links()),
+            "/links/target": lambda q: _html("target"),
+            "/links/sub/rel": lambda q: _html("sub rel"),
+            "/private/secret": lambda q: _html("secret"),
+            "/meta/noindex": lambda q: _html(
+                "noindex page",
+                ["/meta/from-noindex"],
+                head='<meta name="robots" content="noindex">',
+            ),
+            "/meta/nofollow": lambda q: _html(
+                "nofollow page",
+                ["/meta/not-followed"],
+                head='<meta name="robots" content="nofollow">',
+            ),
+            "/meta/x-robots-tag": lambda q: (
+                200,
+                {"Content-Type": HTML_TYPE, "X-Robots-Tag": "noindex, nofollow"},
+                _page("x-robots-tag page", ["/meta/not-followed-header"]).encode(),
+            ),
+            "/meta/rel-nofollow": lambda q: _html(
+                "rel nofollow", body='<a rel="nofollow" href="/meta/rel-target">rel target</a>\n'
+            ),
+            "/meta/canonical": lambda q: _html(
+                "canonical", head='<link rel="canonical" href="/links/target">'
+            ),
+            "/meta/from-noindex": lambda q: _html("from noindex"),
+            "/meta/not-followed": lambda q: _html("not followed"),
+            "/meta/not-followed-header": lambda q: _html("not followed header"),
+            "/meta/rel-target": lambda q: _html("rel target"),
+            "/traps/": lambda q: _html("Traps", trap_paths()),
+            "/traps/calendar": _calendar,
+            "/traps/query": _query_trap,
+        }
+
+    def _pattern_routes(self) -> list[tuple[re.Pattern[str], Callable[[re.Match[str]], Reply]]]:
+        return [
+            (_CHAIN_RE, _chain),
+            (_FLAKY_RE, lambda m: self._flaky(m[0])),
+            (_SESSION_RE, lambda m: self._session(m[1])),
+            (_JSESSION_RE, lambda m: self._jsession(m[1])),
+            (_DEEP_RE, _deep),
+            (_REPEAT_RE, _repeat),
+            (_NUMBERED_RE, _numbered),
+        ]
+
+    def _robots(self) -> Response:
+        body = self.robots_txt
+        if body is None:
+            return 404, {"Content-Type": "text/plain"}, b"no robots.txt\n"
+        return self.robots_status, {"Content-Type": "text/plain; charset=utf-8"}, body
+
+    def _retry_after_seconds(self) -> Response:
+        if self._hit("/rate/retry-after-seconds") <= 2:
+            headers = {"Content-Type": HTML_TYPE, "Retry-After": str(RETRY_AFTER_SECONDS)}
+            return 429, headers, _page("Too many requests").encode()
+        return _html("finally")
+
+    def _retry_after_date(self) -> Response:
+        if self._hit("/rate/retry-after-date") <= 1:
+            # HTTP-dates have whole seconds; rounding up keeps the wait at least 2 s.
+            when = formatdate(math.ceil(time.time()) + RETRY_AFTER_SECONDS, usegmt=True)
+            return 503, {"Content-Type": HTML_TYPE, "Retry-After": when}, _UNAVAILABLE
+        return _html("finally")
+
+    def _flaky(self, path: str) -> Response:
+        if self._hit(path) <= 2:
+            return 500, {"Content-Type": HTML_TYPE}, _page("Internal server error").encode()
+        return _html("flaky ok")
+
+    def _dup_links(self) -> list[str]:
+        origin = f"127.0.0.1:{self.port}"
+        return [
+            "/links/target",
+            "/links/target#frag",
+            f"http://{origin}/links/target",
+            "/links/%74arget",
+            "/links/./target",
+            f"HTTP://{origin}/links/target",
+        ]
+
+    def _session(self, page: str) -> Response:
+        sid = _session_id(self._new_session())
+        return _html(f"session {page}", [f"/traps/session/{p}?sid={sid}" for p in SESSION_PAGES])
+
+    def _jsession(self, page: str) -> Response:
+        sid = _session_id(self._new_session(), 32).upper()  # the style of Java servlet ids
+        hrefs = [f"/traps/jsession/{p};jsessionid={sid}" for p in SESSION_PAGES]
+        return _html(f"jsession {page}", hrefs)
+
+
+# --- routes that need no server state --------------------------------------------------------
+
+_CHAIN_RE = re.compile(rf"/redirect/chain/{_NUMBER}")
+_FLAKY_RE = re.compile(rf"/rate/flaky/{_NUMBER}")
+_SESSION_RE = re.compile(r"/traps/session/(home|products|about)")
+_JSESSION_RE = re.compile(r"/traps/jsession/(home|products|about)(?:;jsessionid=[0-9A-F]+)?")
+_DEEP_RE = re.compile(r"/traps/deep((?:/[a-z])+)")
+_REPEAT_RE = re.compile(r"/traps/repeat((?:/[xy])+)")
+_NUMBERED_RE = re.compile(rf"/traps/numbered/{_NUMBER}")
+_SCHEME_LINKS = (
+    "javascript:alert(1)",
+    "mailto:a@b.c",
+    "data:text/html,hi",
+    "tel:123",
+    "file:///etc/passwd",
+    "/links/target",
+)
+_UNAVAILABLE = _page("Service unavailable").encode()
+
+
+def _encoded(encoding: str, body: bytes) -> Response:
+    return 200, {"Content-Type": HTML_TYPE, "Content-Encoding": encoding}, body
+
+
+def _chain(m: re.Match[str]) -> Response:
+    n = int(m[1])
+    return _redirect(f"/redirect/chain/{n - 1}") if n > 0 else _html("chain end")
+
+
+def _calendar(query: str) -> Response:
+    try:
+        day = datetime.date.fromisoformat(dict(parse_qsl(query)).get("date", ""))
+    except ValueError:
+        return 404, {"Content-Type": HTML_TYPE}, _page("No such date", ["/traps/"]).encode()
+    hrefs = []
+    for delta in (1, -1):
+        # 0001-01-01 and 9999-12-31 are the only ends of this otherwise endless space.
+        with contextlib.suppress(OverflowError):
+            hrefs.append(f"/traps/calendar?date={day + datetime.timedelta(days=delta)}")
+    return _html(f"calendar {day}", hrefs)
+
+
+def _query_trap(query: str) -> Response:
+    params = parse_qsl(query, keep_blank_values=True) or [("a", "1")]
+
+    def href(items: list[tuple[str, str]]) -> str:
+        return "/traps/query?" + "&".join(f"{quote(k)}={quote(v)}" for k, v in items)
+
+    more = [*params, (_next_param(len(params)), "1")]
+    # Reversal and rotation: the same parameters in other orders, i.e. the same page again.
+    hrefs = [href(params), href(more), href(params[::-1]), href(params[1:] + params[:1])]
+    return _html(f"query with {len(params)} parameters", dict.fromkeys(hrefs))
+
+
+def _deep(m: re.Match[str]) -> Response:
+    path = m[0]
+    nxt = chr((ord(path[-1]) - ord("a") + 1) % 26 + ord("a"))
+    return _html(f"deep {len(m[1]) // 2}", [path, f"{path}/{nxt}"])
+
+
+def _repeat(m: re.Match[str]) -> Response:
+    path = m[0]
+    return _html(f"repeat {len(m[1]) // 2}", [path, f"{path}/x", f"{path}/y"])
+
+
+def _numbered(m: re.Match[str]) -> Response:
+    n = int(m[1])
+    return _html(f"numbered {n}", [f"/traps/numbered/{n + 1}", f"/traps/numbered/{n + 2}"])
+
+
+def _charset_header_vs_meta() -> Response:
+    body = _page("Привет", meta_charset="windows-1251").encode("utf-8")
+    return 200, {"Content-Type": HTML_TYPE}, body
+
+
+def _charset_unknown() -> Response:
+    body = _page("unknown ok", meta_charset=None).encode()
+    return 200, {"Content-Type": "text/html; charset=x-no-such-charset"}, body
+
+
+def _charset_invalid_bytes() -> Response:
+    body = _page("invalid XX bytes").encode().replace(b"XX", b"\xff\xfe")
+    return 200, {"Content-Type": HTML_TYPE}, body
+
+
+def _charset_bom() -> Response:
+    body = ("\ufeff" + _page("bom wins", meta_charset=None)).encode("utf-16-le")
+    return 200, {"Content-Type": HTML_TYPE}, body
+
+
+def _error_reply(status: int, *extra: tuple[str, str]) -> bytes:
+    body = f"{status} {_phrase(status)}\n".encode()
+    fields = [("Content-Length", str(len(body))), ("Content-Type", "text/plain"), *extra]
+    return _head(status, [*fields, ("Connection", "close")]) + body
+
+
+# --- streamed misbehaviour ---------------------------------------------------------------------
+
+
+async def _endless(reader: StreamReader, writer: StreamWriter) -> None:
+    writer.write(
+        _head(200, [("Content-Type", HTML_TYPE), ("Transfer-Encoding", "chunked")])
+        + _chunk(b"<!doctype html>\n<html><head><title>endless</title></head><body>\n")
+    )
+    chunk = _chunk(_ENDLESS_CHUNK)
+    deadline = time.monotonic() + _MAX_STREAM_SECONDS
+    while time.monotonic() < deadline and not _client_gone(reader, writer):
+        writer.write(chunk)
+        await writer.drain()
+        # drain() returns without yielding while the socket keeps up; yield anyway, or a fast
+        # reader would starve every other connection and the stop event.
+        await asyncio.sleep(0)
+
+
+async def _wrong_length_short(reader: StreamReader, writer: StreamWriter) -> None:
+    writer.write(_head(200, [("Content-Type", HTML_TYPE), ("Content-Length", 10_000)]))
+    writer.write(SHORT_BODY)
+    await writer.drain()
+
+
+async def _wrong_length_long(reader: StreamReader, writer: StreamWriter) -> None:
+    # No "Connection: close": the 4950 extra bytes look like the start of the next response.
+    writer.write(_head(200, [("Content-Type", HTML_TYPE), ("Content-Length", 50)]) + LONG_BODY)
+    await writer.drain()
+
+
+async def _no_length(reader: StreamReader, writer: StreamWriter) -> None:
+    writer.write(_head(200, [("Content-Type", HTML_TYPE)]) + NO_LENGTH_BODY)
+    await writer.drain()
+
+
+async def _broken_chunked(reader: StreamReader, writer: StreamWriter) -> None:
+    head = _head(200, [("Content-Type", HTML_TYPE), ("Transfer-Encoding", "chunked")])
+    writer.write(head + _chunk(BROKEN_CHUNK) + b"zz\r\n" + b"not a chunk\r\n")
+    await writer.drain()
+
+
+async def _slow_headers(reader: StreamReader, writer: StreamWriter) -> None:
+    body = _page("slow headers").encode()
+    head = _head(200, [("Content-Type", HTML_TYPE), ("Content-Length", len(body))])
+    deadline = time.monotonic() + SLOW_HEADER_LIMIT
+    for i in range(len(head)):
+        if time.monotonic() > deadline or _client_gone(reader, writer):
+            return
+        writer.write(head[i : i + 1])
+        await writer.drain()
+        await asyncio.sleep(SLOW_HEADER_INTERVAL)
+    writer.write(body)
+    await writer.drain()
+
+
+async def _slow_body(reader: StreamReader, writer: StreamWriter) -> None:
+    writer.write(_head(200, [("Content-Type", HTML_TYPE), ("Content-Length", SLOW_BODY_LENGTH)]))
+    await writer.drain()
+    deadline = time.monotonic() + _MAX_STREAM_SECONDS
+    for i in range(SLOW_BODY_LENGTH):
+        if time.monotonic() > deadline or _client_gone(reader, writer):
+            return
+        writer.write(SLOW_BODY[i : i + 1])
+        await writer.drain()
+        await asyncio.sleep(SLOW_BODY_INTERVAL)
+
+
+async def _stall(reader: StreamReader, writer: StreamWriter) -> None:
+    # Reading (not sleeping) notices at once when the client gives up and closes.
+    try:
+        async with asyncio.timeout(_MAX_STREAM_SECONDS):
+            for _ in range(_MAX_READS):
+                if not await reader.read(65536):
+                    return
+    except TimeoutError:
+        pass
+
+
+async def _reset_mid_body(reader: StreamReader, writer: StreamWriter) -> None:
+    head = _head(200, [("Content-Type", HTML_TYPE), ("Content-Length", SLOW_BODY_LENGTH)])
+    writer.write(head + SLOW_BODY[:RESET_BODY_SENT])
+    await writer.drain()
+    # drain() only means "handed to the kernel"; give loopback a moment to deliver it, since a
+    # reset discards whatever is still queued.
+    await asyncio.sleep(0.05)
+    sock = writer.get_extra_info("socket")
+    if sock is not None:  # None if the client already left: nothing to reset
+        # Linger on with timeout 0: close() sends RST instead of FIN.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
