@@ -246,6 +246,11 @@ class _Worker:
     async def _handle(self, lease: Lease) -> Outcome | None:
         if (reason := self.traps.admit(lease)) is not None:
             return skipped_outcome(lease, reason, _now())
+        try:
+            # Before robots.txt too: asking a blocked host for it would be a connection.
+            await self.fetcher.check_address(lease.url)
+        except AddressBlocked as blocked:
+            return skipped_outcome(lease, blocked.describe(), _now())
         if self.robots is not None:
             verdict = await self._robots_verdict(lease)
             if verdict is _DEFER:
@@ -297,7 +302,7 @@ class _Worker:
         frontier = self.frontier
         try:
             response = await self.fetcher.fetch(lease.url)
-        except AddressBlocked as blocked:
+        except AddressBlocked as blocked:  # its address changed since the check above
             return skipped_outcome(lease, blocked.describe(), _now())
         except PageError as error:
             if error.retryable:

@@ -103,9 +103,7 @@ class Fetcher:
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self._config.total_timeout):
-                if self._guard is not None:
-                    parts = urlsplit(url)
-                    await self._guard.check(parts.hostname or "", parts.port or 0)
+                await self.check_address(url)
                 cap = max_bytes or self._config.max_body_bytes
                 return await self._get(url, started, any_type, cap)
         except TimeoutError:
@@ -114,6 +112,12 @@ class Fetcher:
             raise _translate(exc) from None
         except httpx.InvalidURL as exc:
             raise UnsupportedURL(str(exc)) from None
+
+    async def check_address(self, url: str) -> None:
+        """Raise :class:`AddressBlocked` if the address guard refuses ``url``'s host."""
+        if self._guard is not None:
+            parts = urlsplit(url)
+            await self._guard.check(parts.hostname or "", parts.port or 0)
 
     async def _get(self, url: str, started: float, any_type: bool, cap: int) -> Response:
         async with self._client.stream("GET", url) as response:

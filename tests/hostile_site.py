@@ -98,6 +98,9 @@ _ENDPOINTS = (
     _Endpoint("/redirect/scheme", "index", "302 to ftp://127.0.0.1/file"),
     _Endpoint("/redirect/nolocation", "index", "302 with no Location header"),
     _Endpoint("/redirect/private", "index", "302 to http://10.0.0.1/secret (SSRF: never connect)"),
+    _Endpoint(
+        "/redirect/loopback", "index", "302 to http://localhost:PORT/links/target (this server)"
+    ),
     _Endpoint("/body/gzip-bomb", "index", "gzip of 1 GiB of spaces, ~1 MB on the wire"),
     _Endpoint("/body/deflate-bomb", "index", "zlib-wrapped deflate of 1 GiB of spaces"),
     _Endpoint(
@@ -593,6 +596,8 @@ class HostileSite:
             "/redirect/scheme": lambda q: _redirect("ftp://127.0.0.1/file"),
             "/redirect/nolocation": lambda q: _redirect(None),
             "/redirect/private": lambda q: _redirect("http://10.0.0.1/secret"),
+            # The SSRF guard's negative control: a loopback target that does answer.
+            "/redirect/loopback": lambda q: _redirect(f"http://localhost:{self.port}/links/target"),
             "/body/gzip-bomb": lambda q: _encoded("gzip", b.gzip),
             "/body/deflate-bomb": lambda q: _encoded("deflate", b.deflate),
             "/body/br-bomb": lambda q: _encoded("br", b.br),

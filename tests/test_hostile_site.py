@@ -140,7 +140,7 @@ def test_index_links_every_case_but_traps_and_link_targets(client: httpx.Client)
     assert home.headers["content-type"] == HTML_TYPE
     assert anchors(home.text) == index_paths()
     assert anchors(client.get("/traps/").text) == trap_paths()
-    assert len(ENDPOINTS) == 57
+    assert len(ENDPOINTS) == 58
     assert set(ENDPOINTS) == {"/", "/robots.txt"} | set(index_paths()) | set(trap_paths()) | set(
         LINK_TARGETS
     )
@@ -170,6 +170,7 @@ FIRST_STATUS = {
     "/redirect/scheme": 302,
     "/redirect/nolocation": 302,
     "/redirect/private": 302,
+    "/redirect/loopback": 302,
     "/body/gzip-bomb": 200,
     "/body/deflate-bomb": 200,
     "/body/br-bomb": 200,
