@@ -24,6 +24,7 @@ test: install
 lint: install
 	$(BIN)/ruff check crawler tests
 	$(BIN)/ruff format --check crawler tests
+	$(BIN)/hadolint Dockerfile
 
 typecheck: install
 	$(BIN)/mypy
@@ -32,3 +33,27 @@ check: lint typecheck test
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo-output
+
+# The container job (README: "Container job"). Here (no Docker engine, no image registry) the
+# image is built and tested with podman on an offline Debian base; these need root and podman.
+# Elsewhere: `docker build -t crawler .` uses the Dockerfile's default base image.
+.PHONY: docker docker-test lock
+DOCKER_TEST := $(BIN)/python scripts/docker-test.py
+UV_VERSION  := 0.13.9
+LOCK_VENV   := build/lock-venv
+
+docker: install
+	$(DOCKER_TEST) --build-only
+
+docker-test: install
+	$(DOCKER_TEST)
+
+# requirements.lock: pyproject.toml's dependencies plus requirements.in (what only the image
+# needs), every version pinned with the hashes of all its files. Existing pins are kept;
+# `make lock LOCK_FLAGS=--upgrade` moves everything to the newest releases.
+lock:
+	test -x $(LOCK_VENV)/bin/uv || $(PYTHON) -m venv $(LOCK_VENV)
+	test -x $(LOCK_VENV)/bin/uv || $(LOCK_VENV)/bin/python -m pip install --quiet uv==$(UV_VERSION)
+	$(LOCK_VENV)/bin/uv pip compile pyproject.toml requirements.in --universal \
+	    --python-version 3.11 --generate-hashes --no-cache --quiet \
+	    --custom-compile-command "make lock" $(LOCK_FLAGS) --output-file requirements.lock
