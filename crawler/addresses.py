@@ -33,6 +33,8 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 CACHE_SECONDS = 60.0
 """How long a host's resolved addresses are trusted."""
+RESOLVE_TIMEOUT = 10.0
+"""A lookup slower than this counts as unresolvable (the connection then fails on its own)."""
 
 
 class AddressBlocked(PermanentError):
@@ -104,8 +106,9 @@ class AddressGuard:
 async def _resolve(host: str, port: int) -> list[Address]:
     loop = asyncio.get_running_loop()
     try:
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError):
+        async with asyncio.timeout(RESOLVE_TIMEOUT):
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError, TimeoutError):
         return []
     return [ipaddress.ip_address(info[4][0]) for info in infos]
 

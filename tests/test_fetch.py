@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import zlib
 
 import httpx
 import pytest
@@ -17,7 +18,7 @@ from crawler.errors import (
     TimedOut,
     UnsupportedURL,
 )
-from crawler.fetch import Fetcher
+from crawler.fetch import Fetcher, UnsupportedEncoding
 
 pytestmark = pytest.mark.anyio
 
@@ -111,3 +112,76 @@ async def test_the_client_is_closed_on_exit(httpx_mock: HTTPXMock) -> None:
     async with fetcher() as f:
         assert "closed=False" in repr(f)
     assert "closed=True" in repr(f)
+
+
+def _deflate(data: bytes, wbits: int) -> bytes:
+    c = zlib.compressobj(6, zlib.DEFLATED, wbits)
+    return c.compress(data) + c.flush()
+
+
+@pytest.mark.parametrize(
+    ("encoding", "wbits"),
+    [("gzip", 31), ("deflate", 15), ("deflate", -15)],  # -15: raw deflate, as some servers send
+)
+async def test_compressed_bodies_are_decoded(
+    httpx_mock: HTTPXMock, encoding: str, wbits: int
+) -> None:
+    page = b"<title>t</title>" + b"x" * 5000
+    headers = {**HTML, "content-encoding": encoding}
+    httpx_mock.add_response(url=URL, headers=headers, content=_deflate(page, wbits))
+    async with fetcher() as f:
+        response = await f.fetch(URL)
+    assert (response.body, response.truncated, response.notes) == (page, False, ())
+
+
+async def test_decoding_stops_at_the_cap(httpx_mock: HTTPXMock) -> None:
+    bomb = _deflate(b" " * 50_000_000, 31)
+    httpx_mock.add_response(url=URL, headers={**HTML, "content-encoding": "gzip"}, content=bomb)
+    async with fetcher(max_body_bytes=10_000) as f:
+        response = await f.fetch(URL)
+    assert (len(response.body), response.truncated) == (10_000, True)
+
+
+async def test_a_cut_compressed_stream_is_noted(httpx_mock: HTTPXMock) -> None:
+    whole = _deflate(bytes(range(256)) * 400, 31)
+    httpx_mock.add_response(
+        url=URL, headers={**HTML, "content-encoding": "gzip"}, content=whole[: len(whole) // 2]
+    )
+    async with fetcher() as f:
+        response = await f.fetch(URL)
+    assert response.notes == ("truncated_encoding",)
+    assert 0 < len(response.body) < 256 * 400
+
+
+@pytest.mark.parametrize("encoding", ["br", "zstd", "compress"])
+async def test_encodings_we_did_not_ask_for_are_refused(
+    httpx_mock: HTTPXMock, encoding: str
+) -> None:
+    httpx_mock.add_response(url=URL, headers={**HTML, "content-encoding": encoding}, content=b"??")
+    async with fetcher() as f:
+        with pytest.raises(UnsupportedEncoding):
+            await f.fetch(URL)
+
+
+async def test_we_ask_only_for_encodings_we_can_bound(httpx_mock: HTTPXMock) -> None:
+    httpx_mock.add_response(url=URL, headers=HTML, content=b"x")
+    async with fetcher() as f:
+        await f.fetch(URL)
+    request = httpx_mock.get_request()
+    assert request is not None
+    assert request.headers["accept-encoding"] == "gzip, deflate"
+
+
+async def test_headers_the_politeness_needs(httpx_mock: HTTPXMock) -> None:
+    headers = [("retry-after", "7"), ("x-robots-tag", "noindex"), ("x-robots-tag", "nofollow")]
+    httpx_mock.add_response(url=URL, status_code=429, headers=headers)
+    async with fetcher() as f:
+        response = await f.fetch(URL)
+    assert (response.retry_after, response.robots_tag) == ("7", "noindex, nofollow")
+
+
+async def test_any_type_reads_non_html_bodies(httpx_mock: HTTPXMock) -> None:
+    httpx_mock.add_response(url=URL, headers={"content-type": "text/plain"}, content=b"a" * 100)
+    async with fetcher() as f:
+        response = await f.fetch(URL, any_type=True, max_bytes=10)
+    assert (response.body, response.truncated) == (b"a" * 10, True)

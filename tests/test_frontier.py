@@ -209,3 +209,54 @@ async def test_leases_of_a_stopped_run_go_back_to_pending(tmp_path: Path) -> Non
     async with Store(tmp_path / "db") as store:
         assert await store.reset_leases() == 3
         assert (await store.state_counts())["pending"] == 3
+
+
+async def test_a_host_in_cooldown_is_pending_and_others_keep_working(tmp_path: Path) -> None:
+    clock = FakeClock()
+    cfg = config(**{"politeness.per_host_concurrency": 5})
+    seeds = ["http://a.test/1", "http://a.test/2", "http://b.test/1", "http://b.test/2"]
+    async with running_frontier(tmp_path / "db", seeds, cfg, clock) as frontier:
+        await frontier.claims_settled()
+        frontier.cool_down("a.test", 30.0)
+        got = [await try_lease(frontier), await try_lease(frontier)]
+        assert [lease.host for lease in got if isinstance(lease, Lease)] == ["b.test", "b.test"]
+        assert await try_lease(frontier) == "waiting"  # a.test is pending, not finished
+        assert frontier.state is FrontierState.RUNNING
+        clock.now += 30.0
+        frontier.wake()
+        later = await try_lease(frontier)
+        assert isinstance(later, Lease)
+        assert later.host == "a.test"
+
+
+async def test_per_host_overrides(tmp_path: Path) -> None:
+    clock = FakeClock()
+    cfg = config(**{"politeness.hosts": {"b.test": {"concurrency": 2, "delay": 0.0}},
+                    "politeness.per_host_delay": 50.0})  # fmt: skip
+    seeds = ["http://a.test/1", "http://a.test/2", "http://b.test/1", "http://b.test/2"]
+    async with running_frontier(tmp_path / "db", seeds, cfg, clock) as frontier:
+        got = [await try_lease(frontier) for _ in range(4)]
+        hosts = sorted(lease.host for lease in got if isinstance(lease, Lease))
+        assert hosts == ["a.test", "b.test", "b.test"]  # a.test: one, then its 50 s delay
+
+
+async def test_crawl_delay_raises_the_delay_up_to_the_cap(tmp_path: Path) -> None:
+    clock = FakeClock()
+    cfg = config(**{"politeness.per_host_concurrency": 5, "politeness.max_crawl_delay": 20.0,
+                    "politeness.per_host_delay": 1.0})  # fmt: skip
+    async with running_frontier(tmp_path / "db", SEEDS, cfg, clock) as frontier:
+        frontier.set_crawl_delay("a.test", 99.0)
+        assert frontier.delay_of("a.test") == 20.0
+        frontier.set_crawl_delay("a.test", 0.5)  # never below the configured delay
+        assert frontier.delay_of("a.test") == 1.0
+
+
+async def test_jitter_spreads_the_delay(tmp_path: Path) -> None:
+    clock = FakeClock()
+    cfg = config(**{"politeness.per_host_concurrency": 5, "politeness.per_host_delay": 10.0,
+                    "politeness.delay_jitter": 0.5})  # fmt: skip
+    async with running_frontier(tmp_path / "db", SEEDS, cfg, clock) as frontier:
+        assert isinstance(await try_lease(frontier), Lease)
+        slot = frontier._hosts["a.test"].slot
+        assert 1000.0 + 5.0 <= slot.next_start <= 1000.0 + 15.0
+        assert slot.next_start != 1000.0 + 10.0

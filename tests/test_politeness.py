@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+import pytest
+
 from crawler.models import Lease
-from crawler.politeness import HostSlot
+from crawler.politeness import HostSlot, retry_after_seconds
 
 
 def lease(n: int, attempt: int = 0) -> Lease:
@@ -69,3 +73,70 @@ def test_a_due_retry_goes_before_the_window() -> None:
     s.schedule_retry(lease(7, attempt=1), not_before=5.0)
     assert s.start(1.0).id == 0  # the retry is not due yet
     assert s.start(6.0).id == 7
+
+
+# -- cooldowns, throttling, circuit breaker ---------------------------------------------------
+
+
+def test_a_cooldown_holds_the_host_until_it_ends() -> None:
+    s = slot(delay=0.0)
+    s.cool_down(50.0)
+    assert s.ready_at() == 50.0
+    s.cool_down(40.0)  # an earlier end never shortens it
+    assert s.ready_at() == 50.0
+
+
+def test_throttled_uses_retry_after_capped() -> None:
+    s = slot()
+    assert s.throttled(100.0, retry_after=30.0, base=5.0, cap=600.0) == 30.0
+    assert s.ready_at() == 130.0
+    assert s.throttled(100.0, retry_after=9999.0, base=5.0, cap=600.0) == 600.0
+
+
+def test_throttled_without_retry_after_doubles_until_a_success() -> None:
+    s = slot()
+    waits = [s.throttled(0.0, None, base=5.0, cap=600.0) for _ in range(4)]
+    assert waits == [5.0, 10.0, 20.0, 40.0]
+    s.succeeded()
+    assert s.throttled(0.0, None, base=5.0, cap=600.0) == 5.0
+
+
+def test_circuit_breaker_trips_after_consecutive_failures() -> None:
+    s = slot()
+    assert [s.failed(10.0, threshold=3, pause=60.0) for _ in range(3)] == [False, False, True]
+    assert s.ready_at() == 70.0
+    assert s.failed(80.0, threshold=3, pause=60.0) is True  # tripped: one more failure re-trips
+    assert s.ready_at() == 140.0
+    s.succeeded()
+    assert s.failed(200.0, threshold=3, pause=60.0) is False
+
+
+def test_circuit_breaker_off() -> None:
+    s = slot()
+    assert not any(s.failed(0.0, threshold=0, pause=60.0) for _ in range(50))
+
+
+def test_a_success_between_failures_resets_the_count() -> None:
+    s = slot()
+    s.failed(0.0, threshold=3, pause=60.0)
+    s.failed(0.0, threshold=3, pause=60.0)
+    s.succeeded()
+    assert s.failed(0.0, threshold=3, pause=60.0) is False
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("120", 120.0),
+        (" 5 ", 5.0),
+        ("Wed, 21 Oct 2015 07:28:30 GMT", 30.0),  # now is 07:28:00
+        ("Wed, 21 Oct 2015 07:27:00 GMT", 0.0),  # in the past: no wait
+        ("soon", None),
+        ("", None),
+        (None, None),
+        ("-5", None),
+    ],
+)
+def test_retry_after_seconds(value: str | None, expected: float | None) -> None:
+    now = datetime(2015, 10, 21, 7, 28, 0, tzinfo=UTC).timestamp()
+    assert retry_after_seconds(value, now) == expected

@@ -1,0 +1,66 @@
+"""The address guard (SSRF): non-public addresses are refused before any connection."""
+
+from __future__ import annotations
+
+import pytest
+
+from crawler.addresses import AddressBlocked, AddressGuard
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127.0.0.1",  # loopback
+        "127.8.9.10",
+        "[::1]",
+        "10.1.2.3",  # private
+        "172.16.0.1",
+        "192.168.1.1",
+        "169.254.169.254",  # link-local: the cloud metadata address
+        "[fe80::1]",
+        "[fd00:ec2::254]",  # unique-local (AWS's IPv6 metadata)
+        "100.64.0.1",  # shared (CGNAT)
+        "0.0.0.0",
+        "224.0.0.1",  # multicast
+        "[::ffff:127.0.0.1]",  # IPv4-mapped loopback
+        "localhost",  # a name that resolves to loopback
+    ],
+)
+async def test_non_public_addresses_are_blocked(host: str) -> None:
+    guard = AddressGuard(seed_hosts=["example.test"])
+    with pytest.raises(AddressBlocked, match="non-public address"):
+        await guard.check(host, 80)
+
+
+async def test_public_addresses_pass_without_any_connection() -> None:
+    guard = AddressGuard(seed_hosts=[])
+    await guard.check("93.184.216.34", 80)
+    await guard.check("[2606:2800:220:1::1]", 443)
+
+
+async def test_a_seed_host_is_allowed_but_not_its_neighbours() -> None:
+    guard = AddressGuard(seed_hosts=["127.0.0.1"])
+    await guard.check("127.0.0.1", 8080)
+    with pytest.raises(AddressBlocked):
+        await guard.check("127.0.0.2", 8080)
+    with pytest.raises(AddressBlocked):
+        await guard.check("localhost", 8080)
+
+
+async def test_allow_list_networks_and_names() -> None:
+    guard = AddressGuard(seed_hosts=[], allow=["10.1.0.0/16", "intranet.test", "localhost"])
+    await guard.check("10.1.200.3", 80)
+    await guard.check("intranet.test", 80)
+    await guard.check("localhost", 80)
+    with pytest.raises(AddressBlocked):
+        await guard.check("10.2.0.1", 80)
+
+
+async def test_disabled_guard_checks_nothing() -> None:
+    await AddressGuard(seed_hosts=[], enabled=False).check("127.0.0.1", 80)
+
+
+async def test_unresolvable_names_are_left_to_the_connection() -> None:
+    await AddressGuard(seed_hosts=[]).check("no-such-host.invalid", 80)
