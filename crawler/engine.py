@@ -23,7 +23,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -44,7 +44,7 @@ from crawler.extract import (
 )
 from crawler.fetch import Fetcher
 from crawler.frontier import Clock, Frontier
-from crawler.models import Lease, Outcome
+from crawler.models import Lease, Outcome, Response
 from crawler.politeness import retry_after_seconds
 from crawler.robots import RobotsCache, RobotsFetch, RobotsPolicy, origin_of, product_token
 from crawler.sink import Sink
@@ -89,8 +89,14 @@ class Crawl:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Clock = time.monotonic,
+        on_response: Callable[[Lease, Response], None] | None = None,
     ) -> None:
+        """``on_response`` sees every response as received (for archiving); it runs on the
+        event loop for every page, so it must only hand the data on (e.g. to a queue)."""
         self.config = config
+        self.on_response = on_response
+        self.frontier: Frontier | None = None
+        """Set while running: for progress displays and metrics (``snapshot()``)."""
         self.seeds = list(seeds)
         self.db_path = db_path
         self.signal = signal
@@ -135,7 +141,7 @@ class Crawl:
             max_bytes=ROBOTS_MAX_BYTES,
         )
         async with Store(self.db_path) as store, fetcher, robots:
-            frontier = Frontier(store, config, self.signal, clock=self._clock)
+            frontier = self.frontier = Frontier(store, config, self.signal, clock=self._clock)
             sink = Sink(store, config.storage, frontier.on_committed)
             await frontier.open(self.seeds)
             worker = _Worker(self, frontier, fetcher, sink, store, robots)
@@ -218,6 +224,7 @@ class _Worker:
         self.traps = crawl._traps
         self.parse_slots = crawl._parse_slots
         self.robots_seen = crawl._robots_seen
+        self.on_response = crawl.on_response
         self.frontier = frontier
         self.fetcher = fetcher
         self.sink = sink
@@ -310,6 +317,8 @@ class _Worker:
                 if self._retry(lease):
                     return None
             return failed_outcome(lease, error, _now())
+        if self.on_response is not None:
+            self.on_response(lease, response)
         status = response.status
         if status in RETRY_STATUSES:
             self._host_failed(lease.host)

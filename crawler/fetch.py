@@ -140,6 +140,8 @@ class Fetcher:
                 retry_after=headers.get("retry-after"),
                 robots_tag=", ".join(robots_tags) if robots_tags else None,
                 notes=notes,
+                headers=tuple(headers.multi_items()),
+                http_version=response.http_version,
             )
 
     def __repr__(self) -> str:

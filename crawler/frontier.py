@@ -54,6 +54,23 @@ class FrontierState(enum.Enum):
     """Finished or aborted: ``lease()`` returns None from now on."""
 
 
+@dataclass(frozen=True, slots=True)
+class FrontierSnapshot:
+    state: str
+    hosts: int
+    hosts_cooling_down: int
+    """Hosts waiting out a Retry-After, a robots.txt retry or a circuit-breaker pause."""
+    hosts_paused: int
+    """Hosts whose circuit breaker is open."""
+    windowed: int
+    """URLs claimed from the database into memory, waiting for a worker."""
+    in_flight: int
+    uncommitted: int
+    started: int
+    """URLs handed out for the first time in this run."""
+    recorded_before: int
+
+
 @dataclass(slots=True, eq=False)
 class _Host:
     slot: HostSlot
@@ -363,6 +380,22 @@ class Frontier:
         if self.budget_spent:
             return True
         return not any(h.slot.has_work() or h.maybe_pending_in_db() for h in self._hosts.values())
+
+    def snapshot(self) -> FrontierSnapshot:
+        """Counts for progress displays and metrics; O(hosts), so for periodic use only."""
+        now = self._clock()
+        hosts = self._hosts.values()
+        return FrontierSnapshot(
+            state=self.state.value,
+            hosts=len(self._hosts),
+            hosts_cooling_down=sum(1 for h in hosts if h.slot.cooldown_until > now),
+            hosts_paused=sum(1 for h in hosts if h.slot.tripped),
+            windowed=sum(len(h.slot.window) + len(h.slot.retries) for h in hosts),
+            in_flight=self.in_flight,
+            uncommitted=self.uncommitted,
+            started=self.started,
+            recorded_before=self.recorded_before,
+        )
 
     def __repr__(self) -> str:
         windowed = sum(len(h.slot.window) + len(h.slot.retries) for h in self._hosts.values())

@@ -42,6 +42,9 @@ class Response:
     """The ``X-Robots-Tag`` header(s), comma-joined, if any."""
     notes: tuple[str, ...] = ()
     """Things that went wrong without losing the page (e.g. ``truncated_encoding``)."""
+    headers: tuple[tuple[str, str], ...] = ()
+    """All response headers as received, in order (for archiving: WARC)."""
+    http_version: str = "HTTP/1.1"
 
     @property
     def is_html(self) -> bool:

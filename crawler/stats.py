@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 
 from crawler.models import Outcome
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+"""Upper bounds (seconds) of the fetch-latency histogram, as Prometheus histograms use."""
 
 
 @dataclass(slots=True)
@@ -31,6 +35,10 @@ class Stats:
     """429/503 answers that put a host in cooldown."""
     hosts_paused: int = 0
     """Circuit breaker trips."""
+    latency_counts: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
+    """Responses per fetch-latency bucket (``LATENCY_BUCKETS`` upper bounds, then +Inf)."""
+    latency_sum: float = 0.0
+    """Seconds, over all responses."""
 
     def record(self, outcome: Outcome) -> None:
         page = outcome.page
@@ -44,6 +52,9 @@ class Stats:
             self.errors[reason] += 1
         else:
             self.statuses[page.status] += 1
+            seconds = page.elapsed_ms / 1000
+            self.latency_counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+            self.latency_sum += seconds
         if page.notes:
             self.notes.update(page.notes.split(","))
 
