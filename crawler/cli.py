@@ -7,19 +7,25 @@ unusable database), one line on stderr, a traceback only with ``--debug``; 2 a u
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import sys
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, NoReturn
 
 import typer
 
 from crawler import __version__, runtime
-from crawler.abort import AbortSignal
+from crawler.abort import Aborted, AbortReason, AbortSignal
 from crawler.config import load_config
 from crawler.engine import Crawl, CrawlReport
 from crawler.errors import FatalError, SeedsError
+from crawler.export import ExportFormat, export_to_file, export_to_stream
+from crawler.report import DEFAULT_TOP_HOSTS, format_json, format_text, read_report
 from crawler.seeds import read_seeds
 
 log = logging.getLogger("crawler")
@@ -76,6 +82,10 @@ def run(
         typer.Option(help="Also crawl this domain and its subdomains (repeatable)."),
     ] = None,
     user_agent: Annotated[str | None, typer.Option(help="User-Agent header to send.")] = None,
+    no_robots: Annotated[
+        bool,
+        typer.Option("--no-robots", help="Ignore robots.txt (impolite: only for your own sites)."),
+    ] = False,
     grace_period: Annotated[
         float | None,
         typer.Option(min=0, help="Seconds in-flight fetches get after SIGINT/SIGTERM."),
@@ -92,6 +102,8 @@ def run(
 ) -> None:
     """Crawl from the URLs in SEEDS into a SQLite database."""
     _setup_logging(debug)
+    if no_robots:
+        log.warning("--no-robots: robots.txt will be ignored; crawl only sites you may")
     try:
         cfg = load_config(
             config,
@@ -101,6 +113,7 @@ def run(
                 "crawl.max_depth": max_depth,
                 "crawl.allow_domains": allow_domain or None,
                 "crawl.user_agent": user_agent,
+                "politeness.robots": False if no_robots else None,
                 "runtime.grace_period": grace_period,
                 "runtime.uvloop": uvloop,
             },
@@ -124,6 +137,76 @@ def run(
         _fail(exc, debug)
     _print_summary(report, db)
     raise typer.Exit(report.aborted.exit_code if report.aborted else 0)
+
+
+@app.command("stats")
+def stats_command(
+    db: Annotated[Path, typer.Argument(help="Crawl database, finished or still being written.")],
+    top: Annotated[
+        int, typer.Option(min=1, help="Hosts to list, those with the most pages first.")
+    ] = DEFAULT_TOP_HOSTS,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object on one line (keys: README).")
+    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
+) -> None:
+    """Summarize a crawl database (read-only, safe while a crawl runs): frontier states,
+    statuses, errors, depths, top hosts, throughput per minute."""
+    try:
+        report = read_report(db, top=top)
+    except Exception as exc:
+        _fail(exc, debug)
+    typer.echo(format_json(report) if as_json else format_text(report))
+
+
+@app.command("export")
+def export_command(
+    db: Annotated[Path, typer.Argument(help="Crawl database, finished or still being written.")],
+    fmt: Annotated[
+        ExportFormat,
+        typer.Option("--format", "-f", help="jsonl: a JSON object per line; csv: with a header."),
+    ] = ExportFormat.JSONL,
+    out: Annotated[
+        str,
+        typer.Option("--out", "-o", help="File to write, replaced only once complete; - stdout."),
+    ] = "-",
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
+) -> None:
+    """Write one record per stored page, in storage order (read-only, safe while a crawl
+    runs; fields: README)."""
+    try:
+        with _signals_raise_aborted():
+            if out == "-":
+                export_to_stream(db, fmt, typer.get_binary_stream("stdout"))
+            else:
+                count = export_to_file(db, fmt, Path(out))
+                typer.echo(f"exported {count:,} pages to {out}", err=True)
+    except Aborted as stop:
+        kept = "" if out == "-" else f"; {out} was not written"
+        typer.echo(f"interrupted ({stop}): the export is incomplete{kept}", err=True)
+        raise typer.Exit(stop.reason.exit_code) from None
+    except BrokenPipeError:
+        # The reader left early (`crawl export db | head`): the output is incomplete.
+        typer.echo("error: the output pipe closed before the export finished", err=True)
+        raise typer.Exit(1) from None
+    except Exception as exc:
+        _fail(exc, debug)
+
+
+@contextlib.contextmanager
+def _signals_raise_aborted() -> Iterator[None]:
+    """SIGINT and SIGTERM raise :class:`Aborted` (exit 130 / 143) instead of killing the process
+    (SIGTERM) or raising KeyboardInterrupt, so clean-up runs: the export's temporary file."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise Aborted(AbortReason.from_signal(signum))
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _setup_logging(debug: bool) -> None:

@@ -116,13 +116,14 @@ async def test_robots_sitemaps_and_crawl_delay_are_recorded(
 
 async def test_crawl_delay_is_respected_on_the_wire(site: HostileSite, tmp_path: Path) -> None:
     pages = [f"/rate/flaky/{n}" for n in range(100, 104)]  # flaky/N: 500 twice, then 200
-    site.robots_txt = b"User-agent: *\nCrawl-delay: 0.3\n"
+    site.robots_txt = b"User-agent: *\nCrawl-delay: 0.5\n"
     await crawl(site, tmp_path, *pages)
-    assert min_gap(site.request_times("/rate/")) >= 0.29
+    # Starts are 0.5 s apart; arrivals may bunch up a little on a loaded machine.
+    assert min_gap(site.request_times("/rate/")) >= 0.4
     # Negative control: no Crawl-delay, the same requests arrive together.
     site.robots_txt = b"User-agent: *\nAllow: /\n"
     await crawl(site, tmp_path, *pages)
-    assert min_gap(site.request_times("/rate/")) < 0.29
+    assert min_gap(site.request_times("/rate/")) < 0.2
 
 
 def min_gap(times: list[float]) -> float:
@@ -185,7 +186,7 @@ async def test_retry_after_is_respected_on_the_wire(site: HostileSite, tmp_path:
     result = await crawl(site, tmp_path, "/rate/retry-after-seconds", **{"fetch.max_retries": 3})
     assert result.rows["/rate/retry-after-seconds"]["status"] == 200
     assert result.rows["/rate/retry-after-seconds"]["title"] == "finally"
-    assert min_gap(site.request_times("/rate/")) >= 1.95  # Retry-After: 2
+    assert min_gap(site.request_times("/rate/")) >= 1.8  # Retry-After: 2 (arrivals may bunch)
     assert result.report.stats.throttled == 2
     # Negative control: Retry-After capped to nothing; the retries come at once.
     await crawl(site, tmp_path, "/rate/retry-after-seconds",
