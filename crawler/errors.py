@@ -53,7 +53,12 @@ class PageError(CrawlError):
     """A short stable code stored in ``pages.error`` and counted in stats."""
     retryable = False
 
+    MAX_DETAIL = 300
+    """Characters of detail kept: a transport's message can quote kilobytes of the response."""
+
     def __init__(self, detail: str = "") -> None:
+        if len(detail) > self.MAX_DETAIL:
+            detail = detail[: self.MAX_DETAIL] + "..."
         super().__init__(detail or self.reason)
         self.detail = detail
 

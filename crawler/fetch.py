@@ -1,8 +1,8 @@
 """The fetch layer: one shared ``httpx.AsyncClient``, streamed and capped bodies, typed errors.
 
-This is the only module that imports httpx. Its exceptions are translated into the
-:mod:`crawler.errors` tree here, at one boundary (:func:`_translate`), so the rest of the crawler
-never sees a transport library's names.
+This is the only module that imports httpx (and aiohttp, the default transport behind it).
+Their exceptions are translated into the :mod:`crawler.errors` tree here, at one boundary
+(:func:`_translate`), so the rest of the crawler never sees a transport library's names.
 
 Per request:
 
@@ -25,7 +25,9 @@ import zlib
 from types import TracebackType
 from urllib.parse import urlsplit
 
+import aiohttp
 import httpx
+from httpx_aiohttp import AiohttpTransport
 
 from crawler.addresses import AddressGuard
 from crawler.config import FetchSection
@@ -40,6 +42,8 @@ from crawler.errors import (
 from crawler.models import Response, is_html_type
 
 ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1"
+KEEPALIVE_SECONDS = 5.0
+"""Idle connections are closed after this long (httpx's default)."""
 ACCEPT_ENCODING = "gzip, deflate"
 """Only what :class:`_Decoder` can stop at the size cap."""
 
@@ -80,7 +84,7 @@ class Fetcher:
             follow_redirects=False,
             # Proxies and netrc from the environment would make crawls differ between machines.
             trust_env=False,
-            transport=transport,
+            transport=transport or _default_transport(config, concurrency),
         )
 
     async def __aenter__(self) -> Fetcher:
@@ -109,6 +113,11 @@ class Fetcher:
         except TimeoutError:
             raise TimedOut(f"no complete response within {self._config.total_timeout:g}s") from None
         except httpx.HTTPError as exc:
+            # httpx-aiohttp wraps aiohttp's errors, not always in the right class (a refused
+            # connection becomes ConnectTimeout): the original, when there is one, says more.
+            cause = exc.__cause__
+            raise _translate(cause if isinstance(cause, aiohttp.ClientError) else exc) from None
+        except aiohttp.ClientError as exc:  # the ones httpx-aiohttp lets through unwrapped
             raise _translate(exc) from None
         except httpx.InvalidURL as exc:
             raise UnsupportedURL(str(exc)) from None
@@ -146,6 +155,29 @@ class Fetcher:
 
     def __repr__(self) -> str:
         return f"<Fetcher closed={self._client.is_closed}>"
+
+
+def _default_transport(config: FetchSection, connections: int) -> httpx.AsyncBaseTransport | None:
+    """The configured transport; None lets httpx build its own (httpcore) pool."""
+    if config.transport == "httpcore":
+        return None
+
+    def session() -> aiohttp.ClientSession:
+        # Created lazily, inside the running loop, as aiohttp requires.
+        connector = aiohttp.TCPConnector(
+            limit=connections,
+            limit_per_host=0,  # per-host limits are the frontier's job
+            keepalive_timeout=KEEPALIVE_SECONDS,
+        )
+        return aiohttp.ClientSession(
+            connector=connector,
+            auto_decompress=False,  # _Decoder decodes, bounded by the size cap
+            cookie_jar=aiohttp.DummyCookieJar(),  # httpx's client keeps the cookies
+            trust_env=False,
+        )
+
+    transport: httpx.AsyncBaseTransport = AiohttpTransport(client=session)
+    return transport
 
 
 async def _read_capped(response: httpx.Response, cap: int) -> tuple[bytes, bool, tuple[str, ...]]:
@@ -214,20 +246,25 @@ class _Decoder:
         return self._zlib is None or self._zlib.eof
 
 
-def _translate(exc: httpx.HTTPError) -> PageError:
+def _translate(exc: httpx.HTTPError | aiohttp.ClientError) -> PageError:
+    """The one place where transport exceptions become the crawler's page errors."""
     detail = str(exc) or type(exc).__name__
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, httpx.TimeoutException | aiohttp.ServerTimeoutError):
         return TimedOut(f"{type(exc).__name__}: {detail}")
-    if isinstance(exc, httpx.ConnectError):
+    if isinstance(exc, httpx.ConnectError | aiohttp.ClientConnectorError):
         return ConnectFailed(detail)
-    if isinstance(exc, httpx.UnsupportedProtocol):
+    if isinstance(exc, httpx.UnsupportedProtocol | aiohttp.InvalidURL):
         return UnsupportedURL(detail)
     if isinstance(exc, httpx.DecodingError):
         return InvalidResponse(f"bad content encoding: {detail}")
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return InvalidResponse(f"{type(exc).__name__}: {detail}")  # a malformed response
     if isinstance(exc, httpx.RemoteProtocolError):
         # "peer closed connection without sending complete message body" is the common case:
         # a dropped connection, worth a retry, rather than a server that speaks bad HTTP.
         return ConnectionDropped(detail)
-    if isinstance(exc, httpx.TransportError):
+    if isinstance(exc, httpx.TransportError | aiohttp.ClientConnectionError):
         return ConnectionDropped(f"{type(exc).__name__}: {detail}")
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return ConnectionDropped(f"incomplete body: {detail}")
     return InvalidResponse(f"{type(exc).__name__}: {detail}")

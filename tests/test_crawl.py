@@ -35,10 +35,13 @@ async def crawl(site: SiteServer, db: Path, cfg: Config | None = None) -> engine
     return await Crawl(cfg or config(), seeds, db, AbortController().signal).run()
 
 
-async def test_every_in_scope_page_is_fetched_exactly_once_with_its_title(tmp_path: Path) -> None:
+@pytest.mark.parametrize("transport", ["aiohttp", "httpcore"])
+async def test_every_in_scope_page_is_fetched_exactly_once_with_its_title(
+    tmp_path: Path, transport: str
+) -> None:
     spec = SiteSpec(pages=120)
     with SiteServer(spec) as site:
-        report = await crawl(site, tmp_path / "crawl.db")
+        report = await crawl(site, tmp_path / "crawl.db", config(**{"fetch.transport": transport}))
         requested = site.request_counts()
     statuses = expected_statuses(spec)
     assert requested == Counter(dict.fromkeys([*statuses, "/robots.txt"], 1))

@@ -27,7 +27,9 @@ HTML = {"content-type": "text/html; charset=utf-8"}
 
 
 def fetcher(**config: float) -> Fetcher:
-    return Fetcher(FetchSection(**config), user_agent="test-agent/1", concurrency=4)  # type: ignore[arg-type]
+    # pytest-httpx mocks httpx's own transport, so these unit tests run over it.
+    section = FetchSection(transport="httpcore", **config)  # type: ignore[arg-type]
+    return Fetcher(section, user_agent="test-agent/1", concurrency=4)
 
 
 async def test_html_page_is_read_with_our_user_agent(httpx_mock: HTTPXMock) -> None:
@@ -187,3 +189,9 @@ async def test_any_type_reads_non_html_bodies(httpx_mock: HTTPXMock) -> None:
     async with fetcher() as f:
         response = await f.fetch(URL, any_type=True, max_bytes=10)
     assert (response.body, response.truncated) == (b"a" * 10, True)
+
+
+def test_error_details_are_capped() -> None:
+    error = InvalidResponse("x" * 10_000)
+    assert len(error.describe()) < 400
+    assert error.describe().endswith("...")
