@@ -13,9 +13,10 @@ Exceptions, in this order:
   on purpose must work; only those exact host names, not their neighbours;
 - ``security.allow_addresses`` lists networks (``10.1.0.0/16``) or host names to let through.
 
-What this does not stop: a host whose DNS answer changes between our check and the transport's
-own lookup (DNS rebinding) within the cache's lifetime. Closing that needs the check inside the
-transport's connect step; see the README.
+With the default (aiohttp) transport the check is also made where the connection is made:
+:class:`GuardedResolver` filters the addresses the connector is about to use, so a DNS answer
+that changes between our check and the connection (DNS rebinding) is caught too. With httpx's
+own transport only the check before the request is made.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ import ipaddress
 import socket
 import time
 from collections.abc import Callable, Iterable
+
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import ThreadedResolver
 
 from crawler.errors import PermanentError
 
@@ -89,6 +93,12 @@ class AddressGuard:
                 return f"{host} resolves to non-public address {address}"
         return None
 
+    def permits(self, host: str, address: str) -> bool:
+        """Whether connecting to ``address`` (an IP, as resolved for ``host``) is allowed."""
+        if not self.enabled or _bare(host) in self._trusted_hosts:
+            return True
+        return self._permitted(ipaddress.ip_address(address.split("%", 1)[0]))
+
     def _permitted(self, address: Address) -> bool:
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
             address = address.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
@@ -116,3 +126,28 @@ async def _resolve(host: str, port: int) -> list[Address]:
 def _bare(host: str) -> str:
     """A host name without IPv6 brackets, lower-cased, as the guard compares them."""
     return host.strip("[]").lower()
+
+
+class AddressRefused(OSError):
+    """Raised inside the transport's connect step for a refused address."""
+
+
+class GuardedResolver(AbstractResolver):
+    """An aiohttp resolver that drops the addresses the guard refuses, at connect time."""
+
+    def __init__(self, guard: AddressGuard) -> None:
+        self._guard = guard
+        self._resolver = ThreadedResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results = await self._resolver.resolve(host, port, family)
+        allowed = [r for r in results if self._guard.permits(host, r["host"])]
+        if not allowed:
+            addresses = ", ".join(r["host"] for r in results)
+            raise AddressRefused(f"{host} resolves to non-public address {addresses}")
+        return allowed
+
+    async def close(self) -> None:
+        await self._resolver.close()

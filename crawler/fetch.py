@@ -29,7 +29,7 @@ import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
-from crawler.addresses import AddressGuard
+from crawler.addresses import AddressBlocked, AddressGuard, AddressRefused, GuardedResolver
 from crawler.config import FetchSection
 from crawler.errors import (
     ConnectFailed,
@@ -84,7 +84,7 @@ class Fetcher:
             follow_redirects=False,
             # Proxies and netrc from the environment would make crawls differ between machines.
             trust_env=False,
-            transport=transport or _default_transport(config, concurrency),
+            transport=transport or _default_transport(config, concurrency, guard),
         )
 
     async def __aenter__(self) -> Fetcher:
@@ -157,7 +157,9 @@ class Fetcher:
         return f"<Fetcher closed={self._client.is_closed}>"
 
 
-def _default_transport(config: FetchSection, connections: int) -> httpx.AsyncBaseTransport | None:
+def _default_transport(
+    config: FetchSection, connections: int, guard: AddressGuard | None
+) -> httpx.AsyncBaseTransport | None:
     """The configured transport; None lets httpx build its own (httpcore) pool."""
     if config.transport == "httpcore":
         return None
@@ -168,6 +170,7 @@ def _default_transport(config: FetchSection, connections: int) -> httpx.AsyncBas
             limit=connections,
             limit_per_host=0,  # per-host limits are the frontier's job
             keepalive_timeout=KEEPALIVE_SECONDS,
+            resolver=GuardedResolver(guard) if guard is not None and guard.enabled else None,
         )
         return aiohttp.ClientSession(
             connector=connector,
@@ -251,6 +254,8 @@ def _translate(exc: httpx.HTTPError | aiohttp.ClientError) -> PageError:
     detail = str(exc) or type(exc).__name__
     if isinstance(exc, httpx.TimeoutException | aiohttp.ServerTimeoutError):
         return TimedOut(f"{type(exc).__name__}: {detail}")
+    if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, AddressRefused):
+        return AddressBlocked(str(exc.os_error))  # caught at connect time (DNS rebinding)
     if isinstance(exc, httpx.ConnectError | aiohttp.ClientConnectorError):
         return ConnectFailed(detail)
     if isinstance(exc, httpx.UnsupportedProtocol | aiohttp.InvalidURL):

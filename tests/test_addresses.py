@@ -64,3 +64,34 @@ async def test_disabled_guard_checks_nothing() -> None:
 
 async def test_unresolvable_names_are_left_to_the_connection() -> None:
     await AddressGuard(seed_hosts=[]).check("no-such-host.invalid", 80)
+
+
+@pytest.mark.parametrize(("transport", "reaches_server"), [("aiohttp", False), ("httpcore", True)])
+async def test_dns_rebinding_is_caught_at_connect_time(
+    monkeypatch: pytest.MonkeyPatch, transport: str, reaches_server: bool
+) -> None:
+    """The first lookup (our check) says public; the transport's own lookup gives loopback.
+    aiohttp's connector asks the guard again and refuses; httpx's own pool cannot (the
+    documented gap, shown here as the negative control)."""
+    import ipaddress
+
+    from crawler import addresses
+    from crawler.config import FetchSection
+    from crawler.demosite import SiteServer, SiteSpec
+    from crawler.fetch import Fetcher
+
+    async def first_answer(host: str, port: int) -> list[addresses.Address]:
+        return [ipaddress.ip_address("93.184.216.34")]
+
+    monkeypatch.setattr(addresses, "_resolve", first_answer)
+    with SiteServer(SiteSpec(pages=2)) as site:
+        guard = AddressGuard(seed_hosts=["example.test"])
+        config = FetchSection(transport=transport)  # type: ignore[arg-type]
+        async with Fetcher(config, user_agent="t", concurrency=2, guard=guard) as fetcher:
+            url = f"http://localhost:{site.port}/"
+            if reaches_server:
+                assert (await fetcher.fetch(url)).status == 200
+            else:
+                with pytest.raises(AddressBlocked, match="localhost resolves to non-public"):
+                    await fetcher.fetch(url)
+        assert site.total_requests == (1 if reaches_server else 0)
