@@ -57,3 +57,16 @@ lock:
 	$(LOCK_VENV)/bin/uv pip compile pyproject.toml requirements.in --universal \
 	    --python-version 3.11 --generate-hashes --no-cache --quiet \
 	    --custom-compile-command "make lock" $(LOCK_FLAGS) --output-file requirements.lock
+
+# The throughput benchmark (README: "Performance"): installs the bench extra (Scrapy, crawlee,
+# aiohttp, matplotlib, py-spy), then runs the four scenarios and the single-host comparison.
+# Results in build/bench/ (results.json, pages-per-second.png, logs). BENCH_FLAGS adds options.
+.PHONY: bench
+BENCH_STAMP := $(VENV)/.installed-bench
+
+$(BENCH_STAMP): pyproject.toml $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/crawl bench --vs scrapy --vs crawlee --vs aiohttp --vs httpx $(BENCH_FLAGS)

@@ -8,9 +8,9 @@ unusable database), one line on stderr, a traceback only with ``--debug``; 2 a u
 from __future__ import annotations
 
 import contextlib
+import enum
 import logging
 import signal
-import sys
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,10 +21,14 @@ import typer
 
 from crawler import __version__, runtime
 from crawler.abort import Aborted, AbortReason, AbortSignal
+from crawler.bench.command import DEFAULT_OUT as BENCH_OUT
+from crawler.bench.command import bench as run_benchmark
+from crawler.bodies import bodies_path
 from crawler.config import load_config
 from crawler.engine import Crawl, CrawlReport
 from crawler.errors import FatalError, SeedsError
 from crawler.export import ExportFormat, export_to_file, export_to_stream
+from crawler.logs import LogFormat, setup_logging
 from crawler.report import DEFAULT_TOP_HOSTS, format_json, format_text, read_report
 from crawler.seeds import read_seeds
 
@@ -36,6 +40,11 @@ app = typer.Typer(
     help="A fast, polite, durable web crawler.",
     pretty_exceptions_enable=False,
 )
+
+
+class LogFormatChoice(enum.StrEnum):
+    TEXT = "text"
+    JSON = "json"
 
 
 def _version(value: bool) -> None:
@@ -99,9 +108,48 @@ def run(
     debug: Annotated[
         bool, typer.Option("--debug", help="Log every page, and show tracebacks of errors.")
     ] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option("--quiet", "-q", help="No progress display and no progress lines."),
+    ] = False,
+    log_format: Annotated[
+        LogFormatChoice | None,
+        typer.Option(help="Log lines as text, or as one JSON object per line (for shippers)."),
+    ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0, max=65535, help="Serve Prometheus /metrics and /healthz on PORT (0: off)."
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str | None, typer.Option(help="Address for --metrics-port (default 127.0.0.1).")
+    ] = None,
+    warc: Annotated[
+        Path | None,
+        typer.Option(
+            "--warc",
+            metavar="DIR",
+            help="Write responses and requests as WARC 1.1 files, with CDXJ indexes, to DIR.",
+        ),
+    ] = None,
+    store_bodies: Annotated[
+        bool,
+        typer.Option(
+            "--store-bodies",
+            help="Keep HTML bodies, zlib-compressed, in DB-bodies.db beside the database.",
+        ),
+    ] = False,
+    sitemaps: Annotated[
+        bool,
+        typer.Option(
+            "--sitemaps",
+            help="Seed the frontier from robots.txt Sitemap: lines or /sitemap.xml.",
+        ),
+    ] = False,
 ) -> None:
     """Crawl from the URLs in SEEDS into a SQLite database."""
-    _setup_logging(debug)
+    _setup_logging(debug, log_format.value if log_format else "text")
     if no_robots:
         log.warning("--no-robots: robots.txt will be ignored; crawl only sites you may")
     try:
@@ -116,8 +164,17 @@ def run(
                 "politeness.robots": False if no_robots else None,
                 "runtime.grace_period": grace_period,
                 "runtime.uvloop": uvloop,
+                "output.progress": "off" if quiet else None,
+                "output.log_format": log_format.value if log_format else None,
+                "output.metrics_port": metrics_port,
+                "output.metrics_host": metrics_host,
+                "output.warc_dir": str(warc) if warc is not None else None,
+                "output.store_bodies": True if store_bodies else None,
+                "sitemaps.enabled": True if sitemaps else None,
             },
         )
+        if cfg.output.log_format != (log_format.value if log_format else "text"):
+            _setup_logging(debug, cfg.output.log_format)  # set by the config file or env
         found = read_seeds(seeds, max_url_length=cfg.crawl.max_url_length)
         for problem in found.problems:
             log.warning("skipped %s", problem)
@@ -209,19 +266,83 @@ def _signals_raise_aborted() -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def _setup_logging(debug: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO,
-        format="%(asctime)s %(levelname)s %(message)s",
-        stream=sys.stderr,
-        force=True,
-    )
+@app.command()
+def bench(
+    scenario: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--scenario",
+            "-s",
+            help="single-host, fan-out, latency or big-frontier (repeatable; default: all).",
+        ),
+    ] = None,
+    vs: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Also run this crawler on the same web: scrapy, crawlee, or the bare "
+            "aiohttp / httpx loops (repeatable; peers need the bench extra)."
+        ),
+    ] = None,
+    transport: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Our HTTP transport: default (as configured), httpcore or aiohttp (repeatable)."
+        ),
+    ] = None,
+    parse: Annotated[
+        list[str] | None,
+        typer.Option(help="Where we parse: thread (default), inline or hybrid (repeatable)."),
+    ] = None,
+    scale: Annotated[
+        float, typer.Option(min=0.0001, help="Shrink sites and page budgets (0.1: a quick look).")
+    ] = 1.0,
+    repeat: Annotated[int, typer.Option(min=1, help="Runs of each crawler (medians).")] = 1,
+    out: Annotated[
+        Path, typer.Option(help="Directory for results.json, the PNG, logs and profiles.")
+    ] = BENCH_OUT,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="Our config (default: configs/bench.toml)."),
+    ] = None,
+    ceiling: Annotated[
+        bool, typer.Option(help="Measure the synthetic web's own ceiling first.")
+    ] = True,
+    profile: Annotated[
+        bool, typer.Option("--profile", help="Record our crawler with py-spy (top costs).")
+    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
+) -> None:
+    """Benchmark the crawler on a synthetic web on loopback (started and stopped here):
+    pages/s, latency, CPU, memory, event-loop lag, politeness; JSON, table and PNG."""
+    _setup_logging(debug)
+    try:
+        run_benchmark(
+            scenario or [],
+            vs or [],
+            transport or [],
+            parse or [],
+            scale=scale,
+            repeat=repeat,
+            out=out,
+            config=config,
+            ceiling=ceiling,
+            profile=profile,
+            echo=typer.echo,
+        )
+    except Exception as exc:
+        _fail(exc, debug)
+
+
+def _setup_logging(debug: bool, log_format: LogFormat = "text") -> None:
+    setup_logging(logging.DEBUG if debug else logging.INFO, log_format)
     # httpx logs every request at INFO; our own progress line says enough.
     logging.getLogger("httpx").setLevel(logging.DEBUG if debug else logging.WARNING)
 
 
 def _delete_database(db: Path) -> None:
-    for path in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
+    bodies = bodies_path(db)
+    paths = (db, Path(f"{db}-wal"), Path(f"{db}-shm"))
+    for path in (*paths, bodies, Path(f"{bodies}-wal"), Path(f"{bodies}-shm")):
         try:
             path.unlink(missing_ok=True)
         except OSError as exc:

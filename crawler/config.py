@@ -138,9 +138,43 @@ class RuntimeSection(_Section, frozen=True):
     grace_period: NonNegativeSeconds = 5.0
     """After the first SIGINT/SIGTERM, in-flight fetches get this long before being cancelled."""
     stats_interval: NonNegativeSeconds = 10.0
-    """Seconds between progress lines on stderr; 0 turns them off."""
+    """Seconds between plain progress lines on stderr (not a terminal); 0 turns them off."""
     parse_threads: Positive = 4
     """Pages parsed at once off the event loop."""
+
+
+class OutputSection(_Section, frozen=True):
+    """What a crawl shows and writes besides the database: progress, logs, metrics, archives."""
+
+    progress: Literal["auto", "live", "plain", "off"] = "auto"
+    """auto: a live display when stderr is a terminal, else a plain line every
+    ``runtime.stats_interval`` seconds; ``--quiet`` is off."""
+    log_format: Literal["text", "json"] = "text"
+    """json: one JSON object per line (ts, level, event, message, url, host, status, reason)."""
+    metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
+    """Serve Prometheus metrics on this port (``/metrics``, ``/healthz``); 0: off."""
+    metrics_host: str = "127.0.0.1"
+    """Address the metrics endpoint binds to."""
+    warc_dir: str = ""
+    """Write every response (and its request) to WARC 1.1 files here; empty: off."""
+    warc_max_bytes: Positive = 1_000_000_000
+    """A WARC file is closed and the next one started once it reaches this size."""
+    store_bodies: bool = False
+    """Keep the bodies read (HTML), zlib-compressed, in ``<db>-bodies.db`` beside the database."""
+
+
+class SitemapsSection(_Section, frozen=True):
+    """Seeding the frontier from sitemaps (robots.txt ``Sitemap:`` lines, else ``/sitemap.xml``)."""
+
+    enabled: bool = False
+    max_urls: NonNegative = 50000
+    """URLs taken from one origin's sitemaps, at most."""
+    max_bytes: Positive = 50_000_000
+    """Bytes read of one sitemap file, after decompression; the rest is ignored."""
+    max_files: Positive = 50
+    """Sitemap files (indexes included) read per origin, at most."""
+    concurrency: Positive = 4
+    """Origins whose sitemaps are read at once."""
 
 
 class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -151,6 +185,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     security: SecuritySection = SecuritySection()
     storage: StorageSection = StorageSection()
     runtime: RuntimeSection = RuntimeSection()
+    output: OutputSection = OutputSection()
+    sitemaps: SitemapsSection = SitemapsSection()
 
 
 ENV_PREFIX = "CRAWL_"

@@ -47,6 +47,7 @@ from crawler.frontier import Clock, Frontier
 from crawler.models import Lease, Outcome, Response
 from crawler.politeness import retry_after_seconds
 from crawler.robots import RobotsCache, RobotsFetch, RobotsPolicy, origin_of, product_token
+from crawler.services import CrawlServices
 from crawler.sink import Sink
 from crawler.stats import Stats
 from crawler.store import Store
@@ -140,22 +141,27 @@ class Crawl:
             unreachable_retry=config.politeness.robots_unreachable_retry,
             max_bytes=ROBOTS_MAX_BYTES,
         )
-        async with Store(self.db_path) as store, fetcher, robots:
+        store = Store(self.db_path)
+        # Progress, metrics, WARC, bodies and sitemaps, as configured (crawler/services.py).
+        extras = CrawlServices(self, store, fetcher)
+        async with store, fetcher, robots, extras:
             frontier = self.frontier = Frontier(store, config, self.signal, clock=self._clock)
             sink = Sink(store, config.storage, frontier.on_committed)
             await frontier.open(self.seeds)
-            worker = _Worker(self, frontier, fetcher, sink, store, robots)
+            worker = _Worker(self, frontier, fetcher, sink, store, robots, extras)
             async with asyncio.TaskGroup() as services:
-                services.create_task(sink.run(), name="sink")
+                writer = services.create_task(sink.run(), name="sink")
                 services.create_task(frontier.run(), name="frontier-claims")
-                progress = services.create_task(self._report_progress(frontier), name="progress")
+                extras.start(services)
                 try:
                     await self._run_workers(worker)
                 finally:
                     # Sync steps first: they must happen even when we are being cancelled.
                     frontier.close()
-                    progress.cancel()
+                    extras.workers_done()
                 await sink.close()  # not on cancellation: the writer may be gone by then
+                await asyncio.wait([writer])  # so the final progress shows what was written
+                extras.stop()
             database = await store.state_counts()
         return CrawlReport(self.stats, database, self.signal.reason)
 
@@ -167,7 +173,11 @@ class Crawl:
         def cancel_stragglers() -> None:
             stragglers = [task for task in workers if not task.done()]
             if stragglers:
-                log.warning("grace period over: cancelling %d in-flight fetches", len(stragglers))
+                log.warning(
+                    "grace period over: cancelling %d in-flight fetches",
+                    len(stragglers),
+                    extra={"event": "grace_period_over", "in_flight": len(stragglers)},
+                )
             for task in stragglers:
                 task.cancel()
 
@@ -177,6 +187,11 @@ class Crawl:
                 "%s: finishing in-flight fetches (at most %gs)",
                 reason.message,
                 self.config.runtime.grace_period,
+                extra={
+                    "event": "grace_period",
+                    "reason": reason.message,
+                    "seconds": self.config.runtime.grace_period,
+                },
             )
             grace_timer = loop.call_later(self.config.runtime.grace_period, cancel_stragglers)
 
@@ -191,14 +206,6 @@ class Crawl:
             self.signal.remove_callback(on_abort)
             if grace_timer is not None:
                 grace_timer.cancel()
-
-    async def _report_progress(self, frontier: Frontier) -> None:
-        interval = self.config.runtime.stats_interval
-        if interval <= 0:
-            return
-        while True:
-            await asyncio.sleep(interval)  # a periodic report, cancelled when the crawl ends
-            log.info("%s", self.stats.progress_line(frontier))
 
 
 _DEFER = object()
@@ -217,6 +224,7 @@ class _Worker:
         sink: Sink,
         store: Store,
         robots: RobotsCache,
+        extras: CrawlServices,
     ) -> None:
         self.config = crawl.config
         self.stats = crawl.stats
@@ -224,7 +232,8 @@ class _Worker:
         self.traps = crawl._traps
         self.parse_slots = crawl._parse_slots
         self.robots_seen = crawl._robots_seen
-        self.on_response = crawl.on_response
+        self.extras = extras
+        self.on_response = extras.on_response  # crawl.on_response and the archives
         self.frontier = frontier
         self.fetcher = fetcher
         self.sink = sink
@@ -243,12 +252,23 @@ class _Worker:
             frontier.release(lease)
             await self.sink.put(outcome)
             self.stats.record(outcome)
-            log.debug(
-                "%s %s %s",
-                outcome.page.status or outcome.page.error,
-                lease.url,
-                outcome.page.title or "",
-            )
+            if log.isEnabledFor(logging.DEBUG):
+                page = outcome.page
+                log.debug(
+                    "%s %s %s",
+                    page.status or page.error,
+                    lease.url,
+                    page.title or "",
+                    extra={
+                        "event": "page",
+                        "url": lease.url,
+                        "host": lease.host,
+                        "status": page.status,
+                        "reason": page.error.split(":", 1)[0] if page.error else None,
+                        "depth": lease.depth,
+                    },
+                )
+            await self.extras.room()  # the archives' backpressure (services.CrawlServices)
 
     async def _handle(self, lease: Lease) -> Outcome | None:
         if (reason := self.traps.admit(lease)) is not None:
@@ -293,6 +313,19 @@ class _Worker:
         await self.store.record_robots(
             policy.origin, policy.status, policy.crawl_delay, policy.sitemaps
         )
+        log.debug(
+            "robots.txt of %s: %s",
+            policy.origin,
+            policy.status or "unreachable",
+            extra={
+                "event": "robots",
+                "url": f"{policy.origin}/robots.txt",
+                "host": host,
+                "status": policy.status,
+                "crawl_delay": policy.crawl_delay,
+            },
+        )
+        self.extras.learned(policy)  # sitemaps (services.CrawlServices)
 
     def _robots_unavailable(self, lease: Lease, policy: RobotsPolicy) -> object:
         # RFC 9309: an unreachable robots.txt means "disallow all" for now; the URL stays
@@ -343,6 +376,12 @@ class _Worker:
                 "%s keeps failing: paused for %gs (circuit breaker)",
                 host,
                 self.config.politeness.circuit_breaker_pause,
+                extra={
+                    "event": "host_paused",
+                    "host": host,
+                    "reason": "circuit_breaker",
+                    "seconds": self.config.politeness.circuit_breaker_pause,
+                },
             )
 
     def _retry(self, lease: Lease, delay: float | None = None) -> bool:

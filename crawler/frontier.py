@@ -115,6 +115,8 @@ class Frontier:
         self.in_flight = 0
         self.uncommitted = 0
         self.claims_running = 0
+        self.holds = 0
+        """Work outside the frontier that may still add URLs (e.g. reading a sitemap)."""
         self.recorded_before = 0
         """Pages the database held when this run started (the budget counts them)."""
         self.started = 0
@@ -258,6 +260,15 @@ class Frontier:
         self._queue(entry)
         return tripped
 
+    def hold(self) -> None:
+        """Keep the crawl from finishing until :meth:`release_hold`: something that may still
+        add URLs is running (the frontier cannot see it otherwise)."""
+        self.holds += 1
+
+    def release_hold(self) -> None:
+        self.holds -= 1
+        self._dispatch()
+
     def on_committed(self, pages: int, hosts_with_new_urls: Iterable[str]) -> None:
         """The sink committed ``pages`` outcomes, which may have added URLs for these hosts."""
         self.uncommitted -= pages
@@ -375,7 +386,7 @@ class Frontier:
         self._dispatch()
 
     def _finished(self) -> bool:
-        if self.in_flight or self.uncommitted or self.claims_running:
+        if self.in_flight or self.uncommitted or self.claims_running or self.holds:
             return False
         if self.budget_spent:
             return True

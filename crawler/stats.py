@@ -66,9 +66,3 @@ class Stats:
     def pages_per_second(self) -> float:
         elapsed = self.elapsed
         return self.pages / elapsed if elapsed > 0 else 0.0
-
-    def progress_line(self, frontier: object) -> str:
-        return (
-            f"pages={self.pages} ({self.pages_per_second:.1f}/s) failed={self.failed} "
-            f"retries={self.retries} bytes={self.bytes} elapsed={self.elapsed:.1f}s {frontier!r}"
-        )

@@ -1,0 +1,71 @@
+"""``crawl bench``: resolve the options, run the harness, write and show the report."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+
+from crawler.bench.harness import DEFAULT_CONFIG, BenchOptions, contenders, machine, run_bench
+from crawler.bench.report import build_report, format_table, write_json, write_plot
+from crawler.bench.scenarios import SCENARIOS, scenario
+
+DEFAULT_OUT = Path("build/bench")
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def bench(
+    scenario_names: list[str],
+    vs: list[str],
+    transport_names: list[str],
+    parse_modes: list[str],
+    *,
+    scale: float = 1.0,
+    repeat: int = 1,
+    out: Path = DEFAULT_OUT,
+    config: Path | None = None,
+    ceiling: bool = True,
+    profile: bool = False,
+    echo: Callable[[str], None] = print,
+) -> dict[str, object]:
+    """Run the benchmark; returns the report (also written to ``out``)."""
+    chosen = [scenario(name, scale) for name in scenario_names or list(SCENARIOS)]
+    options = BenchOptions(
+        scenarios=chosen,
+        contenders=contenders(vs, transport_names, parse_modes),
+        out=out,
+        config=config or DEFAULT_CONFIG,
+        repeat=repeat,
+        ceiling=ceiling,
+        profile=profile,
+        echo=echo,
+    )
+    started = machine()
+    load = os.getloadavg()
+    echo(
+        f"crawl bench: {len(chosen)} scenario(s), crawlers "
+        f"{', '.join(c.name for c in options.contenders)}; scale {scale:g}; "
+        f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; results in {out}/"
+    )
+    # Stopped by SIGTERM as by Ctrl-C: unwind, so every server and child process is stopped.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        outcomes = run_bench(options)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    report = build_report(outcomes, started)
+    report["machine"]["load_at_end"] = os.getloadavg()
+    json_path = write_json(report, out)
+    echo(format_table(report))
+    plot = write_plot(report, out)
+    echo(f"\nJSON: {json_path}")
+    if plot is None:
+        echo("plot: skipped, matplotlib is not installed (pip install 'crawler[bench]')")
+    else:
+        echo(f"plot: {plot}")
+    return report

@@ -1,0 +1,147 @@
+"""The four scenarios of issue 4, and the targets each one is judged by.
+
+==============  =========================================================================
+single-host     one host, no delay: raw speed; the one to compare peers on
+fan-out         1,000 hosts, per-host delay 1 s: scheduling against the politeness bound
+latency         100 ms per response, 500 requests in flight: overlap
+big-frontier    a tree site whose pages each link 100 new URLs: 1,000,000 discovered URLs
+                from 10,000 pages, then 10,000 more pages that add none (the drain): memory
+==============  =========================================================================
+
+``scale`` shrinks budgets and sites together (``crawl bench --scale 0.1`` for a quick look);
+the targets are only meaningful at scale 1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from crawler.bench.web import WebSpec
+
+SPACING_TOLERANCE = 0.005
+"""Seconds a request may arrive earlier than the delay says and still count as compliant:
+the server timestamps arrivals, and the network between two sends adds jitter."""
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    name: str
+    description: str
+    web: WebSpec
+    budget: int
+    """Pages each crawler may fetch."""
+    concurrency: int
+    """Requests in flight at once (every crawler gets the same)."""
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """Our config on top of ``configs/bench.toml`` (dotted keys)."""
+    time_limit: float = 300.0
+    """Seconds each crawler gets; it stops itself then (and is killed a minute later)."""
+    track_frontier: bool = False
+    """Sample the frontier's size while crawling (big-frontier)."""
+    compare_peers: bool = False
+    """Run the peers (``--vs``) here too. Only single-host compares like with like: the peers
+    key politeness by host name (all ports of 127.0.0.1 are one host to them) and keep their
+    frontier in memory."""
+
+    @property
+    def per_host_delay(self) -> float:
+        return float(self.overrides.get("politeness.per_host_delay", 0.0))
+
+    @property
+    def per_host_concurrency(self) -> int:
+        return int(self.overrides.get("politeness.per_host_concurrency", self.concurrency))
+
+    def scaled(self, scale: float) -> Scenario:
+        if scale == 1:
+            return self
+        web = self.web
+        if web.links == "tree":
+            # Keep the shape (10,000 parents of 100 new URLs each, then a drain), smaller.
+            pages = max(200, int(web.pages * scale))
+            web = dataclasses.replace(web, pages=pages)
+            budget = max(50, int(self.budget * scale))
+        elif web.hosts > 1:
+            hosts = max(2, int(web.hosts * scale))
+            web = dataclasses.replace(web, hosts=hosts)
+            budget = max(20, int(self.budget * scale))
+        else:
+            web = dataclasses.replace(web, pages=max(50, int(web.pages * scale)))
+            budget = max(20, int(self.budget * scale))
+        return dataclasses.replace(self, web=web, budget=budget)
+
+
+def _single_host() -> Scenario:
+    return Scenario(
+        name="single-host",
+        description="one host, no delay: raw speed (20 KB pages, 35 links each)",
+        web=WebSpec(hosts=1, pages=20_000, page_bytes=20_000, links_per_page=35),
+        budget=10_000,
+        concurrency=100,
+        overrides={"politeness.per_host_concurrency": 100, "politeness.per_host_delay": 0.0},
+        compare_peers=True,
+    )
+
+
+def _fan_out() -> Scenario:
+    return Scenario(
+        name="fan-out",
+        description=(
+            "1,000 hosts, per-host delay 1 s, 2 per host at once; 5-35 ms answers, 1% errors, "
+            "2% redirects, 1% robots-disallowed links, 5% cross-host links"
+        ),
+        web=WebSpec(
+            hosts=1_000,
+            pages=100,
+            page_bytes=20_000,
+            links_per_page=35,
+            cross_host=0.05,
+            latency_ms=20.0,
+            latency="uniform",
+            error_rate=0.01,
+            redirect_rate=0.02,
+            disallowed_rate=0.01,
+        ),
+        budget=60_000,
+        concurrency=200,
+        overrides={"politeness.per_host_concurrency": 2, "politeness.per_host_delay": 1.0},
+        time_limit=180.0,
+    )
+
+
+def _latency() -> Scenario:
+    return Scenario(
+        name="latency",
+        description="one host, 100 ms per answer, 500 in flight: overlap",
+        web=WebSpec(hosts=1, pages=20_000, page_bytes=20_000, links_per_page=35, latency_ms=100),
+        budget=10_000,
+        concurrency=500,
+        overrides={"politeness.per_host_concurrency": 500, "politeness.per_host_delay": 0.0},
+    )
+
+
+def _big_frontier() -> Scenario:
+    return Scenario(
+        name="big-frontier",
+        description=(
+            "tree site, 100 new links per page: 1,000,000 URLs discovered by 10,000 pages, "
+            "then 10,000 pages that add none (the drain)"
+        ),
+        web=WebSpec(hosts=1, pages=1_000_001, page_bytes=0, links_per_page=100, links="tree"),
+        budget=20_000,
+        concurrency=100,
+        overrides={"politeness.per_host_concurrency": 100, "politeness.per_host_delay": 0.0},
+        time_limit=600.0,
+        track_frontier=True,
+    )
+
+
+SCENARIOS = {s.name: s for s in (_single_host(), _fan_out(), _latency(), _big_frontier())}
+
+
+def scenario(name: str, scale: float = 1.0) -> Scenario:
+    try:
+        return SCENARIOS[name].scaled(scale)
+    except KeyError:
+        raise ValueError(f"unknown scenario {name!r} (known: {', '.join(SCENARIOS)})") from None

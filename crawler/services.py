@@ -1,0 +1,244 @@
+"""The crawl's optional services, wired in one place so the engine stays small.
+
+Besides the database a crawl can show its progress (:mod:`crawler.progress`), serve metrics
+(:mod:`crawler.metrics`), archive responses (:mod:`crawler.warc`), keep bodies
+(:mod:`crawler.bodies`) and seed itself from sitemaps (:mod:`crawler.sitemaps`). Each is off
+or on by ``config.output`` / ``config.sitemaps``; :class:`CrawlServices` opens those that are
+on, starts their tasks in the engine's service group and stops them in order. The engine calls:
+
+- ``async with CrawlServices(crawl, store, fetcher) as extras`` (opens files and sockets; a
+  port in use or an unwritable directory is a :class:`FatalError` before any fetch);
+- :meth:`~CrawlServices.start` once the frontier is open;
+- ``extras.on_response`` for every response, :meth:`~CrawlServices.room` between pages (the
+  archives' backpressure) and :meth:`~CrawlServices.learned` for every robots.txt policy;
+- :meth:`~CrawlServices.workers_done` when the workers have ended (no more responses: the
+  archives drain, sitemap reading stops), then :meth:`~CrawlServices.stop` once the sink has
+  written everything (the progress display shows its final frame).
+
+On cancellation the task group cancels the tasks and leaving ``async with`` closes every file
+and socket (each service's own ``__aexit__``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from collections.abc import Callable, Sequence
+from functools import partial
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from crawler.bodies import BodyStore, bodies_path
+from crawler.gauges import FrontierCounts, Gauges, LoopLag
+from crawler.metrics import MetricsServer
+from crawler.models import Lease, Response
+from crawler.progress import Progress, ProgressMode
+from crawler.robots import RobotsPolicy, origin_of
+from crawler.sitemaps import SitemapSeeder
+from crawler.urls import Scope, host_key
+from crawler.warc import WarcArchive
+
+if TYPE_CHECKING:
+    from crawler.engine import Crawl
+    from crawler.fetch import Fetcher
+    from crawler.frontier import Frontier
+    from crawler.store import Store
+
+OnResponse = Callable[[Lease, Response], None]
+
+
+class CrawlServices:
+    """See the module docstring."""
+
+    def __init__(self, crawl: Crawl, store: Store, fetcher: Fetcher) -> None:
+        config = crawl.config
+        output = config.output
+        self._crawl = crawl
+        self._store = store
+        self._stack = contextlib.AsyncExitStack()
+        self._lag_task: asyncio.Task[None] | None = None
+        mode = progress_mode(output.progress)
+        watched = mode is not None or output.metrics_port > 0
+        self.lag = LoopLag() if watched else None
+        self.gauges = Gauges(
+            crawl.stats,
+            lambda: crawl.frontier,
+            FrontierCounts(crawl.db_path),
+            lag=self.lag,
+            max_pages=config.crawl.max_pages,
+        )
+        self.progress = (
+            Progress(self.gauges, mode, interval=config.runtime.stats_interval)
+            if mode is not None
+            else None
+        )
+        self.metrics = (
+            MetricsServer(self.gauges, output.metrics_host, output.metrics_port)
+            if output.metrics_port > 0
+            else None
+        )
+        self.warc = (
+            WarcArchive(
+                Path(output.warc_dir),
+                max_bytes=output.warc_max_bytes,
+                user_agent=config.crawl.user_agent,
+                robots=config.politeness.robots,
+            )
+            if output.warc_dir
+            else None
+        )
+        self.bodies = BodyStore(bodies_path(crawl.db_path)) if output.store_bodies else None
+        self.sitemaps = (
+            SitemapSeeder(
+                config.sitemaps,
+                partial(fetcher.fetch, any_type=True, max_bytes=config.sitemaps.max_bytes),
+                self._add_urls,
+                scope=Scope.from_seeds(crawl.seeds, config.crawl.allow_domains),
+                hold=self._hold,
+                release=self._release,
+                delay_of=lambda host: self._frontier.delay_of(host),
+                max_url_length=config.crawl.max_url_length,
+            )
+            if config.sitemaps.enabled
+            else None
+        )
+        self.on_response = _fan_out(
+            [
+                hook
+                for hook in (
+                    crawl.on_response,
+                    self.warc.add if self.warc else None,
+                    self.bodies.add if self.bodies else None,
+                )
+                if hook is not None
+            ]
+        )
+        """What the workers call for every response (None when nobody listens)."""
+
+    async def __aenter__(self) -> CrawlServices:
+        async with contextlib.AsyncExitStack() as stack:
+            for service in (self.warc, self.bodies, self.metrics):
+                if service is not None:
+                    await stack.enter_async_context(service)
+            self._stack = stack.pop_all()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._stack.__aexit__(exc_type, exc, tb)
+
+    def start(self, group: asyncio.TaskGroup) -> None:
+        """Start the service tasks (the frontier is open)."""
+        if self.lag is not None:
+            self._lag_task = group.create_task(self.lag.run(), name="loop-lag")
+        for name, service in (
+            ("progress", self.progress),
+            ("warc", self.warc),
+            ("bodies", self.bodies),
+            ("sitemaps", self.sitemaps),
+        ):
+            if service is not None:
+                group.create_task(service.run(), name=name)
+        if self.sitemaps is not None and not self._crawl.config.politeness.robots:
+            # No robots.txt policies will be learned: read the seeds' origins' sitemaps now.
+            for origin in dict.fromkeys(origin_of(seed) for seed in self._crawl.seeds):
+                self.sitemaps.discover(origin, ())
+
+    async def room(self) -> None:
+        """Wait while the archives have too much queued."""
+        if self.warc is not None:
+            await self.warc.room()
+        if self.bodies is not None:
+            await self.bodies.room()
+
+    def learned(self, policy: RobotsPolicy) -> None:
+        """A robots.txt policy was learned: read the origin's sitemaps (once per run)."""
+        if self.sitemaps is None or (policy.disallow_all and not policy.allow_all):
+            return  # robots.txt unreachable: no requests to this origin until it is asked again
+        sitemaps = policy.sitemaps
+        if not sitemaps:
+            fallback = f"{policy.origin}/sitemap.xml"
+            if not policy.allows(fallback):
+                return
+            sitemaps = (fallback,)
+        self.sitemaps.discover(policy.origin, sitemaps)
+
+    def workers_done(self) -> None:
+        """The workers have ended: no more responses, no more URLs wanted. Synchronous."""
+        for service in (self.warc, self.bodies, self.sitemaps):
+            if service is not None:
+                service.close()
+
+    def stop(self) -> None:
+        """Everything is written: show the final progress, stop the probes."""
+        if self.progress is not None:
+            self.progress.stop()
+        if self._lag_task is not None:
+            self._lag_task.cancel()  # a probe has no end of its own
+
+    # -- sitemaps' access to the frontier ------------------------------------------------------
+
+    @property
+    def _frontier(self) -> Frontier:
+        frontier = self._crawl.frontier
+        if frontier is None:
+            raise RuntimeError("the frontier is not open")
+        return frontier
+
+    async def _add_urls(self, urls: Sequence[str]) -> None:
+        rows = [(url, host_key(url), 0, 0) for url in urls]
+        await self._store.add_urls(rows)
+        self._frontier.on_committed(0, {host for _, host, _, _ in rows})
+
+    def _hold(self) -> None:
+        self._frontier.hold()
+
+    def _release(self) -> None:
+        self._frontier.release_hold()
+
+    def __repr__(self) -> str:
+        on = [
+            name
+            for name, service in (
+                ("progress", self.progress),
+                ("metrics", self.metrics),
+                ("warc", self.warc),
+                ("bodies", self.bodies),
+                ("sitemaps", self.sitemaps),
+            )
+            if service is not None
+        ]
+        return f"<CrawlServices {' '.join(on) or 'none'}>"
+
+
+def progress_mode(setting: str, *, stream: object = None) -> ProgressMode | None:
+    """The progress display for ``output.progress``: ``auto`` is live on a terminal (standard
+    error, where it is drawn), plain elsewhere."""
+    if setting == "off":
+        return None
+    if setting == "live":
+        return "live"
+    if setting == "plain":
+        return "plain"
+    target = stream if stream is not None else sys.stderr
+    isatty = getattr(target, "isatty", None)
+    return "live" if callable(isatty) and isatty() else "plain"
+
+
+def _fan_out(hooks: Sequence[OnResponse]) -> OnResponse | None:
+    if not hooks:
+        return None
+    if len(hooks) == 1:
+        return hooks[0]
+
+    def on_response(lease: Lease, response: Response) -> None:
+        for hook in hooks:
+            hook(lease, response)
+
+    return on_response

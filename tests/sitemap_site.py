@@ -1,0 +1,174 @@
+"""A small local site whose sitemaps exercise every rule of :mod:`crawler.sitemaps`.
+
+``with SitemapSite() as site:`` serves it on 127.0.0.1 from a background thread. robots.txt
+names a sitemap index and a sitemap that redirects; the index lists a gzip file, a plain XML
+file, a text file, an entity bomb, a missing file, an off-scope file, a file sent with
+``Content-Encoding: gzip`` and a chain of nested indexes one level too deep. Pages are tiny
+HTML documents without links, so everything beyond the seed is reached through sitemaps.
+
+``EXPECTED`` is the set of page paths the sitemaps lead to (in scope, allowed, not refused);
+``SITEMAP_DELAY`` slows every sitemap response, so a crawl whose seed is done long before the
+sitemaps arrive shows whether the frontier waits for them.
+"""
+
+from __future__ import annotations
+
+import gzip
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+
+NS = 'xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"'
+SITEMAP_DELAY = 0.3
+
+EXPECTED = frozenset({"/p/a1", "/p/a2", "/p/b1", "/p/b2", "/p/c1", "/p/d1", "/p/e1", "/p/f1"})
+"""Pages the sitemaps offer that the crawl must fetch."""
+DISALLOWED = "/private/x"
+"""Listed in a sitemap, disallowed by robots.txt: recorded as skipped, never requested."""
+NEVER = frozenset({"/p/bomb", "/p/n1", "/p/s1"})
+"""Listed only where the crawler must not look: an entity bomb, a sitemap under three levels
+of indexes, /sitemap.xml (robots.txt names other sitemaps)."""
+
+
+def _urlset(base: str, *paths: str) -> bytes:
+    urls = "".join(f"<url><loc>{base}{path}</loc></url>\n" for path in paths)
+    return f'<?xml version="1.0" encoding="UTF-8"?>\n<urlset {NS}>\n{urls}</urlset>\n'.encode()
+
+
+def _index(base: str, *paths: str) -> bytes:
+    maps = "".join(f"<sitemap><loc>{base}{path}</loc></sitemap>\n" for path in paths)
+    return f'<?xml version="1.0"?>\n<sitemapindex {NS}>\n{maps}</sitemapindex>\n'.encode()
+
+
+def _bomb(base: str) -> bytes:
+    entities = '<!ENTITY a "aaaaaaaaaa">' + "".join(
+        f'<!ENTITY {chr(98 + i)} "{("&" + chr(97 + i) + ";") * 10}">' for i in range(8)
+    )
+    return (
+        f'<?xml version="1.0"?>\n<!DOCTYPE urlset [{entities}]>\n<urlset {NS}>'
+        f"<url><loc>{base}/p/bomb?&i;</loc></url></urlset>\n"
+    ).encode()
+
+
+class SitemapSite:
+    def __init__(self, *, robots: bool = True) -> None:
+        self.robots = robots
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def request_counts(self) -> Counter[str]:
+        with self._lock:
+            return Counter(self._counts)
+
+    def __enter__(self) -> SitemapSite:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
+
+    def respond(self, path: str) -> tuple[int, dict[str, str], bytes]:
+        base = self.base_url
+        if path == "/robots.txt":
+            if not self.robots:
+                return 404, {"Content-Type": "text/plain"}, b"no robots.txt\n"
+            text = (
+                "User-agent: *\nDisallow: /private/\n"
+                f"Sitemap: {base}/sitemap_index.xml\nSitemap: {base}/moved.xml\n"
+            )
+            return 200, {"Content-Type": "text/plain"}, text.encode()
+        if path == "/":
+            return 200, {"Content-Type": "text/html"}, b"<title>home</title>no links"
+        if path.startswith("/p/"):
+            return 200, {"Content-Type": "text/html"}, f"<title>{path}</title>".encode()
+        sitemaps: dict[str, tuple[dict[str, str], bytes]] = {
+            "/sitemap.xml": ({}, _urlset(base, "/p/s1")),
+            "/sitemap_index.xml": (
+                {},
+                _index(
+                    base,
+                    "/sitemaps/a.xml.gz",
+                    "/sitemaps/b.xml",
+                    "/sitemaps/c.txt",
+                    "/sitemaps/bomb.xml",
+                    "/sitemaps/missing.xml",
+                    "/sitemaps/f.xml",
+                    "/sitemaps/nested-1.xml",
+                    "http://elsewhere.invalid/sitemap.xml",
+                ),
+            ),
+            "/sitemaps/a.xml.gz": (
+                {"Content-Type": "application/gzip"},
+                gzip.compress(
+                    _urlset(base, "/p/a1", "/p/a2", "/p/a1").replace(
+                        b"</urlset>", b"<url><loc>http://elsewhere.invalid/p</loc></url></urlset>"
+                    )
+                ),
+            ),
+            "/sitemaps/b.xml": (
+                {},
+                _urlset(base, "/p/b1", "/p/b1#top", "/p/%62%32", DISALLOWED),
+            ),
+            "/sitemaps/c.txt": (
+                {"Content-Type": "text/plain"},
+                f"{base}/p/c1\nnot a url\n\n".encode(),
+            ),
+            "/sitemaps/bomb.xml": ({}, _bomb(base)),
+            "/sitemaps/f.xml": (
+                {"Content-Encoding": "gzip"},
+                gzip.compress(_urlset(base, "/p/f1")),
+            ),
+            "/sitemaps/nested-1.xml": (
+                {},
+                _index(base, "/sitemaps/nested-2.xml", "/sitemaps/d.xml"),
+            ),
+            "/sitemaps/nested-2.xml": ({}, _index(base, "/sitemaps/n.xml")),
+            "/sitemaps/d.xml": ({}, _urlset(base, "/p/d1", "http://elsewhere.invalid/p/d")),
+            "/sitemaps/n.xml": ({}, _urlset(base, "/p/n1")),
+            "/sitemaps/e.xml": ({}, _urlset(base, "/p/e1")),
+        }
+        if path == "/moved.xml":
+            time.sleep(SITEMAP_DELAY)
+            return 301, {"Location": "/sitemaps/e.xml"}, b""
+        if path in sitemaps:
+            time.sleep(SITEMAP_DELAY)  # the site is slow; the crawl must wait for its sitemaps
+            headers, body = sitemaps[path]
+            return 200, {"Content-Type": "application/xml", **headers}, body
+        return 404, {"Content-Type": "text/html"}, b"<title>not found</title>"
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        site = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                with site._lock:
+                    site._counts[self.path] += 1
+                status, headers, body = site.respond(self.path)
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass  # quiet: the tests read request_counts()
+
+        return Handler

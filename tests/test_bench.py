@@ -1,0 +1,217 @@
+"""The benchmark harness (`crawl bench`): it runs on a tiny web and reports every field.
+
+No timing is asserted anywhere here: figures depend on the machine. What is checked is that
+the harness runs, reports what the issue asks for, writes its files, and that the synthetic web
+is deterministic.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from crawler.bench import harness, peers
+from crawler.bench.harness import BenchOptions, Contender, contenders, run_bench
+from crawler.bench.measure import RunResult, percentiles
+from crawler.bench.report import build_report, memory_figures, write_json, write_plot
+from crawler.bench.scenarios import SCENARIOS, Scenario, scenario
+from crawler.bench.server import SyntheticWeb
+from crawler.bench.web import ROBOTS_TXT, Web, WebSpec
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = Scenario(
+    name="tiny",
+    description="3 hosts, a little of everything",
+    web=WebSpec(
+        hosts=3,
+        pages=30,
+        page_bytes=2_000,
+        links_per_page=5,
+        cross_host=0.1,
+        latency_ms=2.0,
+        latency="exponential",
+        error_rate=0.1,
+        redirect_rate=0.1,
+        disallowed_rate=0.1,
+    ),
+    budget=50,
+    concurrency=4,
+    overrides={"politeness.per_host_concurrency": 1, "politeness.per_host_delay": 0.02},
+    time_limit=30.0,
+    compare_peers=True,
+)
+
+
+def test_same_seed_same_web() -> None:
+    spec = WebSpec(hosts=3, pages=50, cross_host=0.2, redirect_rate=0.1, disallowed_rate=0.1)
+    ports = [1001, 1002, 1003]
+    one, two = Web(spec, ports), Web(spec, ports)
+    for host in range(3):
+        for index in range(50):
+            assert one.page(host, index) == two.page(host, index)
+            assert one.hrefs(host, index) == two.hrefs(host, index)
+            path = f"/p/{index}"
+            assert one.delay(host, path) == two.delay(host, path)
+            assert one.fails_first(host, path) == two.fails_first(host, path)
+    other = Web(WebSpec(hosts=3, pages=50, cross_host=0.2, seed=1), ports)
+    assert any(other.hrefs(0, i) != one.hrefs(0, i) for i in range(50))
+
+
+def test_web_answers() -> None:
+    web = Web(WebSpec(pages=10, page_bytes=3_000, links_per_page=4), [8000])
+    status, _, body = web.answer(0, "/")
+    assert status == 200
+    assert abs(len(body) - 3_000) < 100  # padded to about page_bytes
+    assert web.answer(0, "/robots.txt")[2] == ROBOTS_TXT
+    assert web.answer(0, "/r/3")[:2] == (301, b"Location: /p/3\r\n")
+    assert web.answer(0, "/p/10")[0] == 404  # pages are 0 (/) to 9
+    assert web.answer(0, "/p/03")[0] == 404  # one spelling per page
+    tree = Web(WebSpec(pages=1_000, links_per_page=100, links="tree"), [8000])
+    assert tree.hrefs(0, 0) == [f"/p/{j}" for j in range(1, 101)]
+    assert tree.hrefs(0, 50) == []  # pages past the parents are leaves
+
+
+def test_server_serves_the_model_and_counts() -> None:
+    spec = WebSpec(hosts=2, pages=20, page_bytes=1_000, error_rate=0.5)
+    with SyntheticWeb(spec, workers=2) as web, httpx.Client(trust_env=False) as client:
+        assert web.web is not None
+        first = client.get(web.seeds[0])
+        assert first.content == web.web.page(0, 0)
+        statuses = [client.get(f"{web.seeds[1]}p/{i}").status_code for i in range(1, 20)]
+        assert 500 in statuses  # error_rate 0.5: some pages fail their first request...
+        again = [client.get(f"{web.seeds[1]}p/{i}").status_code for i in range(1, 20)]
+        assert set(again) == {200}  # ...and only the first
+        client.get(f"{web.seeds[1]}robots.txt")
+        stats = web.stats()
+        assert (stats.pages, stats.robots, stats.hosts_seen) == (39, 1, 2)
+        assert stats.max_active_per_host == 1
+        web.reset()
+        assert web.stats().pages == 0
+    assert all(proc.poll() is not None for proc in web._procs) or not web._procs
+
+
+def _check_summary(summary: dict[str, object]) -> None:
+    assert summary["status"] == "ok", summary
+    for key in (
+        "pages_per_second",
+        "cpu_per_1000_pages",
+        "peak_rss_mb",
+        "rss_per_discovered_url",
+        "discovered",
+    ):
+        assert isinstance(summary[key], int | float), key
+    latency = summary["latency_ms"]
+    assert isinstance(latency, dict)
+    assert set(latency) == {"p50", "p95", "p99"}
+    lag = summary["loop_lag_ms"]
+    assert isinstance(lag, dict)
+    assert {"p50", "p99", "max"} <= set(lag)
+    politeness = summary["politeness"]
+    assert isinstance(politeness, dict)
+    assert isinstance(politeness["max_concurrent_per_host"], int)
+    assert isinstance(politeness["min_spacing_per_host_ms"], float)
+    assert politeness["disallowed_requests"] == 0  # robots.txt obeyed (not a timing)
+    assert summary["timeline"]
+
+
+def test_harness_runs_and_reports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A peer that is not installed is reported, and the run goes on.
+    real_missing = peers.missing
+    monkeypatch.setattr(
+        peers,
+        "missing",
+        lambda name: "scrapy is not installed" if name == "scrapy" else real_missing(name),
+    )
+    options = BenchOptions(
+        scenarios=[TINY],
+        contenders=[Contender("ours"), Contender("ours", parse="hybrid"), Contender("scrapy")],
+        out=tmp_path,
+        echo=lambda line: None,
+    )
+    outcomes = run_bench(options)
+    report = build_report(outcomes, harness.machine())
+    path = write_json(report, tmp_path)
+    loaded = json.loads(path.read_text())
+    (tiny,) = loaded["scenarios"]
+    assert tiny["server_ceiling"]["per_second"] > 0
+    summaries = tiny["summaries"]
+    assert set(summaries) == {"ours", "ours[hybrid]", "scrapy"}
+    _check_summary(summaries["ours"])
+    _check_summary(summaries["ours[hybrid]"])
+    # The budget counts URLs started (robots.txt skips included); a retry still pending when
+    # it is spent is not fetched.
+    assert 0 < summaries["ours"]["extra"]["outcomes"] <= TINY.budget
+    assert summaries["scrapy"]["status"] == "unavailable"
+    targets = {check["target"] for check in tiny["checks"]}
+    assert "max in flight per host (server)" in targets
+    assert "min spacing per host, ms (server)" in targets
+    assert "share of the politeness bound (150/s)" in targets
+    if importlib.util.find_spec("matplotlib") is None:
+        assert write_plot(report, tmp_path) is None
+        pytest.skip("matplotlib is not installed (the bench extra): no PNG to check")
+    plot = write_plot(report, tmp_path)
+    assert plot is not None
+    assert plot.read_bytes().startswith(b"\x89PNG")
+
+
+def test_crawl_bench_command(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "crawler",
+            "bench",
+            "--scenario",
+            "single-host",
+            "--scale",
+            "0.005",
+            "--no-ceiling",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "single-host" in done.stdout
+    assert "pages/s" in done.stdout
+    report = json.loads((out / "results.json").read_text())
+    _check_summary(report["scenarios"][0]["summaries"]["ours"])
+
+
+def test_scenarios_and_options() -> None:
+    assert list(SCENARIOS) == ["single-host", "fan-out", "latency", "big-frontier"]
+    assert SCENARIOS["fan-out"].web.hosts >= 1_000
+    assert SCENARIOS["fan-out"].per_host_delay == 1.0
+    big = SCENARIOS["big-frontier"]
+    assert big.web.pages // big.web.links_per_page * big.web.links_per_page == 1_000_000
+    small = scenario("fan-out", 0.01)
+    assert (small.web.hosts, small.budget) == (10, 600)
+    names = [c.name for c in contenders(["scrapy"], ["default", "httpcore"], ["inline"])]
+    assert names == ["ours[inline]", "ours[httpcore,inline]", "scrapy"]
+    with pytest.raises(ValueError, match="unknown peer"):
+        contenders(["wget"], [], [])
+    with pytest.raises(ValueError, match="unknown scenario"):
+        scenario("nope")
+
+
+def test_figures() -> None:
+    assert percentiles([], 50) is None
+    assert percentiles([float(v) for v in range(1, 101)], 50, 99) == {"p50": 50.0, "p99": 99.0}
+    result = RunResult(crawler="ours")
+    # RSS grows 40 bytes per URL while URLs are found, then stays flat while draining.
+    result.samples = [(t, t * 10, 1_000_000 + 40 * t * 1000, t * 1000) for t in range(1, 11)]
+    result.samples += [(t, t * 10, 1_000_000 + 40 * 10_000, 10_000) for t in range(11, 15)]
+    memory = memory_figures(result)
+    assert memory is not None
+    assert memory["bytes_per_discovered_url"] == pytest.approx(40, abs=1)
+    assert memory["drain_growth_share"] == 0

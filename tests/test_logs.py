@@ -1,0 +1,128 @@
+"""``--log-format json``: a real crawl's stderr parsed line by line; the formatter's fields."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import sys
+from pathlib import Path
+from typing import Any
+
+from crawler.demosite import SiteServer, SiteSpec
+from crawler.logs import JsonFormatter
+from tests.helpers import crawl_process, write_config, write_seeds
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    """Every line of ``text`` as a JSON object (fails on any line that is not one)."""
+    entries = []
+    for number, line in enumerate(text.splitlines(), 1):
+        entry = json.loads(line)
+        assert isinstance(entry, dict), f"line {number}: {line!r}"
+        entries.append(entry)
+    return entries
+
+
+def record(msg: str, *args: object, **extra: object) -> logging.LogRecord:
+    logger = logging.getLogger("crawler.test")
+    return logger.makeRecord("crawler", logging.WARNING, __file__, 1, msg, args, None, extra=extra)
+
+
+def test_formatter_writes_one_object_with_the_event_and_its_fields() -> None:
+    line = JsonFormatter().format(
+        record(
+            "%s is slow",
+            "a.test",
+            event="host_paused",
+            host="a.test:80",
+            status=None,
+            path=Path("/x"),
+        )
+    )
+    assert "\n" not in line
+    entry = json.loads(line)
+    assert entry.pop("ts").endswith("Z")
+    assert entry == {
+        "level": "warning",
+        "event": "host_paused",
+        "message": "a.test is slow",
+        "logger": "crawler",
+        "host": "a.test:80",
+        "status": None,
+        "path": "/x",  # not JSON: written as a string
+    }
+
+
+def test_formatter_defaults_and_exceptions() -> None:
+    try:
+        raise ValueError("bad\nvalue")
+    except ValueError:
+        exc_info = sys.exc_info()
+    plain = logging.getLogger("x").makeRecord("x", logging.INFO, "f", 1, "hi", (), exc_info)
+    entry = json.loads(JsonFormatter().format(plain))
+    assert entry["event"] == "log"
+    assert entry["level"] == "info"
+    assert "ValueError: bad\nvalue" in entry["exc"]
+
+
+def test_a_real_crawl_logs_json_lines(tmp_path: Path) -> None:
+    db = tmp_path / "c.db"
+    with SiteServer(SiteSpec(pages=30)) as site:
+        seeds = write_seeds(tmp_path, f"{site.base_url}/")
+        config = write_config(tmp_path, "[output]\nprogress = 'plain'\n")
+        proc = crawl_process(
+            "run", seeds, "--db", db, "--config", config, "--log-format", "json", "--debug",
+            "--grace-period", "1",
+        )  # fmt: skip
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert out.startswith("crawl finished")  # stdout keeps the summary for people
+    entries = json_lines(err)
+    assert entries
+    for entry in entries:
+        assert {"ts", "level", "event", "message"} <= set(entry)
+        assert entry["ts"].endswith("Z")
+        assert len(entry["ts"]) == len("2026-11-25T01:28:55.389Z")
+    pages = [e for e in entries if e["event"] == "page"]
+    with sqlite3.connect(db) as conn:
+        stored = dict(conn.execute("SELECT url, status FROM pages").fetchall())
+    conn.close()
+    assert {e["url"]: e["status"] for e in pages} == stored
+    assert len(pages) == len(stored)
+    host = site.base_url.removeprefix("http://")
+    for page in pages:
+        assert page["level"] == "debug"
+        assert page["host"] == host
+        assert page["reason"] is None
+        assert page["message"].startswith(f"{page['status']} {page['url']}")
+    (robots,) = [e for e in entries if e["event"] == "robots"]
+    assert (robots["url"], robots["status"]) == (f"{site.base_url}/robots.txt", 200)
+
+
+def test_log_format_from_the_environment(tmp_path: Path) -> None:
+    with SiteServer(SiteSpec(pages=3)) as site:
+        seeds = write_seeds(tmp_path, f"{site.base_url}/", "not a url")
+        env = {**os.environ, "CRAWL_OUTPUT__LOG_FORMAT": "json"}
+        proc = crawl_process(
+            "run", seeds, "--db", tmp_path / "c.db", "--config", write_config(tmp_path), env=env
+        )
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    (skipped,) = json_lines(err)  # the bad seed line: stats_interval 0, no progress lines
+    assert skipped["level"] == "warning"
+    assert "not an http(s) URL" in skipped["message"]
+
+
+def test_text_format_is_for_people(tmp_path: Path) -> None:
+    with SiteServer(SiteSpec(pages=3)) as site:
+        seeds = write_seeds(tmp_path, f"{site.base_url}/", "not a url")
+        proc = crawl_process(
+            "run", seeds, "--db", tmp_path / "c.db", "--config", write_config(tmp_path)
+        )
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    (line,) = err.splitlines()
+    assert " WARNING skipped " in line
+    assert not line.startswith("{")

@@ -1,0 +1,262 @@
+"""Sitemaps: the parser and its limits (pure), the seeder's bookkeeping, and real crawls of the
+demo site and of a site whose sitemaps break every rule (``tests/sitemap_site.py``)."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from crawler.abort import AbortController
+from crawler.config import Config, SitemapsSection, load_config
+from crawler.demosite import SiteServer, SiteSpec
+from crawler.engine import Crawl, CrawlReport
+from crawler.errors import ConnectFailed
+from crawler.models import Response
+from crawler.sitemaps import SitemapSeeder, decompress, parse_sitemap
+from crawler.urls import Scope
+from tests.sitemap_site import DISALLOWED, EXPECTED, NEVER, SitemapSite, _bomb
+
+NS = 'xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"'
+
+
+def config(**overrides: object) -> Config:
+    base = {
+        "crawl.concurrency": 4,
+        "crawl.max_depth": 0,
+        "politeness.per_host_concurrency": 4,
+        "politeness.per_host_delay": 0.0,
+        "runtime.stats_interval": 0.0,
+        "sitemaps.enabled": True,
+    }
+    return load_config(overrides={**base, **overrides}, environ={})
+
+
+async def crawl(seed: str, db: Path, cfg: Config) -> CrawlReport:
+    return await Crawl(cfg, [seed], db, AbortController().signal).run()
+
+
+def frontier_rows(db: Path) -> dict[str, tuple[str, int]]:
+    """Path -> (state, depth) of every URL in the frontier."""
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT url, state, depth FROM frontier").fetchall()
+    conn.close()
+    return {urlsplit(url).path: (state, depth) for url, state, depth in rows}
+
+
+# -- parsing (pure) --------------------------------------------------------------------------------
+
+
+def test_urlset_with_namespace() -> None:
+    body = f"<?xml version='1.0'?><urlset {NS}><url><loc> http://a.test/1 </loc></url>"
+    body += "<url><loc>http://a.test/2</loc><lastmod>2026-01-01</lastmod></url></urlset>"
+    doc = parse_sitemap(body.encode(), limit=10)
+    assert (doc.kind, doc.locs, doc.error) == (
+        "urlset",
+        ["http://a.test/1", "http://a.test/2"],
+        None,
+    )
+
+
+def test_index_without_namespace() -> None:
+    body = b"<sitemapindex><sitemap><loc>http://a.test/s.xml</loc></sitemap></sitemapindex>"
+    doc = parse_sitemap(body, limit=10)
+    assert (doc.kind, doc.locs) == ("index", ["http://a.test/s.xml"])
+
+
+def test_text_sitemap_takes_url_lines_only() -> None:
+    doc = parse_sitemap(b"\xef\xbb\xbfhttp://a.test/1\n  https://a.test/2  \nnot a url\n", 10)
+    assert (doc.kind, doc.locs) == ("text", ["http://a.test/1", "https://a.test/2"])
+
+
+def test_limit_stops_reading() -> None:
+    locs = "".join(f"<url><loc>http://a.test/{i}</loc></url>" for i in range(100))
+    doc = parse_sitemap(f"<urlset {NS}>{locs}</urlset>".encode(), limit=7)
+    assert doc.locs == [f"http://a.test/{i}" for i in range(7)]
+
+
+def test_cut_or_malformed_xml_keeps_what_came_before() -> None:
+    body = f"<urlset {NS}><url><loc>http://a.test/1</loc></url><url><loc>http://a.te".encode()
+    doc = parse_sitemap(body, limit=10)
+    assert doc.locs == ["http://a.test/1"]
+    assert doc.error is not None
+    assert doc.error.startswith("malformed XML")
+
+
+def test_entity_bomb_and_dtds_are_refused() -> None:
+    doc = parse_sitemap(_bomb("http://a.test"), limit=10)
+    assert doc.locs == []
+    assert doc.error == "refused: DTDForbidden"
+    external = b'<?xml version="1.0"?><!DOCTYPE x SYSTEM "file:///etc/passwd"><urlset/>'
+    assert parse_sitemap(external, limit=10).error == "refused: DTDForbidden"
+
+
+def test_not_a_sitemap() -> None:
+    doc = parse_sitemap(b"<html><body>hello</body></html>", limit=10)
+    assert doc.error == "not a sitemap: <html>"
+
+
+def test_gzip_is_inflated_within_the_cap() -> None:
+    plain = f"<urlset {NS}></urlset>".encode()
+    assert decompress(gzip.compress(plain), 1000) == (plain, False)
+    assert decompress(plain, 1000) == (plain, False)
+    bomb = gzip.compress(b"\0" * 50_000_000)  # 50 MB from ~50 KB
+    data, cut = decompress(bomb, 1_000_000)
+    assert (len(data), cut) == (1_000_000, True)
+    assert decompress(b"\x1f\x8b not gzip at all", 1000) == (b"", True)
+
+
+# -- the seeder's bookkeeping ----------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_close_cancels_reading_and_releases_every_hold() -> None:
+    started = asyncio.Event()
+    holds: list[int] = []
+
+    async def fetch_forever(url: str) -> Response:
+        started.set()
+        await asyncio.Event().wait()  # a server that never answers
+        raise AssertionError("not reached")
+
+    async def add(urls: Sequence[str]) -> None:
+        raise AssertionError("nothing to add")
+
+    seeder = SitemapSeeder(
+        SitemapsSection(enabled=True, concurrency=1),
+        fetch_forever,
+        add,
+        scope=Scope(["a.test", "b.test"]),
+        hold=lambda: holds.append(1),
+        release=lambda: holds.append(-1),
+    )
+    seeder.discover("http://a.test", ())
+    seeder.discover("http://b.test", ())  # queued behind a.test (concurrency 1)
+    seeder.discover("http://a.test", ())  # once per origin
+    assert sum(holds) == 2
+    async with asyncio.timeout(10), asyncio.TaskGroup() as group:
+        group.create_task(seeder.run())
+        await started.wait()
+        seeder.close()
+    assert sum(holds) == 0
+    assert len(holds) == 4
+
+
+@pytest.mark.anyio
+async def test_failures_are_logged_and_reading_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    added: list[str] = []
+    holds: list[int] = []
+    done = asyncio.Event()
+
+    def release() -> None:
+        holds.append(-1)
+        if not sum(holds):
+            done.set()
+
+    async def fetch(url: str) -> Response:
+        if url.endswith("/down.xml"):
+            raise ConnectFailed("refused")
+        if url.endswith("/404.xml"):
+            return Response(url, 404, "text/html", b"")
+        return Response(
+            url,
+            200,
+            "application/xml",
+            f"<urlset {NS}><url><loc>{url}/p</loc></url></urlset>".encode(),
+        )
+
+    async def add(urls: Sequence[str]) -> None:
+        added.extend(urls)
+
+    seeder = SitemapSeeder(
+        SitemapsSection(enabled=True),
+        fetch,
+        add,
+        scope=Scope(["a.test"]),
+        hold=lambda: holds.append(1),
+        release=release,
+    )
+    seeder.discover(
+        "http://a.test",
+        ["http://a.test/down.xml", "http://a.test/404.xml", "http://a.test/ok.xml"],
+    )
+    async with asyncio.timeout(10), asyncio.TaskGroup() as group:
+        task = group.create_task(seeder.run())
+        await done.wait()  # the job releases its hold when it is over
+        seeder.close()
+    assert task.done()
+    assert added == ["http://a.test/ok.xml/p"]
+    assert seeder.failures == 2
+    reasons = {
+        getattr(r, "reason", None)
+        for r in caplog.records
+        if getattr(r, "event", "") == "sitemap_failed"
+    }
+    assert reasons == {"connect_failed", "http_status"}
+
+
+# -- real crawls -----------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_demo_site_sitemap_seeds_every_page(tmp_path: Path) -> None:
+    spec = SiteSpec(pages=40)
+    with SiteServer(spec) as site:
+        await crawl(f"{site.base_url}/", tmp_path / "on.db", config())
+        with_sitemaps = site.request_counts()
+        site.reset_counts()
+        await crawl(f"{site.base_url}/", tmp_path / "off.db", config(**{"sitemaps.enabled": False}))
+        without = site.request_counts()
+    pages = {f"/page/{i}" for i in range(spec.pages)}
+    # max_depth 0: only the seed is crawled, unless the sitemap offers the rest (depth 0).
+    assert pages <= set(with_sitemaps)
+    assert with_sitemaps["/sitemap.xml"] == 1
+    assert all(with_sitemaps[p] == 1 for p in pages)
+    assert not pages & set(without)  # the negative control
+    assert "/sitemap.xml" not in without
+    assert {depth for state, depth in frontier_rows(tmp_path / "on.db").values()} == {0}
+
+
+@pytest.mark.anyio
+async def test_every_sitemap_rule_on_a_real_site(tmp_path: Path) -> None:
+    db = tmp_path / "crawl.db"
+    with SitemapSite() as site:
+        report = await crawl(f"{site.base_url}/", db, config())
+        requested = site.request_counts()
+    rows = frontier_rows(db)
+    fetched = {path for path, (state, _) in rows.items() if state == "done"} - {"/"}
+    # The seed was done long before the slow sitemaps arrived: the crawl waited for them.
+    assert fetched == EXPECTED
+    assert rows[DISALLOWED] == ("skipped", 0)
+    assert DISALLOWED not in requested
+    assert not NEVER & set(rows)
+    assert not NEVER & set(requested)
+    assert "/sitemap.xml" not in requested  # robots.txt names its sitemaps
+    sitemap_files = {p: n for p, n in requested.items() if p.startswith(("/sitemap", "/moved"))}
+    assert all(n == 1 for n in sitemap_files.values()), sitemap_files
+    assert "/sitemaps/n.xml" not in requested  # under three levels of indexes
+    assert report.complete
+
+
+@pytest.mark.anyio
+async def test_limits_per_origin(tmp_path: Path) -> None:
+    with SitemapSite() as site:
+        await crawl(f"{site.base_url}/", tmp_path / "urls.db", config(**{"sitemaps.max_urls": 3}))
+        await crawl(f"{site.base_url}/", tmp_path / "files.db", config(**{"sitemaps.max_files": 2}))
+    assert len(frontier_rows(tmp_path / "urls.db")) == 1 + 3
+    # Two files: the index (its children are not read) and moved.xml (-> e.xml).
+    assert set(frontier_rows(tmp_path / "files.db")) == {"/", "/p/e1"}
+
+
+@pytest.mark.anyio
+async def test_without_robots_the_seed_origins_sitemap_xml_is_read(tmp_path: Path) -> None:
+    with SitemapSite(robots=False) as site:
+        await crawl(f"{site.base_url}/", tmp_path / "c.db", config(**{"politeness.robots": False}))
+        requested = site.request_counts()
+    assert set(frontier_rows(tmp_path / "c.db")) == {"/", "/p/s1"}
+    assert "/robots.txt" not in requested
