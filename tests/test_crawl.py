@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from crawler import engine
+from crawler import engine, worker
 from crawler.abort import AbortController
 from crawler.config import Config, load_config
 from crawler.demosite import SiteServer, SiteSpec, expected_pages, expected_statuses
@@ -134,7 +134,7 @@ async def test_a_slow_to_parse_page_does_not_stall_other_fetches(
         # Hold the big page's extraction until every other page was requested. If extraction
         # ran on the event loop, no other request could be sent meanwhile: the wait would time
         # out (see the negative control below).
-        monkeypatch.setattr(engine, "build_outcome", hold_big_page(site, others, timeout=20))
+        monkeypatch.setattr(worker, "build_outcome", hold_big_page(site, others, timeout=20))
         await crawl(site, tmp_path / "crawl.db")
     stored = pages(tmp_path / "crawl.db")
     assert stored["/big"][0] == 200
@@ -147,7 +147,7 @@ async def test_negative_control_parsing_on_the_loop_stalls_other_fetches(
     spec = SiteSpec(pages=300, big_page_bytes=4_000_000)
     others = len(expected_statuses(spec)) - 1
     with SiteServer(spec) as site:
-        monkeypatch.setattr(engine, "build_outcome", hold_big_page(site, others, timeout=1))
+        monkeypatch.setattr(worker, "build_outcome", hold_big_page(site, others, timeout=1))
 
         async def inline(func: Any, /, *args: Any) -> Any:
             return func(*args)
@@ -159,7 +159,7 @@ async def test_negative_control_parsing_on_the_loop_stalls_other_fetches(
 
 
 def hold_big_page(site: SiteServer, others: int, timeout: float) -> Any:
-    real = engine.build_outcome
+    real = worker.build_outcome
 
     def build(lease: Any, response: Any, rules: Any, fetched_at: str) -> Any:
         if lease.url.endswith("/big"):

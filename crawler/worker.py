@@ -1,0 +1,252 @@
+"""A worker: what happens to one lease, from the trap budgets to the sink.
+
+Workers are generic; every decision is asked of the part that owns it: the trap guard
+(budgets), the address guard (via the fetcher), the robots cache, the frontier (retries,
+cooldowns, the circuit breaker, deferral), the page rules (extraction, off the loop for HTML).
+A worker never sleeps: whatever must wait goes back to the frontier with a not-before time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from crawler.addresses import AddressBlocked
+from crawler.config import Config
+from crawler.errors import PageError
+from crawler.extract import (
+    LinkRules,
+    build_outcome,
+    failed_outcome,
+    needs_parsing,
+    skipped_outcome,
+)
+from crawler.fetch import Fetcher
+from crawler.frontier import Frontier
+from crawler.models import Lease, Outcome
+from crawler.politeness import retry_after_seconds
+from crawler.robots import RobotsCache, RobotsFetch, RobotsPolicy, origin_of
+from crawler.services import CrawlServices
+from crawler.sink import Sink
+from crawler.stats import Stats
+from crawler.store import Store
+from crawler.traps import TrapGuard
+
+log = logging.getLogger("crawler")
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+"""Answers worth another try later; the last attempt's answer is recorded as it is."""
+THROTTLE_STATUSES = frozenset({429, 503})
+"""Answers that also put the whole host in cooldown (Retry-After, or a doubling pause)."""
+ROBOTS_MAX_BYTES = 512_000
+"""RFC 9309: at least 500 KiB of a robots.txt must be parsed; more is ignored."""
+
+
+_DEFER = object()
+"""A worker step's answer meaning: the lease went back to the frontier (retry or deferral)."""
+
+
+class Worker:
+    """The per-lease pipeline every worker task runs (:meth:`run`); one instance is shared by
+    all the worker tasks of a crawl (its state is the parts', not its own)."""
+
+    def __init__(
+        self,
+        config: Config,
+        stats: Stats,
+        rules: LinkRules,
+        traps: TrapGuard,
+        *,
+        frontier: Frontier,
+        fetcher: Fetcher,
+        sink: Sink,
+        store: Store,
+        robots: RobotsCache | None,
+        extras: CrawlServices,
+    ) -> None:
+        self.config = config
+        self.stats = stats
+        self.rules = rules
+        self.traps = traps
+        self.parse_slots = asyncio.Semaphore(config.runtime.parse_threads)
+        self.robots_seen: dict[str, float] = {}
+        """origin -> fetched_at of the policy last applied to the frontier and recorded."""
+        self.extras = extras
+        self.on_response = extras.on_response  # the user's on_response and the archives
+        self.frontier = frontier
+        self.fetcher = fetcher
+        self.sink = sink
+        self.store = store
+        self.robots = robots
+
+    async def run(self) -> None:
+        frontier = self.frontier
+        while (lease := await frontier.lease()) is not None:
+            outcome = await self._handle(lease)
+            if outcome is None:
+                continue  # handed back to the frontier
+            follow = self.traps.worth_following(outcome.follow)
+            if follow is not outcome.follow:
+                outcome = replace(outcome, follow=follow)
+            frontier.release(lease)
+            await self.sink.put(outcome)
+            self.stats.record(outcome)
+            if log.isEnabledFor(logging.DEBUG):
+                page = outcome.page
+                log.debug(
+                    "%s %s %s",
+                    page.status or page.error,
+                    lease.url,
+                    page.title or "",
+                    extra={
+                        "event": "page",
+                        "url": lease.url,
+                        "host": lease.host,
+                        "status": page.status,
+                        "reason": page.error.split(":", 1)[0] if page.error else None,
+                        "depth": lease.depth,
+                    },
+                )
+            await self.extras.room()  # the archives' backpressure (services.CrawlServices)
+
+    async def _handle(self, lease: Lease) -> Outcome | None:
+        if (reason := self.traps.admit(lease)) is not None:
+            return skipped_outcome(lease, reason, _now())
+        try:
+            # Before robots.txt too: asking a blocked host for it would be a connection.
+            await self.fetcher.check_address(lease.url)
+        except AddressBlocked as blocked:
+            return skipped_outcome(lease, blocked.describe(), _now())
+        if self.robots is not None:
+            verdict = await self._robots_verdict(lease)
+            if verdict is _DEFER:
+                return None
+            if isinstance(verdict, Outcome):
+                return verdict
+        return await self._fetch(lease)
+
+    async def _robots_verdict(self, lease: Lease) -> object:
+        """None to go ahead; an Outcome to record instead of fetching; or _DEFER."""
+        assert self.robots is not None
+        origin = origin_of(lease.url)
+        policy = self.robots.cached(origin)
+        fresh = policy is None
+        if policy is None:
+            policy = await self.robots.policy(origin)
+        if self.robots_seen.get(origin) != policy.fetched_at:
+            self.robots_seen[origin] = policy.fetched_at
+            await self._learn(lease.host, policy)
+        if policy.disallow_all and not policy.allow_all:
+            return self._robots_unavailable(lease, policy)
+        if not policy.allows(lease.url):
+            return skipped_outcome(lease, "robots_disallowed", _now())
+        if fresh and self.frontier.delay_of(lease.host) > 0:
+            # This slot's request went to robots.txt: the page waits its turn like any other.
+            self.frontier.defer(lease)
+            return _DEFER
+        return None
+
+    async def _learn(self, host: str, policy: RobotsPolicy) -> None:
+        self.stats.robots_fetched += 1
+        self.frontier.set_crawl_delay(host, policy.crawl_delay)
+        await self.store.record_robots(
+            policy.origin, policy.status, policy.crawl_delay, policy.sitemaps
+        )
+        log.debug(
+            "robots.txt of %s: %s",
+            policy.origin,
+            policy.status or "unreachable",
+            extra={
+                "event": "robots",
+                "url": f"{policy.origin}/robots.txt",
+                "host": host,
+                "status": policy.status,
+                "crawl_delay": policy.crawl_delay,
+            },
+        )
+        self.extras.learned(policy)  # sitemaps (services.CrawlServices)
+
+    def _robots_unavailable(self, lease: Lease, policy: RobotsPolicy) -> object:
+        # RFC 9309: an unreachable robots.txt means "disallow all" for now; the URL stays
+        # pending and the host waits until robots.txt is asked again.
+        wait = self.config.politeness.robots_unreachable_retry
+        self.frontier.cool_down(lease.host, wait)
+        if self._retry(lease, wait):
+            return _DEFER
+        detail = f"HTTP {policy.status}" if policy.status else "unreachable"
+        return skipped_outcome(lease, f"robots_unavailable: robots.txt {detail}", _now())
+
+    async def _fetch(self, lease: Lease) -> Outcome | None:
+        """Fetch and extract one lease; None if it was handed back for a retry."""
+        frontier = self.frontier
+        try:
+            response = await self.fetcher.fetch(lease.url)
+        except AddressBlocked as blocked:  # its address changed since the check above
+            return skipped_outcome(lease, blocked.describe(), _now())
+        except PageError as error:
+            if error.retryable:
+                self._host_failed(lease.host)
+                if self._retry(lease):
+                    return None
+            return failed_outcome(lease, error, _now())
+        if self.on_response is not None:
+            self.on_response(lease, response)
+        status = response.status
+        if status in RETRY_STATUSES:
+            self._host_failed(lease.host)
+            delay = None
+            if status in THROTTLE_STATUSES:
+                retry_after = retry_after_seconds(response.retry_after, time.time())
+                delay = frontier.throttled(lease.host, retry_after)
+                self.stats.throttled += 1
+            if self._retry(lease, delay):
+                return None
+        else:
+            frontier.host_succeeded(lease.host)
+        if not needs_parsing(response):
+            return build_outcome(lease, response, self.rules, _now())
+        async with self.parse_slots:
+            return await asyncio.to_thread(build_outcome, lease, response, self.rules, _now())
+
+    def _host_failed(self, host: str) -> None:
+        if self.frontier.host_failed(host):
+            self.stats.hosts_paused += 1
+            log.warning(
+                "%s keeps failing: paused for %gs (circuit breaker)",
+                host,
+                self.config.politeness.circuit_breaker_pause,
+                extra={
+                    "event": "host_paused",
+                    "host": host,
+                    "reason": "circuit_breaker",
+                    "seconds": self.config.politeness.circuit_breaker_pause,
+                },
+            )
+
+    def _retry(self, lease: Lease, delay: float | None = None) -> bool:
+        fetch = self.config.fetch
+        if lease.attempt >= fetch.max_retries:
+            return False
+        if delay is None:
+            # Exponential backoff with jitter, so retries of many URLs do not arrive together.
+            delay = fetch.retry_backoff * 2**lease.attempt * random.uniform(0.5, 1.5)
+        self.frontier.retry(lease, delay)
+        self.stats.retries += 1
+        return True
+
+
+async def fetch_robots(fetcher: Fetcher, url: str) -> RobotsFetch:
+    """The robots cache's fetch: any content type, capped, errors as an unreachable answer."""
+    try:
+        response = await fetcher.fetch(url, any_type=True, max_bytes=ROBOTS_MAX_BYTES)
+    except PageError as error:
+        return RobotsFetch(status=None, error=error.describe())
+    return RobotsFetch(status=response.status, body=response.body, location=response.location)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
