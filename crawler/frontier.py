@@ -231,6 +231,17 @@ class Frontier:
         capped = min(crawl_delay or 0.0, self._politeness.max_crawl_delay)
         slot.delay = max(self._configured_delay(host), capped)
 
+    def request_started(self, host: str) -> None:
+        """The request of a lease of ``host`` is being sent now: the next one starts no
+        earlier than ``delay`` from now. Dispatch already counted the delay from the moment it
+        handed the lease out; what happened in between (robots.txt, a busy loop) must not
+        shorten the gap the server sees."""
+        entry = self._host(host)
+        slot = entry.slot
+        if slot.delay:
+            slot.next_start = max(slot.next_start, self._clock() + self._spacing(slot.delay))
+            self._queue(entry)
+
     def delay_of(self, host: str) -> float:
         return self._host(host).slot.delay
 

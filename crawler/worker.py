@@ -183,6 +183,7 @@ class Worker:
     async def _fetch(self, lease: Lease) -> Outcome | None:
         """Fetch and extract one lease; None if it was handed back for a retry."""
         frontier = self.frontier
+        frontier.request_started(lease.host)
         try:
             response = await self.fetcher.fetch(lease.url)
         except AddressBlocked as blocked:  # its address changed since the check above

@@ -260,3 +260,23 @@ async def test_jitter_spreads_the_delay(tmp_path: Path) -> None:
         slot = frontier._hosts["a.test"].slot
         assert 1000.0 + 5.0 <= slot.next_start <= 1000.0 + 15.0
         assert slot.next_start != 1000.0 + 10.0
+
+
+async def test_the_delay_counts_from_the_request_not_only_from_the_dispatch(
+    tmp_path: Path,
+) -> None:
+    # A lease handed out at t=1000 whose request leaves at t=1003 (robots.txt, a busy loop):
+    # the next request to the host may start at 1013, not at 1010.
+    clock = FakeClock()
+    cfg = config(**{"politeness.per_host_concurrency": 5, "politeness.per_host_delay": 10.0})
+    async with running_frontier(tmp_path / "db", SEEDS, cfg, clock) as frontier:
+        first = await try_lease(frontier)
+        assert isinstance(first, Lease)
+        clock.now += 3.0
+        frontier.request_started(first.host)
+        clock.now += 7.0  # 1010: dispatch + delay
+        frontier.wake()
+        assert await try_lease(frontier) == "waiting"
+        clock.now += 3.0  # 1013: request + delay
+        frontier.wake()
+        assert isinstance(await try_lease(frontier), Lease)
