@@ -291,7 +291,9 @@ def bench(
     ] = None,
     parse: Annotated[
         list[str] | None,
-        typer.Option(help="Where we parse: thread (default), inline or hybrid (repeatable)."),
+        typer.Option(
+            help="Where we parse: thread (default), inline, hybrid or process (repeatable)."
+        ),
     ] = None,
     scale: Annotated[
         float, typer.Option(min=0.0001, help="Shrink sites and page budgets (0.1: a quick look).")

@@ -215,3 +215,14 @@ def test_figures() -> None:
     assert memory is not None
     assert memory["bytes_per_discovered_url"] == pytest.approx(40, abs=1)
     assert memory["drain_growth_share"] == 0
+
+
+def test_stages_report_each_stage() -> None:
+    from crawler.bench.stages import run_stages
+
+    lines: list[str] = []
+    run_stages(20, lines.append)
+    labels = " | ".join(lines)
+    for stage in ("parse_html", "build_outcome", "to_thread", "sink", "our Fetcher.fetch"):
+        assert stage in labels
+    assert all(line.endswith("ms CPU/page") for line in lines)

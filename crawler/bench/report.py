@@ -290,7 +290,8 @@ def write_plot(report: dict[str, Any], out: Path) -> Path | None:
             ys = [rate for _, rate in run["timeline"]]
             label = run["crawler"] + (f" #{run['repeat'] + 1}" if run["repeat"] else "")
             ax.plot(xs, ys, label=label, linewidth=1.2)
-        ax.set_title(f"{scenario['scenario']}: {scenario['description']}", fontsize=9)
+        title = f"{scenario['scenario']}: {scenario['description']}"
+        ax.set_title(title if len(title) <= 110 else title[:107] + "...", fontsize=9)
         ax.set_xlabel("seconds since the crawler started")
         ax.set_ylabel("pages/s (server)")
         ax.grid(alpha=0.3)
