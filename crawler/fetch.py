@@ -99,15 +99,19 @@ class Fetcher:
     ) -> None:
         await self._client.__aexit__(exc_type, exc, tb)
 
-    async def fetch(self, url: str, *, any_type: bool = False, max_bytes: int = 0) -> Response:
+    async def fetch(
+        self, url: str, *, any_type: bool = False, max_bytes: int = 0, checked: bool = False
+    ) -> Response:
         """GET ``url``. Raises a :class:`PageError` subclass when no usable response arrives.
 
         The body is read for HTML only, unless ``any_type``; at most ``max_bytes`` (default:
-        the configured cap)."""
+        the configured cap). ``checked``: the caller already ran :meth:`check_address` (its
+        verdict is cached, so a second check would only repeat it)."""
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self._config.total_timeout):
-                await self.check_address(url)
+                if not checked:
+                    await self.check_address(url)
                 cap = max_bytes or self._config.max_body_bytes
                 return await self._get(url, started, any_type, cap)
         except TimeoutError:

@@ -185,8 +185,9 @@ class Worker:
         frontier = self.frontier
         frontier.request_started(lease.host)
         try:
-            response = await self.fetcher.fetch(lease.url)
-        except AddressBlocked as blocked:  # its address changed since the check above
+            # Checked in _handle; a changed DNS answer is caught again at connect time.
+            response = await self.fetcher.fetch(lease.url, checked=True)
+        except AddressBlocked as blocked:  # refused by the connect-time check
             return skipped_outcome(lease, blocked.describe(), _now())
         except PageError as error:
             if error.retryable:
