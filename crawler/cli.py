@@ -292,7 +292,8 @@ def bench(
     parse: Annotated[
         list[str] | None,
         typer.Option(
-            help="Where we parse: thread (default), inline, hybrid or process (repeatable)."
+            help="Where we parse: default (as configured), process, thread, inline or hybrid "
+            "(repeatable)."
         ),
     ] = None,
     scale: Annotated[

@@ -139,8 +139,14 @@ class RuntimeSection(_Section, frozen=True):
     """After the first SIGINT/SIGTERM, in-flight fetches get this long before being cancelled."""
     stats_interval: NonNegativeSeconds = 10.0
     """Seconds between plain progress lines on stderr (not a terminal); 0 turns them off."""
+    parse_processes: NonNegative = 1
+    """Worker processes that parse pages (a core of their own each); 0: parse in threads."""
     parse_threads: Positive = 4
-    """Pages parsed at once off the event loop."""
+    """With ``parse_processes = 0``: pages parsed at once in threads off the event loop."""
+    parse_timeout: Seconds = 30.0
+    """A page whose parsing takes longer is recorded without its links (note
+    ``parse_timeout``) and its worker process replaced. Threads cannot be stopped: with
+    ``parse_processes = 0`` there is no limit."""
 
 
 class OutputSection(_Section, frozen=True):

@@ -33,6 +33,7 @@ from crawler.abort import AbortReason, AbortSignal
 from crawler.addresses import AddressGuard
 from crawler.config import Config
 from crawler.extract import LinkRules
+from crawler.extractors import make_extractor
 from crawler.fetch import Fetcher
 from crawler.frontier import Clock, Frontier
 from crawler.models import Lease, Response
@@ -122,10 +123,14 @@ class Crawl:
             unreachable_retry=config.politeness.robots_unreachable_retry,
             max_bytes=ROBOTS_MAX_BYTES,
         )
+        runtime = config.runtime
+        extractor = make_extractor(
+            self._rules, runtime.parse_processes, runtime.parse_threads, runtime.parse_timeout
+        )
         store = Store(self.db_path)
         # Progress, metrics, WARC, bodies and sitemaps, as configured (crawler/services.py).
         extras = CrawlServices(self, store, fetcher)
-        async with store, fetcher, robots, extras:
+        async with store, fetcher, robots, extras, extractor:
             frontier = self.frontier = Frontier(store, config, self.signal, clock=self._clock)
             sink = Sink(store, config.storage, frontier.on_committed)
             await frontier.open(self.seeds)
@@ -136,6 +141,7 @@ class Crawl:
                 self._traps,
                 frontier=frontier,
                 fetcher=fetcher,
+                extractor=extractor,
                 sink=sink,
                 store=store,
                 robots=robots if config.politeness.robots else None,

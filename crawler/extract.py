@@ -53,17 +53,7 @@ def needs_parsing(response: Response) -> bool:
 def build_outcome(lease: Lease, response: Response, rules: LinkRules, fetched_at: str) -> Outcome:
     """Record ``response`` for ``lease``; parse it when :func:`needs_parsing` says so."""
     notes = list(response.notes)
-    page = PageRecord(
-        url=lease.url,
-        depth=lease.depth,
-        fetched_at=fetched_at,
-        final_url=lease.url,
-        status=response.status,
-        content_type=response.content_type,
-        size=len(response.body),
-        elapsed_ms=round(response.elapsed * 1000, 3),
-        truncated=response.truncated,
-    )
+    page = _page_record(lease, response, fetched_at)
     if 300 <= response.status < 400:
         return _redirect(lease, response, rules, page, notes)
     if not needs_parsing(response):
@@ -101,6 +91,26 @@ def build_outcome(lease: Lease, response: Response, rules: LinkRules, fetched_at
             page, title=parsed.title, description=parsed.description, canonical=parsed.canonical
         )
     return Outcome(lease, _noted(page, notes), list(links), follow, follow_depth=lease.depth + 1)
+
+
+def unparsed_outcome(lease: Lease, response: Response, fetched_at: str, note: str) -> Outcome:
+    """Record ``response`` without its links: parsing it failed (``note`` says how)."""
+    page = _page_record(lease, response, fetched_at)
+    return Outcome(lease, _noted(page, [*response.notes, note]))
+
+
+def _page_record(lease: Lease, response: Response, fetched_at: str) -> PageRecord:
+    return PageRecord(
+        url=lease.url,
+        depth=lease.depth,
+        fetched_at=fetched_at,
+        final_url=lease.url,
+        status=response.status,
+        content_type=response.content_type,
+        size=len(response.body),
+        elapsed_ms=round(response.elapsed * 1000, 3),
+        truncated=response.truncated,
+    )
 
 
 def _redirect(

@@ -8,7 +8,6 @@ A worker never sleeps: whatever must wait goes back to the frontier with a not-b
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import time
@@ -25,6 +24,7 @@ from crawler.extract import (
     needs_parsing,
     skipped_outcome,
 )
+from crawler.extractors import Extractor
 from crawler.fetch import Fetcher
 from crawler.frontier import Frontier
 from crawler.models import Lease, Outcome
@@ -63,6 +63,7 @@ class Worker:
         *,
         frontier: Frontier,
         fetcher: Fetcher,
+        extractor: Extractor,
         sink: Sink,
         store: Store,
         robots: RobotsCache | None,
@@ -72,13 +73,13 @@ class Worker:
         self.stats = stats
         self.rules = rules
         self.traps = traps
-        self.parse_slots = asyncio.Semaphore(config.runtime.parse_threads)
         self.robots_seen: dict[str, float] = {}
         """origin -> fetched_at of the policy last applied to the frontier and recorded."""
         self.extras = extras
         self.on_response = extras.on_response  # the user's on_response and the archives
         self.frontier = frontier
         self.fetcher = fetcher
+        self.extractor = extractor
         self.sink = sink
         self.store = store
         self.robots = robots
@@ -211,8 +212,7 @@ class Worker:
             frontier.host_succeeded(lease.host)
         if not needs_parsing(response):
             return build_outcome(lease, response, self.rules, _now())
-        async with self.parse_slots:
-            return await asyncio.to_thread(build_outcome, lease, response, self.rules, _now())
+        return await self.extractor.outcome(lease, response, _now())
 
     def _host_failed(self, host: str) -> None:
         if self.frontier.host_failed(host):

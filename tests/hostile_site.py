@@ -116,6 +116,8 @@ _ENDPOINTS = (
     _Endpoint("/body/broken-chunked", "index", "one good chunk, then chunk size line 'zz'"),
     _Endpoint("/body/truncated-gzip", "index", "first half of a gzip body, honest length"),
     _Endpoint("/body/binary-as-html", "index", "200 KB of random bytes labelled text/html"),
+    # Unlinked: a crawl from / would spend the whole parse deadline on it.
+    _Endpoint("/body/deep-nesting", "unlinked", "150,000 nested <div>s: ~40 s for lexbor"),
     _Endpoint("/time/slow-headers", "index", "status line and headers one byte per 0.5 s"),
     _Endpoint("/time/slow-body", "index", "Content-Length 100000, one body byte per 0.2 s"),
     _Endpoint("/time/stall", "index", "reads the request, never answers"),
@@ -288,6 +290,7 @@ def _truncated_gzip_page() -> tuple[bytes, bytes]:
 
 TRUNCATED_GZIP_FULL, TRUNCATED_GZIP_BODY = _truncated_gzip_page()
 BINARY_BODY = random.Random(1).randbytes(BINARY_SIZE)
+DEEP_NESTING_BODY = b"<!doctype html><title>deep</title>" + b"<div>" * 150_000 + b"x"
 SHORT_BODY = _padded("wrong length short", 1000)[:100]
 LONG_BODY = _padded("wrong length long", 5000)
 SLOW_BODY = _padded("slow body", SLOW_BODY_LENGTH)
@@ -609,6 +612,7 @@ class HostileSite:
             "/body/broken-chunked": lambda q: _broken_chunked,
             "/body/truncated-gzip": lambda q: _encoded("gzip", TRUNCATED_GZIP_BODY),
             "/body/binary-as-html": lambda q: (200, {"Content-Type": HTML_TYPE}, BINARY_BODY),
+            "/body/deep-nesting": lambda q: (200, {"Content-Type": HTML_TYPE}, DEEP_NESTING_BODY),
             "/time/slow-headers": lambda q: _slow_headers,
             "/time/slow-body": lambda q: _slow_body,
             "/time/stall": lambda q: _stall,

@@ -194,16 +194,48 @@ def test_signal_mid_crawl_saves_state_and_a_second_run_resumes(
     assert all(n == 1 for n in fetched_second.values())
 
 
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_ctrl_c_reaches_the_whole_process_group_and_the_crawl_still_stops_cleanly(
+    tmp_path: Path,
+) -> None:
+    # A terminal's Ctrl-C signals every process in the foreground group, the parse worker
+    # process too: it must leave the stopping to the crawl and keep parsing until then.
+    db = tmp_path / "c.db"
+    with SiteServer(SLOW_SITE) as site:
+        args = ["run", write_seeds(tmp_path, f"{site.base_url}/"), "--db", db,
+                "--config", write_config(tmp_path)]  # fmt: skip
+        first = crawl_process(*args, start_new_session=True)
+        wait_until(lambda: site.total_requests >= 40)
+        os.killpg(first.pid, signal.SIGINT)
+        _, err = first.communicate(timeout=60)
+        assert first.returncode == 130, err
+        assert not group_alive(first.pid)
+    assert_consistent(db)
+    with sqlite3.connect(db) as conn:
+        notes = {n for (n,) in conn.execute("SELECT DISTINCT notes FROM pages")}
+    assert not any("parse_crashed" in (n or "") for n in notes), notes
+    assert "parse_crashed" not in err
+
+
 def test_kill_9_mid_crawl_then_resume_gives_the_same_pages(tmp_path: Path) -> None:
     db = tmp_path / "c.db"
     with SiteServer(SLOW_SITE) as site:
         args = ["run", write_seeds(tmp_path, f"{site.base_url}/"), "--db", db,
                 "--config", write_config(tmp_path)]  # fmt: skip
-        first = crawl_process(*args)
+        first = crawl_process(*args, start_new_session=True)
         wait_until(lambda: site.total_requests >= 60)
         first.kill()
         first.communicate(timeout=30)
         assert first.returncode == -signal.SIGKILL
+        # Its parse worker process saw its input close and left too.
+        wait_until(lambda: not group_alive(first.pid))
         assert_consistent(db)
         recorded_first = set(pages(db))
         site.reset_counts()

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from crawler import engine, worker
+from crawler import engine, extractors
 from crawler.abort import AbortController
 from crawler.config import Config, load_config
 from crawler.demosite import SiteServer, SiteSpec, expected_pages, expected_statuses
@@ -125,6 +125,12 @@ async def test_failures_are_retried_then_recorded_with_a_reason(tmp_path: Path) 
     assert report.database["failed"] == 1
 
 
+IN_THREADS = config(**{"runtime.parse_processes": 0})
+"""The held page below waits inside build_outcome in this process: only threads can hold it.
+Worker processes are tested in test_extractors.py and by the deep-nesting page of
+test_defences.py."""
+
+
 async def test_a_slow_to_parse_page_does_not_stall_other_fetches(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -134,8 +140,8 @@ async def test_a_slow_to_parse_page_does_not_stall_other_fetches(
         # Hold the big page's extraction until every other page was requested. If extraction
         # ran on the event loop, no other request could be sent meanwhile: the wait would time
         # out (see the negative control below).
-        monkeypatch.setattr(worker, "build_outcome", hold_big_page(site, others, timeout=20))
-        await crawl(site, tmp_path / "crawl.db")
+        monkeypatch.setattr(extractors, "build_outcome", hold_big_page(site, others, timeout=20))
+        await crawl(site, tmp_path / "crawl.db", IN_THREADS)
     stored = pages(tmp_path / "crawl.db")
     assert stored["/big"][0] == 200
     assert len(stored) == others + 1
@@ -147,19 +153,19 @@ async def test_negative_control_parsing_on_the_loop_stalls_other_fetches(
     spec = SiteSpec(pages=300, big_page_bytes=4_000_000)
     others = len(expected_statuses(spec)) - 1
     with SiteServer(spec) as site:
-        monkeypatch.setattr(worker, "build_outcome", hold_big_page(site, others, timeout=1))
+        monkeypatch.setattr(extractors, "build_outcome", hold_big_page(site, others, timeout=1))
 
         async def inline(func: Any, /, *args: Any) -> Any:
             return func(*args)
 
         monkeypatch.setattr(asyncio, "to_thread", inline)
         with pytest.raises(ExceptionGroup) as info:
-            await crawl(site, tmp_path / "crawl.db")
+            await crawl(site, tmp_path / "crawl.db", IN_THREADS)
     assert info.group_contains(AssertionError, match="condition not met")
 
 
 def hold_big_page(site: SiteServer, others: int, timeout: float) -> Any:
-    real = worker.build_outcome
+    real = extractors.build_outcome
 
     def build(lease: Any, response: Any, rules: Any, fetched_at: str) -> Any:
         if lease.url.endswith("/big"):

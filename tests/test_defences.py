@@ -398,6 +398,19 @@ async def test_odd_bodies_are_recorded(
     assert {k: result.rows[path][k] for k in expect} == expect
 
 
+async def test_a_page_too_slow_to_parse_is_kept_without_its_links(
+    site: HostileSite, tmp_path: Path
+) -> None:
+    # 150,000 nested elements: ~40 s of parsing. The parse worker process is replaced at the
+    # deadline; the page stays, with a note, and the crawl goes on.
+    result = await crawl(site, tmp_path, "/body/deep-nesting", "/links/target",
+                         **{"runtime.parse_timeout": 0.5})  # fmt: skip
+    row = result.rows["/body/deep-nesting"]
+    assert (row["status"], row["notes"], row["title"]) == (200, "parse_timeout", None)
+    assert result.rows["/links/target"]["title"] == "target"
+    assert result.report.complete
+
+
 async def test_truncated_gzip_keeps_the_page_with_a_note(site: HostileSite, tmp_path: Path) -> None:
     result = await crawl(site, tmp_path, "/body/truncated-gzip")
     assert result.rows["/body/truncated-gzip"]["status"] == 200

@@ -45,13 +45,13 @@ class Contender:
     kind: str
     """``ours`` or a peer's name."""
     transport: str = "default"
-    parse: str = "thread"
+    parse: str = "default"
 
     @property
     def name(self) -> str:
         if self.kind != "ours":
             return self.kind
-        variant = [v for v in (self.transport, self.parse) if v not in ("default", "thread")]
+        variant = [v for v in (self.transport, self.parse) if v != "default"]
         return f"ours[{','.join(variant)}]" if variant else "ours"
 
 
@@ -104,7 +104,7 @@ def contenders(
     ours = [
         Contender("ours", t, p)
         for t in transport_names or ["default"]
-        for p in parse_modes or ["thread"]
+        for p in parse_modes or ["default"]
     ]
     return ours + [Contender(peer) for peer in dict.fromkeys(vs)]
 

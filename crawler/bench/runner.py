@@ -7,9 +7,10 @@ harness compares are chosen here:
 
 - ``transport``: which HTTP transport sits behind the one httpx client (see
   :mod:`crawler.bench.transports`);
-- ``parse``: ``thread`` (the engine's ``asyncio.to_thread``, as shipped), ``inline`` (parse on
-  the event loop), ``hybrid`` (inline up to ``inline_max_bytes``, a thread above) or
-  ``process`` (one worker process: the second core). The variants replace
+- ``parse``: ``default`` (as configured), ``process`` (one worker process,
+  :class:`~crawler.extractors.ProcessExtractor`), ``thread`` (``asyncio.to_thread``,
+  :class:`~crawler.extractors.ThreadExtractor`), ``inline`` (parse on the event loop) or
+  ``hybrid`` (inline up to ``inline_max_bytes``, a thread above). The last two replace
   ``asyncio.to_thread`` for the parse call only, in this process only.
 """
 
@@ -20,7 +21,6 @@ import json
 import sqlite3
 import sys
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -40,23 +40,25 @@ from crawler.engine import Crawl, CrawlReport
 from crawler.extract import build_outcome
 from crawler.models import Response
 
-PARSE_MODES = ("thread", "inline", "hybrid", "process")
+PARSE_MODES = ("default", "process", "thread", "inline", "hybrid")
 TIME_LIMIT = AbortReason("bench time limit reached", 0)
 
 
-def use_parse_mode(mode: str, inline_max_bytes: int) -> None:
-    """Make the engine's parse call run as ``mode`` says (this process only)."""
+def use_parse_mode(mode: str, inline_max_bytes: int) -> dict[str, Any]:
+    """Make the engine's parse call run as ``mode`` says (this process only); the config
+    overrides it needs."""
     if mode not in PARSE_MODES:
         raise ValueError(f"parse mode must be one of {PARSE_MODES}")
+    if mode == "default":
+        return {}
+    if mode == "process":
+        return {"runtime.parse_processes": 1}
     if mode == "thread":
-        return
+        return {"runtime.parse_processes": 0}
     original: Callable[..., Any] = asyncio.to_thread
     limit = sys.maxsize if mode == "inline" else inline_max_bytes
-    pool = ProcessPoolExecutor(max_workers=1) if mode == "process" else None
 
     async def to_thread(func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-        if func is build_outcome and pool is not None:
-            return await asyncio.get_running_loop().run_in_executor(pool, func, *args)
         if func is build_outcome:
             response = args[1]
             if isinstance(response, Response) and len(response.body) <= limit:
@@ -64,6 +66,7 @@ def use_parse_mode(mode: str, inline_max_bytes: int) -> None:
         return await original(func, *args, **kwargs)
 
     asyncio.to_thread = to_thread
+    return {"runtime.parse_processes": 0}
 
 
 def _frontier_size(db: Path) -> Callable[[], Any]:
@@ -84,7 +87,8 @@ def _frontier_size(db: Path) -> Callable[[], Any]:
 
 
 async def _crawl(job: dict[str, Any], result: RunResult) -> CrawlReport:
-    config = load_config(Path(job["config"]) if job.get("config") else None, job["overrides"])
+    overrides = {**job["overrides"], **job.get("parse_overrides", {})}
+    config = load_config(Path(job["config"]) if job.get("config") else None, overrides)
     db = Path(job["db"])
     controller = AbortController()
     loop = asyncio.get_running_loop()
@@ -124,7 +128,9 @@ def _from_database(db: Path, result: RunResult) -> None:
 def run_job(job: dict[str, Any]) -> RunResult:
     """Run the crawl ``job`` describes and measure it."""
     result = RunResult(crawler=job.get("name", "ours"))
-    use_parse_mode(job.get("parse", "thread"), job.get("inline_max_bytes", 65_536))
+    job["parse_overrides"] = use_parse_mode(
+        job.get("parse", "default"), job.get("inline_max_bytes", 65_536)
+    )
     if job.get("switch_interval"):
         # An experiment knob: how long a thread may hold the GIL before it must offer it
         # (default 5 ms). Parse threads and the event loop take turns at that pace.
@@ -148,7 +154,7 @@ def run_job(job: dict[str, Any]) -> RunResult:
         "robots_fetched": stats.robots_fetched,
         "aborted": report.aborted.message if report.aborted else None,
         "transport": job.get("transport", "default"),
-        "parse": job.get("parse", "thread"),
+        "parse": job.get("parse", "default"),
     }
     _from_database(Path(job["db"]), result)
     return result

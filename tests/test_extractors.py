@@ -1,0 +1,159 @@
+"""Where extraction runs: the worker processes (crawler.extractors) give the same outcomes as
+build_outcome itself, survive hostile pages and crashes, and leave nothing behind."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from crawler.config import TrapsSection
+from crawler.extract import LinkRules, build_outcome
+from crawler.extractors import (
+    ExtractorFailed,
+    ProcessExtractor,
+    ThreadExtractor,
+    make_extractor,
+)
+from crawler.models import Lease, Response
+from crawler.traps import SessionStripper
+from crawler.urls import Scope
+
+pytestmark = pytest.mark.anyio
+
+RULES = LinkRules(
+    scope=Scope(["a.test"]),
+    max_depth=5,
+    max_url_length=2048,
+    max_redirects=3,
+    respect_nofollow=True,
+    product_token="crawler",
+    strip_sessions=SessionStripper(TrapsSection().session_params),
+    max_repeated_segments=3,
+)
+NOW = "2026-11-25T00:00:00.000+00:00"
+PAGE = (
+    b"<html><head><title>T</title><meta name=description content=D>"
+    b"<link rel=canonical href=/c></head><body>"
+    b"<a href=/a>a</a> <a href='http://b.test/x'>b</a> <a rel=nofollow href=/n>n</a>"
+    b"<a href='/s?sid=1&q=2'>s</a></body></html>"
+)
+HOSTILE = b"<div>" * 150_000 + b"x"
+"""Takes lexbor about 40 s to parse (its work grows with the square of the nesting)."""
+
+
+def lease(n: int, depth: int = 1) -> Lease:
+    return Lease(id=n, url=f"http://a.test/p/{n}", host="a.test:80", depth=depth)
+
+
+def html(body: bytes, **fields: object) -> Response:
+    return Response(url="", status=200, content_type="text/html", body=body, **fields)  # type: ignore[arg-type]
+
+
+CASES = [
+    (lease(1), html(PAGE, notes=("truncated_encoding",), robots_tag="nofollow")),
+    (lease(2), html(PAGE, elapsed=0.25, truncated=True)),
+    (lease(3, depth=5), html(PAGE)),
+    (lease(4), Response(url="", status=301, content_type=None, body=b"", location="/moved")),
+    (lease(5), Response(url="", status=200, content_type="image/png", body=b"\x89PNG")),
+    (lease(6), html(b"<html><meta name=robots content=noindex><a href=/z>z</a></html>")),
+    (lease(7), Response(url="", status=404, content_type="text/html", body=b"<a href=/q>q</a>")),
+]
+
+
+async def test_the_same_outcomes_as_build_outcome_itself() -> None:
+    async with ProcessExtractor(RULES, processes=2, timeout=30) as extractor:
+        got = await asyncio.gather(*(extractor.outcome(le, r, NOW) for le, r in CASES))
+    assert got == [build_outcome(le, r, RULES, NOW) for le, r in CASES]
+    assert got[1].follow  # the cases are not trivially empty
+    assert got[0].lease is CASES[0][0]
+
+
+async def test_threads_give_the_same_outcomes() -> None:
+    async with ThreadExtractor(RULES, threads=2) as extractor:
+        got = await asyncio.gather(*(extractor.outcome(le, r, NOW) for le, r in CASES))
+    assert got == [build_outcome(le, r, RULES, NOW) for le, r in CASES]
+
+
+def test_zero_processes_means_threads() -> None:
+    assert isinstance(make_extractor(RULES, 0, 4, 30), ThreadExtractor)
+    assert isinstance(make_extractor(RULES, 2, 4, 30), ProcessExtractor)
+
+
+async def test_a_page_that_takes_too_long_is_recorded_unparsed_and_the_rest_go_on() -> None:
+    async with ProcessExtractor(RULES, processes=1, timeout=0.5) as extractor:
+        async with asyncio.timeout(20):  # the parse alone would take ~40 s
+            hostile, *others = await asyncio.gather(
+                extractor.outcome(lease(1), html(HOSTILE), NOW),
+                *(extractor.outcome(le, r, NOW) for le, r in CASES),
+            )
+    assert hostile.page.notes == "parse_timeout"
+    assert hostile.page.status == 200
+    assert hostile.page.size == len(HOSTILE)
+    assert hostile.links == []
+    assert hostile.follow == []
+    # The jobs queued behind it were answered by the replacement process.
+    assert others == [build_outcome(le, r, RULES, NOW) for le, r in CASES]
+
+
+async def test_a_crashed_worker_process_costs_only_its_current_page() -> None:
+    async with ProcessExtractor(RULES, processes=1, timeout=60) as extractor:
+        child = extractor._children[0]
+        process = child._process
+        assert process is not None
+        stuck = asyncio.create_task(extractor.outcome(lease(1), html(HOSTILE), NOW))
+        queued = asyncio.create_task(extractor.outcome(*CASES[0], NOW))
+        await asyncio.sleep(0)  # both submitted, in this order
+        os.kill(process.pid, signal.SIGKILL)
+        async with asyncio.timeout(20):
+            crashed, after = await asyncio.gather(stuck, queued)
+        assert child._process is not process  # replaced
+    assert crashed.page.notes == "parse_crashed: exit code -9"
+    assert crashed.links == []
+    assert after == build_outcome(*CASES[0], RULES, NOW)
+
+
+async def test_the_worker_process_ignores_ctrl_c_and_ends_with_the_crawl() -> None:
+    async with ProcessExtractor(RULES, processes=1, timeout=30) as extractor:
+        process = extractor._children[0]._process
+        assert process is not None
+        await extractor.outcome(*CASES[0], NOW)  # it is past its start-up, signals set
+        os.kill(process.pid, signal.SIGINT)
+        os.kill(process.pid, signal.SIGTERM)
+        outcome = await extractor.outcome(*CASES[0], NOW)
+        assert outcome == build_outcome(*CASES[0], RULES, NOW)
+        assert extractor._children[0]._process is process  # the same one answered
+    assert process.returncode == 0  # it left when its input closed
+
+
+async def test_a_worker_process_that_cannot_start_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    broken = tmp_path / "python"
+    broken.write_text("#!/bin/sh\necho 'no python here' >&2\nexit 3\n")
+    broken.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(broken))
+    with pytest.raises(ExtractorFailed, match="did not start"):
+        async with ProcessExtractor(RULES, processes=1, timeout=30):
+            pass
+
+
+async def test_a_bug_in_extraction_stops_the_crawl_loudly() -> None:
+    # Rules that cannot work (the scope is not a Scope): a bug, not page data.
+    bad = LinkRules(
+        scope="not a scope",  # type: ignore[arg-type]
+        max_depth=5,
+        max_url_length=2048,
+        max_redirects=3,
+        respect_nofollow=True,
+        product_token="crawler",
+        strip_sessions=RULES.strip_sessions,
+        max_repeated_segments=3,
+    )
+    async with ProcessExtractor(bad, processes=1, timeout=30) as extractor:
+        with pytest.raises(ExtractorFailed, match="AttributeError"):
+            await extractor.outcome(*CASES[1], NOW)
