@@ -16,10 +16,14 @@ may next start a request; a free worker gets the earliest host that is due. A ho
 its delay or a retry is *pending*, not finished, and holds no worker: a timer wakes the
 dispatcher when the earliest host becomes due.
 
+The page budget (``crawl.max_pages``, counted across runs) is charged when a URL is handed out
+for the first time. Once it is spent no new URL starts, but URLs already charged still do: retries
+and deferred leases wait in their host's ``retries`` heap, and only those keep a host due.
+
 The crawl is finished when nothing is in flight, nothing waits to be committed, no claim is
 running, and no host has work in memory or possibly in the database (or the page budget is
-spent). Then every waiting worker gets ``None``. The same happens at once when the abort signal
-fires: in-flight work finishes, nothing new starts.
+spent and no retry is waiting). Then every waiting worker gets ``None``. The same happens at once
+when the abort signal fires: in-flight work finishes, nothing new starts.
 """
 
 from __future__ import annotations
@@ -120,7 +124,8 @@ class Frontier:
         self.recorded_before = 0
         """Pages the database held when this run started (the budget counts them)."""
         self.started = 0
-        """URLs handed out for the first time in this run (retries not counted)."""
+        """URLs handed out for the first time in this run: what the page budget charges
+        (retries and deferred leases handed out again are not counted again)."""
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -212,13 +217,12 @@ class Frontier:
         self._dispatch()
 
     def defer(self, lease: Lease) -> None:
-        """Put ``lease`` back, unfetched and not counted as an attempt, at the front of its
-        host's queue: it starts again when the host's politeness allows (e.g. after the
-        request that fetched the host's robots.txt)."""
+        """Put ``lease`` back, unfetched and not counted as an attempt, ahead of its host's
+        window: it starts again when the host's politeness allows (e.g. after the request that
+        fetched the host's robots.txt). It stays charged to the page budget, so it goes back as
+        a retry due now: once the budget is spent it still starts, and no new URL in its place."""
         host = self._finish(lease)
-        host.slot.window.appendleft(lease)
-        if lease.attempt == 0:
-            self.started -= 1
+        host.slot.schedule_retry(lease, self._clock())
         self._queue(host)
         self._dispatch()
 
@@ -319,7 +323,7 @@ class Frontier:
 
     def _queue(self, host: _Host) -> None:
         """Put ``host`` in the ready heap under its current due time (if it has one)."""
-        due = host.slot.ready_at()
+        due = self._ready_at(host)
         if due is not None and due != host.due:
             host.due = due
             heapq.heappush(self._due, (due, next(self._tiebreak), host))
@@ -337,12 +341,20 @@ class Frontier:
     def budget_spent(self) -> bool:
         return 0 < self._max_pages <= self.recorded_before + self.started
 
+    def _ready_at(self, host: _Host) -> float | None:
+        """When ``host`` may next start a URL: once the budget is spent, only one already
+        charged to it (a retry or a deferred lease), never a new one from the window. A spent
+        budget stays spent (``started`` only grows), so hosts left with only new URLs may
+        drop out of the ready heap for good."""
+        return host.slot.ready_at(new_urls=not self.budget_spent)
+
     def _dispatch(self) -> None:
         """Give due hosts' URLs to waiting workers; then arm a timer or finish."""
         if self.state is not FrontierState.RUNNING:
             return
         now = self._clock()
-        while self._waiters and self._due and not self.budget_spent:
+        # Entries queued before the budget ran out may be early: they are checked again below.
+        while self._waiters and self._due:
             due, _, host = self._due[0]
             if due > now:
                 break
@@ -350,17 +362,18 @@ class Frontier:
             if host.due != due:
                 continue  # a stale entry: the host was re-queued under another time
             host.due = None
-            ready = host.slot.ready_at()
-            if ready is None or ready > now:  # its state changed since it was queued
+            ready = self._ready_at(host)
+            if ready is None or ready > now:  # its state (or the budget) changed since queued
                 self._queue(host)
                 continue
             waiter = self._waiters.popleft()
             if waiter.done():  # its worker was cancelled while waiting
                 self._queue(host)
                 continue
+            charged = host.slot.retry_due(now)  # handed out before: already charged
             lease = host.slot.start(now, self._spacing(host.slot.delay))
             self.in_flight += 1
-            if lease.attempt == 0:
+            if not charged:
                 self.started += 1
             waiter.set_result(lease)
             self._queue(host)
@@ -399,8 +412,8 @@ class Frontier:
     def _finished(self) -> bool:
         if self.in_flight or self.uncommitted or self.claims_running or self.holds:
             return False
-        if self.budget_spent:
-            return True
+        if self.budget_spent:  # only the URLs already charged to it are left to run
+            return not any(h.slot.retries for h in self._hosts.values())
         return not any(h.slot.has_work() or h.maybe_pending_in_db() for h in self._hosts.values())
 
     def snapshot(self) -> FrontierSnapshot:

@@ -39,7 +39,8 @@ class HostSlot:
     window: deque[Lease] = field(default_factory=deque)
     """Claimed (``leased`` in the database) URLs waiting for a worker, in discovery order."""
     retries: list[tuple[float, int, Lease]] = field(default_factory=list)
-    """Heap of (not-before time, tiebreak, lease) for URLs that failed transiently."""
+    """Heap of (not-before time, tiebreak, lease) for URLs handed out before that go again:
+    after a transient failure, or handed back unfetched (deferred)."""
     active: int = 0
     """Requests to this host in flight now."""
     next_start: float = float("-inf")
@@ -56,12 +57,13 @@ class HostSlot:
     def has_work(self) -> bool:
         return bool(self.window) or bool(self.retries)
 
-    def ready_at(self) -> float | None:
+    def ready_at(self, new_urls: bool = True) -> float | None:
         """Earliest time a request to this host may start, or None if none can be started
-        (no work, or at the concurrency cap: a release will ask again)."""
+        (no work, or at the concurrency cap: a release will ask again). With ``new_urls``
+        False only :attr:`retries` count (the window's URLs were never handed out)."""
         if self.active >= self.concurrency:
             return None
-        if self.window:
+        if self.window and new_urls:
             return max(self.next_start, self.cooldown_until)
         if self.retries:
             return max(self.next_start, self.cooldown_until, self.retries[0][0])
@@ -72,13 +74,14 @@ class HostSlot:
 
         Callers only start a slot whose :meth:`ready_at` is at or before ``now``.
         """
-        if self.retries and self.retries[0][0] <= now:
-            lease = heapq.heappop(self.retries)[2]
-        else:
-            lease = self.window.popleft()
+        lease = heapq.heappop(self.retries)[2] if self.retry_due(now) else self.window.popleft()
         self.active += 1
         self.next_start = now + (self.delay if spacing is None else spacing)
         return lease
+
+    def retry_due(self, now: float) -> bool:
+        """Whether :meth:`start` at ``now`` takes a retry rather than a URL of the window."""
+        return bool(self.retries) and self.retries[0][0] <= now
 
     def finish(self) -> None:
         """A request to this host ended (recorded, or handed back for a retry)."""

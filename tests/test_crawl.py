@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import Counter
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +97,62 @@ async def test_page_budget(tmp_path: Path) -> None:
         assert site.total_requests == 10 + 1  # and robots.txt
     assert report.stats.pages == 10
     assert len(pages(tmp_path / "crawl.db")) == 10
+
+
+class FlakySite:
+    """``/`` links to ``/flaky`` then ``/other``; ``/flaky`` answers 503 once, then 200."""
+
+    def __init__(self) -> None:
+        site = self
+        self.counts: Counter[str] = Counter()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                site.counts[self.path] += 1
+                if self.path == "/flaky" and site.counts[self.path] == 1:
+                    self.send_response(503)
+                    self.send_header("Retry-After", "0")
+                    body = b""
+                else:
+                    self.send_response(200)
+                    links = (
+                        '<a href="/flaky">f</a><a href="/other">o</a>' if self.path == "/" else ""
+                    )
+                    body = f"<title>{self.path}</title>{links}".encode()
+                    self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self) -> FlakySite:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+async def test_a_retry_pending_when_the_budget_runs_out_is_still_fetched(tmp_path: Path) -> None:
+    # /flaky is the budget's last page; its 503 comes after the budget is spent. The retry was
+    # charged at the first attempt, so it runs in this run; /other is never started.
+    cfg = config(**{"crawl.max_pages": 2, "politeness.robots": False})
+    with FlakySite() as site:
+        seeds = [f"{site.base_url}/"]
+        report = await Crawl(cfg, seeds, tmp_path / "crawl.db", AbortController().signal).run()
+    assert site.counts == Counter({"/": 1, "/flaky": 2})
+    assert report.complete
+    assert report.stats.retries == 1
+    assert {path: status for path, (status, _) in pages(tmp_path / "crawl.db").items()} == {
+        "/": 200,
+        "/flaky": 200,
+    }
 
 
 async def test_a_second_run_on_a_finished_database_fetches_nothing(tmp_path: Path) -> None:

@@ -280,3 +280,78 @@ async def test_the_delay_counts_from_the_request_not_only_from_the_dispatch(
         clock.now += 3.0  # 1013: request + delay
         frontier.wake()
         assert isinstance(await try_lease(frontier), Lease)
+
+
+async def test_a_retry_still_runs_once_the_budget_is_spent(tmp_path: Path) -> None:
+    # The retry was counted against the budget at its first attempt: it must not be stranded
+    # (leased until the next run) because the budget ran out while it waited.
+    clock = FakeClock()
+    cfg = config(**{"crawl.max_pages": 2})
+    async with running_frontier(tmp_path / "db", SEEDS, cfg, clock) as frontier:
+        first = await try_lease(frontier)
+        assert isinstance(first, Lease)
+        await record(frontier, frontier._store, first)
+        second = await try_lease(frontier)
+        assert isinstance(second, Lease)
+        assert frontier.budget_spent
+        frontier.retry(second, 5.0)  # e.g. a 503
+        assert frontier.state is FrontierState.RUNNING  # not finished: the retry is pending
+        assert await try_lease(frontier) == "waiting"
+        clock.now += 5.0
+        frontier.wake()
+        again = await try_lease(frontier)
+        assert isinstance(again, Lease)
+        assert (again.url, again.attempt) == (second.url, 1)
+        assert await try_lease(frontier) == "waiting"  # finished only once it is recorded
+        await record(frontier, frontier._store, again)
+        assert await frontier.lease() is None
+        assert frontier.state is FrontierState.CLOSED
+        assert (await frontier._store.state_counts())["done"] == 2
+
+
+async def test_no_new_url_starts_once_the_budget_is_spent(tmp_path: Path) -> None:
+    # Workers wait for a.test's retry while b.test has URLs ready at once: none is handed out,
+    # neither before the retry nor after it.
+    clock = FakeClock()
+    cfg = config(**{"crawl.max_pages": 2, "politeness.per_host_concurrency": 5})
+    seeds = ["http://a.test/1", "http://b.test/1", "http://b.test/2", "http://b.test/3"]
+    async with running_frontier(tmp_path / "db", seeds, cfg, clock) as frontier:
+        got = [await try_lease(frontier), await try_lease(frontier)]
+        leases = {lease.host: lease for lease in got if isinstance(lease, Lease)}
+        assert sorted(leases) == ["a.test", "b.test"]
+        frontier.retry(leases["a.test"], 5.0)
+        await record(frontier, frontier._store, leases["b.test"])
+        assert frontier.state is FrontierState.RUNNING
+        assert await try_lease(frontier) == "waiting"
+        clock.now += 5.0
+        frontier.wake()
+        again = await try_lease(frontier)
+        assert isinstance(again, Lease)
+        assert (again.host, again.attempt) == ("a.test", 1)
+        assert await try_lease(frontier) == "waiting"
+        assert frontier.started == 2
+        await record(frontier, frontier._store, again)
+        assert await frontier.lease() is None
+
+
+async def test_a_deferred_lease_keeps_its_place_in_the_budget(tmp_path: Path) -> None:
+    # A lease handed back unfetched (deferred after robots.txt) was counted when it was handed
+    # out: it runs when its host allows, and no other URL takes its place meanwhile.
+    clock = FakeClock()
+    cfg = config(**{"crawl.max_pages": 2})
+    seeds = ["http://a.test/1", "http://a.test/2", "http://b.test/1"]
+    async with running_frontier(tmp_path / "db", seeds, cfg, clock) as frontier:
+        got = [await try_lease(frontier), await try_lease(frontier)]
+        leases = {lease.host: lease for lease in got if isinstance(lease, Lease)}
+        assert sorted(leases) == ["a.test", "b.test"]
+        await record(frontier, frontier._store, leases["a.test"])
+        frontier.defer(leases["b.test"])
+        frontier.cool_down("b.test", 10.0)
+        assert await try_lease(frontier) == "waiting"  # not a.test/2 instead
+        clock.now += 10.0
+        frontier.wake()
+        again = await try_lease(frontier)
+        assert again == leases["b.test"]
+        await record(frontier, frontier._store, again)
+        assert await frontier.lease() is None
+        assert frontier.started == 2
