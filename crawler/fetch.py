@@ -14,7 +14,13 @@ Per request:
   We ask only for gzip and deflate; a body in an encoding we did not ask for (br, zstd, ...)
   is refused unread (``unsupported_encoding``);
 - connect and read timeouts bound each step, and ``total_timeout`` bounds the whole response,
-  so a server that drips one byte at a time cannot hold a worker.
+  so a server that drips one byte at a time cannot hold a worker;
+- ``Fetcher(on_request_sent=...)`` hears when each request really goes out, for politeness.
+
+The per-request CPU cost matters (a crawl makes thousands of requests a second on one event
+loop), so the request is built and the response read with less than httpx's general-purpose
+work where the result is the same: :meth:`Fetcher._request`, :class:`_Cookies`,
+:func:`_pick_headers`.
 """
 
 from __future__ import annotations
@@ -22,7 +28,11 @@ from __future__ import annotations
 import asyncio
 import time
 import zlib
-from types import TracebackType
+from collections.abc import Callable
+from contextvars import ContextVar
+from http.cookiejar import CookieJar
+from types import SimpleNamespace, TracebackType
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -53,7 +63,18 @@ class UnsupportedEncoding(InvalidResponse):
 
 
 class Fetcher:
-    """Owns the crawl's one HTTP client. Use ``async with Fetcher(...) as fetcher``."""
+    """Owns the crawl's one HTTP client. Use ``async with Fetcher(...) as fetcher``.
+
+    ``on_request_sent(url)``, if given, is called once for each request that goes out, with the
+    URL exactly as passed to :meth:`fetch`, when it goes out: the frontier spaces a host's
+    requests by when they were really sent, which on a busy event loop can be well after the
+    worker asked for them. With the default (aiohttp) transport that is when the request's
+    headers are written to the connection: a connection that cannot be made announces
+    nothing, and a GET that aiohttp sends again on a new connection (the kept-alive one closed
+    before any answer) is announced again, as the server sees it twice. With httpx's own
+    transport or an injected one, which say nothing of it, it is just before the request is
+    handed to httpx. A request the address guard refuses is never announced. The hook runs on
+    the event loop, inside the request: it must be quick and must not raise."""
 
     def __init__(
         self,
@@ -63,10 +84,17 @@ class Fetcher:
         concurrency: int,
         transport: httpx.AsyncBaseTransport | None = None,
         guard: AddressGuard | None = None,
+        on_request_sent: Callable[[str], None] | None = None,
     ) -> None:
         self._config = config
         self._guard = guard
-        self._client = httpx.AsyncClient(
+        self._on_request_sent = on_request_sent
+        self._sent_by_transport = False
+        """Whether the transport calls ``on_request_sent`` (else :meth:`_get` does)."""
+        if transport is None and config.transport == "aiohttp":
+            transport = _aiohttp_transport(concurrency, guard, on_request_sent)
+            self._sent_by_transport = on_request_sent is not None
+        self._client = _Client(
             headers={
                 "User-Agent": user_agent,
                 "Accept": ACCEPT,
@@ -84,8 +112,10 @@ class Fetcher:
             follow_redirects=False,
             # Proxies and netrc from the environment would make crawls differ between machines.
             trust_env=False,
-            transport=transport or _default_transport(config, concurrency, guard),
+            transport=transport,  # None: httpx builds its own (httpcore) pool
         )
+        # What build_request would add to each request, computed once (see _request).
+        self._extensions = {"timeout": self._client.timeout.as_dict()}
 
     async def __aenter__(self) -> Fetcher:
         await self._client.__aenter__()
@@ -133,40 +163,141 @@ class Fetcher:
             await self._guard.check(parts.hostname or "", parts.port or 0)
 
     async def _get(self, url: str, started: float, any_type: bool, cap: int) -> Response:
-        async with self._client.stream("GET", url) as response:
-            headers = response.headers
-            content_type = headers.get("content-type")
+        request = self._request(url)
+        if self._sent_by_transport:
+            # The transport's trace hook finds the URL here (same task, same context).
+            token = _sending.set(url)
+            try:
+                response = await self._client.send(request, stream=True)
+            finally:
+                _sending.reset(token)
+        else:
+            if self._on_request_sent is not None:
+                self._on_request_sent(url)
+            response = await self._client.send(request, stream=True)
+        try:
+            items = response.headers.multi_items()
+            wanted = _pick_headers(items)
+            content_type = wanted.get("content-type")
             body = b""
             truncated = False
             notes: tuple[str, ...] = ()
             if (any_type or is_html_type(content_type)) and not response.is_redirect:
-                body, truncated, notes = await _read_capped(response, cap)
-            robots_tags = headers.get_list("x-robots-tag")
+                encoding = wanted.get("content-encoding", "")
+                body, truncated, notes = await _read_capped(response, encoding, cap)
             return Response(
                 url=url,
                 status=response.status_code,
                 content_type=content_type,
                 body=body,
-                location=headers.get("location") if response.is_redirect else None,
+                location=wanted.get("location") if response.is_redirect else None,
                 truncated=truncated,
                 elapsed=time.perf_counter() - started,
-                retry_after=headers.get("retry-after"),
-                robots_tag=", ".join(robots_tags) if robots_tags else None,
+                retry_after=wanted.get("retry-after"),
+                robots_tag=wanted.get("x-robots-tag"),
                 notes=notes,
-                headers=tuple(headers.multi_items()),
+                headers=tuple(items),
                 http_version=response.http_version,
             )
+        finally:
+            await response.aclose()
+
+    def _request(self, url: str) -> httpx.Request:
+        """The request ``client.build_request("GET", url)`` would build, built with less work.
+
+        ``build_request`` merges the client's URL, params, headers and cookies with the call's
+        (none here) and copies headers and cookie jar twice on the way; this client has no
+        base URL and no params, so what is left is its headers, its timeouts and the Cookie
+        header for this URL, which the jar adds, as build_request has it added."""
+        client = self._client
+        request = httpx.Request("GET", url, headers=client.headers, extensions=self._extensions)
+        if client.cookies:  # empty unless some server set a cookie
+            client.cookies.set_cookie_header(request)
+        return request
 
     def __repr__(self) -> str:
         return f"<Fetcher closed={self._client.is_closed}>"
 
 
-def _default_transport(
-    config: FetchSection, connections: int, guard: AddressGuard | None
-) -> httpx.AsyncBaseTransport | None:
-    """The configured transport; None lets httpx build its own (httpcore) pool."""
-    if config.transport == "httpcore":
-        return None
+_WANTED_HEADERS = frozenset(
+    ("content-type", "content-encoding", "location", "retry-after", "x-robots-tag")
+)
+
+
+def _pick_headers(items: list[tuple[str, str]]) -> dict[str, str]:
+    """The headers the crawler reads, from one pass over the response's (lower-cased) items.
+
+    Repeated headers are joined with ", ", as ``httpx.Headers.get`` joins them; one pass
+    instead of a ``get`` per header, each of which decodes and compares every header again."""
+    found: dict[str, str] = {}
+    for key, value in items:
+        if key in _WANTED_HEADERS:
+            found[key] = f"{found[key]}, {value}" if key in found else value
+    return found
+
+
+class _Cookies(httpx.Cookies):
+    """httpx's cookie store, minus its cost for the responses that set no cookie.
+
+    ``httpx.Cookies.extract_cookies`` wraps every response and its request in urllib
+    compatibility objects (parsing the URL again, copying the headers) before the cookie jar
+    looks for Set-Cookie; most pages set none, so that work is skipped when there is none."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        if "set-cookie" in response.headers:
+            super().extract_cookies(response)
+
+
+# httpx's CookieTypes, which it does not export.
+_CookieTypes = httpx.Cookies | CookieJar | dict[str, str] | list[tuple[str, str]]
+
+
+class _Client(httpx.AsyncClient):
+    """``httpx.AsyncClient`` keeping its cookies in :class:`_Cookies`.
+
+    The client reads its jar through its public ``cookies`` property (to add Cookie headers,
+    to store Set-Cookie); overriding the property is the public way to give it our subclass:
+    the base class's setter copies whatever it is given into a plain ``httpx.Cookies``."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.cookies = super().cookies  # what the base class made of options["cookies"]
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._crawl_cookies
+
+    @cookies.setter
+    def cookies(self, cookies: _CookieTypes) -> None:
+        self._crawl_cookies = _Cookies(cookies)
+
+
+_sending: ContextVar[str | None] = ContextVar("crawler_fetch_sending", default=None)
+"""The URL (as given to :meth:`Fetcher.fetch`) of the request this task is sending through
+aiohttp. The trace signal knows only aiohttp's own parse of it, which may be spelt otherwise
+(httpx and yarl normalize), and the hook's caller keys its hosts by the URL it fetched."""
+
+
+def _aiohttp_transport(
+    connections: int, guard: AddressGuard | None, on_request_sent: Callable[[str], None] | None
+) -> httpx.AsyncBaseTransport:
+    """httpx-aiohttp's transport over our own aiohttp session."""
+    trace_configs = []
+    if on_request_sent is not None:
+
+        async def headers_sent(
+            session: aiohttp.ClientSession,
+            context: SimpleNamespace,
+            params: aiohttp.TraceRequestHeadersSentParams,
+        ) -> None:
+            url = _sending.get()
+            if url is not None:  # else not one of our fetches
+                on_request_sent(url)
+
+        # Trace signals cost CPU on every request: only asked for when someone listens.
+        trace = aiohttp.TraceConfig()
+        trace.on_request_headers_sent.append(headers_sent)
+        trace_configs.append(trace)
 
     def session() -> aiohttp.ClientSession:
         # Created lazily, inside the running loop, as aiohttp requires.
@@ -181,18 +312,21 @@ def _default_transport(
             auto_decompress=False,  # _Decoder decodes, bounded by the size cap
             cookie_jar=aiohttp.DummyCookieJar(),  # httpx's client keeps the cookies
             trust_env=False,
+            trace_configs=trace_configs,
         )
 
     transport: httpx.AsyncBaseTransport = AiohttpTransport(client=session)
     return transport
 
 
-async def _read_capped(response: httpx.Response, cap: int) -> tuple[bytes, bool, tuple[str, ...]]:
-    """Read and decode the body up to ``cap`` decoded bytes.
+async def _read_capped(
+    response: httpx.Response, encoding: str, cap: int
+) -> tuple[bytes, bool, tuple[str, ...]]:
+    """Read and decode (from Content-Encoding ``encoding``) the body up to ``cap`` decoded bytes.
 
     Returns the body, whether there was more, and notes (``truncated_encoding`` when a
     compressed stream ended early)."""
-    decoder = _Decoder(response.headers.get("content-encoding", ""))
+    decoder = _Decoder(encoding)
     chunks: list[bytes] = []
     size = 0
     async for raw in response.aiter_raw():

@@ -195,3 +195,23 @@ def test_error_details_are_capped() -> None:
     error = InvalidResponse("x" * 10_000)
     assert len(error.describe()) < 400
     assert error.describe().endswith("...")
+
+
+async def test_with_an_injected_transport_the_hook_comes_before_httpx_has_the_request() -> None:
+    sent: list[str] = []
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        assert sent == [URL]  # announced already, once
+        return httpx.Response(200, headers=HTML, stream=httpx.ByteStream(b"x"))
+
+    transport = httpx.MockTransport(respond)
+    # The default transport setting (aiohttp) does not matter once a transport is injected.
+    async with Fetcher(
+        FetchSection(),
+        user_agent="t",
+        concurrency=1,
+        transport=transport,
+        on_request_sent=sent.append,
+    ) as f:
+        response = await f.fetch(URL)
+    assert (response.status, sent) == (200, [URL])

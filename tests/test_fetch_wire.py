@@ -1,0 +1,204 @@
+"""The fetch layer against a real HTTP server on 127.0.0.1, over both transports: cookies, and
+the moment a request is announced as sent (``Fetcher(on_request_sent=...)``).
+
+The server runs on the test's own event loop, so what it has received is known exactly when
+the fetch returns, with no waiting."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+
+from crawler import addresses
+from crawler.addresses import AddressBlocked, AddressGuard
+from crawler.config import FetchSection
+from crawler.errors import ConnectFailed, ConnectionDropped
+from crawler.fetch import Fetcher
+
+pytestmark = pytest.mark.anyio
+
+TRANSPORTS = ["aiohttp", "httpcore"]
+PAGE = b"<title>page</title>"
+
+
+class Server:
+    """A small HTTP/1.1 server with keep-alive. Records each request (target, headers) as it
+    arrives. ``/login`` sets a cookie; a target in ``drop_once`` is, the first time, read and
+    then its connection closed without an answer."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        self.drop_once: set[str] = set()
+        self.port = 0
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    def url(self, target: str, host: str = "127.0.0.1") -> str:
+        return f"http://{host}:{self.port}{target}"
+
+    def cookies_sent(self) -> list[str | None]:
+        return [headers.get("cookie") for _, headers in self.requests]
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                request_line, *lines = head.decode("latin-1").split("\r\n")
+                target = request_line.split(" ")[1]
+                fields = (line.split(":", 1) for line in lines if line)
+                self.requests.append((target, {k.lower(): v.strip() for k, v in fields}))
+                if target in self.drop_once:
+                    self.drop_once.discard(target)
+                    return
+                extra = b"Set-Cookie: sid=42; Path=/\r\n" if target == "/login" else b""
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
+                    b"Content-Length: %d\r\n%s\r\n%s" % (len(PAGE), extra, PAGE)
+                )
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass  # the client closed the connection
+        finally:
+            self._writers.discard(writer)
+            writer.close()
+
+    def close_connections(self) -> None:
+        for writer in list(self._writers):
+            writer.close()
+
+
+@asynccontextmanager
+async def http_server() -> AsyncIterator[Server]:
+    server = Server()
+    listener = await asyncio.start_server(server.serve, "127.0.0.1", 0)
+    server.port = listener.sockets[0].getsockname()[1]
+    try:
+        yield server
+    finally:
+        listener.close()
+        server.close_connections()
+        await listener.wait_closed()
+
+
+def fetcher(transport: str, sent: list[str], guard: AddressGuard | None = None) -> Fetcher:
+    config = FetchSection(transport=transport, connect_timeout=5.0)  # type: ignore[arg-type]
+    return Fetcher(config, user_agent="t", concurrency=2, guard=guard, on_request_sent=sent.append)
+
+
+# -- cookies ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_cookie_set_by_one_response_is_sent_back_to_its_host(transport: str) -> None:
+    async with http_server() as server, fetcher(transport, []) as f:
+        await f.fetch(server.url("/before"))
+        await f.fetch(server.url("/login"))
+        await f.fetch(server.url("/after"))
+        await f.fetch(server.url("/other-host", host="localhost"))
+    assert [target for target, _ in server.requests] == [
+        "/before",
+        "/login",
+        "/after",
+        "/other-host",
+    ]
+    assert server.cookies_sent() == [None, None, "sid=42", None]
+
+
+# -- on_request_sent --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_each_request_sent_is_announced_once_with_its_url(transport: str) -> None:
+    sent: list[str] = []
+    async with http_server() as server, fetcher(transport, sent) as f:
+        # The hook gets the URL as fetched, not as the transport spells it after parsing
+        # (this one's path loses "/a/..", its host its capitals): callers key hosts by it.
+        urls = [
+            server.url("/robots.txt"),
+            server.url("/a/../page"),
+            server.url("/page", host="LocalHost"),
+        ]
+        await f.fetch(urls[0], any_type=True)
+        for url in urls[1:]:
+            assert sent == urls[: urls.index(url)]  # none announced ahead of its fetch
+            await f.fetch(url)
+    assert sent == urls
+    assert [target for target, _ in server.requests] == ["/robots.txt", "/page", "/page"]
+
+
+@pytest.mark.parametrize(("transport", "announced"), [("aiohttp", 0), ("httpcore", 1)])
+async def test_a_request_that_never_left_is_not_announced_by_aiohttp(
+    transport: str, announced: int
+) -> None:
+    """aiohttp announces when the headers are written to a connection, so a refused connection
+    announces nothing; httpx's own transport cannot tell, so it announces before sending (the
+    control: proof that this test sees an announcement when there is one)."""
+    sent: list[str] = []
+    with socket.socket() as bound_not_listening:  # connecting to it is refused at once
+        bound_not_listening.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{bound_not_listening.getsockname()[1]}/"
+        async with fetcher(transport, sent) as f:
+            with pytest.raises(ConnectFailed):
+                await f.fetch(url)
+    assert sent == [url] * announced
+
+
+@pytest.mark.parametrize(
+    ("transport", "announced", "outcome"),
+    [("aiohttp", 2, None), ("httpcore", 1, ConnectionDropped)],
+)
+async def test_a_request_sent_again_is_announced_again(
+    transport: str, announced: int, outcome: type[Exception] | None
+) -> None:
+    """A connection closed before any answer: aiohttp sends the GET again on a new connection
+    (the server sees two requests, and the frontier hears of both); httpx's own transport
+    gives up (one request, one announcement)."""
+    sent: list[str] = []
+    async with http_server() as server, fetcher(transport, sent) as f:
+        url = server.url("/flaky")
+        server.drop_once.add("/flaky")
+        if outcome is None:
+            assert (await f.fetch(url)).status == 200
+        else:
+            with pytest.raises(outcome):
+                await f.fetch(url)
+    assert len(server.requests) == announced
+    assert sent == [url] * announced
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_request_the_guard_refuses_is_not_announced(transport: str) -> None:
+    sent: list[str] = []
+    guard = AddressGuard(seed_hosts=["example.test"])  # 127.0.0.1 is not a seed host
+    async with http_server() as server, fetcher(transport, sent, guard) as f:
+        with pytest.raises(AddressBlocked):
+            await f.fetch(server.url("/"))
+        assert sent == []
+        # Negative control: the same fetcher announces a request the guard lets through.
+        guard.enabled = False
+        await f.fetch(server.url("/"))
+    assert sent == [server.url("/")]
+    assert len(server.requests) == 1
+
+
+async def test_a_request_refused_at_connect_time_is_not_announced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """DNS rebinding: our check sees a public address, aiohttp's connector then gets loopback
+    and the guard refuses it there, before any connection (only the aiohttp transport can)."""
+
+    async def first_answer(host: str, port: int) -> list[addresses.Address]:
+        return [ipaddress.ip_address("93.184.216.34")]
+
+    monkeypatch.setattr(addresses, "_resolve", first_answer)
+    sent: list[str] = []
+    guard = AddressGuard(seed_hosts=["example.test"])
+    async with http_server() as server, fetcher("aiohttp", sent, guard) as f:
+        with pytest.raises(AddressBlocked, match="localhost resolves to non-public"):
+            await f.fetch(server.url("/", host="localhost"))
+    assert (sent, server.requests) == ([], [])
