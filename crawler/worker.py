@@ -184,7 +184,6 @@ class Worker:
     async def _fetch(self, lease: Lease) -> Outcome | None:
         """Fetch and extract one lease; None if it was handed back for a retry."""
         frontier = self.frontier
-        frontier.request_started(lease.host)
         try:
             # Checked in _handle; a changed DNS answer is caught again at connect time.
             response = await self.fetcher.fetch(lease.url, checked=True)
