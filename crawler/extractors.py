@@ -193,13 +193,10 @@ class _Child:
         self._jobs[job[0]] = (job, future)
         if self._ready:
             self._send(job)
-        try:
-            return await future
-        finally:
-            # Cancelled (the crawl is stopping): the answer, if it comes, is dropped. The job
-            # stays queued so that the child's order and the head's clock stay right.
-            if not future.done():
-                future.cancel()
+        # If this call is cancelled (the crawl is stopping), so is the future: the answer, if
+        # it comes, is dropped. The job stays queued, so the child's order and the head's clock
+        # stay right.
+        return await future
 
     async def start(self) -> None:
         self._kill_reason = self._culprit = None
@@ -289,7 +286,9 @@ class _Child:
                 future.set_result(unparsed_outcome(lease, response, fetched_at, reason))
         try:
             await self.start()
-        except ExtractorFailed as failed:
+        except (ExtractorFailed, OSError) as error:
+            # Nothing could take the jobs: every waiting worker hears it, none waits forever.
+            failed = error if isinstance(error, ExtractorFailed) else ExtractorFailed(str(error))
             self._broken = failed
             for _, waiting in self._jobs.values():
                 if not waiting.done():

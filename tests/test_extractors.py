@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from crawler.config import TrapsSection
 from crawler.extract import LinkRules, build_outcome
 from crawler.extractors import (
     ExtractorFailed,
@@ -20,21 +19,10 @@ from crawler.extractors import (
     make_extractor,
 )
 from crawler.models import Lease, Response
-from crawler.traps import SessionStripper
-from crawler.urls import Scope
+from tests.test_extract import RULES
 
 pytestmark = pytest.mark.anyio
 
-RULES = LinkRules(
-    scope=Scope(["a.test"]),
-    max_depth=5,
-    max_url_length=2048,
-    max_redirects=3,
-    respect_nofollow=True,
-    product_token="crawler",
-    strip_sessions=SessionStripper(TrapsSection().session_params),
-    max_repeated_segments=3,
-)
 NOW = "2026-11-25T00:00:00.000+00:00"
 PAGE = (
     b"<html><head><title>T</title><meta name=description content=D>"
@@ -105,12 +93,16 @@ async def test_a_crashed_worker_process_costs_only_its_current_page() -> None:
         child = extractor._children[0]
         process = child._process
         assert process is not None
+
+        async def crash() -> None:
+            assert child.waiting() == 2  # both jobs queued, the hostile one first
+            os.kill(process.pid, signal.SIGKILL)
+
+        # Tasks start in the order they were created: the crash comes after both submissions.
         stuck = asyncio.create_task(extractor.outcome(lease(1), html(HOSTILE), NOW))
         queued = asyncio.create_task(extractor.outcome(*CASES[0], NOW))
-        await asyncio.sleep(0)  # both submitted, in this order
-        os.kill(process.pid, signal.SIGKILL)
         async with asyncio.timeout(20):
-            crashed, after = await asyncio.gather(stuck, queued)
+            crashed, after, _ = await asyncio.gather(stuck, queued, crash())
         assert child._process is not process  # replaced
     assert crashed.page.notes == "parse_crashed: exit code -9"
     assert crashed.links == []

@@ -87,8 +87,7 @@ def _frontier_size(db: Path) -> Callable[[], Any]:
 
 
 async def _crawl(job: dict[str, Any], result: RunResult) -> CrawlReport:
-    overrides = {**job["overrides"], **job.get("parse_overrides", {})}
-    config = load_config(Path(job["config"]) if job.get("config") else None, overrides)
+    config = load_config(Path(job["config"]) if job.get("config") else None, job["overrides"])
     db = Path(job["db"])
     controller = AbortController()
     loop = asyncio.get_running_loop()
@@ -128,9 +127,10 @@ def _from_database(db: Path, result: RunResult) -> None:
 def run_job(job: dict[str, Any]) -> RunResult:
     """Run the crawl ``job`` describes and measure it."""
     result = RunResult(crawler=job.get("name", "ours"))
-    job["parse_overrides"] = use_parse_mode(
-        job.get("parse", "default"), job.get("inline_max_bytes", 65_536)
-    )
+    job["overrides"] = {
+        **job["overrides"],
+        **use_parse_mode(job.get("parse", "default"), job.get("inline_max_bytes", 65_536)),
+    }
     if job.get("switch_interval"):
         # An experiment knob: how long a thread may hold the GIL before it must offer it
         # (default 5 ms). Parse threads and the event loop take turns at that pace.
