@@ -144,24 +144,36 @@ class Frontier:
     async def run(self) -> None:
         """The claim service: refills host windows from the database until the frontier closes.
 
-        Claims run one at a time because they share the single database writer anyway.
+        Every host queued for a refill while the previous claim ran goes into the next one,
+        as one transaction: claims share the single database writer with the sink, and one
+        claim per host left most hosts waiting behind it when many start at once.
         """
-        while (host := await self._refills.get()) is not None:
-            if self.state is FrontierState.CLOSED:
-                break
-            generation = host.added
-            want = self._window - len(host.slot.window)
+        while (batch := await self._next_claims()) is not None:
+            generations = [host.added for host in batch]
+            wants = [(host.slot.host, self._window - len(host.slot.window)) for host in batch]
             try:
-                leases = await self._store.claim(host.slot.host, want)
+                claimed = await self._store.claim(wants)
             finally:
-                host.refilling = False
-                self.claims_running -= 1
-                self._refills.task_done()
-            if len(leases) < want:
-                host.exhausted = generation
-            host.slot.window.extend(leases)
-            self._queue(host)
+                for host in batch:
+                    host.refilling = False
+                    self.claims_running -= 1
+                    self._refills.task_done()
+            for host, generation, (name, want) in zip(batch, generations, wants, strict=True):
+                leases = claimed.get(name, [])
+                if len(leases) < want:
+                    host.exhausted = generation
+                host.slot.window.extend(leases)
+                self._queue(host)
             self._dispatch()
+
+    async def _next_claims(self) -> list[_Host] | None:
+        """Every host queued for a refill, once there is one; None when the frontier closes."""
+        batch = [await self._refills.get()]
+        while not self._refills.empty():
+            batch.append(self._refills.get_nowait())
+        if self.state is FrontierState.CLOSED:
+            return None
+        return [host for host in batch if host is not None]
 
     async def claims_settled(self) -> None:
         """Return once no claim is queued or running: what is in memory is all there is."""
@@ -200,9 +212,11 @@ class Frontier:
                 self.defer(lease)  # handed out just as we were cancelled
             raise
 
-    def release(self, lease: Lease) -> None:
-        """The worker is done with ``lease`` and hands its outcome to the sink."""
-        self._finish(lease)
+    def release(self, lease: Lease, *, fetched: bool = True) -> None:
+        """The worker is done with ``lease`` and hands its outcome to the sink. ``fetched``
+        False: it was skipped without a request, so the host's next URL need not wait the
+        delay for it (a robots.txt-disallowed link costs no turn of the host)."""
+        self._finish(lease, fetched)
         self.uncommitted += 1
         self._dispatch()
 
@@ -221,7 +235,7 @@ class Frontier:
         window: it starts again when the host's politeness allows (e.g. after the request that
         fetched the host's robots.txt). It stays charged to the page budget, so it goes back as
         a retry due now: once the budget is spent it still starts, and no new URL in its place."""
-        host = self._finish(lease)
+        host = self._finish(lease, fetched=False)  # a robots.txt request, if any, was counted
         host.slot.schedule_retry(lease, self._clock())
         self._queue(host)
         self._dispatch()
@@ -243,7 +257,7 @@ class Frontier:
         entry = self._host(host)
         slot = entry.slot
         if slot.delay:
-            slot.next_start = max(slot.next_start, self._clock() + self._spacing(slot.delay))
+            slot.sent(self._clock(), self._spacing(slot.delay))
             self._queue(entry)
 
     def delay_of(self, host: str) -> float:
@@ -314,9 +328,9 @@ class Frontier:
             return override.delay
         return self._politeness.per_host_delay
 
-    def _finish(self, lease: Lease) -> _Host:
+    def _finish(self, lease: Lease, fetched: bool = True) -> _Host:
         host = self._hosts[lease.host]
-        host.slot.finish()
+        host.slot.finish(fetched)
         self.in_flight -= 1
         self._queue(host)
         return host

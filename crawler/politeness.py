@@ -44,7 +44,10 @@ class HostSlot:
     active: int = 0
     """Requests to this host in flight now."""
     next_start: float = float("-inf")
-    """Earliest time the next request may start (``delay`` after the last start)."""
+    """Earliest time the next request may start: ``delay`` after the last request sent, or
+    after the last URL handed out whose request has not gone yet (its turn is reserved)."""
+    sent_next: float = float("-inf")
+    """Earliest time the next request may start counting only requests really sent."""
     cooldown_until: float = float("-inf")
     """Nothing starts before this (rate limited, robots.txt unavailable, circuit breaker)."""
     failures: int = 0
@@ -83,9 +86,19 @@ class HostSlot:
         """Whether :meth:`start` at ``now`` takes a retry rather than a URL of the window."""
         return bool(self.retries) and self.retries[0][0] <= now
 
-    def finish(self) -> None:
-        """A request to this host ended (recorded, or handed back for a retry)."""
+    def sent(self, now: float, spacing: float) -> None:
+        """A request to this host went out at ``now``: the next starts ``spacing`` later."""
+        self.sent_next = max(self.sent_next, now + spacing)
+        self.next_start = max(self.next_start, self.sent_next)
+
+    def finish(self, fetched: bool = True) -> None:
+        """A URL handed out is done with (recorded, or handed back for a retry). ``fetched``
+        False: no request went out for it (robots.txt forbids it, a trap budget, the address
+        guard), so the turn :meth:`start` reserved for it is given back, unless another URL
+        of this host is still out: its reservation may be the one that counts."""
         self.active -= 1
+        if not fetched and not self.active:
+            self.next_start = self.sent_next
 
     def schedule_retry(self, lease: Lease, not_before: float) -> None:
         heapq.heappush(self.retries, (not_before, next(_tiebreak), lease))

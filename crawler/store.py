@@ -91,10 +91,19 @@ SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?)
 _ADD_LINKS = """
 INSERT INTO links (src_url, dst_url) SELECT value ->> 0, value ->> 1 FROM json_each(?)
 """
-_CLAIM = """
-UPDATE frontier SET state = 'leased'
-WHERE id IN (SELECT id FROM frontier WHERE host = ? AND state = 'pending' ORDER BY id LIMIT ?)
-RETURNING id, url, depth, hops
+# A claim takes several hosts' oldest pending URLs in one transaction: their ids are picked
+# into a per-connection temporary table (one indexed LIMIT query per host, all in one
+# executemany), then leased and returned by one statement. One claim per host instead made
+# the frontier's refills queue behind the sink's batches, one host at a time: with 1,000
+# hosts starting at once most of them sat idle for seconds (README "Performance").
+_CLAIMED_TABLE = "CREATE TEMP TABLE IF NOT EXISTS claimed (id INTEGER PRIMARY KEY)"
+_CLAIM_PICK = """
+INSERT INTO temp.claimed (id)
+SELECT id FROM frontier WHERE host = ? AND state = 'pending' ORDER BY id LIMIT ?
+"""
+_CLAIM_LEASE = """
+UPDATE frontier SET state = 'leased' WHERE id IN (SELECT id FROM temp.claimed)
+RETURNING id, url, host, depth, hops
 """
 
 Statement = tuple[str, Sequence[Sequence[object]]]
@@ -120,6 +129,7 @@ class Store:
             self._conn = await aiosqlite.connect(self.path, isolation_level=None)
             await self._conn.execute("PRAGMA synchronous=NORMAL")
             await self._conn.execute("PRAGMA busy_timeout=5000")
+            await self._conn.execute(_CLAIMED_TABLE)
         except sqlite3.Error as exc:
             await self.aclose()
             raise StorageError(f"cannot open database {self.path}: {exc}") from None
@@ -193,15 +203,25 @@ class Store:
             ]
         )
 
-    async def claim(self, host: str, limit: int) -> list[Lease]:
-        """Move up to ``limit`` of ``host``'s pending URLs to leased, oldest first."""
+    async def claim(self, wants: Sequence[tuple[str, int]]) -> dict[str, list[Lease]]:
+        """For each (host, limit) in ``wants``, move up to ``limit`` of that host's pending URLs
+        to leased, oldest first, all in one transaction. Hosts with none left are absent."""
         async with self._lock:
+            conn = self.conn
             try:
-                rows = await self._fetchall(_CLAIM, (host, limit))
+                await conn.execute("BEGIN IMMEDIATE")
+                await conn.executemany(_CLAIM_PICK, wants)
+                rows = await self._fetchall(_CLAIM_LEASE)
+                await conn.execute("DELETE FROM temp.claimed")
+                await conn.execute("COMMIT")
             except sqlite3.Error as exc:
+                await _rollback(conn)
                 raise StorageError(f"cannot write to database {self.path}: {exc}") from None
         rows.sort()  # RETURNING gives no order guarantee; discovery order is breadth-first
-        return [Lease(id=row[0], url=row[1], host=host, depth=row[2], hops=row[3]) for row in rows]
+        claimed: dict[str, list[Lease]] = {}
+        for id_, url, host, depth, hops in rows:
+            claimed.setdefault(host, []).append(Lease(id_, url, host, depth, hops=hops))
+        return claimed
 
     async def reset_leases(self) -> int:
         """Return every leased URL to pending: the first step of a run (resume after a stop)."""

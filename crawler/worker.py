@@ -93,7 +93,7 @@ class Worker:
             follow = self.traps.worth_following(outcome.follow)
             if follow is not outcome.follow:
                 outcome = replace(outcome, follow=follow)
-            frontier.release(lease)
+            frontier.release(lease, fetched=not outcome.page.skipped)
             await self.sink.put(outcome)
             self.stats.record(outcome)
             if log.isEnabledFor(logging.DEBUG):

@@ -65,10 +65,20 @@ async def try_lease(frontier: Frontier) -> Lease | str | None:
     return result[0] if result else "waiting"
 
 
-async def record(frontier: Frontier, store: Store, lease: Lease, found: list[str] = ()) -> None:  # type: ignore[assignment]
-    """What the worker and the sink do with a finished lease."""
-    frontier.release(lease)
-    page = PageRecord(url=lease.url, depth=lease.depth, fetched_at="t", status=200)
+async def record(
+    frontier: Frontier,
+    store: Store,
+    lease: Lease,
+    found: list[str] = (),  # type: ignore[assignment]
+    *,
+    fetched: bool = True,
+) -> None:
+    """What the worker and the sink do with a finished lease (``fetched`` False: skipped)."""
+    frontier.release(lease, fetched=fetched)
+    page = PageRecord(
+        url=lease.url, depth=lease.depth, fetched_at="t", status=200 if fetched else None,
+        skipped=not fetched,
+    )  # fmt: skip
     outcome = Outcome(lease, page, list(found), list(found), lease.depth + 1)
     hosts = {u.split("/")[2] for u in found}
     await store.write_batch(
@@ -167,6 +177,44 @@ async def test_discovered_urls_are_claimed_from_the_database(tmp_path: Path) -> 
             urls.append(nxt.url)
             await record(frontier, frontier._store, nxt)
         assert sorted(urls) == ["http://a.test/new", "http://b.test/other"]
+
+
+async def test_a_claim_takes_each_hosts_oldest_pending_urls(tmp_path: Path) -> None:
+    urls = [f"http://{host}.test/{i}" for i in range(4) for host in "abc"]
+    async with Store(tmp_path / "db") as store:
+        await store.add_urls([(url, url.split("/")[2], 0, 0) for url in urls])
+        claimed = await store.claim([("a.test", 2), ("b.test", 10), ("none.test", 5)])
+        assert {host: [lease.url for lease in leases] for host, leases in claimed.items()} == {
+            "a.test": ["http://a.test/0", "http://a.test/1"],
+            "b.test": [f"http://b.test/{i}" for i in range(4)],
+        }
+        again = await store.claim([("a.test", 5)])
+        assert [lease.url for lease in again["a.test"]] == ["http://a.test/2", "http://a.test/3"]
+        counts = await store.state_counts()
+        assert (counts["leased"], counts["pending"]) == (8, 4)  # c.test untouched
+
+
+async def test_hosts_waiting_for_urls_together_are_claimed_together(tmp_path: Path) -> None:
+    # Many hosts found at once (the seeds of a fan-out crawl, or one page linking to many)
+    # must not queue one database claim each behind the sink's writes.
+    seeds = [f"http://h{i}.test/" for i in range(50)]
+    async with Store(tmp_path / "db") as store:
+        calls: list[int] = []
+        claim = store.claim
+
+        async def counting_claim(wants: list[tuple[str, int]]) -> dict[str, list[Lease]]:
+            calls.append(len(wants))
+            return await claim(wants)
+
+        store.claim = counting_claim  # type: ignore[method-assign]
+        frontier = Frontier(store, config(), AbortController().signal, clock=FakeClock())
+        await frontier.open(seeds)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(frontier.run)
+            leases = [await frontier.lease() for _ in seeds]
+            frontier.close()
+    assert sorted(lease.url for lease in leases if lease) == sorted(seeds)
+    assert calls == [50]
 
 
 async def test_page_budget_counts_earlier_runs(tmp_path: Path) -> None:
@@ -278,6 +326,57 @@ async def test_the_delay_counts_from_the_request_not_only_from_the_dispatch(
         frontier.wake()
         assert await try_lease(frontier) == "waiting"
         clock.now += 3.0  # 1013: request + delay
+        frontier.wake()
+        assert isinstance(await try_lease(frontier), Lease)
+
+
+@pytest.mark.parametrize("fetched", [False, True])
+async def test_a_url_skipped_without_a_request_gives_its_turn_back(
+    tmp_path: Path, fetched: bool
+) -> None:
+    # a.test/1 is fetched at t=1000; a.test/2, handed out at 1010, turns out to be disallowed
+    # by robots.txt: nothing reaches the server, so a.test/3 may go at once (its gap to the
+    # last request is already 10 s). The control: had a.test/2 been fetched, it waits.
+    clock = FakeClock()
+    cfg = config(**{"politeness.per_host_delay": 10.0})
+    async with running_frontier(tmp_path / "db", SEEDS, cfg, clock) as frontier:
+        first = await try_lease(frontier)
+        assert isinstance(first, Lease)
+        frontier.request_started(first.host)
+        await record(frontier, frontier._store, first)
+        clock.now += 10.0
+        frontier.wake()
+        second = await try_lease(frontier)
+        assert isinstance(second, Lease)
+        if fetched:
+            frontier.request_started(second.host)
+        await record(frontier, frontier._store, second, fetched=fetched)
+        third = await try_lease(frontier)
+        if fetched:
+            assert third == "waiting"
+        else:
+            assert isinstance(third, Lease)
+            assert third.url == SEEDS[2]
+
+
+async def test_a_skipped_url_keeps_its_turn_while_another_of_its_host_is_out(
+    tmp_path: Path,
+) -> None:
+    # Two at once allowed: a.test/1 is handed out at 1000 and its request has not gone yet;
+    # a.test/2 (handed out at 1010) is skipped. a.test/1 may still go out any moment, so the
+    # turn reserved at 1010 stands: a.test/3 waits until 1020.
+    clock = FakeClock()
+    cfg = config(**{"politeness.per_host_concurrency": 2, "politeness.per_host_delay": 10.0})
+    async with running_frontier(tmp_path / "db", SEEDS, cfg, clock) as frontier:
+        first = await try_lease(frontier)
+        assert isinstance(first, Lease)
+        clock.now += 10.0
+        frontier.wake()
+        second = await try_lease(frontier)
+        assert isinstance(second, Lease)
+        await record(frontier, frontier._store, second, fetched=False)
+        assert await try_lease(frontier) == "waiting"
+        clock.now += 10.0
         frontier.wake()
         assert isinstance(await try_lease(frontier), Lease)
 
