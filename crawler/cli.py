@@ -286,7 +286,10 @@ def bench(
     transport: Annotated[
         list[str] | None,
         typer.Option(
-            help="Our HTTP transport: default (as configured), httpcore or aiohttp (repeatable)."
+            help=(
+                "Our HTTP transport: default (as configured), httpcore or httpx-aiohttp"
+                " (repeatable)."
+            )
         ),
     ] = None,
     parse: Annotated[

@@ -1,8 +1,9 @@
 """The fetch layer: one shared ``httpx.AsyncClient``, streamed and capped bodies, typed errors.
 
-This is the only module that imports httpx (and aiohttp, the default transport behind it).
-Their exceptions are translated into the :mod:`crawler.errors` tree here, at one boundary
-(:func:`_translate`), so the rest of the crawler never sees a transport library's names.
+This module and :mod:`crawler.transport` (the default transport behind the client, over
+aiohttp) are the only ones that import httpx and aiohttp. Their exceptions are translated into
+the :mod:`crawler.errors` tree here, at one boundary (:func:`_translate`), so the rest of the
+crawler never sees a transport library's names.
 
 Per request:
 
@@ -31,13 +32,12 @@ import zlib
 from collections.abc import Callable
 from contextvars import ContextVar
 from http.cookiejar import CookieJar
-from types import SimpleNamespace, TracebackType
+from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 import httpx
-from httpx_aiohttp import AiohttpTransport
 
 from crawler.addresses import AddressBlocked, AddressGuard, AddressRefused, GuardedResolver
 from crawler.config import FetchSection
@@ -50,6 +50,7 @@ from crawler.errors import (
     UnsupportedURL,
 )
 from crawler.models import Response, is_html_type
+from crawler.transport import AiohttpTransport, announcing_request_class
 
 ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1"
 KEEPALIVE_SECONDS = 5.0
@@ -144,14 +145,11 @@ class Fetcher:
                     await self.check_address(url)
                 cap = max_bytes or self._config.max_body_bytes
                 return await self._get(url, started, any_type, cap)
+        except aiohttp.ClientError as exc:  # before TimeoutError: some are both
+            raise _translate(exc) from None
         except TimeoutError:
             raise TimedOut(f"no complete response within {self._config.total_timeout:g}s") from None
         except httpx.HTTPError as exc:
-            # httpx-aiohttp wraps aiohttp's errors, not always in the right class (a refused
-            # connection becomes ConnectTimeout): the original, when there is one, says more.
-            cause = exc.__cause__
-            raise _translate(cause if isinstance(cause, aiohttp.ClientError) else exc) from None
-        except aiohttp.ClientError as exc:  # the ones httpx-aiohttp lets through unwrapped
             raise _translate(exc) from None
         except httpx.InvalidURL as exc:
             raise UnsupportedURL(str(exc)) from None
@@ -165,7 +163,7 @@ class Fetcher:
     async def _get(self, url: str, started: float, any_type: bool, cap: int) -> Response:
         request = self._request(url)
         if self._sent_by_transport:
-            # The transport's trace hook finds the URL here (same task, same context).
+            # The transport's request class finds the URL here (same task, same context).
             token = _sending.set(url)
             try:
                 response = await self._client.send(request, stream=True)
@@ -274,30 +272,23 @@ class _Client(httpx.AsyncClient):
 
 _sending: ContextVar[str | None] = ContextVar("crawler_fetch_sending", default=None)
 """The URL (as given to :meth:`Fetcher.fetch`) of the request this task is sending through
-aiohttp. The trace signal knows only aiohttp's own parse of it, which may be spelt otherwise
+aiohttp. aiohttp's request knows only its own parse of it, which may be spelt otherwise
 (httpx and yarl normalize), and the hook's caller keys its hosts by the URL it fetched."""
 
 
 def _aiohttp_transport(
     connections: int, guard: AddressGuard | None, on_request_sent: Callable[[str], None] | None
 ) -> httpx.AsyncBaseTransport:
-    """httpx-aiohttp's transport over our own aiohttp session."""
-    trace_configs = []
+    """Our aiohttp transport (:mod:`crawler.transport`) over a session tuned for crawling."""
+    request_class = aiohttp.ClientRequest
     if on_request_sent is not None:
 
-        async def headers_sent(
-            session: aiohttp.ClientSession,
-            context: SimpleNamespace,
-            params: aiohttp.TraceRequestHeadersSentParams,
-        ) -> None:
+        def sent() -> None:
             url = _sending.get()
             if url is not None:  # else not one of our fetches
                 on_request_sent(url)
 
-        # Trace signals cost CPU on every request: only asked for when someone listens.
-        trace = aiohttp.TraceConfig()
-        trace.on_request_headers_sent.append(headers_sent)
-        trace_configs.append(trace)
+        request_class = announcing_request_class(sent)
 
     def session() -> aiohttp.ClientSession:
         # Created lazily, inside the running loop, as aiohttp requires.
@@ -312,11 +303,10 @@ def _aiohttp_transport(
             auto_decompress=False,  # _Decoder decodes, bounded by the size cap
             cookie_jar=aiohttp.DummyCookieJar(),  # httpx's client keeps the cookies
             trust_env=False,
-            trace_configs=trace_configs,
+            request_class=request_class,
         )
 
-    transport: httpx.AsyncBaseTransport = AiohttpTransport(client=session)
-    return transport
+    return AiohttpTransport(session)
 
 
 async def _read_capped(

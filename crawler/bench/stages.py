@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urldefrag, urljoin
 
+import aiohttp
 import httpx
 
 from crawler.abort import AbortController
@@ -143,18 +144,15 @@ async def _fetch_loop(fetch: Callable[[str], Awaitable[object]], urls: list[str]
 
 async def _http_stacks(seeds: list[str], count: int, echo: Callable[[str], None]) -> None:
     urls = [f"{seeds[0]}p/{i % 19_000 + 1}" for i in range(count)]
-    if missing("aiohttp") is None:
-        import aiohttp
+    connector = aiohttp.TCPConnector(limit=IN_FLIGHT)
+    async with aiohttp.ClientSession(connector=connector) as session:
 
-        connector = aiohttp.TCPConnector(limit=IN_FLIGHT)
-        async with aiohttp.ClientSession(connector=connector) as session:
+        async def raw(url: str) -> object:
+            async with session.get(url) as response:
+                return await response.read()
 
-            async def raw(url: str) -> object:
-                async with session.get(url) as response:
-                    return await response.read()
-
-            echo(_line("HTTP: aiohttp alone", await _fetch_loop(raw, urls), count))
-    for name in ("httpcore", "aiohttp"):
+        echo(_line("HTTP: aiohttp alone", await _fetch_loop(raw, urls), count))
+    for name in ("httpcore", "httpx-aiohttp"):
         if missing(name) is not None:
             continue
         async with httpx.AsyncClient(transport=make_transport(name, IN_FLIGHT)) as client:
@@ -162,13 +160,14 @@ async def _http_stacks(seeds: list[str], count: int, echo: Callable[[str], None]
             echo(_line(f"HTTP: httpx client.get over {name}", spent, count))
     config = load_config(CONFIG)
     async with Fetcher(config.fetch, user_agent="bench", concurrency=IN_FLIGHT) as fetcher:
-        echo(
-            _line(
-                "HTTP: our Fetcher.fetch (default transport)",
-                await _fetch_loop(fetcher.fetch, urls),
-                count,
-            )
-        )
+        spent = await _fetch_loop(fetcher.fetch, urls)
+        echo(_line("HTTP: our Fetcher.fetch (default transport)", spent, count))
+    # As the crawl uses it: the frontier hears of every request sent.
+    async with Fetcher(
+        config.fetch, user_agent="bench", concurrency=IN_FLIGHT, on_request_sent=lambda url: None
+    ) as fetcher:
+        spent = await _fetch_loop(fetcher.fetch, urls)
+        echo(_line("HTTP: our Fetcher.fetch, announcing each request", spent, count))
 
 
 class _FromMemory(httpx.AsyncBaseTransport):

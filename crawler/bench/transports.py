@@ -5,8 +5,9 @@ unchanged whichever is used, so a comparison measures the transport alone. Names
 
 - ``default``: whatever the crawler is configured with (``fetch.transport``), as shipped;
 - ``httpcore``: httpx's own transport (httpcore's pool), with the fetcher's limits;
-- ``aiohttp``: httpx-aiohttp's ``AiohttpTransport`` over a plain ``aiohttp`` connector with
-  the same connection limit.
+- ``httpx-aiohttp``: the httpx-aiohttp package's general-purpose ``AiohttpTransport`` over a
+  plain ``aiohttp`` connector with the same connection limit (the default is our own,
+  narrower bridge to aiohttp: :mod:`crawler.transport`).
 """
 
 from __future__ import annotations
@@ -15,14 +16,14 @@ import importlib.util
 
 import httpx
 
-TRANSPORTS = ("default", "httpcore", "aiohttp")
+TRANSPORTS = ("default", "httpcore", "httpx-aiohttp")
 
 
 def missing(name: str) -> str | None:
     """Why transport ``name`` can't be used here (what to install), or None if it can."""
     if name not in TRANSPORTS:
         return f"unknown transport {name!r} (known: {', '.join(TRANSPORTS)})"
-    if name == "aiohttp":
+    if name == "httpx-aiohttp":
         for module in ("aiohttp", "httpx_aiohttp"):
             if importlib.util.find_spec(module) is None:
                 return f"{module} is not installed: pip install -e '.[bench]'"

@@ -1,0 +1,104 @@
+"""The default transport behind the crawl's ``httpx.AsyncClient``: one aiohttp session.
+
+httpx stays the crawler's HTTP API; its own transport (httpcore) is the known bottleneck (its
+pool does O(connections) work per request under a lock, httpx issue 3215) and aiohttp's pool is
+O(1). httpx-aiohttp's transport bridges the two for any use; this one does only what
+:class:`crawler.fetch.Fetcher` needs, which is what made it cheaper on the event loop (measured
+with ``python -m crawler.bench.stages``, README "Performance"):
+
+- the URL goes to aiohttp already parsed and percent-encoded by httpx (``yarl.URL(...,
+  encoded=True)``), not encoded a second time;
+- the timeouts become one ``aiohttp.ClientTimeout``, built once per distinct value;
+- "the request was sent" comes from a :class:`aiohttp.ClientRequest` subclass
+  (:func:`announcing_request_class`) rather than a trace config, whose signals aiohttp fires
+  about eight times per request whether or not anyone listens to them;
+- aiohttp's exceptions are not rewrapped: the fetcher translates them at its one boundary
+  (:func:`crawler.fetch._translate`), with their own names, which say more.
+
+Only the fetcher may use this transport: it raises aiohttp's exceptions, not httpx's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import aiohttp
+import httpx
+import yarl
+
+SessionFactory = Callable[[], aiohttp.ClientSession]
+
+
+class AiohttpTransport(httpx.AsyncBaseTransport):
+    """``handle_async_request`` over the aiohttp session ``session()`` makes (lazily: aiohttp
+    wants to be created inside the running loop)."""
+
+    def __init__(self, session: SessionFactory) -> None:
+        self._make_session = session
+        self._session: aiohttp.ClientSession | None = None
+        self._timeouts: dict[tuple[float | None, ...], aiohttp.ClientTimeout] = {}
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        session = self._session
+        if session is None:
+            session = self._session = self._make_session()
+        response = await session.request(
+            request.method,
+            yarl.URL(str(request.url), encoded=True),
+            headers=request.headers,
+            data=request.content or None,
+            allow_redirects=False,
+            timeout=self._timeout(request.extensions.get("timeout", {})),
+        )
+        return httpx.Response(
+            status_code=response.status,
+            headers=response.raw_headers,
+            stream=_Body(response),
+            extensions={"http_version": b"HTTP/1.1"},
+        )
+
+    def _timeout(self, timeout: dict[str, float | None]) -> aiohttp.ClientTimeout:
+        # httpx's connect/read/pool mapped as httpx-aiohttp maps them: pool (waiting for a
+        # free connection) is aiohttp's "connect", which includes making the connection.
+        key = (timeout.get("connect"), timeout.get("read"), timeout.get("pool"))
+        found = self._timeouts.get(key)
+        if found is None:
+            found = self._timeouts[key] = aiohttp.ClientTimeout(
+                sock_connect=key[0], sock_read=key[1], connect=key[2]
+            )
+        return found
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+class _Body(httpx.AsyncByteStream):
+    """The response body as aiohttp buffers it; closing returns the connection to the pool
+    when the body was read to its end, and closes it otherwise."""
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._response.content.iter_any():
+            yield chunk
+
+    async def aclose(self) -> None:
+        self._response.release()
+
+
+def announcing_request_class(
+    on_sent: Callable[[], None],
+) -> type[aiohttp.ClientRequest]:
+    """An aiohttp request class that calls ``on_sent()`` each time the request has been
+    written to a connection (again when aiohttp resends it on a new connection), and never
+    for one whose connection could not be made."""
+
+    class AnnouncingRequest(aiohttp.ClientRequest):
+        async def send(self, conn: aiohttp.connector.Connection) -> aiohttp.ClientResponse:
+            response = await super().send(conn)
+            on_sent()
+            return response
+
+    return AnnouncingRequest
