@@ -8,6 +8,7 @@ at once; cleanup still runs (``async with`` everywhere), so the database stays c
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import Callable, Coroutine
@@ -39,6 +40,7 @@ def run(
     """Run ``main(signal)`` on a new event loop (uvloop unless told otherwise) with signal
     handling. Raises :class:`ForcedStop` if a second signal cancelled it."""
     controller = controller or AbortController()
+    settle_heap()
     with asyncio.Runner(loop_factory=_loop_factory(use_uvloop)) as runner:
         try:
             return runner.run(_supervise(main, controller))
@@ -47,6 +49,17 @@ def run(
             if reason is None:
                 raise
             raise ForcedStop(reason) from None
+
+
+def settle_heap() -> None:
+    """Take what is alive before the crawl (modules, classes, configuration: everything
+    imported) out of the cyclic garbage collector's scans, for the rest of the process.
+
+    The collector's full scans otherwise walk all of it again every few seconds, on the event
+    loop: on the benchmark's fan-out scenario they took 0.5 s per minute with pauses up to
+    61 ms, and 0.19 s with pauses up to 26 ms after this (README "Performance")."""
+    gc.collect()  # what is garbage already is freed, not kept for good
+    gc.freeze()
 
 
 def _loop_factory(use_uvloop: bool) -> Callable[[], asyncio.AbstractEventLoop] | None:
