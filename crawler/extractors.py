@@ -121,20 +121,29 @@ class ProcessExtractor:
         return await child.submit(lease, response, fetched_at)
 
     async def __aenter__(self) -> ProcessExtractor:
-        try:
-            await asyncio.gather(*(child.start() for child in self._children))
-        except BaseException:
-            await self._stop_children()
-            raise
+        # The children start while the crawl does (robots.txt, the first fetches), not before
+        # it: a page handed over before its child is ready waits in the child's queue.
+        for child in self._children:
+            child.launch()
         self._watchdog = asyncio.create_task(self._watch(), name="extractor-watchdog")
         return self
 
-    async def __aexit__(self, *exc_info: object) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if self._watchdog is not None:
             self._watchdog.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watchdog
         await self._stop_children()
+        # A child that could not start is a broken installation: say so even when no page
+        # needed parsing (when one did, its worker has raised this already).
+        broken = next((child.broken for child in self._children if child.broken), None)
+        if broken is not None and exc_type is None:
+            raise broken
 
     async def _stop_children(self) -> None:
         # Shielded: on cancellation the children must still be reaped, not left behind.
@@ -168,7 +177,9 @@ class _Child:
         self._kill_reason: str | None = None
         self._culprit: int | None = None
         """The job a killed child was working on (it may have answered just before)."""
-        self._broken: ExtractorFailed | None = None
+        self.broken: ExtractorFailed | None = None
+        """Why no child can take jobs (the last start failed); then every job fails."""
+        self._starter: asyncio.Task[None] | None = None
         self._stopping = False
         self._encoder = msgspec.msgpack.Encoder()
         self._decoder = msgspec.msgpack.Decoder(_Answer)
@@ -183,8 +194,8 @@ class _Child:
         return now - self._head_since
 
     async def submit(self, lease: Lease, response: Response, fetched_at: str) -> Outcome:
-        if self._broken is not None:
-            raise self._broken
+        if self.broken is not None:
+            raise self.broken
         self._next_id += 1
         job: _Job = (self._next_id, lease, response, fetched_at)
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
@@ -197,6 +208,21 @@ class _Child:
         # it comes, is dropped. The job stays queued, so the child's order and the head's clock
         # stay right.
         return await future
+
+    def launch(self) -> None:
+        """Start the child in the background (:meth:`submit` queues jobs until it is ready)."""
+        self._starter = asyncio.create_task(self._start_or_break(), name="extractor-start")
+
+    async def _start_or_break(self) -> None:
+        try:
+            await self.start()
+        except Exception as error:  # nothing can take the jobs: each waiting worker hears it
+            failed = error if isinstance(error, ExtractorFailed) else ExtractorFailed(str(error))
+            self.broken = failed
+            for _, waiting in self._jobs.values():
+                if not waiting.done():
+                    waiting.set_exception(failed)
+            self._jobs.clear()
 
     async def start(self) -> None:
         self._kill_reason = self._culprit = None
@@ -284,19 +310,12 @@ class _Child:
             )
             if not future.done():
                 future.set_result(unparsed_outcome(lease, response, fetched_at, reason))
-        try:
-            await self.start()
-        except (ExtractorFailed, OSError) as error:
-            # Nothing could take the jobs: every waiting worker hears it, none waits forever.
-            failed = error if isinstance(error, ExtractorFailed) else ExtractorFailed(str(error))
-            self._broken = failed
-            for _, waiting in self._jobs.values():
-                if not waiting.done():
-                    waiting.set_exception(failed)
-            self._jobs.clear()
+        await self._start_or_break()
 
     async def stop(self) -> None:
         self._stopping = True
+        if self._starter is not None:
+            await self._starter  # a child half started is stopped like any other
         process = self._process
         if process is None:
             return

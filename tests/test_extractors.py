@@ -90,6 +90,7 @@ async def test_a_page_that_takes_too_long_is_recorded_unparsed_and_the_rest_go_o
 
 async def test_a_crashed_worker_process_costs_only_its_current_page() -> None:
     async with ProcessExtractor(RULES, processes=1, timeout=60) as extractor:
+        await extractor.outcome(*CASES[0], NOW)  # the child has started
         child = extractor._children[0]
         process = child._process
         assert process is not None
@@ -111,9 +112,9 @@ async def test_a_crashed_worker_process_costs_only_its_current_page() -> None:
 
 async def test_the_worker_process_ignores_ctrl_c_and_ends_with_the_crawl() -> None:
     async with ProcessExtractor(RULES, processes=1, timeout=30) as extractor:
+        await extractor.outcome(*CASES[0], NOW)  # it is past its start-up, signals set
         process = extractor._children[0]._process
         assert process is not None
-        await extractor.outcome(*CASES[0], NOW)  # it is past its start-up, signals set
         os.kill(process.pid, signal.SIGINT)
         os.kill(process.pid, signal.SIGTERM)
         outcome = await extractor.outcome(*CASES[0], NOW)
@@ -122,16 +123,38 @@ async def test_the_worker_process_ignores_ctrl_c_and_ends_with_the_crawl() -> No
     assert process.returncode == 0  # it left when its input closed
 
 
-async def test_a_worker_process_that_cannot_start_is_a_clear_error(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+@pytest.fixture
+def no_python_here(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The parse worker's interpreter is a script that fails at once."""
     broken = tmp_path / "python"
     broken.write_text("#!/bin/sh\necho 'no python here' >&2\nexit 3\n")
     broken.chmod(0o755)
     monkeypatch.setattr(sys, "executable", str(broken))
+
+
+@pytest.mark.usefixtures("no_python_here")
+async def test_a_worker_process_that_cannot_start_is_a_clear_error() -> None:
+    # Even when no page needed parsing: it is raised when the extractor closes.
     with pytest.raises(ExtractorFailed, match="did not start"):
         async with ProcessExtractor(RULES, processes=1, timeout=30):
             pass
+
+
+@pytest.mark.usefixtures("no_python_here")
+async def test_pages_waiting_for_a_worker_process_that_cannot_start_get_the_error() -> None:
+    # The child starts in the background: every page handed over meanwhile hears why, and
+    # none waits for ever.
+    extractor = ProcessExtractor(RULES, processes=1, timeout=30)
+    await extractor.__aenter__()
+    async with asyncio.timeout(20):
+        answers = await asyncio.gather(
+            *(extractor.outcome(*CASES[0], NOW) for _ in range(2)), return_exceptions=True
+        )
+    await extractor.__aexit__(ExtractorFailed, answers[0], None)  # as when a worker raised
+    assert len(answers) == 2
+    for answer in answers:
+        assert isinstance(answer, ExtractorFailed)
+        assert "did not start" in str(answer)
 
 
 async def test_a_bug_in_extraction_stops_the_crawl_loudly() -> None:
