@@ -7,6 +7,7 @@ the fetch returns, with no waiting."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import ipaddress
 import socket
 from collections.abc import AsyncIterator
@@ -107,6 +108,32 @@ async def test_a_cookie_set_by_one_response_is_sent_back_to_its_host(transport: 
         "/other-host",
     ]
     assert server.cookies_sent() == [None, None, "sid=42", None]
+
+
+# -- memory -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_fetched_response_is_freed_at_once_not_by_the_cycle_collector(
+    transport: str,
+) -> None:
+    # httpx links a response and its stream both ways; the fetcher unlinks them, or every
+    # response (aiohttp's under it) waits for the cyclic collector, whose pauses stall the loop.
+    async with http_server() as server, fetcher(transport, []) as f:
+        await f.fetch(server.url("/warm-up"))  # pools and caches made once
+        gc.collect()
+        gc.disable()
+        gc.set_debug(gc.DEBUG_SAVEALL)  # what a collection finds is kept in gc.garbage
+        try:
+            for i in range(20):
+                await f.fetch(server.url(f"/page/{i}"))
+            gc.collect()
+            left_for_the_collector = [type(o).__name__ for o in gc.garbage]
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+            gc.enable()
+    assert left_for_the_collector == []
 
 
 # -- on_request_sent --------------------------------------------------------------------------
