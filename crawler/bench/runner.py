@@ -39,7 +39,7 @@ from crawler.config import load_config
 from crawler.engine import Crawl, CrawlReport
 from crawler.extract import build_outcome
 from crawler.models import Response
-from crawler.runtime import settle_heap
+from crawler.runtime import tune_gc
 
 PARSE_MODES = ("default", "process", "thread", "inline", "hybrid")
 TIME_LIMIT = AbortReason("bench time limit reached", 0)
@@ -136,7 +136,7 @@ def run_job(job: dict[str, Any]) -> RunResult:
         # An experiment knob: how long a thread may hold the GIL before it must offer it
         # (default 5 ms). Parse threads and the event loop take turns at that pace.
         sys.setswitchinterval(job["switch_interval"])
-    settle_heap()  # as crawler.runtime.run does for `crawl run`
+    tune_gc()  # as crawler.runtime.run does for `crawl run`
     loop_factory = None
     if job.get("uvloop", True):
         import uvloop
