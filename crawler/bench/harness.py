@@ -70,6 +70,8 @@ class ScenarioRun:
     scenario: Scenario
     runs: list[CrawlerRun] = field(default_factory=list)
     ceiling: dict[str, float] | None = None
+    server_realtime: bool = False
+    """Whether the servers read requests under real-time scheduling (crawler.bench.server)."""
     profile: dict[str, Any] | None = None
 
 
@@ -129,7 +131,11 @@ def _run_scenario(scenario: Scenario, options: BenchOptions) -> ScenarioRun:
         SyntheticWeb(spec, options.workers) as web,
     ):
         work = Path(tmp)
-        echo(f"   synthetic web: {web.workers} server process(es), pids {web.pids}")
+        outcome.server_realtime = web.realtime
+        echo(
+            f"   synthetic web: {web.workers} server process(es), pids {web.pids}, "
+            f"real-time scheduling {'on' if web.realtime else 'off (not allowed here)'}"
+        )
         if options.ceiling:
             outcome.ceiling = _ceiling(web, work, scenario.concurrency)
             echo(

@@ -179,6 +179,7 @@ def scenario_report(
         "per_host_delay": scenario.per_host_delay,
         "overrides": scenario.overrides,
         "server_ceiling": outcome.ceiling,
+        "server_realtime": outcome.server_realtime,
         "summaries": summaries,
         "checks": check_scenario(scenario, summaries, single_host),
         "profile": outcome.profile,
