@@ -75,15 +75,23 @@ CREATE TABLE IF NOT EXISTS robots (
 );
 """
 
-_INSERT_PAGE = """
+# A batch's rows go in as one JSON array parameter per statement, expanded by SQLite
+# (json_each): one statement step per batch instead of one per row. Each step releases and
+# retakes the GIL, and retaking it can wait for the event loop's turn (up to 5 ms, the
+# interpreter's switch interval): with ~70 rows per page, per-row steps made a 1,024-page
+# batch take seconds on a busy loop (README "Performance").
+_ADD_PAGES = """
 INSERT INTO pages (url, final_url, status, content_type, title, description, canonical, depth,
                    fetched_at, error, size, elapsed_ms, truncated, notes)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5,
+       value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11,
+       value ->> 12, value ->> 13
+FROM json_each(?)
 """
-# Many rows go in as one JSON array parameter, expanded by SQLite (json_each): one statement
-# step per batch instead of one per row. Each step releases and retakes the GIL, and with
-# ~70 rows per page the sink's thread kept taking it back from the event loop (the benchmark
-# harness measured the difference: README "Performance").
+_SET_STATES = """
+UPDATE frontier SET state = batch.value ->> 1
+FROM json_each(?) AS batch WHERE frontier.id = batch.value ->> 0
+"""
 _ADD_URLS = """
 INSERT OR IGNORE INTO frontier (url, host, depth, hops)
 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?)
@@ -193,11 +201,8 @@ class Store:
         """Record pages (with their frontier ids), their links and newly found URLs, atomically."""
         await self._transaction(
             [
-                (_INSERT_PAGE, [_page_row(page) for _, page in pages]),
-                (
-                    "UPDATE frontier SET state = ? WHERE id = ?",
-                    [(page.state, id_) for id_, page in pages],
-                ),
+                (_ADD_PAGES, _json_rows([_page_row(page) for _, page in pages])),
+                (_SET_STATES, _json_rows([(id_, page.state) for id_, page in pages])),
                 (_ADD_LINKS, _json_rows(links)),
                 (_ADD_URLS, _json_rows(discovered)),
             ]

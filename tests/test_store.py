@@ -1,0 +1,79 @@
+"""The crawl database's batch write, read back with plain sqlite3: every value as given."""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from crawler.models import PageRecord
+from crawler.store import Store
+
+pytestmark = pytest.mark.anyio
+
+PAGES = [
+    PageRecord(
+        url="http://a.test/1",
+        depth=0,
+        fetched_at="2026-11-25T00:00:00.000+00:00",
+        final_url="http://a.test/1",
+        status=200,
+        content_type="text/html; charset=utf-8",
+        title='Ünïcödé "quoted" \\ back\\slash, 🕷 and a\nnewline',
+        description="",
+        canonical="http://a.test/c",
+        size=20_480,
+        elapsed_ms=12.345678901234567,
+        truncated=True,
+        notes="noindex,truncated_encoding",
+    ),
+    PageRecord(
+        url="http://a.test/2",
+        depth=1,
+        fetched_at="t",
+        error="connect_failed: refused",
+        elapsed_ms=0.1,
+    ),
+    PageRecord(
+        url="http://a.test/3", depth=2, fetched_at="t", error="robots_disallowed", skipped=True
+    ),
+]
+
+
+async def test_a_batch_is_written_as_given(tmp_path: Path) -> None:
+    db = tmp_path / "crawl.db"
+    async with Store(db) as store:
+        await store.add_urls([(page.url, "a.test", page.depth, 0) for page in PAGES])
+        claimed = (await store.claim([("a.test", 10)]))["a.test"]
+        ids = {lease.url: lease.id for lease in claimed}
+        await store.write_batch(
+            [(ids[page.url], page) for page in PAGES],
+            links=[("http://a.test/1", "http://a.test/2"), ("http://a.test/1", "http://b.test/")],
+            discovered=[("http://b.test/", "b.test", 1, 0), ("http://a.test/2", "a.test", 1, 0)],
+        )
+    with closing(sqlite3.connect(db)) as conn:
+        rows = conn.execute(
+            "SELECT url, final_url, status, content_type, title, description, canonical, depth,"
+            " fetched_at, error, size, elapsed_ms, truncated, notes FROM pages ORDER BY url"
+        ).fetchall()
+        states = conn.execute("SELECT url, state, depth FROM frontier ORDER BY url").fetchall()
+        links = conn.execute("SELECT src_url, dst_url FROM links ORDER BY dst_url").fetchall()
+    assert rows == [
+        (
+            p.url, p.final_url, p.status, p.content_type, p.title, p.description, p.canonical,
+            p.depth, p.fetched_at, p.error, p.size, p.elapsed_ms, int(p.truncated), p.notes,
+        )
+        for p in PAGES
+    ]  # fmt: skip
+    assert [type(value) for value in rows[0]] == [
+        str, str, int, str, str, str, str, int, str, type(None), int, float, int, str
+    ]  # fmt: skip
+    assert states == [
+        ("http://a.test/1", "done", 0),
+        ("http://a.test/2", "failed", 1),  # already known: not offered again
+        ("http://a.test/3", "skipped", 2),
+        ("http://b.test/", "pending", 1),
+    ]
+    assert links == [("http://a.test/1", "http://a.test/2"), ("http://a.test/1", "http://b.test/")]
