@@ -315,7 +315,9 @@ class _Child:
     async def stop(self) -> None:
         self._stopping = True
         if self._starter is not None:
-            await self._starter  # a child half started is stopped like any other
+            # A child half started is stopped like any other; how its start ended (even a
+            # cancellation) must not keep this from stopping it.
+            await asyncio.gather(self._starter, return_exceptions=True)
         process = self._process
         if process is None:
             return
