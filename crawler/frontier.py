@@ -245,9 +245,10 @@ class Frontier:
     def set_crawl_delay(self, host: str, crawl_delay: float | None) -> None:
         """Apply robots.txt's Crawl-delay: the host's delay becomes the larger of it (capped)
         and the configured delay."""
-        slot = self._host(host).slot
+        entry = self._host(host)
         capped = min(crawl_delay or 0.0, self._politeness.max_crawl_delay)
-        slot.delay = max(self._configured_delay(host), capped)
+        entry.slot.set_delay(max(self._configured_delay(host), capped))
+        self._queue(entry)
 
     def request_started(self, host: str) -> None:
         """The request of a lease of ``host`` is being sent now: the next one starts no
@@ -256,8 +257,9 @@ class Frontier:
         shorten the gap the server sees."""
         entry = self._host(host)
         slot = entry.slot
+        # Recorded even with no delay: a Crawl-delay learnt next counts from this request.
+        slot.sent(self._clock(), self._spacing(slot.delay))
         if slot.delay:
-            slot.sent(self._clock(), self._spacing(slot.delay))
             self._queue(entry)
 
     def delay_of(self, host: str) -> float:

@@ -48,6 +48,8 @@ class HostSlot:
     after the last URL handed out whose request has not gone yet (its turn is reserved)."""
     sent_next: float = float("-inf")
     """Earliest time the next request may start counting only requests really sent."""
+    last_sent: float = float("-inf")
+    """When the last request to this host went out."""
     cooldown_until: float = float("-inf")
     """Nothing starts before this (rate limited, robots.txt unavailable, circuit breaker)."""
     failures: int = 0
@@ -88,7 +90,15 @@ class HostSlot:
 
     def sent(self, now: float, spacing: float) -> None:
         """A request to this host went out at ``now``: the next starts ``spacing`` later."""
+        self.last_sent = now
         self.sent_next = max(self.sent_next, now + spacing)
+        self.next_start = max(self.next_start, self.sent_next)
+
+    def set_delay(self, delay: float) -> None:
+        """Change the delay (robots.txt's Crawl-delay); a longer one also spaces the next
+        request from the last one already sent (the robots.txt request itself)."""
+        self.delay = delay
+        self.sent_next = max(self.sent_next, self.last_sent + delay)
         self.next_start = max(self.next_start, self.sent_next)
 
     def finish(self, fetched: bool = True) -> None:

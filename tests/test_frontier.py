@@ -381,6 +381,26 @@ async def test_a_skipped_url_keeps_its_turn_while_another_of_its_host_is_out(
         assert isinstance(await try_lease(frontier), Lease)
 
 
+async def test_a_crawl_delay_learnt_from_robots_txt_spaces_the_page_from_that_request(
+    tmp_path: Path,
+) -> None:
+    # No configured delay; robots.txt, fetched at t=1000 for a.test/1, says Crawl-delay: 2.
+    # The page goes back (deferred) and must wait until 1002, not go at once.
+    clock = FakeClock()
+    async with running_frontier(tmp_path / "db", SEEDS, config(), clock) as frontier:
+        first = await try_lease(frontier)
+        assert isinstance(first, Lease)
+        frontier.request_started(first.host)  # the robots.txt request
+        frontier.set_crawl_delay(first.host, 2.0)
+        frontier.defer(first)
+        assert await try_lease(frontier) == "waiting"
+        clock.now += 2.0
+        frontier.wake()
+        again = await try_lease(frontier)
+        assert isinstance(again, Lease)
+        assert again.url == first.url
+
+
 async def test_a_retry_still_runs_once_the_budget_is_spent(tmp_path: Path) -> None:
     # The retry was counted against the budget at its first attempt: it must not be stranded
     # (leased until the next run) because the budget ran out while it waited.
