@@ -159,15 +159,17 @@ async def _http_stacks(seeds: list[str], count: int, echo: Callable[[str], None]
             spent = await _fetch_loop(client.get, urls)
             echo(_line(f"HTTP: httpx client.get over {name}", spent, count))
     config = load_config(CONFIG)
-    async with Fetcher(config.fetch, user_agent="bench", concurrency=IN_FLIGHT) as fetcher:
-        spent = await _fetch_loop(fetcher.fetch, urls)
-        echo(_line("HTTP: our Fetcher.fetch (default transport)", spent, count))
-    # As the crawl uses it: the frontier hears of every request sent.
-    async with Fetcher(
-        config.fetch, user_agent="bench", concurrency=IN_FLIGHT, on_request_sent=lambda url: None
-    ) as fetcher:
-        spent = await _fetch_loop(fetcher.fetch, urls)
-        echo(_line("HTTP: our Fetcher.fetch, announcing each request", spent, count))
+    # The second as the crawl uses it: the frontier hears of every request sent.
+    hooks: list[tuple[str, Callable[[str], None] | None]] = [
+        ("HTTP: our Fetcher.fetch (default transport)", None),
+        ("HTTP: our Fetcher.fetch, announcing each request", lambda url: None),
+    ]
+    for label, hook in hooks:
+        async with Fetcher(
+            config.fetch, user_agent="bench", concurrency=IN_FLIGHT, on_request_sent=hook
+        ) as fetcher:
+            spent = await _fetch_loop(fetcher.fetch, urls)
+        echo(_line(label, spent, count))
 
 
 class _FromMemory(httpx.AsyncBaseTransport):
