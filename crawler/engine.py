@@ -43,7 +43,7 @@ from crawler.sink import Sink
 from crawler.stats import Stats
 from crawler.store import Store
 from crawler.traps import SessionStripper, TrapGuard
-from crawler.urls import Scope, host_key, hostname
+from crawler.urls import Scope, hostname
 from crawler.worker import ROBOTS_MAX_BYTES, Worker, fetch_robots
 
 log = logging.getLogger("crawler")
@@ -168,7 +168,7 @@ class Crawl:
         """A request really went out (the fetcher's hook): the host's next request is spaced
         from now, not from when the worker asked for it."""
         if self.frontier is not None:
-            self.frontier.request_started(host_key(url))
+            self.frontier.request_started(url)
 
     async def _run_workers(self, worker: Worker) -> None:
         loop = asyncio.get_running_loop()

@@ -250,17 +250,20 @@ class Frontier:
         entry.slot.set_delay(max(self._configured_delay(host), capped))
         self._queue(entry)
 
-    def request_started(self, host: str) -> None:
-        """The request of a lease of ``host`` is being sent now: the next one starts no
-        earlier than ``delay`` from now. Dispatch already counted the delay from the moment it
-        handed the lease out; what happened in between (robots.txt, a busy loop) must not
-        shorten the gap the server sees."""
-        entry = self._host(host)
+    def request_started(self, url: str) -> None:
+        """The request for ``url`` (a lease's, or robots.txt) is being sent now: the host's
+        next one starts no earlier than ``delay`` from now. Dispatch already counted the delay
+        from the moment it handed the lease out; what happened in between (robots.txt, a slow
+        connect, a busy loop) must not shorten the gap the server sees."""
+        entry = self._host(host_key(url))
         slot = entry.slot
+        now = self._clock()
         # Recorded even with no delay: a Crawl-delay learnt next counts from this request.
-        slot.sent(self._clock(), self._spacing(slot.delay))
+        slot.sent(now, self._spacing(slot.delay), url)
         if slot.delay:
             self._queue(entry)
+            if self.state is FrontierState.RUNNING:
+                self._arm_timer(now)  # the host may have been waiting for this send
 
     def delay_of(self, host: str) -> float:
         return self._host(host).slot.delay
@@ -332,7 +335,7 @@ class Frontier:
 
     def _finish(self, lease: Lease, fetched: bool = True) -> _Host:
         host = self._hosts[lease.host]
-        host.slot.finish(fetched)
+        host.slot.finish(lease, fetched)
         self.in_flight -= 1
         self._queue(host)
         return host

@@ -7,7 +7,9 @@ Rules (the defaults are in ``configs/default.toml``, section ``[politeness]``):
 
 - at most ``concurrency`` requests to one host are in flight at once;
 - two requests to one host start at least ``delay`` seconds apart (the configured delay, or the
-  host's robots.txt Crawl-delay if larger, capped; optionally jittered);
+  host's robots.txt Crawl-delay if larger, capped; optionally jittered), counted from when each
+  request was really sent; with a delay, nothing more starts on a host while the URL handed
+  out last has not been sent yet (a slow connect must not let the next one overtake it);
 - a host in cooldown (a 429/503 with or without Retry-After, robots.txt unavailable, or a
   tripped circuit breaker) starts nothing until the cooldown ends;
 - a retry waits in its host's slot until its not-before time, and still obeys all of the above;
@@ -50,6 +52,11 @@ class HostSlot:
     """Earliest time the next request may start counting only requests really sent."""
     last_sent: float = float("-inf")
     """When the last request to this host went out."""
+    unsent: Lease | None = None
+    """The URL handed out last, while its request has not gone out. With a delay the host
+    starts nothing else until it has: the next request is spaced from that send, which a slow
+    connect or a busy loop can put well after the turn it was given (with two allowed at once,
+    the next URL would otherwise go first, or right after it)."""
     cooldown_until: float = float("-inf")
     """Nothing starts before this (rate limited, robots.txt unavailable, circuit breaker)."""
     failures: int = 0
@@ -66,7 +73,7 @@ class HostSlot:
         """Earliest time a request to this host may start, or None if none can be started
         (no work, or at the concurrency cap: a release will ask again). With ``new_urls``
         False only :attr:`retries` count (the window's URLs were never handed out)."""
-        if self.active >= self.concurrency:
+        if self.active >= self.concurrency or (self.delay and self.unsent is not None):
             return None
         if self.window and new_urls:
             return max(self.next_start, self.cooldown_until)
@@ -81,6 +88,7 @@ class HostSlot:
         """
         lease = heapq.heappop(self.retries)[2] if self.retry_due(now) else self.window.popleft()
         self.active += 1
+        self.unsent = lease
         self.next_start = now + (self.delay if spacing is None else spacing)
         return lease
 
@@ -88,8 +96,11 @@ class HostSlot:
         """Whether :meth:`start` at ``now`` takes a retry rather than a URL of the window."""
         return bool(self.retries) and self.retries[0][0] <= now
 
-    def sent(self, now: float, spacing: float) -> None:
-        """A request to this host went out at ``now``: the next starts ``spacing`` later."""
+    def sent(self, now: float, spacing: float, url: str) -> None:
+        """A request for ``url`` went out to this host at ``now``: the next starts ``spacing``
+        later. (A request not for a URL handed out, such as robots.txt, counts as well.)"""
+        if self.unsent is not None and self.unsent.url == url:
+            self.unsent = None
         self.last_sent = now
         self.sent_next = max(self.sent_next, now + spacing)
         self.next_start = max(self.next_start, self.sent_next)
@@ -101,11 +112,13 @@ class HostSlot:
         self.sent_next = max(self.sent_next, self.last_sent + delay)
         self.next_start = max(self.next_start, self.sent_next)
 
-    def finish(self, fetched: bool = True) -> None:
-        """A URL handed out is done with (recorded, or handed back for a retry). ``fetched``
-        False: no request went out for it (robots.txt forbids it, a trap budget, the address
-        guard), so the turn :meth:`start` reserved for it is given back, unless another URL
-        of this host is still out: its reservation may be the one that counts."""
+    def finish(self, lease: Lease, fetched: bool = True) -> None:
+        """``lease``, handed out, is done with (recorded, or handed back for a retry).
+        ``fetched`` False: no request went out for it (robots.txt forbids it, a trap budget,
+        the address guard), so the turn :meth:`start` reserved for it is given back, unless
+        another URL of this host is still out: its reservation may be the one that counts."""
+        if self.unsent is not None and self.unsent.id == lease.id:
+            self.unsent = None  # it never went out (or did and failed): nothing to wait for
         self.active -= 1
         if not fetched and not self.active:
             self.next_start = self.sent_next

@@ -30,8 +30,35 @@ def test_a_fresh_slot_is_ready_at_once() -> None:
 
 def test_starts_are_spaced_by_the_delay() -> None:
     s = slot(concurrency=5, delay=1.5)
-    s.start(10.0)
+    first = s.start(10.0)
+    s.sent(10.0, 1.5, first.url)
     assert s.ready_at() == 11.5
+
+
+def test_with_a_delay_nothing_starts_before_the_last_url_handed_out_is_sent() -> None:
+    # Two at once allowed, 1 s apart. The first URL, handed out at t=10, is still connecting
+    # at t=11.2: had the second started at 11, its request could reach the server before or
+    # just after the first one's. It waits for that send and is spaced from it.
+    s = slot(concurrency=2, delay=1.0)
+    first = s.start(10.0)
+    assert s.ready_at() is None
+    s.sent(11.2, 1.0, "http://h/robots.txt")  # another request of the host's: not the URL's
+    assert s.ready_at() is None
+    s.sent(11.5, 1.0, first.url)
+    assert s.ready_at() == 12.5
+
+
+def test_a_url_that_never_goes_out_frees_its_host() -> None:
+    s = slot(concurrency=2, delay=1.0)
+    first = s.start(10.0)
+    s.finish(first, fetched=False)  # refused before any request (a connect that failed, say)
+    assert s.ready_at() is not None
+
+
+def test_without_a_delay_unsent_urls_do_not_hold_the_host() -> None:
+    s = slot(concurrency=2, delay=0.0)
+    s.start(10.0)
+    assert s.ready_at() == 10.0
 
 
 def test_no_delay_means_ready_again_at_once() -> None:
@@ -42,10 +69,10 @@ def test_no_delay_means_ready_again_at_once() -> None:
 
 def test_concurrency_cap_blocks_until_a_request_finishes() -> None:
     s = slot(concurrency=2, delay=0.0)
-    s.start(0.0)
+    first = s.start(0.0)
     s.start(0.0)
     assert s.ready_at() is None
-    s.finish()
+    s.finish(first)
     assert s.ready_at() == 0.0
 
 
@@ -63,7 +90,7 @@ def test_a_retry_waits_for_its_not_before_time() -> None:
 
 def test_a_retry_also_obeys_the_delay() -> None:
     s = slot(urls=1, delay=5.0, concurrency=2)
-    s.start(28.0)  # next start allowed at 33
+    s.sent(28.0, 5.0, s.start(28.0).url)  # next start allowed at 33
     s.schedule_retry(lease(7, attempt=1), not_before=30.0)
     assert s.ready_at() == 33.0
 
