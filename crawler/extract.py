@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 from crawler.errors import PageError
 from crawler.models import Lease, Outcome, PageRecord, Response
 from crawler.parse import parse_html
+from crawler.rows import page_rows
 from crawler.traps import SessionStripper, repeated_segments
 from crawler.urls import Scope, canonicalize
 
@@ -90,7 +91,11 @@ def build_outcome(lease: Lease, response: Response, rules: LinkRules, fetched_at
         page = replace(
             page, title=parsed.title, description=parsed.description, canonical=parsed.canonical
         )
-    return Outcome(lease, _noted(page, notes), list(links), follow, follow_depth=lease.depth + 1)
+    link_list = list(links)
+    depth = lease.depth + 1
+    # Encoded here, off the event loop, for the sink (crawler.rows).
+    rows = page_rows(lease.url, link_list, follow, depth, 0)
+    return Outcome(lease, _noted(page, notes), link_list, follow, follow_depth=depth, rows=rows)
 
 
 def unparsed_outcome(lease: Lease, response: Response, fetched_at: str, note: str) -> Outcome:

@@ -13,8 +13,9 @@ frames of a 4-byte big-endian length and a msgpack body on the child's stdin and
 - first frame to the child: the pickled :class:`~crawler.extract.LinkRules`; it answers
   ``READY`` once it can parse;
 - a job: ``(job_id, lease, response, fetched_at)``; the answer:
-  ``(job_id, "", page, links, follow, follow_depth, follow_hops)``, or an error text instead of
-  ``""`` if ``build_outcome`` raised (a bug: the crawl then stops loudly, as in a thread).
+  ``(job_id, "", page, links, follow, follow_depth, follow_hops, rows)``, or an error text
+  instead of ``""`` if ``build_outcome`` raised (a bug: the crawl then stops loudly, as in a
+  thread).
 
 A child handles its jobs in order, one at a time, so the oldest unanswered job is the one it is
 working on. If that job takes longer than ``runtime.parse_timeout`` (a hostile page can make
@@ -46,7 +47,7 @@ from typing import BinaryIO, Protocol
 import msgspec
 
 from crawler.extract import LinkRules, build_outcome, unparsed_outcome
-from crawler.models import Lease, Outcome, PageRecord, Response
+from crawler.models import Lease, Outcome, PageRecord, PageRows, Response
 
 log = logging.getLogger("crawler")
 
@@ -58,8 +59,9 @@ STOP_TIMEOUT = 5.0
 """Seconds a child gets to exit after its stdin closes before it is killed."""
 
 _Job = tuple[int, Lease, Response, str]
-_Answer = tuple[int, str, PageRecord | None, list[str], list[str], int, int]
-"""(job_id, error, page, links, follow, follow_depth, follow_hops); error is "" on success."""
+_Answer = tuple[int, str, PageRecord | None, list[str], list[str], int, int, PageRows | None]
+"""(job_id, error, page, links, follow, follow_depth, follow_hops, rows); error is "" on
+success."""
 
 
 class Extractor(Protocol):
@@ -280,11 +282,11 @@ class _Child:
             self._head_since = self._clock()
         if future.done():
             return
-        _, error, page, links, follow, follow_depth, follow_hops = answer
+        _, error, page, links, follow, follow_depth, follow_hops, rows = answer
         if error or page is None:
             future.set_exception(ExtractorFailed(f"extracting {job[1].url} failed: {error}"))
             return
-        future.set_result(Outcome(job[1], page, links, follow, follow_depth, follow_hops))
+        future.set_result(Outcome(job[1], page, links, follow, follow_depth, follow_hops, rows))
 
     def kill(self, reason: str) -> None:
         if self._process is not None and self._process.returncode is None:
@@ -391,9 +393,11 @@ def serve(inp: BinaryIO, out: BinaryIO) -> None:
         try:
             o = build_outcome(lease, response, rules, fetched_at)
         except Exception as exc:  # reported to the crawl, which stops loudly
-            answer = (job_id, f"{type(exc).__name__}: {exc}", None, [], [], 0, 0)
+            answer = (job_id, f"{type(exc).__name__}: {exc}", None, [], [], 0, 0, None)
         else:
-            answer = (job_id, "", o.page, o.links, o.follow, o.follow_depth, o.follow_hops)
+            answer = (
+                job_id, "", o.page, o.links, o.follow, o.follow_depth, o.follow_hops, o.rows
+            )  # fmt: skip
         out.write(_frame(encoder.encode(answer)))
         out.flush()
 

@@ -117,6 +117,19 @@ class PageRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class PageRows:
+    """One outcome's rows for the ``links`` table and the frontier, encoded for the sink's
+    statements (:mod:`crawler.rows`): JSON array elements, comma-joined, without brackets."""
+
+    links: str
+    """``["src", "dst"]`` for each link of the page ("" for none)."""
+    discovered: str
+    """``["url", "host", depth, hops]`` for each URL offered to the frontier ("" for none)."""
+    hosts: tuple[str, ...]
+    """The distinct hosts of the discovered URLs: the frontier hears of them after the commit."""
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """What a worker reports back for one lease: the page, and the links it found."""
 
@@ -130,3 +143,6 @@ class Outcome:
     """Depth the followed URLs get: one more than the page's, the same for a redirect."""
     follow_hops: int = 0
     """Redirect hops the followed URLs get: one more than the page's for a redirect, else 0."""
+    rows: PageRows | None = None
+    """``links`` and ``follow`` already encoded for the sink (by the parse worker, off the event
+    loop); None: the sink encodes them. Must describe the same links and follow when set."""

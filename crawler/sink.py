@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterable
 
 from crawler.config import StorageSection
 from crawler.models import Outcome
-from crawler.store import NewURL, Store
-from crawler.urls import host_key
+from crawler.rows import rows_of
+from crawler.store import Store
 
 OnCommit = Callable[[int, Iterable[str]], None]
 """Called after each commit with the number of outcomes and the hosts that may have new URLs."""
@@ -73,21 +73,11 @@ class Sink:
                 return
 
     async def _write(self, batch: list[Outcome]) -> None:
-        discovered: list[NewURL] = []
-        hosts: set[str] = set()
-        for outcome in batch:
-            for url in outcome.follow:
-                host = host_key(url)
-                hosts.add(host)
-                discovered.append((url, host, outcome.follow_depth, outcome.follow_hops))
-        await self._store.write_batch(
-            pages=[(o.lease.id, o.page) for o in batch],
-            links=[(o.page.url, dst) for o in batch for dst in o.links],
-            discovered=discovered,
-        )
+        rows = [rows_of(outcome) for outcome in batch]  # mostly encoded by the parse worker
+        await self._store.write_batch([(o.lease.id, o.page) for o in batch], rows)
         self.committed += len(batch)
         self.batches += 1
-        self._on_commit(len(batch), hosts)
+        self._on_commit(len(batch), {host for page in rows for host in page.hosts})
 
     def __repr__(self) -> str:
         return (

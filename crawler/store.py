@@ -26,7 +26,8 @@ import aiosqlite
 import msgspec
 
 from crawler.errors import StorageError
-from crawler.models import Lease, PageRecord
+from crawler.models import Lease, PageRecord, PageRows
+from crawler.rows import json_array
 
 SCHEMA_VERSION = 1
 
@@ -193,18 +194,18 @@ class Store:
         await self._transaction([(_ADD_URLS, _json_rows(urls))])
 
     async def write_batch(
-        self,
-        pages: Sequence[tuple[int, PageRecord]],
-        links: Sequence[tuple[str, str]],
-        discovered: Sequence[NewURL],
+        self, pages: Sequence[tuple[int, PageRecord]], rows: Sequence[PageRows]
     ) -> None:
-        """Record pages (with their frontier ids), their links and newly found URLs, atomically."""
+        """Record pages (with their frontier ids), their links and the URLs they offer to the
+        frontier (``rows``, :mod:`crawler.rows`), atomically."""
+        links = json_array(page.links for page in rows)
+        discovered = json_array(page.discovered for page in rows)
         await self._transaction(
             [
                 (_ADD_PAGES, _json_rows([_page_row(page) for _, page in pages])),
                 (_SET_STATES, _json_rows([(id_, page.state) for id_, page in pages])),
-                (_ADD_LINKS, _json_rows(links)),
-                (_ADD_URLS, _json_rows(discovered)),
+                (_ADD_LINKS, [(links,)] if links != "[]" else []),
+                (_ADD_URLS, [(discovered,)] if discovered != "[]" else []),
             ]
         )
 

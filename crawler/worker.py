@@ -92,7 +92,7 @@ class Worker:
                 continue  # handed back to the frontier
             follow = self.traps.worth_following(outcome.follow)
             if follow is not outcome.follow:
-                outcome = replace(outcome, follow=follow)
+                outcome = replace(outcome, follow=follow, rows=None)  # rows: encoded anew
             frontier.release(lease, fetched=not outcome.page.skipped)
             await self.sink.put(outcome)
             self.stats.record(outcome)

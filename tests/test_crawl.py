@@ -280,5 +280,5 @@ async def test_sqlite_full_database_is_a_storage_error(tmp_path: Path) -> None:
             url="http://a.test/", depth=0, fetched_at="t", status=200, title="x" * 100_000
         )
         with pytest.raises(StorageError, match="full"):
-            await store.write_batch([(1, big)], [], [])
+            await store.write_batch([(1, big)], [])
         assert (await store.state_counts())["pending"] == 1  # the failed batch left no trace

@@ -511,3 +511,18 @@ async def test_per_host_page_budget(site: HostileSite, tmp_path: Path) -> None:
                          **{"traps.max_pages_per_host": 7, "crawl.max_pages": 500})  # fmt: skip
     assert len([p for p in result.requested if p.startswith("/traps/numbered")]) == 7
     assert result.report.complete
+
+
+async def test_urls_found_once_the_host_budget_is_spent_are_not_offered(
+    site: HostileSite, tmp_path: Path
+) -> None:
+    result = await crawl(site, tmp_path, "/traps/numbered/0",
+                         **{"traps.max_pages_per_host": 7, "crawl.max_pages": 500})  # fmt: skip
+    # /traps/numbered/N links N+1 and N+2; pages 0-6 are fetched. The last of them spends the
+    # budget, so its links are not offered to the frontier at all, not even to be skipped
+    # later: 8, linked only from 6 and 7, is never known (7 may be, from 5).
+    with sqlite3.connect(result.db) as conn:
+        known = {url for (url,) in conn.execute("SELECT url FROM frontier")}
+    numbered = {f"{site.base_url}/traps/numbered/{n}" for n in range(8)}
+    assert numbered - known <= {f"{site.base_url}/traps/numbered/7"}
+    assert known <= numbered

@@ -13,6 +13,7 @@ from crawler.abort import AbortController, AbortReason
 from crawler.config import Config, load_config
 from crawler.frontier import Frontier, FrontierState
 from crawler.models import Lease, Outcome, PageRecord
+from crawler.rows import page_rows
 from crawler.store import Store
 
 pytestmark = pytest.mark.anyio
@@ -82,7 +83,7 @@ async def record(
     outcome = Outcome(lease, page, list(found), list(found), lease.depth + 1)
     hosts = {u.split("/")[2] for u in found}
     await store.write_batch(
-        [(lease.id, outcome.page)], [], [(u, u.split("/")[2], 1, 0) for u in found]
+        [(lease.id, outcome.page)], [page_rows(lease.url, [], list(found), 1, 0)]
     )
     frontier.on_committed(1, hosts)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from crawler.models import PageRecord
+from crawler.rows import page_rows
 from crawler.store import Store
 
 pytestmark = pytest.mark.anyio
@@ -48,10 +49,13 @@ async def test_a_batch_is_written_as_given(tmp_path: Path) -> None:
         await store.add_urls([(page.url, "a.test", page.depth, 0) for page in PAGES])
         claimed = (await store.claim([("a.test", 10)]))["a.test"]
         ids = {lease.url: lease.id for lease in claimed}
+        links = ["http://a.test/2", "http://b.test/"]
         await store.write_batch(
             [(ids[page.url], page) for page in PAGES],
-            links=[("http://a.test/1", "http://a.test/2"), ("http://a.test/1", "http://b.test/")],
-            discovered=[("http://b.test/", "b.test", 1, 0), ("http://a.test/2", "a.test", 1, 0)],
+            [
+                page_rows("http://a.test/1", links, ["http://b.test/", "http://a.test/2"], 1, 0),
+                page_rows("http://a.test/2", [], [], 2, 0),  # a page with no links
+            ],
         )
     with closing(sqlite3.connect(db)) as conn:
         rows = conn.execute(
