@@ -117,6 +117,7 @@ class Fetcher:
         )
         # What build_request would add to each request, computed once (see _request).
         self._extensions = {"timeout": self._client.timeout.as_dict()}
+        self._headers = self._client.headers.raw
 
     async def __aenter__(self) -> Fetcher:
         await self._client.__aenter__()
@@ -210,9 +211,19 @@ class Fetcher:
         ``build_request`` merges the client's URL, params, headers and cookies with the call's
         (none here) and copies headers and cookie jar twice on the way; this client has no
         base URL and no params, so what is left is its headers, its timeouts and the Cookie
-        header for this URL, which the jar adds, as build_request has it added."""
+        header for this URL, which the jar adds, as build_request has it added. The request
+        is made with an empty body stream, which spares httpx encoding a body it does not
+        have and copying the headers again to add the one it would add itself, ``Host``."""
         client = self._client
-        request = httpx.Request("GET", url, headers=client.headers, extensions=self._extensions)
+        parsed = httpx.URL(url)
+        request = httpx.Request(
+            "GET",
+            parsed,
+            headers=[(b"Host", parsed.netloc), *self._headers],
+            extensions=self._extensions,
+            stream=httpx.ByteStream(b""),
+        )
+        request.read()  # what Request does with a body it encodes: its content is known
         if client.cookies:  # empty unless some server set a cookie
             client.cookies.set_cookie_header(request)
         return request

@@ -249,5 +249,25 @@ async def fetch_robots(fetcher: Fetcher, url: str) -> RobotsFetch:
     return RobotsFetch(status=response.status, body=response.body, location=response.location)
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
+class _UtcStamps:
+    """``pages.fetched_at`` for now: ISO 8601 UTC with milliseconds, as ``datetime``'s
+    ``isoformat(timespec="milliseconds")`` writes it. Every page asks, on the event loop, so
+    the part down to the second is formatted once per second."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self) -> str:
+        return self.at(time.time_ns())
+
+    def at(self, ns: int) -> str:
+        """The stamp of ``ns`` nanoseconds since the epoch."""
+        second, ms = divmod(ns // 1_000_000, 1000)
+        if second != self._second:
+            self._second = second
+            self._prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        return f"{self._prefix}.{ms:03d}+00:00"
+
+
+_now = _UtcStamps()

@@ -282,3 +282,21 @@ async def test_sqlite_full_database_is_a_storage_error(tmp_path: Path) -> None:
         with pytest.raises(StorageError, match="full"):
             await store.write_batch([(1, big)], [])
         assert (await store.state_counts())["pending"] == 1  # the failed batch left no trace
+
+
+def test_fetched_at_stamps_are_what_datetime_writes() -> None:
+    from datetime import UTC, datetime
+
+    from crawler.worker import _UtcStamps
+
+    stamps = _UtcStamps()
+    for ns in (
+        0,
+        999_999,
+        1_700_000_000_999_999_999,
+        1_700_000_001_000_000_000,
+        1_764_720_000_123_456_789,
+    ):
+        expected = datetime.fromtimestamp(ns // 1000 / 1e6, UTC).isoformat(timespec="milliseconds")
+        assert stamps.at(ns) == expected
+    assert abs(datetime.fromisoformat(stamps()) - datetime.now(UTC)).total_seconds() < 60

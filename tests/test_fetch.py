@@ -215,3 +215,26 @@ async def test_with_an_injected_transport_the_hook_comes_before_httpx_has_the_re
     ) as f:
         response = await f.fetch(URL)
     assert (response.status, sent) == (200, [URL])
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        URL,
+        "http://site.test:8080/a?b=c&d",
+        "https://user:pw@site.test/%C3%A9?x=%20",
+        "http://[::1]/",
+    ],
+)
+async def test_requests_are_built_as_httpx_builds_them(url: str) -> None:
+    # Fetcher._request skips build_request's general merging: what reaches the transport
+    # must be the same, the Host header httpx adds and the Cookie header of the jar included.
+    async with fetcher() as f:
+        client = f._client
+        client.cookies.set("session", "abc", domain="site.test")
+        ours, httpx_own = f._request(url), client.build_request("GET", url)
+    assert (ours.method, ours.url, ours.content) == (httpx_own.method, httpx_own.url, b"")
+    assert ours.headers.raw == httpx_own.headers.raw
+    assert ours.extensions == httpx_own.extensions
+    if url == URL:
+        assert "cookie" in ours.headers  # the jar's Cookie header is there too
