@@ -57,6 +57,8 @@ KEEPALIVE_SECONDS = 5.0
 """Idle connections are closed after this long (httpx's default)."""
 ACCEPT_ENCODING = "gzip, deflate"
 """Only what :class:`_Decoder` can stop at the size cap."""
+_NO_BODY = httpx.ByteStream(b"")
+"""Every request's body: a GET sends none (the stream holds no state, so one serves all)."""
 
 
 class UnsupportedEncoding(InvalidResponse):
@@ -221,7 +223,7 @@ class Fetcher:
             parsed,
             headers=[(b"Host", parsed.netloc), *self._headers],
             extensions=self._extensions,
-            stream=httpx.ByteStream(b""),
+            stream=_NO_BODY,
         )
         request.read()  # what Request does with a body it encodes: its content is known
         if client.cookies:  # empty unless some server set a cookie
