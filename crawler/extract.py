@@ -28,7 +28,7 @@ from crawler.models import Lease, Outcome, PageRecord, Response
 from crawler.parse import parse_html
 from crawler.rows import page_rows
 from crawler.traps import SessionStripper, repeated_segments
-from crawler.urls import Scope, canonicalize
+from crawler.urls import BaseURL, Scope, canonicalize
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +65,9 @@ def build_outcome(lease: Lease, response: Response, rules: LinkRules, fetched_at
     directives |= _directives(response.robots_tag or "", rules.product_token)
     links: dict[str, None] = {}  # ordered set: first occurrence wins
     unfollowed: set[str] = set()
+    base = BaseURL(parsed.base_url)
     for href in parsed.links:
-        url = canonicalize(href, parsed.base_url, max_length=rules.max_url_length)
+        url = base.resolve(href, max_length=rules.max_url_length)
         if url is None:
             continue
         url = rules.strip_sessions(url)

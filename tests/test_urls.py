@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from crawler.urls import DEFAULT_MAX_URL_LENGTH, Scope, canonicalize, host_key, hostname
+from crawler.urls import (
+    DEFAULT_MAX_URL_LENGTH,
+    BaseURL,
+    Scope,
+    canonicalize,
+    host_key,
+    hostname,
+)
 
 BASE = "http://example.com/dir/index.html?q=1"
 RFC_BASE = "http://a/b/c/d;p?q"  # the base of RFC 3986 section 5.4
@@ -299,6 +306,38 @@ def test_canonicalize_is_idempotent(href: str) -> None:
     assert once is not None
     assert canonicalize(once) == once
     assert canonicalize(once, "http://unrelated.example/") == once
+
+
+@pytest.mark.parametrize(
+    "base",
+    [
+        BASE,
+        RFC_BASE,
+        "HTTP://User@Example.COM.:8080/a/b?q#f",
+        "https://[2001:DB8::1]/x",
+        "http://a",
+        "mailto:x@example.com",
+        "/relative/only",
+        "http://exa mple.com/",
+        "",
+    ],
+)
+def test_one_base_url_resolves_every_link_as_canonicalize_does(base: str) -> None:
+    # One BaseURL serves all the links of a page: nothing of one link may leak into the next.
+    resolver = BaseURL(base)
+    for href in [*TRICKY, *reversed(TRICKY)]:
+        assert resolver.resolve(href) == canonicalize(href, base), href
+    assert resolver.resolve("/" + "a" * 40, max_length=30) is None
+
+
+def test_base_url_normalizes_its_authority() -> None:
+    base = BaseURL("HTTP://User@Example.COM.:8080/a/b?q#f")
+    assert base.resolve("c") == "http://User@example.com:8080/a/c"
+    assert base.resolve("") == "http://User@example.com:8080/a/b?q"
+    assert base.resolve("//Other.example:80/") == "http://other.example/"
+    unusable = BaseURL("http://exa mple.com/")
+    assert unusable.resolve("/a") is None
+    assert unusable.resolve("https://ok.example/a") == "https://ok.example/a"
 
 
 @pytest.mark.parametrize(
