@@ -47,6 +47,7 @@ from typing import BinaryIO, Protocol
 import msgspec
 
 from crawler.extract import LinkRules, build_outcome, unparsed_outcome
+from crawler.heap import keep_freed_memory
 from crawler.models import Lease, Outcome, PageRecord, PageRows, Response
 
 log = logging.getLogger("crawler")
@@ -403,6 +404,7 @@ def serve(inp: BinaryIO, out: BinaryIO) -> None:
 
 
 def main() -> None:
+    keep_freed_memory()  # a tree per page: see crawler.heap
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     # The protocol owns fd 1; anything printed by mistake goes to stderr instead.

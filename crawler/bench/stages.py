@@ -4,8 +4,9 @@ The scenarios say how fast the whole crawler is; this says where a page's CPU go
 change to one stage can be judged before the whole is run again. Each line is CPU time per page
 (``time.process_time``, all threads) over ``N`` synthetic pages of 20 KB with 35 links:
 
-- parsing and link handling, as the worker thread runs them (``parse_html``,
-  ``canonicalize``, the whole ``build_outcome``), and the bare-loop equivalents;
+- parsing and link handling, as the parse worker runs them (``parse_html``, first with the C
+  heap as glibc leaves it, then kept as :mod:`crawler.heap` does; resolving links; the whole
+  ``build_outcome``), and the bare-loop equivalents;
 - handing a page to a thread and back (``asyncio.to_thread``);
 - the sink: one page's rows, links and discovered URLs, in batches as the crawl writes them;
 - the HTTP stack, fetch only, 100 requests in flight against the synthetic web: raw aiohttp,
@@ -35,11 +36,12 @@ from crawler.config import Config, load_config
 from crawler.engine import Crawl
 from crawler.extract import LinkRules, build_outcome
 from crawler.fetch import Fetcher
+from crawler.heap import keep_freed_memory
 from crawler.models import Lease, Outcome, Response
 from crawler.parse import parse_html
 from crawler.sink import Sink
 from crawler.store import Store
-from crawler.urls import canonicalize
+from crawler.urls import BaseURL
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "bench.toml"
 IN_FLIGHT = 100
@@ -55,6 +57,10 @@ def _timed(function: Callable[[int], object], count: int) -> float:
     for i in range(count):
         function(i)
     return time.process_time() - started
+
+
+def _resolve_all(base: BaseURL, hrefs: list[str]) -> list[str | None]:
+    return [base.resolve(href) for href in hrefs]
 
 
 def _rules(config: Config) -> LinkRules:
@@ -74,15 +80,17 @@ def parse_stages(count: int, echo: Callable[[str], None]) -> list[Outcome]:
         Response(url=url, status=200, content_type=HTML_TYPE, body=body)
         for url, body in zip(urls, bodies, strict=True)
     ]
+
+    def parse(i: int) -> object:
+        return parse_html(bodies[i], urls[i], HTML_TYPE)
+
+    echo(_line("parse_html, C heap trimmed (glibc's default)", _timed(parse, count), count))
+    if keep_freed_memory():  # as the parse worker does; the stages below run so too
+        echo(_line("parse_html, freed C heap kept (crawler.heap)", _timed(parse, count), count))
     echo(
         _line(
-            "parse_html", _timed(lambda i: parse_html(bodies[i], urls[i], HTML_TYPE), count), count
-        )
-    )
-    echo(
-        _line(
-            "canonicalize, each link of a page",
-            _timed(lambda i: [canonicalize(h, urls[i]) for h in parsed[i].links], count),
+            "canonicalize each link of a page (one BaseURL a page)",
+            _timed(lambda i: _resolve_all(BaseURL(urls[i]), parsed[i].links), count),
             count,
         )
     )
