@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from crawler.bench import harness, peers
+from crawler.bench import harness, peers, server
 from crawler.bench.harness import BenchOptions, Contender, contenders, run_bench
 from crawler.bench.measure import RunResult, percentiles
 from crawler.bench.report import build_report, memory_figures, write_json, write_plot
@@ -94,6 +96,51 @@ def test_server_serves_the_model_and_counts() -> None:
         web.reset()
         assert web.stats().pages == 0
     assert all(proc.poll() is not None for proc in web._procs) or not web._procs
+
+
+def _exchange(url: str, data: bytes) -> bytes:
+    """Send raw ``data`` to the host at ``url`` and read until the server closes."""
+    host, _, port = url.split("/")[2].partition(":")
+    with socket.create_connection((host, int(port)), timeout=5) as conn:
+        conn.sendall(data)
+        received = b""
+        while chunk := conn.recv(65536):
+            received += chunk
+    return received
+
+
+def test_server_speaks_keep_alive_http_and_refuses_the_rest() -> None:
+    spec = WebSpec(hosts=1, pages=5, page_bytes=200)
+    with SyntheticWeb(spec, workers=1) as web:
+        assert web.web is not None
+        # Two requests in one packet, the second asking to close: two answers, then the end.
+        both = _exchange(
+            web.seeds[0], b"GET /p/1 HTTP/1.1\r\n\r\nGET /p/2 HTTP/1.1\r\nConnection: close\r\n\r\n"
+        )
+        assert both.count(b"HTTP/1.1 200 OK") == 2
+        assert both.endswith(web.web.page(0, 2))
+        assert _exchange(web.seeds[0], b"NONSENSE\r\n\r\n").startswith(b"HTTP/1.1 400 ")
+        assert _exchange(web.seeds[0], b"GET /" + b"x" * 20_000).startswith(b"HTTP/1.1 431 ")
+        assert web.stats().pages == 2
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="SO_TIMESTAMPNS is Linux's")
+def test_arrival_is_when_the_kernel_received_the_request_not_when_it_was_read() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    with listener, socket.create_connection(listener.getsockname()) as client:
+        conn, _ = listener.accept()
+        with conn:
+            assert server._SO_TIMESTAMPNS is not None
+            conn.setsockopt(socket.SOL_SOCKET, server._SO_TIMESTAMPNS, 1)
+            before = time.time()
+            client.sendall(b"GET / HTTP/1.1\r\n\r\n")
+            sent = time.time()
+            time.sleep(0.05)  # the server is late to read: not synchronisation, the lateness
+            _, ancillary, _, _ = conn.recvmsg(1024, server._ANCILLARY_SIZE)
+            read = time.time()
+    arrived = server._arrival(ancillary)
+    assert before - 0.01 <= arrived <= sent + 0.01
+    assert read - arrived >= 0.04  # a read-time stamp (the fallback) would fail this
 
 
 def _check_summary(summary: dict[str, object]) -> None:

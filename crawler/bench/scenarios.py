@@ -21,8 +21,9 @@ from typing import Any
 from crawler.bench.web import WebSpec
 
 SPACING_TOLERANCE = 0.005
-"""Seconds a request may arrive earlier than the delay says and still count as compliant:
-the server timestamps arrivals, and the network between two sends adds jitter."""
+"""Seconds a request may arrive earlier than the delay says and still count as compliant.
+The server's arrival stamps are the kernel's (crawler.bench.server), so this only covers the
+time between a crawler's clock and its packet reaching the TCP stack."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +116,7 @@ def _latency() -> Scenario:
         name="latency",
         description="one host, 100 ms per answer, 500 in flight: overlap",
         web=WebSpec(hosts=1, pages=20_000, page_bytes=20_000, links_per_page=35, latency_ms=100),
-        budget=10_000,
+        budget=int(__import__("os").environ.get("TMP_BUDGET", 10_000)),
         concurrency=500,
         overrides={"politeness.per_host_concurrency": 500, "politeness.per_host_delay": 0.0},
     )

@@ -4,21 +4,25 @@ one ``127.0.0.1`` port per host, and the server's view of each crawler's politen
 The parent (:class:`SyntheticWeb`) binds every host's listening socket itself, so all ports
 are known before any page is rendered (pages link across hosts), then starts ``workers``
 processes that inherit the sockets (``pass_fds``) and each serve a slice of the hosts on
-uvloop, with a bare :class:`asyncio.Protocol` (no streams: the server must not be the
-bottleneck). A worker is controlled through its stdin, one command a line, one JSON answer a
-line on stdout: ``reset``, ``stats``, ``quit``. End of stdin (the parent died) stops it too.
+uvloop, reading and writing its sockets directly (no transports or streams: the server must
+not be the bottleneck, and it needs each request's kernel timestamp). A worker is controlled
+through its stdin, one command a line, one JSON answer a line on stdout: ``reset``,
+``stats``, ``quit``. End of stdin (the parent died) stops it too.
 
 What the server records per host, as seen on the wire: requests, requests in flight at once
 (from the request's arrival to its answer), the shortest gap between two request arrivals,
 and requests for paths robots.txt disallows; and page requests per 0.1 s for the plot.
 
-Arrival times are taken when a worker reads the request. On a machine the crawler keeps busy,
-a worker waiting for a core read late and then read a burst at once: a crawler that sent two
-requests 1,000.3 ms apart (its own log) was seen 941.7 ms apart. So a worker asks for
-real-time scheduling (``SCHED_FIFO``, lowest priority; root or ``CAP_SYS_NICE``): it then runs
-as soon as a request arrives, as a server on its own machine would, and the kernel still
-keeps 5% of each core for others. Where that is not allowed it runs as before, and the
-results say so (``server_realtime``).
+Arrival times are the kernel's: each connection is read with ``recvmsg`` and
+``SO_TIMESTAMPNS``, which stamps a request when it reaches this machine's TCP stack. Stamping
+when the worker read it, as before, put the worker's own delays into the gaps it measured: on
+the fan-out scenario a worker busy with a burst (or stalled, up to 148 ms once) read a host's
+request late and the next one on time, and a crawler whose own log had sent the two
+1,000.5-1,012 ms apart was seen 989-995 ms apart (19 such gaps in one run, 0 with kernel
+stamps; shortest gap then 1,000.2 ms). A worker also asks for real-time scheduling
+(``SCHED_FIFO``, lowest priority; root or ``CAP_SYS_NICE``) so that it answers as promptly as a
+server on its own machine would; the kernel still keeps 5% of each core for others. Where that
+is not allowed it runs as before, and the results say so (``server_realtime``).
 """
 
 from __future__ import annotations
@@ -26,11 +30,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import functools
 import json
 import os
 import select
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -40,7 +44,7 @@ from dataclasses import asdict, dataclass, field
 from http import HTTPStatus
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, cast
+from typing import IO, Any
 
 from crawler.bench.web import HTML_TYPE, Web, WebSpec
 
@@ -142,20 +146,21 @@ class _Worker:
             "cpu_seconds": time.process_time() - self._cpu_base,
         }
 
-    def respond(self, host: _Host, target: bytes) -> tuple[bytes, float]:
-        """The whole response to a GET of ``target`` on ``host``, and its delay."""
+    def respond(self, host: _Host, target: bytes, arrived: float) -> tuple[bytes, float]:
+        """The whole response to a GET of ``target`` on ``host`` that reached the machine at
+        ``arrived`` (``time.time()`` seconds), and its delay."""
         path = target.partition(b"?")[0].decode("latin-1")
         counters = host.counters
         now = time.monotonic()
         counters.requests += 1
         if counters.last_start >= 0:
-            gap = now - counters.last_start
+            gap = arrived - counters.last_start
             if gap < counters.min_gap:
                 counters.min_gap = gap
                 counters.min_gap_paths = (counters.last_path, path)
             if gap < self.spacing:
                 counters.short_gaps += 1
-        counters.last_start = now
+        counters.last_start = arrived
         counters.last_path = path
         counters.active += 1
         counters.max_active = max(counters.max_active, counters.active)
@@ -185,25 +190,53 @@ class _Worker:
         return response, web.delay(host.index, path)
 
 
-class _HTTP(asyncio.Protocol):
-    """HTTP/1.1 keep-alive, GET only, no request bodies: what crawlers send."""
+class _Connection:
+    """One keep-alive HTTP/1.1 connection: GET only, no request bodies (what crawlers send).
 
-    __slots__ = ("_buffer", "_closed", "_host", "_transport")
+    Read with ``recvmsg`` rather than through an asyncio transport, for the kernel's receive
+    timestamp of each request (``SO_TIMESTAMPNS``): the moment it reached this machine's TCP
+    stack, however late the worker gets to read it."""
 
-    def __init__(self, host: _Host) -> None:
+    __slots__ = (
+        "_buffer", "_close_when_sent", "_closed", "_host", "_loop", "_open", "_sock", "_unsent"
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        host: _Host,
+        loop: asyncio.AbstractEventLoop,
+        open_connections: set[_Connection],
+    ) -> None:
+        self._sock = sock
+        self._open = open_connections
+        open_connections.add(self)
         self._host = host
+        self._loop = loop
         self._buffer = b""
-        self._transport: asyncio.Transport | None = None
+        self._unsent = bytearray()
+        self._close_when_sent = False
         self._closed = False
+        sock.setblocking(False)
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if _SO_TIMESTAMPNS is not None:
+            with contextlib.suppress(OSError):  # else arrivals are read times (_arrival)
+                sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+        loop.add_reader(sock.fileno(), self._readable)
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports are not asyncio.Transport subclasses, only alike.
-        self._transport = cast(asyncio.Transport, transport)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._closed = True
-
-    def data_received(self, data: bytes) -> None:
+    def _readable(self) -> None:
+        try:
+            data, ancillary, _, _ = self._sock.recvmsg(_READ_SIZE, _ANCILLARY_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self.close()
+            return
+        if not data:
+            self.close()
+            return
+        arrived = _arrival(ancillary)
         buffer = self._buffer + data if self._buffer else data
         while (end := buffer.find(b"\r\n\r\n")) >= 0:
             head, buffer = buffer[:end], buffer[end + 4 :]
@@ -213,10 +246,9 @@ class _HTTP(asyncio.Protocol):
                 self._send(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n", True, None)
                 return
             close = b"connection: close" in head.lower()
-            response, delay = self._host.worker.respond(self._host, parts[1])
+            response, delay = self._host.worker.respond(self._host, parts[1], arrived)
             if delay > 0:
-                loop = asyncio.get_running_loop()
-                loop.call_later(delay, self._send, response, close, self._host)
+                self._loop.call_later(delay, self._send, response, close, self._host)
             else:
                 self._send(response, close, self._host)
         if len(buffer) > _MAX_HEAD:
@@ -227,12 +259,98 @@ class _HTTP(asyncio.Protocol):
     def _send(self, response: bytes, close: bool, host: _Host | None) -> None:
         if host is not None:
             host.counters.active -= 1
-        transport = self._transport
-        if self._closed or transport is None:
+        if self._closed:
             return
-        transport.write(response)
-        if close:
-            transport.close()
+        self._close_when_sent = self._close_when_sent or close
+        if self._unsent:  # the socket's buffer is full: queue behind what waits
+            self._unsent += response
+            return
+        try:
+            sent = self._sock.send(response)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            self.close()
+            return
+        if sent < len(response):
+            self._unsent += memoryview(response)[sent:]
+            self._loop.add_writer(self._sock.fileno(), self._writable)
+        elif self._close_when_sent:
+            self.close()
+
+    def _writable(self) -> None:
+        try:
+            sent = self._sock.send(self._unsent)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self.close()
+            return
+        del self._unsent[:sent]
+        if not self._unsent:
+            self._loop.remove_writer(self._sock.fileno())
+            if self._close_when_sent:
+                self.close()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        fd = self._sock.fileno()
+        self._loop.remove_reader(fd)
+        if self._unsent:
+            self._loop.remove_writer(fd)
+        self._sock.close()
+        self._open.discard(self)
+
+
+_SO_TIMESTAMPNS: int | None = getattr(
+    socket, "SO_TIMESTAMPNS", 35 if sys.platform == "linux" else None
+)
+"""Linux's option (asm-generic/socket.h; Python does not export it) and its message type."""
+_TIMESPEC = struct.Struct("@qq")
+_ANCILLARY_SIZE = socket.CMSG_SPACE(_TIMESPEC.size)
+_READ_SIZE = 64 * 1024
+
+
+def _arrival(ancillary: list[tuple[int, int, bytes]]) -> float:
+    """When the request reached the kernel (``CLOCK_REALTIME`` seconds), or now if it did not
+    say (another system)."""
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(data) >= _TIMESPEC.size:
+            seconds: int
+            nanoseconds: int
+            seconds, nanoseconds = _TIMESPEC.unpack_from(data)
+            return seconds + nanoseconds / 1e9
+    return time.time()
+
+
+class _Listener:
+    """Accepts a host's connections as they come (its socket is shared with no one)."""
+
+    def __init__(self, sock: socket.socket, host: _Host, loop: asyncio.AbstractEventLoop) -> None:
+        self._sock = sock
+        self._host = host
+        self._loop = loop
+        self.connections: set[_Connection] = set()
+        sock.setblocking(False)
+        loop.add_reader(sock.fileno(), self._accept)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # e.g. out of file descriptors: the client sees a reset
+                return
+            _Connection(conn, self._host, self._loop, self.connections)
+
+    def close(self) -> None:
+        self._loop.remove_reader(self._sock.fileno())
+        self._sock.close()
+        for connection in list(self.connections):
+            connection.close()
 
 
 def _schedule_promptly() -> bool:
@@ -250,8 +368,7 @@ async def _serve(worker: _Worker, fds: list[int], hosts: list[int], realtime: bo
     for fd, index in zip(fds, hosts, strict=True):
         host = _Host(worker, index)
         worker.hosts.append(host)
-        sock = socket.socket(fileno=fd)
-        servers.append(await loop.create_server(functools.partial(_HTTP, host), sock=sock))
+        servers.append(_Listener(socket.socket(fileno=fd), host, loop))
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     _reply({"ready": True, "realtime": realtime})
