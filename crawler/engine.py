@@ -144,7 +144,6 @@ class Crawl:
                 fetcher=fetcher,
                 extractor=extractor,
                 sink=sink,
-                store=store,
                 robots=robots if config.politeness.robots else None,
                 extras=extras,
             )

@@ -130,6 +130,16 @@ class PageRows:
 
 
 @dataclass(frozen=True, slots=True)
+class RobotsRecord:
+    """An origin's robots.txt outcome, for the ``robots`` table (written by the sink)."""
+
+    origin: str
+    status: int | None
+    crawl_delay: float | None
+    sitemaps: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """What a worker reports back for one lease: the page, and the links it found."""
 

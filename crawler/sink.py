@@ -1,13 +1,17 @@
 """The sink: the one task that writes crawl results, in batches, each batch one transaction.
 
-Workers ``await sink.put(outcome)``; the queue is bounded, so a slow disk slows the workers
+Workers ``await sink.put(outcome)`` (and ``put(robots_record)`` for an origin's robots.txt
+outcome); the queue is bounded, so a slow disk slows the workers
 instead of growing memory. The writer commits whatever has arrived while the previous write was
 running (group commit): batches are large under load and a lone page is written at once, so
 there is no flush timer to tune and no latency added at the end of a crawl.
 
 A batch records, atomically: the page rows, their frontier state (done / failed), their links,
-and the URLs they offered to the frontier. After the commit the frontier hears which hosts may
-have new pending URLs.
+the URLs they offered to the frontier, and the robots.txt outcomes learnt meanwhile. (Each of
+those was once its own transaction, awaited by the worker that fetched the robots.txt: at the
+start of a 1,000-host crawl the workers queued behind 1,000 commits, and the hosts' robots.txt
+requests took 1.6 s to go out instead of a fraction of one.) After the commit the frontier
+hears which hosts may have new pending URLs.
 
 Closing: :meth:`close` lets :meth:`run` drain the queue, write the last batch and return.
 A storage failure (disk full, read-only file) raises :class:`StorageError` out of :meth:`run`:
@@ -20,7 +24,7 @@ import asyncio
 from collections.abc import Callable, Iterable
 
 from crawler.config import StorageSection
-from crawler.models import Outcome
+from crawler.models import Outcome, RobotsRecord
 from crawler.rows import rows_of
 from crawler.store import Store
 
@@ -35,17 +39,19 @@ class Sink:
         self._store = store
         self._batch_size = config.batch_size
         self._on_commit = on_commit
-        self._queue: asyncio.Queue[Outcome | None] = asyncio.Queue(maxsize=4 * config.batch_size)
+        self._queue: asyncio.Queue[Outcome | RobotsRecord | None] = asyncio.Queue(
+            maxsize=4 * config.batch_size
+        )
         self._closed = False
         self.committed = 0
         """Outcomes written so far."""
         self.batches = 0
 
-    async def put(self, outcome: Outcome) -> None:
-        """Queue ``outcome`` for writing; waits while the queue is full."""
+    async def put(self, item: Outcome | RobotsRecord) -> None:
+        """Queue ``item`` for writing; waits while the queue is full."""
         if self._closed:
             raise RuntimeError("sink is closed")
-        await self._queue.put(outcome)
+        await self._queue.put(item)
 
     async def close(self) -> None:
         """No more outcomes; :meth:`run` writes what is queued and returns. Idempotent."""
@@ -58,23 +64,26 @@ class Sink:
         while True:
             item = await self._queue.get()
             batch: list[Outcome] = []
+            robots: list[RobotsRecord] = []
             closing = False
             while True:
                 if item is _CLOSE:
                     closing = True  # always the last item: put() refuses after close()
+                elif isinstance(item, RobotsRecord):
+                    robots.append(item)
                 else:
                     batch.append(item)
-                if len(batch) >= self._batch_size or self._queue.empty():
+                if len(batch) + len(robots) >= self._batch_size or self._queue.empty():
                     break
                 item = self._queue.get_nowait()
-            if batch:
-                await self._write(batch)
+            if batch or robots:
+                await self._write(batch, robots)
             if closing:
                 return
 
-    async def _write(self, batch: list[Outcome]) -> None:
+    async def _write(self, batch: list[Outcome], robots: list[RobotsRecord]) -> None:
         rows = [rows_of(outcome) for outcome in batch]  # mostly encoded by the parse worker
-        await self._store.write_batch([(o.lease.id, o.page) for o in batch], rows)
+        await self._store.write_batch([(o.lease.id, o.page) for o in batch], rows, robots)
         self.committed += len(batch)
         self.batches += 1
         self._on_commit(len(batch), {host for page in rows for host in page.hosts})

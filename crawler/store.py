@@ -26,7 +26,7 @@ import aiosqlite
 import msgspec
 
 from crawler.errors import StorageError
-from crawler.models import Lease, PageRecord, PageRows
+from crawler.models import Lease, PageRecord, PageRows, RobotsRecord
 from crawler.rows import json_array
 
 SCHEMA_VERSION = 1
@@ -96,6 +96,10 @@ FROM json_each(?) AS batch WHERE frontier.id = batch.value ->> 0
 _ADD_URLS = """
 INSERT OR IGNORE INTO frontier (url, host, depth, hops)
 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?)
+"""
+_SET_ROBOTS = """
+INSERT OR REPLACE INTO robots (origin, status, fetched_at, crawl_delay, sitemaps)
+VALUES (?, ?, strftime('%Y-%m-%dT%H:%M:%fZ'), ?, ?)
 """
 _ADD_LINKS = """
 INSERT INTO links (src_url, dst_url) SELECT value ->> 0, value ->> 1 FROM json_each(?)
@@ -194,10 +198,14 @@ class Store:
         await self._transaction([(_ADD_URLS, _json_rows(urls))])
 
     async def write_batch(
-        self, pages: Sequence[tuple[int, PageRecord]], rows: Sequence[PageRows]
+        self,
+        pages: Sequence[tuple[int, PageRecord]],
+        rows: Sequence[PageRows],
+        robots: Sequence[RobotsRecord] = (),
     ) -> None:
         """Record pages (with their frontier ids), their links and the URLs they offer to the
-        frontier (``rows``, :mod:`crawler.rows`), atomically."""
+        frontier (``rows``, :mod:`crawler.rows`), and origins' robots.txt outcomes,
+        atomically."""
         links = json_array(page.links for page in rows)
         discovered = json_array(page.discovered for page in rows)
         await self._transaction(
@@ -206,6 +214,10 @@ class Store:
                 (_SET_STATES, _json_rows([(id_, page.state) for id_, page in pages])),
                 (_ADD_LINKS, [(links,)] if links != "[]" else []),
                 (_ADD_URLS, [(discovered,)] if discovered != "[]" else []),
+                (
+                    _SET_ROBOTS,
+                    [(r.origin, r.status, r.crawl_delay, "\n".join(r.sitemaps)) for r in robots],
+                ),
             ]
         )
 
@@ -239,20 +251,6 @@ class Store:
             except sqlite3.Error as exc:
                 raise StorageError(f"cannot write to database {self.path}: {exc}") from None
             return cursor.rowcount
-
-    async def record_robots(
-        self, origin: str, status: int | None, crawl_delay: float | None, sitemaps: Sequence[str]
-    ) -> None:
-        """Remember an origin's robots.txt outcome (its Sitemap lines feed later features)."""
-        await self._transaction(
-            [
-                (
-                    "INSERT OR REPLACE INTO robots (origin, status, fetched_at, crawl_delay,"
-                    " sitemaps) VALUES (?, ?, strftime('%Y-%m-%dT%H:%M:%fZ'), ?, ?)",
-                    [(origin, status, crawl_delay, "\n".join(sitemaps))],
-                )
-            ]
-        )
 
     # -- reads ---------------------------------------------------------------------------------
 

@@ -27,13 +27,12 @@ from crawler.extract import (
 from crawler.extractors import Extractor
 from crawler.fetch import Fetcher
 from crawler.frontier import Frontier
-from crawler.models import Lease, Outcome
+from crawler.models import Lease, Outcome, RobotsRecord
 from crawler.politeness import retry_after_seconds
 from crawler.robots import RobotsCache, RobotsFetch, RobotsPolicy, origin_of
 from crawler.services import CrawlServices
 from crawler.sink import Sink
 from crawler.stats import Stats
-from crawler.store import Store
 from crawler.traps import TrapGuard
 
 log = logging.getLogger("crawler")
@@ -65,7 +64,6 @@ class Worker:
         fetcher: Fetcher,
         extractor: Extractor,
         sink: Sink,
-        store: Store,
         robots: RobotsCache | None,
         extras: CrawlServices,
     ) -> None:
@@ -81,7 +79,6 @@ class Worker:
         self.fetcher = fetcher
         self.extractor = extractor
         self.sink = sink
-        self.store = store
         self.robots = robots
 
     async def run(self) -> None:
@@ -154,8 +151,10 @@ class Worker:
     async def _learn(self, host: str, policy: RobotsPolicy) -> None:
         self.stats.robots_fetched += 1
         self.frontier.set_crawl_delay(host, policy.crawl_delay)
-        await self.store.record_robots(
-            policy.origin, policy.status, policy.crawl_delay, policy.sitemaps
+        # Through the sink, in its next batch: waiting here for a transaction of its own
+        # held this worker (and a host's first page) back at the start of a crawl.
+        await self.sink.put(
+            RobotsRecord(policy.origin, policy.status, policy.crawl_delay, policy.sitemaps)
         )
         log.debug(
             "robots.txt of %s: %s",

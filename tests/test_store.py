@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from crawler.models import PageRecord
+from crawler.config import StorageSection
+from crawler.models import Outcome, PageRecord, RobotsRecord
 from crawler.rows import page_rows
+from crawler.sink import Sink
 from crawler.store import Store
 
 pytestmark = pytest.mark.anyio
@@ -81,3 +83,32 @@ async def test_a_batch_is_written_as_given(tmp_path: Path) -> None:
         ("http://b.test/", "pending", 1),
     ]
     assert links == [("http://a.test/1", "http://a.test/2"), ("http://a.test/1", "http://b.test/")]
+
+
+async def test_the_sink_writes_robots_records_with_its_batches(tmp_path: Path) -> None:
+    db = tmp_path / "crawl.db"
+    commits: list[int] = []
+    async with Store(db) as store:
+        await store.add_urls([(PAGES[0].url, "a.test", 0, 0)])
+        (lease,) = (await store.claim([("a.test", 1)]))["a.test"]
+        sink = Sink(store, StorageSection(), lambda count, hosts: commits.append(count))
+        # Queued before the writer runs: one batch, the page and the robots.txt outcome.
+        await sink.put(RobotsRecord("http://a.test", 200, 2.5, ("http://a.test/s.xml",)))
+        await sink.put(Outcome(lease, PAGES[0]))
+        await sink.put(RobotsRecord("http://b.test", None, None))
+        await sink.close()
+        await sink.run()
+        assert (sink.committed, sink.batches, commits) == (1, 1, [1])
+        # A robots.txt outcome with no page to go with it is written too.
+        alone = Sink(store, StorageSection(), lambda count, hosts: commits.append(count))
+        await alone.put(RobotsRecord("http://a.test", 404, None))
+        await alone.close()
+        await alone.run()
+        assert (alone.committed, alone.batches, commits) == (0, 1, [1, 0])
+    with closing(sqlite3.connect(db)) as conn:
+        rows = conn.execute(
+            "SELECT origin, status, crawl_delay, sitemaps FROM robots ORDER BY origin"
+        ).fetchall()
+        states = conn.execute("SELECT state FROM frontier").fetchall()
+    assert rows == [("http://a.test", 404, None, ""), ("http://b.test", None, None, "")]
+    assert states == [("done",)]
