@@ -132,6 +132,15 @@ def test_arrival_is_when_the_kernel_received_the_request_not_when_it_was_read() 
         with conn:
             assert server._SO_TIMESTAMPNS is not None
             conn.setsockopt(socket.SOL_SOCKET, server._SO_TIMESTAMPNS, 1)
+            # The kernel turns timestamping on asynchronously: wait (bounded) until a packet
+            # comes stamped, as the server's listening sockets do by asking at start.
+            deadline = time.monotonic() + 5
+            while True:
+                client.sendall(b"x")
+                _, stamped, _, _ = conn.recvmsg(16, server._ANCILLARY_SIZE)
+                if stamped or time.monotonic() > deadline:
+                    break
+            assert stamped, "the kernel never stamped a packet"
             before = time.time()
             client.sendall(b"GET / HTTP/1.1\r\n\r\n")
             sent = time.time()

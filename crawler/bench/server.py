@@ -334,6 +334,12 @@ class _Listener:
         self._loop = loop
         self.connections: set[_Connection] = set()
         sock.setblocking(False)
+        if _SO_TIMESTAMPNS is not None:
+            # Here already, long before the first request: the kernel turns timestamping on
+            # for the whole system asynchronously when a first socket asks, and packets that
+            # arrive before that carry no stamp (their arrival is then the read time).
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
         loop.add_reader(sock.fileno(), self._accept)
 
     def _accept(self) -> None:
