@@ -220,9 +220,7 @@ class _Connection:
         sock.setblocking(False)
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if _SO_TIMESTAMPNS is not None:
-            with contextlib.suppress(OSError):  # else arrivals are read times (_arrival)
-                sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+        _ask_for_arrival_stamps(sock)  # inherited from the listener; asked again, to be sure
         loop.add_reader(sock.fileno(), self._readable)
 
     def _readable(self) -> None:
@@ -313,9 +311,17 @@ _ANCILLARY_SIZE = socket.CMSG_SPACE(_TIMESPEC.size)
 _READ_SIZE = 64 * 1024
 
 
+def _ask_for_arrival_stamps(sock: socket.socket) -> None:
+    """Have the kernel stamp what ``sock`` receives (where it can; else :func:`_arrival` falls
+    back to the read time)."""
+    if _SO_TIMESTAMPNS is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+
+
 def _arrival(ancillary: list[tuple[int, int, bytes]]) -> float:
-    """When the request reached the kernel (``CLOCK_REALTIME`` seconds), or now if it did not
-    say (another system)."""
+    """When the request reached the kernel (``CLOCK_REALTIME`` seconds), or now if the kernel
+    did not say (another system, or a packet that came before timestamping was on)."""
     for level, kind, data in ancillary:
         if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(data) >= _TIMESPEC.size:
             seconds: int
@@ -334,12 +340,10 @@ class _Listener:
         self._loop = loop
         self.connections: set[_Connection] = set()
         sock.setblocking(False)
-        if _SO_TIMESTAMPNS is not None:
-            # Here already, long before the first request: the kernel turns timestamping on
-            # for the whole system asynchronously when a first socket asks, and packets that
-            # arrive before that carry no stamp (their arrival is then the read time).
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+        # Here already, long before the first request: the kernel turns timestamping on for
+        # the whole system asynchronously when a first socket asks, and packets that arrive
+        # before that carry no stamp.
+        _ask_for_arrival_stamps(sock)
         loop.add_reader(sock.fileno(), self._accept)
 
     def _accept(self) -> None:
