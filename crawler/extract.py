@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 
 from crawler.errors import PageError
 from crawler.models import Lease, Outcome, PageRecord, Response
+from crawler.offered import RecentlyOffered
 from crawler.parse import parse_html
 from crawler.rows import page_rows
 from crawler.traps import SessionStripper, repeated_segments
@@ -51,8 +52,16 @@ def needs_parsing(response: Response) -> bool:
     return bool(response.body) and 200 <= response.status < 300 and response.is_html
 
 
-def build_outcome(lease: Lease, response: Response, rules: LinkRules, fetched_at: str) -> Outcome:
-    """Record ``response`` for ``lease``; parse it when :func:`needs_parsing` says so."""
+def build_outcome(
+    lease: Lease,
+    response: Response,
+    rules: LinkRules,
+    fetched_at: str,
+    offered: RecentlyOffered | None = None,
+) -> Outcome:
+    """Record ``response`` for ``lease``; parse it when :func:`needs_parsing` says so. With
+    ``offered`` (a parse worker's memory, :mod:`crawler.offered`) a page's links that worker
+    offered lately are not offered again; the ``links`` table still gets every one."""
     notes = list(response.notes)
     page = _page_record(lease, response, fetched_at)
     if 300 <= response.status < 400:
@@ -86,6 +95,8 @@ def build_outcome(lease: Lease, response: Response, rules: LinkRules, fetched_at
             and rules.scope.allows(url)
             and not (limit and url.count("/") > limit + 2 and repeated_segments(url) > limit)
         ]
+        if offered is not None:
+            follow = offered.new(follow)
     if "noindex" in directives:
         notes.append("noindex")
     else:

@@ -17,6 +17,10 @@ frames of a 4-byte big-endian length and a msgpack body on the child's stdin and
   instead of ``""`` if ``build_outcome`` raised (a bug: the crawl then stops loudly, as in a
   thread).
 
+A child remembers the URLs it offered to the frontier lately and does not offer them again
+(:mod:`crawler.offered`); threads share no such memory and offer every link, which the
+frontier's table ignores when known.
+
 A child handles its jobs in order, one at a time, so the oldest unanswered job is the one it is
 working on. If that job takes longer than ``runtime.parse_timeout`` (a hostile page can make
 the parser's work grow with the square of its nesting depth) the child is killed, the page is
@@ -49,6 +53,7 @@ import msgspec
 from crawler.extract import LinkRules, build_outcome, unparsed_outcome
 from crawler.heap import keep_freed_memory
 from crawler.models import Lease, Outcome, PageRecord, PageRows, Response
+from crawler.offered import RecentlyOffered
 
 log = logging.getLogger("crawler")
 
@@ -385,6 +390,7 @@ def serve(inp: BinaryIO, out: BinaryIO) -> None:
     out.flush()
     encoder = msgspec.msgpack.Encoder()
     decoder = msgspec.msgpack.Decoder(_Job)
+    offered = RecentlyOffered()
     while (header := _read_exactly(inp, _LENGTH.size)) is not None:
         body = _read_exactly(inp, _LENGTH.unpack(header)[0])
         if body is None:
@@ -392,7 +398,7 @@ def serve(inp: BinaryIO, out: BinaryIO) -> None:
         job_id, lease, response, fetched_at = decoder.decode(body)
         answer: _Answer
         try:
-            o = build_outcome(lease, response, rules, fetched_at)
+            o = build_outcome(lease, response, rules, fetched_at, offered)
         except Exception as exc:  # reported to the crawl, which stops loudly
             answer = (job_id, f"{type(exc).__name__}: {exc}", None, [], [], 0, 0, None)
         else:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from crawler.config import TrapsSection
 from crawler.extract import LinkRules, _directives, build_outcome
 from crawler.models import Lease, Response
+from crawler.offered import RecentlyOffered
+from crawler.rows import json_array
 from crawler.traps import SessionStripper
 from crawler.urls import Scope
 
@@ -108,3 +112,26 @@ def test_depth_limit_stops_following() -> None:
     deep = Lease(id=1, url="http://a.test/p", host="a.test", depth=5)
     response = Response(deep.url, 200, "text/html", b'<a href="/y">y</a>')
     assert build_outcome(deep, response, RULES, "t").follow == []
+
+
+def test_links_offered_lately_are_recorded_but_not_offered_again() -> None:
+    offered = RecentlyOffered()
+    first = Response("http://a.test/p", 200, "text/html", b'<a href="/x">x</a><a href="/y">y</a>')
+    second = Response("http://a.test/q", 200, "text/html", b'<a href="/y">y</a><a href="/z">z</a>')
+    build_outcome(LEASE, first, RULES, "t", offered)
+    lease = Lease(id=2, url="http://a.test/q", host="a.test", depth=2)
+    outcome = build_outcome(lease, second, RULES, "t", offered)
+    assert outcome.links == ["http://a.test/y", "http://a.test/z"]  # the links table: both
+    assert outcome.follow == ["http://a.test/z"]
+    assert outcome.rows is not None
+    offers = json.loads(json_array([outcome.rows.discovered]))
+    assert [row[0] for row in offers] == ["http://a.test/z"]
+    assert [row[1] for row in json.loads(json_array([outcome.rows.links]))] == outcome.links
+
+
+def test_links_not_followed_are_not_remembered_as_offered() -> None:
+    offered = RecentlyOffered()
+    deep = Lease(id=1, url="http://a.test/p", host="a.test", depth=5)
+    response = Response(deep.url, 200, "text/html", b'<a href="/y">y</a>')
+    assert build_outcome(deep, response, RULES, "t", offered).follow == []  # depth limit
+    assert build_outcome(LEASE, response, RULES, "t", offered).follow == ["http://a.test/y"]

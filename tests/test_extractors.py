@@ -61,6 +61,18 @@ async def test_the_same_outcomes_as_build_outcome_itself() -> None:
     assert got[0].lease is CASES[0][0]
 
 
+async def test_a_worker_process_offers_a_link_once_and_records_it_every_time() -> None:
+    same = html(b"<a href=/a>a</a> <a href=/b>b</a>")
+    async with ProcessExtractor(RULES, processes=1, timeout=30) as extractor:
+        first = await extractor.outcome(lease(1), same, NOW)
+        second = await extractor.outcome(lease(2), same, NOW)
+    assert first.follow == ["http://a.test/a", "http://a.test/b"]
+    assert second.follow == []  # offered by the first page already
+    assert second.links == first.links  # both pages' links are recorded
+    assert second.rows is not None
+    assert second.rows.hosts == ()
+
+
 async def test_threads_give_the_same_outcomes() -> None:
     async with ThreadExtractor(RULES, threads=2) as extractor:
         got = await asyncio.gather(*(extractor.outcome(le, r, NOW) for le, r in CASES))
