@@ -255,7 +255,7 @@ def test_scenarios_and_options() -> None:
     big = SCENARIOS["big-frontier"]
     assert big.web.pages // big.web.links_per_page * big.web.links_per_page == 1_000_000
     small = scenario("fan-out", 0.01)
-    assert (small.web.hosts, small.budget) == (10, 600)
+    assert (small.web.hosts, small.budget) == (10, 900)
     names = [c.name for c in contenders(["scrapy"], ["default", "httpcore"], ["inline"])]
     assert names == ["ours[inline]", "ours[httpcore,inline]", "scrapy"]
     with pytest.raises(ValueError, match="unknown peer"):
