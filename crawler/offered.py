@@ -34,8 +34,8 @@ URLs, all of them again and again: with 65,536 only 34% of its offers were dropp
 class RecentlyOffered:
     """A bounded memory of URLs offered to the frontier, in two generations of dicts (an
     ``OrderedDict`` LRU's reordering cost three times as much per new URL, measured alone). A
-    URL is remembered until at least ``capacity / 2`` other URLs have been offered after it was
-    last seen. Not thread-safe: one per parse worker process."""
+    URL is remembered until at least ``capacity / 2`` other URLs have been seen after it was
+    last seen (offered or not). Not thread-safe: one per parse worker process."""
 
     def __init__(self, capacity: int = CAPACITY) -> None:
         if capacity < 2:
