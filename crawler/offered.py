@@ -10,7 +10,10 @@ than half of what it spends on a page (README "Performance").
 Only an exact repeat is dropped, and only within one worker process's life, so nothing the
 frontier would have kept is lost: the URL was offered before, by a page whose outcome is
 already on its way to the database. (If that outcome is never committed, its page is fetched
-again by the next run, by a new worker with an empty memory.) The memory is bounded: a URL not
+again by the next run, by a new worker with an empty memory. If the event loop's trap budgets
+dropped the URL from it, they drop it from every later page too: a spent budget stays spent,
+:class:`crawler.traps.TrapGuard`; a budget that could recover would need this memory to
+forget.) The memory is bounded: a URL not
 seen for a while is forgotten, and a forgotten URL is merely offered again.
 
 The cost is where every link is new (the benchmark's big-frontier: 100 new URLs a page): the
