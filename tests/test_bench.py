@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -22,8 +23,9 @@ from crawler.bench import harness, peers, server
 from crawler.bench.harness import BenchOptions, Contender, contenders, run_bench
 from crawler.bench.measure import RunResult, percentiles
 from crawler.bench.report import build_report, memory_figures, write_json, write_plot
-from crawler.bench.scenarios import SCENARIOS, Scenario, scenario
+from crawler.bench.scenarios import SCENARIOS, Scenario, reference_name, scenario
 from crawler.bench.server import SyntheticWeb
+from crawler.bench.targets import check_scenario
 from crawler.bench.web import ROBOTS_TXT, Web, WebSpec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,6 +98,20 @@ def test_server_serves_the_model_and_counts() -> None:
         web.reset()
         assert web.stats().pages == 0
     assert all(proc.poll() is not None for proc in web._procs) or not web._procs
+
+
+def test_server_latency_can_be_turned_off_and_on() -> None:
+    spec = WebSpec(hosts=1, pages=10, page_bytes=500, latency_ms=1.0, latency="constant")
+    with SyntheticWeb(spec, workers=1) as web, httpx.Client(trust_env=False) as client:
+        seed = web.seeds[0]
+        web.reset(latency=False)
+        for i in range(1, 4):
+            assert client.get(f"{seed}p/{i}").status_code == 200
+        assert (web.stats().pages, web.stats().delayed) == (3, 0)
+        web.reset()  # on again by default
+        for i in range(1, 4):
+            client.get(f"{seed}p/{i}")
+        assert web.stats().delayed == 3
 
 
 def _exchange(url: str, data: bytes) -> bytes:
@@ -218,6 +234,69 @@ def test_harness_runs_and_reports(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     plot = write_plot(report, tmp_path)
     assert plot is not None
     assert plot.read_bytes().startswith(b"\x89PNG")
+
+
+def test_latency_is_judged_against_the_same_crawl_without_latency(tmp_path: Path) -> None:
+    latency = Scenario(
+        name="tiny-latency",
+        description="one host, 2 ms answers",
+        web=WebSpec(hosts=1, pages=40, page_bytes=1_000, links_per_page=5, latency_ms=2.0),
+        budget=30,
+        concurrency=8,
+        overrides={"politeness.per_host_concurrency": 8, "politeness.per_host_delay": 0.0},
+        time_limit=30.0,
+        latency_reference=True,
+    )
+    options = BenchOptions(
+        scenarios=[latency],
+        contenders=[Contender("ours"), Contender("scrapy")],  # peers: not in this scenario
+        out=tmp_path,
+        repeat=2,
+        ceiling=False,
+        echo=lambda line: None,
+    )
+    (outcome,) = run_bench(options)
+    reference = reference_name("ours")
+    # Side by side: the reference runs just before each run it judges, on the same web.
+    assert [run.contender for run in outcome.runs] == [reference, "ours"] * 2
+    for run in outcome.runs:
+        assert run.result.status == "ok", run.result.detail
+        assert run.server.pages > 0
+        assert (run.server.delayed > 0) is (run.contender == "ours")
+    report = build_report([outcome], harness.machine())
+    (judged, *_) = [c for c in report["scenarios"][0]["checks"] if c["target"].startswith("share")]
+    rates = {name: s["pages_per_second"] for name, s in report["scenarios"][0]["summaries"].items()}
+    assert "CPU-bound from this crawl without latency" in judged["target"]
+    assert judged["value"] == round(rates["ours"] / min(8 / 0.002, rates[reference]), 3)
+
+
+def test_latency_target_sources_of_the_cpu_bound_rate() -> None:
+    latency = SCENARIOS["latency"]
+    ok = {"status": "ok", "politeness": {"max_concurrent_per_host": 1, "disallowed_requests": 0}}
+    ours = {**ok, "pages_per_second": 900.0, "cpu_per_1000_pages": 2.0}
+    single_host = {"ours": {**ok, "pages_per_second": 1_200.0}}
+
+    def shares(
+        summaries: dict[str, dict[str, Any]], single: dict[str, dict[str, Any]] | None = None
+    ) -> dict[str, tuple[float, bool | None]]:
+        checks = check_scenario(latency, summaries, single)
+        return {c["target"]: (c["value"], c["met"]) for c in checks if "share" in c["target"]}
+
+    reference = {**ok, "pages_per_second": 960.0}
+    both = shares({"ours": ours, reference_name("ours"): reference}, single_host)
+    assert both == {
+        "share of min(5,000/s overlap, 960/s CPU-bound from this crawl without latency)": (
+            0.938,
+            True,
+        ),
+        "share of min(5,000/s, 1,200/s single-host, run earlier)": (0.75, None),
+    }
+    assert shares({"ours": ours}, single_host) == {
+        "share of min(5,000/s overlap, 1,200/s CPU-bound from single-host)": (0.75, False)
+    }
+    assert shares({"ours": ours}) == {
+        "share of min(5,000/s overlap, 500/s CPU-bound from CPU time per page)": (1.8, True)
+    }
 
 
 def test_crawl_bench_command(tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ from crawler.bench import peers, transports
 from crawler.bench.measure import RunResult
 from crawler.bench.profile import summarize_profile
 from crawler.bench.runner import PARSE_MODES
-from crawler.bench.scenarios import SPACING_TOLERANCE, Scenario
+from crawler.bench.scenarios import SPACING_TOLERANCE, Scenario, reference_name
 from crawler.bench.server import ServerStats, SyntheticWeb
 
 KILL_GRACE = 60.0
@@ -150,12 +150,17 @@ def _run_scenario(scenario: Scenario, options: BenchOptions) -> ScenarioRun:
             for contender in options.contenders:
                 if contender.kind != "ours" and not scenario.compare_peers:
                     continue  # see Scenario.compare_peers
-                web.reset(spacing)
-                result = _run_contender(contender, scenario, web.seeds, work, options, repeat)
-                server = web.stats()
-                run = CrawlerRun(contender.name, repeat, result, server, os.getloadavg())
-                outcome.runs.append(run)
-                echo("   " + _one_line(run))
+                runs = [(contender.name, True)]
+                if contender.kind == "ours" and scenario.latency_reference:
+                    runs.insert(0, (reference_name(contender.name), False))
+                for name, latency in runs:
+                    web.reset(spacing, latency)
+                    result = _run_contender(
+                        contender, scenario, web.seeds, work, options, repeat, label=name
+                    )
+                    run = CrawlerRun(name, repeat, result, web.stats(), os.getloadavg())
+                    outcome.runs.append(run)
+                    echo("   " + _one_line(run))
         if options.profile:
             # A run of its own, left out of the figures: the sampler slows what it watches.
             profile_to = options.out / f"profile-{scenario.name}.txt"
@@ -189,17 +194,21 @@ def _run_contender(
     options: BenchOptions,
     repeat: int,
     profile_to: Path | None = None,
+    label: str | None = None,
 ) -> RunResult:
-    label = f"{scenario.name}-{contender.name}-{repeat}".replace("[", "-").replace("]", "")
+    """One run of ``contender``, named ``label`` (default: its name) in its result and files."""
+    name = label or contender.name
+    label = "".join(c if c.isalnum() or c in "-_." else "-" for c in f"{scenario.name}-{name}")
+    label = f"{label.strip('-')}-{repeat}"
     job_path = work / f"{label}.job.json"
     result_path = work / f"{label}.result.json"
     if contender.kind == "ours":
         problem = transports.missing(contender.transport)
         if problem is not None:
-            return RunResult(contender.name, status="unavailable", detail=problem)
+            return RunResult(name, status="unavailable", detail=problem)
         db = work / f"{label}.db"
         job: dict[str, Any] = {
-            "name": contender.name,
+            "name": name,
             "config": str(options.config),
             "overrides": {
                 **scenario.overrides,
@@ -218,7 +227,7 @@ def _run_contender(
     else:
         problem = peers.missing(contender.kind)
         if problem is not None:
-            return RunResult(contender.name, status="unavailable", detail=problem)
+            return RunResult(name, status="unavailable", detail=problem)
         job = {
             "seeds": seeds,
             "max_pages": scenario.budget,
@@ -257,7 +266,7 @@ def _run_contender(
     if code != 0 or not result_path.exists():
         tail = log.read_text(errors="replace").strip().splitlines()[-3:]
         detail = f"exit code {code}; log {log}: " + " | ".join(tail)
-        return RunResult(contender.name, status="failed", detail=detail)
+        return RunResult(name, status="failed", detail=detail)
     return RunResult.read(result_path)
 
 

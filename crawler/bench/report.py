@@ -249,6 +249,9 @@ def format_table(report: dict[str, Any]) -> str:
                 f"{pol['disallowed_requests']:>9}"
             )
         for check in scenario["checks"]:
+            if check["goal"] is None:
+                lines.append(f"  for comparison, {check['target']}: {_fmt(check['value'], 'g')}")
+                continue
             met = {True: "met", False: "NOT MET", None: "n/a"}[check["met"]]
             lines.append(
                 f"  target {check['target']}: {_fmt(check['value'], 'g')} "

@@ -7,7 +7,8 @@ processes that inherit the sockets (``pass_fds``) and each serve a slice of the 
 uvloop, reading and writing its sockets directly (no transports or streams: the server must
 not be the bottleneck, and it needs each request's kernel timestamp). A worker is controlled
 through its stdin, one command a line, one JSON answer a line on stdout: ``reset``,
-``stats``, ``quit``. End of stdin (the parent died) stops it too.
+``stats``, ``quit``. End of stdin (the parent died) stops it too. ``reset`` can also turn the
+spec's latency off, so that one web serves a scenario and its no-latency reference.
 
 What the server records per host, as seen on the wire: requests, requests in flight at once
 (from the request's arrival to its answer), the shortest gap between two request arrivals,
@@ -94,6 +95,8 @@ class ServerStats:
     """Bucket (``int(time.monotonic() / BUCKET)``) -> page requests."""
     cpu_seconds: float = 0.0
     """CPU time the server processes used."""
+    delayed: int = 0
+    """Answers held back by the spec's latency (none while it is turned off)."""
 
 
 class _Host:
@@ -117,9 +120,13 @@ class _Worker:
         self._heads: dict[tuple[int, int], bytes] = {}
         self._cpu_base = time.process_time()
         self.spacing = 0.0
+        self.latency = True
+        self.delayed = 0
 
-    def reset(self, spacing: float = 0.0) -> None:
+    def reset(self, spacing: float = 0.0, latency: bool = True) -> None:
         self.spacing = spacing
+        self.latency = latency
+        self.delayed = 0
         self._cpu_base = time.process_time()
         self.timeline.clear()
         self.statuses.clear()
@@ -144,6 +151,7 @@ class _Worker:
             "hosts_seen": sum(1 for c in counters if c.requests),
             "timeline": dict(self.timeline),
             "cpu_seconds": time.process_time() - self._cpu_base,
+            "delayed": self.delayed,
         }
 
     def respond(self, host: _Host, target: bytes, arrived: float) -> tuple[bytes, float]:
@@ -187,7 +195,10 @@ class _Worker:
             if len(self._heads) < 100_000:
                 self._heads[status, len(body)] = head
         response = b"%sContent-Type: %s\r\n%s\r\n%s" % (head, content_type, extra, body)
-        return response, web.delay(host.index, path)
+        delay = web.delay(host.index, path) if self.latency else 0.0
+        if delay > 0:
+            self.delayed += 1
+        return response, delay
 
 
 class _Connection:
@@ -384,9 +395,10 @@ async def _serve(worker: _Worker, fds: list[int], hosts: list[int], realtime: bo
     _reply({"ready": True, "realtime": realtime})
     try:
         while line := (await reader.readline()).decode().strip():
-            if line.startswith("reset"):
-                _, _, spacing = line.partition(" ")
-                worker.reset(float(spacing or 0))
+            if line.startswith("reset"):  # reset [SPACING [LATENCY: 1 on, 0 off]]
+                args = line.split()[1:]
+                spacing = float(args[0]) if args else 0.0
+                worker.reset(spacing, latency=args[1:] != ["0"])
                 _reply({"ok": True})
             elif line == "stats":
                 _reply(worker.stats())
@@ -520,11 +532,12 @@ class SyntheticWeb:
         ready = [self._read(proc, STARTUP_TIMEOUT) for proc in self._procs]
         self.realtime = all(answer.get("realtime") for answer in ready)
 
-    def reset(self, spacing: float = 0.0) -> None:
+    def reset(self, spacing: float = 0.0, latency: bool = True) -> None:
         """Zero the counters (between two crawlers' runs); gaps between two requests to one
-        host shorter than ``spacing`` seconds are counted from now on."""
+        host shorter than ``spacing`` seconds are counted from now on, and answers wait the
+        spec's latency unless ``latency`` is off."""
         for proc in self._procs:
-            self._send(proc, f"reset {spacing!r}")
+            self._send(proc, f"reset {spacing!r} {int(latency)}")
         for proc in self._procs:
             self._read(proc, CONTROL_TIMEOUT)
 
@@ -543,6 +556,7 @@ class SyntheticWeb:
             total.private += part["private"]
             total.hosts_seen += part["hosts_seen"]
             total.cpu_seconds += part["cpu_seconds"]
+            total.delayed += part["delayed"]
             total.max_active_per_host = max(total.max_active_per_host, part["max_active_per_host"])
             total.short_gaps += part["short_gaps"]
             if part["min_gap_per_host"] is not None:

@@ -5,17 +5,20 @@ peer not run, a scenario not in this run) says so instead of passing or failing.
   (stretch 0.8x);
 - fan-out: >= 95% of the politeness bound (hosts / delay); per-host concurrency and spacing as
   seen by the server never broken; no request robots.txt disallows;
-- latency: >= 90% of min(CPU-bound rate, concurrency / latency); the CPU-bound rate is ours on
-  single-host in the same run, else estimated from our CPU time per page;
+- latency: >= 90% of min(CPU-bound rate, concurrency / latency); the CPU-bound rate is our
+  same crawl of the same web with the latency turned off, run just before
+  (:attr:`~crawler.bench.scenarios.Scenario.latency_reference`); without it, ours on
+  single-host in the same run, else estimated from our CPU time per page. Single-host's rate
+  is shown beside it for comparison;
 - big-frontier: RSS growth <= 40 bytes per discovered URL; RSS flat while the frontier drains.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
-from crawler.bench.scenarios import SPACING_TOLERANCE, Scenario
+from crawler.bench.scenarios import SPACING_TOLERANCE, Scenario, reference_name
 
 Summary = Mapping[str, Any]
 """A contender's figures in one scenario (medians over repeats), as :mod:`report` makes."""
@@ -24,8 +27,13 @@ DRAIN_FLAT = 0.05
 """RSS counts as flat while draining if it grows by at most this share."""
 
 
-def _check(target: str, value: float | None, goal: str, met: bool | None) -> dict[str, Any]:
+def _check(target: str, value: float | None, goal: str | None, met: bool | None) -> dict[str, Any]:
+    """One target; ``goal`` None makes it a figure shown for comparison, not judged."""
     return {"target": target, "value": value, "goal": goal, "met": met}
+
+
+def _ok(summary: Summary | None) -> TypeGuard[Summary]:
+    return summary is not None and summary.get("status") == "ok"
 
 
 def _ratio(ours: Summary | None, peer: Summary | None) -> float | None:
@@ -85,14 +93,28 @@ def check_scenario(
         overlap = scenario.concurrency / latency
         cpu_bound = None
         source = ""
-        if single_host and single_host.get("ours", {}).get("status") == "ok":
-            cpu_bound, source = single_host["ours"]["pages_per_second"], "single-host"
+        reference = summaries.get(reference_name("ours"))
+        single = single_host.get("ours") if single_host else None
+        if _ok(reference):
+            cpu_bound, source = reference["pages_per_second"], "this crawl without latency"
+        elif _ok(single):
+            cpu_bound, source = single["pages_per_second"], "single-host"
         elif ours.get("cpu_per_1000_pages"):
             cpu_bound, source = 1000 / ours["cpu_per_1000_pages"], "CPU time per page"
         bound = min(overlap, cpu_bound) if cpu_bound else overlap
         share = round(ours["pages_per_second"] / bound, 3)
         what = f"min({overlap:,.0f}/s overlap, {cpu_bound or 0:,.0f}/s CPU-bound from {source})"
         checks.append(_check(f"share of {what}", share, ">= 0.9", share >= 0.9))
+        if _ok(reference) and _ok(single):
+            rate = single["pages_per_second"]
+            checks.append(
+                _check(
+                    f"share of min({overlap:,.0f}/s, {rate:,.0f}/s single-host, run earlier)",
+                    round(ours["pages_per_second"] / min(overlap, rate), 3),
+                    None,
+                    None,
+                )
+            )
     memory = ours.get("memory")
     if scenario.track_frontier and memory:
         per_url = memory.get("bytes_per_discovered_url")
