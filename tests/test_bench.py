@@ -237,16 +237,8 @@ def test_harness_runs_and_reports(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 
 def test_latency_is_judged_against_the_same_crawl_without_latency(tmp_path: Path) -> None:
-    latency = Scenario(
-        name="tiny-latency",
-        description="one host, 2 ms answers",
-        web=WebSpec(hosts=1, pages=40, page_bytes=1_000, links_per_page=5, latency_ms=2.0),
-        budget=30,
-        concurrency=8,
-        overrides={"politeness.per_host_concurrency": 8, "politeness.per_host_delay": 0.0},
-        time_limit=30.0,
-        latency_reference=True,
-    )
+    latency = scenario("latency", 0.001)  # the shipped scenario, 20 pages of a 50-page site
+    assert latency.latency_reference
     options = BenchOptions(
         scenarios=[latency],
         contenders=[Contender("ours"), Contender("scrapy")],  # peers: not in this scenario
@@ -267,7 +259,8 @@ def test_latency_is_judged_against_the_same_crawl_without_latency(tmp_path: Path
     (judged, *_) = [c for c in report["scenarios"][0]["checks"] if c["target"].startswith("share")]
     rates = {name: s["pages_per_second"] for name, s in report["scenarios"][0]["summaries"].items()}
     assert "CPU-bound from this crawl without latency" in judged["target"]
-    assert judged["value"] == round(rates["ours"] / min(8 / 0.002, rates[reference]), 3)
+    overlap = latency.concurrency / (latency.web.latency_ms / 1000)
+    assert judged["value"] == round(rates["ours"] / min(overlap, rates[reference]), 3)
 
 
 def test_latency_target_sources_of_the_cpu_bound_rate() -> None:

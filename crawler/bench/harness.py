@@ -198,15 +198,15 @@ def _run_contender(
 ) -> RunResult:
     """One run of ``contender``, named ``label`` (default: its name) in its result and files."""
     name = label or contender.name
-    label = "".join(c if c.isalnum() or c in "-_." else "-" for c in f"{scenario.name}-{name}")
-    label = f"{label.strip('-')}-{repeat}"
-    job_path = work / f"{label}.job.json"
-    result_path = work / f"{label}.result.json"
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in f"{scenario.name}-{name}")
+    stem = f"{safe.strip('-')}-{repeat}"
+    job_path = work / f"{stem}.job.json"
+    result_path = work / f"{stem}.result.json"
     if contender.kind == "ours":
         problem = transports.missing(contender.transport)
         if problem is not None:
             return RunResult(name, status="unavailable", detail=problem)
-        db = work / f"{label}.db"
+        db = work / f"{stem}.db"
         job: dict[str, Any] = {
             "name": name,
             "config": str(options.config),
@@ -260,7 +260,7 @@ def _run_contender(
         else:
             options.echo("   py-spy is not installed (pip install 'crawler[bench]'): no profile")
     job_path.write_text(json.dumps(job))
-    log = options.out / "logs" / f"{label}.log"
+    log = options.out / "logs" / f"{stem}.log"
     with log.open("w") as log_file:
         code = _run_child(argv, scenario.time_limit + KILL_GRACE, log_file)
     if code != 0 or not result_path.exists():
