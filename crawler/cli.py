@@ -302,7 +302,10 @@ def bench(
     scale: Annotated[
         float, typer.Option(min=0.0001, help="Shrink sites and page budgets (0.1: a quick look).")
     ] = 1.0,
-    repeat: Annotated[int, typer.Option(min=1, help="Runs of each crawler (medians).")] = 1,
+    repeat: Annotated[
+        int | None,
+        typer.Option(min=1, help="Runs of each crawler (medians; default: 1, latency's pairs: 3)."),
+    ] = None,
     out: Annotated[
         Path, typer.Option(help="Directory for results.json, the PNG, logs and profiles.")
     ] = BENCH_OUT,

@@ -7,6 +7,7 @@ is deterministic.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import socket
@@ -243,14 +244,16 @@ def test_latency_is_judged_against_the_same_crawl_without_latency(tmp_path: Path
         scenarios=[latency],
         contenders=[Contender("ours"), Contender("scrapy")],  # peers: not in this scenario
         out=tmp_path,
-        repeat=2,
         ceiling=False,
         echo=lambda line: None,
     )
     (outcome,) = run_bench(options)
     reference = reference_name("ours")
-    # Side by side: the reference runs just before each run it judges, on the same web.
-    assert [run.contender for run in outcome.runs] == [reference, "ours"] * 2
+    # Side by side: the reference runs just before each run it judges, on the same web; three
+    # pairs unless --repeat says otherwise.
+    assert [run.contender for run in outcome.runs] == [reference, "ours"] * 3
+    (once,) = run_bench(dataclasses.replace(options, repeat=1, out=tmp_path / "once"))
+    assert [run.contender for run in once.runs] == [reference, "ours"]
     for run in outcome.runs:
         assert run.result.status == "ok", run.result.detail
         assert run.server.pages > 0

@@ -26,7 +26,7 @@ def bench(
     parse_modes: list[str],
     *,
     scale: float = 1.0,
-    repeat: int = 1,
+    repeat: int | None = None,
     out: Path = DEFAULT_OUT,
     config: Path | None = None,
     ceiling: bool = True,

@@ -81,7 +81,8 @@ class BenchOptions:
     contenders: list[Contender]
     out: Path
     config: Path = DEFAULT_CONFIG
-    repeat: int = 1
+    repeat: int | None = None
+    """Runs of each crawler; None: each scenario's own (:attr:`Scenario.repeat`)."""
     ceiling: bool = True
     profile: bool = False
     """Record our crawler with py-spy, in one more run per scenario left out of the figures."""
@@ -146,7 +147,7 @@ def _run_scenario(scenario: Scenario, options: BenchOptions) -> ScenarioRun:
         spacing = max(0.0, scenario.per_host_delay - SPACING_TOLERANCE)
         # Repeats go round the contenders (ABAB, not AABB), so that a burst of load from
         # elsewhere on the machine does not land on one contender only.
-        for repeat in range(options.repeat):
+        for repeat in range(options.repeat or scenario.repeat):
             for contender in options.contenders:
                 if contender.kind != "ours" and not scenario.compare_peers:
                     continue  # see Scenario.compare_peers
