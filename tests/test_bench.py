@@ -22,7 +22,7 @@ import pytest
 
 from crawler.bench import harness, peers, server
 from crawler.bench.harness import BenchOptions, Contender, contenders, run_bench
-from crawler.bench.measure import RunResult, percentiles
+from crawler.bench.measure import RunResult, busy_share, machine_ticks, percentiles
 from crawler.bench.report import build_report, memory_figures, write_json, write_plot
 from crawler.bench.scenarios import SCENARIOS, Scenario, reference_name, scenario
 from crawler.bench.server import SyntheticWeb
@@ -191,6 +191,9 @@ def _check_summary(summary: dict[str, object]) -> None:
     assert isinstance(politeness["min_spacing_per_host_ms"], float)
     assert politeness["disallowed_requests"] == 0  # robots.txt obeyed (not a timing)
     assert summary["timeline"]
+    busy = summary["machine_busy"]
+    assert isinstance(busy, float)
+    assert 0 < busy <= 1
 
 
 def test_harness_runs_and_reports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -350,6 +353,47 @@ def test_figures() -> None:
     assert memory is not None
     assert memory["bytes_per_discovered_url"] == pytest.approx(40, abs=1)
     assert memory["drain_growth_share"] == 0
+
+
+def test_machine_busy_share_from_proc_stat() -> None:
+    stat = "cpu  100 5 50 800 20 3 2 10 7 0\ncpu0 50 2 25 400 10 1 1 5 3 0\nintr 1\n"
+    # Busy: user, nice, system, irq, softirq, steal; not idle or I/O wait; guest is in user.
+    assert machine_ticks(stat) == (170, 990)
+    assert machine_ticks("intr 1\n") is None
+    assert busy_share((170, 990), (245, 1090)) == 0.75
+    assert busy_share((170, 990), (170, 990)) is None  # no time passed
+    assert busy_share(None, (245, 1090)) is None
+    now = machine_ticks()  # this machine's own /proc/stat
+    assert now is not None
+    assert 0 <= now[0] <= now[1]
+
+
+def test_fan_out_says_when_the_machine_not_the_scheduling_held_it_back() -> None:
+    fan_out = SCENARIOS["fan-out"]
+    politeness = {
+        "max_concurrent_per_host": 1,
+        "min_spacing_per_host_ms": 1000.3,
+        "short_gaps": 0,
+        "disallowed_requests": 0,
+    }
+
+    def busy_row(rate: float, busy: float | None) -> tuple[str, float] | None:
+        ours = {"status": "ok", "pages_per_second": rate, "politeness": politeness}
+        checks = check_scenario(fan_out, {"ours": {**ours, "machine_busy": busy}})
+        (share,) = [c for c in checks if c["target"].startswith("share of the politeness")]
+        assert share["met"] is (rate >= 950)  # the target itself is judged as before
+        rows = [c for c in checks if c["target"].startswith("machine's cores busy")]
+        for row in rows:
+            assert row["goal"] is None
+            assert row["met"] is None
+        return (rows[0]["target"], rows[0]["value"]) if rows else None
+
+    saturated = "machine's cores busy during the crawl (CPU-bound: the machine, not the "
+    saturated += "scheduling, held the share back)"
+    assert busy_row(870.0, 0.97) == (saturated, 0.97)
+    assert busy_row(870.0, 0.6) == ("machine's cores busy during the crawl", 0.6)
+    assert busy_row(970.0, 0.97) == ("machine's cores busy during the crawl", 0.97)
+    assert busy_row(870.0, None) is None
 
 
 def test_stages_report_each_stage() -> None:

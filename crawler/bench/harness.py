@@ -181,9 +181,10 @@ def _one_line(run: CrawlerRun) -> str:
     if r.status != "ok":
         return f"{run.contender}: {r.status}: {r.detail}"
     rate = run.server.pages / r.elapsed if r.elapsed else 0.0
+    busy = "" if r.machine_busy is None else f", machine busy {r.machine_busy:.0%}"
     return (
         f"{run.contender}: {run.server.pages:,} pages in {r.elapsed:.1f}s = {rate:,.0f} pages/s, "
-        f"CPU {r.cpu_seconds:.1f}s (load {run.load[0]:.2f})"
+        f"CPU {r.cpu_seconds:.1f}s (load {run.load[0]:.2f}{busy})"
     )
 
 

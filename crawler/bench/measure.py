@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+_PROC_STAT = Path("/proc/stat")
 LAG_INTERVAL = 0.01
 """The lag probe's sleep: it wakes 100 times a second and records how late."""
 
@@ -48,6 +49,10 @@ class RunResult:
     """Fetch latency percentiles (p50, p95, p99), from request to end of body."""
     loop_lag_ms: dict[str, float] | None = None
     """How late the event loop ran a timer (p50, p99, max), when measured."""
+    machine_busy: float | None = None
+    """Share of all the machine's core time that was busy during the crawl, whoever used it
+    (this crawler, the synthetic web, anything else); None where ``/proc/stat`` is missing.
+    Near 1, the machine's CPU is what bounded the crawl."""
     samples: list[tuple[float, int, int, int]] = field(default_factory=list)
     """(seconds since start, pages, RSS bytes, discovered URLs), every sample interval."""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -155,16 +160,51 @@ class Sampler:
             await asyncio.sleep(self.interval)
 
 
-def start_measuring(result: RunResult) -> float:
-    """Stamp the start of a crawl on ``result``; returns the CPU seconds used so far."""
+def machine_ticks(stat: str | None = None) -> tuple[int, int] | None:
+    """(busy, total) clock ticks of all the machine's cores since boot, from the ``cpu`` line
+    of ``/proc/stat`` (or ``stat``, its text); None where there is none. Idle and I/O wait are
+    not busy; time stolen by a hypervisor is, since no process here could have used it."""
+    if stat is None:
+        try:
+            stat = _PROC_STAT.read_text()
+        except OSError:
+            return None
+    for line in stat.splitlines():
+        fields = line.split()
+        if fields and fields[0] == "cpu":
+            # user nice system idle iowait irq softirq steal (guest time is within user)
+            ticks = [int(v) for v in fields[1:9]]
+            total = sum(ticks)
+            return total - ticks[3] - ticks[4], total
+    return None
+
+
+def busy_share(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    """The share of core time that was busy between two :func:`machine_ticks` readings."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return round((after[0] - before[0]) / (after[1] - before[1]), 3)
+
+
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    """What :func:`start_measuring` read at the start of a crawl, for :func:`finish_measuring`."""
+
+    cpu_seconds: float
+    machine: tuple[int, int] | None
+
+
+def start_measuring(result: RunResult) -> Baseline:
+    """Stamp the start of a crawl on ``result``; returns what the end is measured against."""
     result.started = time.monotonic()
     result.rss_start = rss_bytes()
-    return cpu_seconds()
+    return Baseline(cpu_seconds(), machine_ticks())
 
 
-def finish_measuring(result: RunResult, cpu_before: float) -> None:
-    """Stamp the end of a crawl on ``result`` (elapsed, CPU, RSS)."""
+def finish_measuring(result: RunResult, baseline: Baseline) -> None:
+    """Stamp the end of a crawl on ``result`` (elapsed, CPU, RSS, the machine's busy share)."""
     result.elapsed = time.monotonic() - result.started
-    result.cpu_seconds = cpu_seconds() - cpu_before
+    result.cpu_seconds = cpu_seconds() - baseline.cpu_seconds
+    result.machine_busy = busy_share(baseline.machine, machine_ticks())
     result.rss_end = rss_bytes()
     result.peak_rss = peak_rss_bytes()

@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import urldefrag, urljoin
 
 from crawler.bench.measure import (
+    Baseline,
     LagProbe,
     RunResult,
     Sampler,
@@ -110,7 +111,7 @@ async def _bare_loop(fetch: Fetch, job: Job, result: RunResult) -> None:
                 queue.task_done()
 
     probe = LagProbe()
-    cpu_before = start_measuring(result)
+    baseline = start_measuring(result)
     sampler = Sampler(result.started, lambda: result.pages, lambda: len(seen))
     async with asyncio.TaskGroup() as group:
         helpers = [group.create_task(probe.run()), group.create_task(sampler.run())]
@@ -122,7 +123,7 @@ async def _bare_loop(fetch: Fetch, job: Job, result: RunResult) -> None:
             result.extra["aborted"] = "bench time limit reached"
         for task in workers + helpers:
             task.cancel()
-    finish_measuring(result, cpu_before)
+    finish_measuring(result, baseline)
     await sampler.sample()
     result.samples = sampler.samples
     result.discovered = len(seen)
@@ -184,7 +185,7 @@ async def _crawlee(job: Job, result: RunResult) -> None:
         await context.enqueue_links()
 
     probe = LagProbe()
-    cpu_before = start_measuring(result)
+    baseline = start_measuring(result)
     sampler = Sampler(result.started, lambda: result.pages)
     async with asyncio.TaskGroup() as group:
         helpers = [group.create_task(probe.run()), group.create_task(sampler.run())]
@@ -195,7 +196,7 @@ async def _crawlee(job: Job, result: RunResult) -> None:
             result.extra["aborted"] = "bench time limit reached"
         for task in helpers:
             task.cancel()
-    finish_measuring(result, cpu_before)
+    finish_measuring(result, baseline)
     await sampler.sample()
     result.samples = sampler.samples
     result.loop_lag_ms = probe.summary()
@@ -210,7 +211,7 @@ def _scrapy(job: Job, result: RunResult) -> None:
     from scrapy.crawler import CrawlerProcess
 
     latencies: list[float] = []
-    cpu_before = 0.0
+    baseline = Baseline(0.0, None)  # replaced when the spider opens
 
     class BenchSpider(scrapy.Spider):
         name = "bench"
@@ -229,11 +230,11 @@ def _scrapy(job: Job, result: RunResult) -> None:
                 yield response.follow(href, callback=self.parse)
 
     def opened(spider: Any) -> None:
-        nonlocal cpu_before
-        cpu_before = start_measuring(result)
+        nonlocal baseline
+        baseline = start_measuring(result)
 
     def closed(spider: Any, reason: str) -> None:
-        finish_measuring(result, cpu_before)
+        finish_measuring(result, baseline)
         result.extra["close_reason"] = reason
         # Requests the scheduler accepted: each URL once, after its dupefilter.
         stats = spider.crawler.stats

@@ -55,6 +55,7 @@ def run_figures(run: CrawlerRun) -> dict[str, Any]:
                 round((r.rss_end - r.rss_start) / discovered, 1) if discovered else None
             ),
             "loop_lag_ms": r.loop_lag_ms,
+            "machine_busy": r.machine_busy,
             "politeness": {
                 "max_concurrent_per_host": server.max_active_per_host,
                 "min_spacing_per_host_ms": (
@@ -137,7 +138,7 @@ def summarize(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     if not ok:
         return dict(runs[0])
     summary = dict(ok[0])
-    for key in ("pages_per_second", "cpu_per_1000_pages", "peak_rss_mb", "elapsed"):
+    for key in ("pages_per_second", "cpu_per_1000_pages", "peak_rss_mb", "elapsed", "machine_busy"):
         summary[key] = _median([r[key] for r in ok])
     rates = [r["pages_per_second"] for r in ok]
     summary["pages_per_second_range"] = [min(rates), max(rates)]
@@ -212,12 +213,13 @@ def format_table(report: dict[str, Any]) -> str:
     """The terminal view: one table per scenario, then its checks. ``ours÷it`` is our
     pages/s over that crawler's; ``host max`` and ``gap ms`` are the most requests in flight
     to one host and the shortest gap between two requests to one host, as the server saw
-    them (without latency an answer leaves at once, so in flight stays at 1)."""
+    them (without latency an answer leaves at once, so in flight stays at 1); ``busy`` is the
+    share of all the machine's core time that was busy during the crawl."""
     lines: list[str] = []
     head = (
         f"{'crawler':<22}{'pages':>8}{'pages/s':>9}{'range':>13}{'ours÷it':>8}"
         f"{'lat p50/p95/p99 ms':>22}{'CPU s/1k':>9}{'RSS MB':>8}{'B/URL':>9}"
-        f"{'lag p99':>8}{'host max':>9}{'gap ms':>8}{'disallow':>9}"
+        f"{'lag p99':>8}{'host max':>9}{'gap ms':>8}{'disallow':>9}{'busy':>6}"
     )
     for scenario in report["scenarios"]:
         lines.append(f"\n{scenario['scenario']}: {scenario['description']}")
@@ -247,6 +249,7 @@ def format_table(report: dict[str, Any]) -> str:
                 f"{_fmt(lag.get('p99'), '.1f'):>8}{pol['max_concurrent_per_host']:>9}"
                 f"{_fmt(pol['min_spacing_per_host_ms'], '.0f'):>8}"
                 f"{pol['disallowed_requests']:>9}"
+                f"{_fmt(s.get('machine_busy'), '.0%'):>6}"
             )
         for check in scenario["checks"]:
             if check["goal"] is None:

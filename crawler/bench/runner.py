@@ -96,7 +96,7 @@ async def _crawl(job: dict[str, Any], result: RunResult) -> CrawlReport:
     transport = make_transport(job.get("transport", "default"), config.crawl.concurrency)
     crawl = Crawl(config, job["seeds"], db, controller.signal, transport=transport)
     probe = LagProbe()
-    cpu_before = start_measuring(result)
+    baseline = start_measuring(result)
     sampler = Sampler(
         result.started,
         lambda: crawl.stats.pages,
@@ -111,7 +111,7 @@ async def _crawl(job: dict[str, Any], result: RunResult) -> CrawlReport:
             timer.cancel()
             for helper in helpers:
                 helper.cancel()
-    finish_measuring(result, cpu_before)
+    finish_measuring(result, baseline)
     await sampler.sample()
     result.loop_lag_ms = probe.summary()
     result.samples = sampler.samples
