@@ -334,6 +334,8 @@ def test_scenarios_and_options() -> None:
     assert big.web.pages // big.web.links_per_page * big.web.links_per_page == 1_000_000
     small = scenario("fan-out", 0.01)
     assert (small.web.hosts, small.budget) == (10, 900)
+    assert small.description == SCENARIOS["fan-out"].description + " [scaled x0.01]"
+    assert scenario("fan-out", 1).description == SCENARIOS["fan-out"].description
     names = [c.name for c in contenders(["scrapy"], ["default", "httpcore"], ["inline"])]
     assert names == ["ours[inline]", "ours[httpcore,inline]", "scrapy"]
     with pytest.raises(ValueError, match="unknown peer"):

@@ -77,7 +77,10 @@ class Scenario:
         else:
             web = dataclasses.replace(web, pages=max(50, int(web.pages * scale)))
             budget = max(20, int(self.budget * scale))
-        return dataclasses.replace(self, web=web, budget=budget)
+        # The description gives the full-size figures ("1,000 hosts"); the run's own are printed
+        # beside it, so say that these are not them.
+        description = f"{self.description} [scaled x{scale:g}]"
+        return dataclasses.replace(self, description=description, web=web, budget=budget)
 
 
 def reference_name(contender: str) -> str:
