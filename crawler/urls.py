@@ -58,10 +58,11 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # RFC 3986 appendix B (the fragment is left unread), with the scheme held to its grammar so
 # 'a b:c' is a path. Unlike urlsplit it tells an absent query or authority (None) from an empty
 # one (''), which rule 2 needs ('?' is not ''), and it costs a fifth of an uncached urlsplit.
-# Quantifiers are possessive because backtracking could never find another split.
-_SPLIT = re.compile(
-    r"(?:([A-Za-z][A-Za-z0-9+.\-]*+):)?+(?://([^/?#]*+))?+([^?#]*+)(?:\?([^#]*+))?+"
-)
+# Optional parts are written ``(?:X|)``, not ``(?:X)?``: the same match (X is tried first),
+# compiled to a cheap branch instead of a general repeat (1.6 against 2.5 thousand instructions
+# a split). Not possessive quantifiers (``?+``, ``*+``): Debian 12's Python 3.11.2 mishandles
+# them ('download.html' split as 'ownload.html'; fixed in later 3.11 releases).
+_SPLIT = re.compile(r"(?:([A-Za-z][A-Za-z0-9+.\-]*):|)(?://([^/?#]*)|)([^?#]*)(?:\?([^#]*)|)")
 _HOST = re.compile(r"[a-z0-9_.\-]+")
 # An authority already in canonical form (the usual case, and always for a canonical base).
 _PLAIN_HOST = re.compile(r"[a-z0-9_.\-]*[a-z0-9_\-]")
