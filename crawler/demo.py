@@ -11,6 +11,7 @@ import select
 import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 OUTPUT = Path("demo-output")
@@ -56,7 +57,7 @@ def _wait_for_site(site: subprocess.Popen[str]) -> str:
 
 
 def _show(db: Path) -> None:
-    with sqlite3.connect(db) as conn:
+    with closing(sqlite3.connect(db)) as conn:
         rows = conn.execute(
             "SELECT status, url, title FROM pages ORDER BY fetched_at LIMIT 8"
         ).fetchall()

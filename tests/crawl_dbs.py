@@ -5,7 +5,6 @@ CLI, and synthetic databases inserted directly (for sizes and values a test craw
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from typer.testing import CliRunner
 from crawler.cli import app
 from crawler.demosite import SiteServer, SiteSpec
 from crawler.store import Store
-from tests.helpers import write_config, write_seeds
+from tests.helpers import database, write_config, write_seeds
 
 SYNTHETIC_START = datetime(2026, 11, 25, 1, 0, tzinfo=UTC)
 SYNTHETIC_HOSTS = 7
@@ -76,7 +75,7 @@ def make_synthetic_db(path: Path, pages: int, pending: int = 0) -> None:
     """A crawl database with ``pages`` pages (see :func:`synthetic_page`) over 7 hosts, each
     with its done/failed frontier row, and ``pending`` more URLs still to fetch."""
     asyncio.run(_create_schema(path))  # the crawler's own schema, whatever its version
-    with sqlite3.connect(path) as conn:
+    with database(path) as conn:
         conn.executemany(
             f"INSERT INTO pages ({PAGE_COLUMNS}) VALUES ({', '.join('?' * 13)})",
             map(synthetic_page, range(pages)),

@@ -7,7 +7,8 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -54,16 +55,25 @@ def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
         time.sleep(0.005)
 
 
+@contextmanager
+def database(path: Path | str) -> Iterator[sqlite3.Connection]:
+    """A connection to the SQLite file ``path``: committed if the block succeeds, rolled back
+    if not, closed either way (``with sqlite3.connect(...)`` commits but never closes, and
+    Python 3.13 warns about every connection left to the garbage collector)."""
+    with closing(sqlite3.connect(path)) as conn, conn:
+        yield conn
+
+
 def pages(db: Path) -> dict[str, tuple[int | None, str | None]]:
     """Path of each stored page -> (status, title)."""
-    with sqlite3.connect(db) as conn:
+    with database(db) as conn:
         rows = conn.execute("SELECT url, status, title FROM pages").fetchall()
     return {urlsplit(url).path: (status, title) for url, status, title in rows}
 
 
 def assert_consistent(db: Path) -> None:
     """The invariants every stop must leave: an intact file, and pages and frontier agree."""
-    with sqlite3.connect(db) as conn:
+    with database(db) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         recorded_but_open = conn.execute(
             "SELECT count(*) FROM pages JOIN frontier USING (url) "

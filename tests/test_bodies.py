@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import zlib
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from crawler.bodies import bodies_path
 from crawler.config import load_config
 from crawler.demosite import SiteServer, SiteSpec, render
 from crawler.engine import Crawl
-from tests.helpers import crawl_process, write_config, write_seeds
+from tests.helpers import crawl_process, database, write_config, write_seeds
 
 
 def test_bodies_path_is_beside_the_database() -> None:
@@ -37,10 +36,10 @@ async def test_every_body_read_is_stored_compressed(tmp_path: Path) -> None:
     with SiteServer(spec) as site:
         base = site.base_url
         await Crawl(cfg, [f"{base}/"], db, AbortController().signal).run()
-    with sqlite3.connect(db) as conn:
+    with database(db) as conn:
         pages = dict(conn.execute("SELECT url, size FROM pages WHERE size > 0").fetchall())
     conn.close()
-    with sqlite3.connect(bodies_path(db)) as conn:
+    with database(bodies_path(db)) as conn:
         rows = conn.execute(
             "SELECT url, status, content_type, encoding, size, truncated, body FROM bodies"
         ).fetchall()
@@ -62,12 +61,12 @@ def test_fresh_deletes_the_bodies_too(tmp_path: Path) -> None:
         first = crawl_process(*args)
         _, err = first.communicate(timeout=60)
         assert first.returncode == 0, err
-        with sqlite3.connect(bodies_path(db)) as conn:
+        with database(bodies_path(db)) as conn:
             conn.execute("INSERT INTO bodies VALUES ('x', 'x', 200, NULL, 'zlib', 0, 0, x'')")
         conn.close()
         second = crawl_process(*args, "--fresh")
         _, err = second.communicate(timeout=60)
     assert second.returncode == 0, err
-    with sqlite3.connect(bodies_path(db)) as conn:
+    with database(bodies_path(db)) as conn:
         assert conn.execute("SELECT count(*) FROM bodies WHERE url = 'x'").fetchone() == (0,)
     conn.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import stat
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from crawler.demosite import SiteServer, SiteSpec, expected_statuses
 from tests.helpers import (
     assert_consistent,
     crawl_process,
+    database,
     pages,
     wait_until,
     write_config,
@@ -218,7 +218,7 @@ def test_ctrl_c_reaches_the_whole_process_group_and_the_crawl_still_stops_cleanl
         assert first.returncode == 130, err
         assert not group_alive(first.pid)
     assert_consistent(db)
-    with sqlite3.connect(db) as conn:
+    with database(db) as conn:
         notes = {n for (n,) in conn.execute("SELECT DISTINCT notes FROM pages")}
     assert not any("parse_crashed" in (n or "") for n in notes), notes
     assert "parse_crashed" not in err
@@ -267,7 +267,7 @@ def test_second_signal_stops_at_once_and_leaves_a_consistent_database(tmp_path: 
     assert first.returncode == 130, err
     assert "stopped at once" in err
     assert_consistent(db)
-    with sqlite3.connect(db) as conn:
+    with database(db) as conn:
         assert conn.execute("SELECT count(*) FROM pages").fetchone() == (0,)
 
 

@@ -16,7 +16,7 @@ from crawler.abort import AbortController
 from crawler.config import Config, load_config
 from crawler.demosite import SiteServer, SiteSpec, expected_pages, expected_statuses
 from crawler.engine import Crawl
-from tests.helpers import assert_consistent, pages, wait_until
+from tests.helpers import assert_consistent, database, pages, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -57,13 +57,12 @@ async def test_every_in_scope_page_is_fetched_exactly_once_with_its_title(
 
 
 async def test_links_and_redirect_targets_are_recorded(tmp_path: Path) -> None:
-    import sqlite3
 
     spec = SiteSpec(pages=30)
     with SiteServer(spec) as site:
         await crawl(site, tmp_path / "crawl.db")
         base = site.base_url
-    with sqlite3.connect(tmp_path / "crawl.db") as conn:
+    with database(tmp_path / "crawl.db") as conn:
         redirect = conn.execute(
             "SELECT status, final_url FROM pages WHERE url = ?", (f"{base}/redirect/0",)
         ).fetchone()
@@ -83,9 +82,8 @@ async def test_depth_limit(tmp_path: Path) -> None:
     home_links = {"/page/0", "/page/1", "/page/2"} & set(requested)
     assert home_links  # depth 1 reached
     stored = pages(tmp_path / "crawl.db")
-    import sqlite3
 
-    with sqlite3.connect(tmp_path / "crawl.db") as conn:
+    with database(tmp_path / "crawl.db") as conn:
         depths = {d for (d,) in conn.execute("SELECT depth FROM pages")}
     assert depths == {0, 1}
     assert len(stored) < 50

@@ -17,6 +17,7 @@ import pytest
 from crawler.abort import AbortController
 from crawler.config import load_config
 from crawler.engine import Crawl, CrawlReport
+from tests.helpers import database
 from tests.hostile_site import HostileSite
 
 pytestmark = pytest.mark.anyio
@@ -62,7 +63,7 @@ async def crawl(site: HostileSite, tmp_path: Path, *paths: str, **overrides: Any
     seeds = [site.base_url + path for path in paths]
     site.reset()
     report = await Crawl(config, seeds, db, AbortController().signal).run()
-    with sqlite3.connect(db) as conn:
+    with database(db) as conn:
         conn.row_factory = sqlite3.Row
         rows = {
             row["url"].removeprefix(site.base_url): dict(row)
@@ -109,7 +110,7 @@ async def test_robots_sitemaps_and_crawl_delay_are_recorded(
 ) -> None:
     site.robots_txt = b"User-agent: *\nCrawl-delay: 0.01\nSitemap: http://x.test/sitemap.xml\n"
     result = await crawl(site, tmp_path, "/links/target")
-    with sqlite3.connect(result.db) as conn:
+    with database(result.db) as conn:
         row = conn.execute("SELECT origin, status, crawl_delay, sitemaps FROM robots").fetchone()
     assert row == (site.base_url, 200, 0.01, "http://x.test/sitemap.xml")
 
@@ -445,7 +446,7 @@ async def test_link_schemes_idn_long_base_and_duplicates(site: HostileSite, tmp_
     assert result.requested["/links/sub/rel"] == 1  # through <base href>
     assert all(p in (*paths, "/robots.txt", "/links/target", "/links/sub/rel")
                for p in result.requested)  # fmt: skip
-    with sqlite3.connect(result.db) as conn:
+    with database(result.db) as conn:
         targets = {dst for (dst,) in conn.execute("SELECT dst_url FROM links")}
     assert "http://xn--bcher-kva.example/x" in targets  # IDN as punycode
     assert not any(
@@ -521,7 +522,7 @@ async def test_urls_found_once_the_host_budget_is_spent_are_not_offered(
     # /traps/numbered/N links N+1 and N+2; pages 0-6 are fetched. The last of them spends the
     # budget, so its links are not offered to the frontier at all, not even to be skipped
     # later: 8, linked only from 6 and 7, is never known (7 may be, from 5).
-    with sqlite3.connect(result.db) as conn:
+    with database(result.db) as conn:
         known = {url for (url,) in conn.execute("SELECT url FROM frontier")}
     numbered = {f"{site.base_url}/traps/numbered/{n}" for n in range(8)}
     assert numbered - known <= {f"{site.base_url}/traps/numbered/7"}

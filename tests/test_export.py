@@ -22,7 +22,7 @@ from crawler.demosite import SiteSpec, expected_statuses
 from crawler.errors import FatalError, StorageError
 from crawler.export import FIELDS, ExportFormat, export_to_file
 from tests.crawl_dbs import TRICKY_TITLES, crawl_demo_site, make_synthetic_db
-from tests.helpers import crawl_process, wait_until
+from tests.helpers import crawl_process, database, wait_until
 
 runner = CliRunner()
 SPEC = SiteSpec(pages=60)
@@ -51,7 +51,7 @@ def db(request: pytest.FixtureRequest) -> Path:
 
 def stored_pages(db: Path) -> list[dict[str, Any]]:
     """Every row of ``pages`` in rowid order, as the export should write it."""
-    with sqlite3.connect(db) as conn:
+    with database(db) as conn:
         conn.row_factory = sqlite3.Row
         rows = conn.execute("SELECT * FROM pages ORDER BY rowid").fetchall()
     conn.close()
@@ -146,7 +146,7 @@ def test_stdout_is_the_default_and_dash_means_stdout(
 
 def test_every_column_of_pages_is_exported(tmp_path: Path) -> None:
     make_synthetic_db(tmp_path / "fresh.db", pages=0)
-    with sqlite3.connect(tmp_path / "fresh.db") as conn:
+    with database(tmp_path / "fresh.db") as conn:
         columns = [row[1] for row in conn.execute("PRAGMA table_info(pages)")]
     conn.close()
     assert list(FIELDS) == columns
@@ -244,7 +244,7 @@ def test_export_memory_does_not_grow_with_the_database(
 def test_negative_control_loading_every_row_breaks_the_memory_bound(large: Path) -> None:
     tracemalloc.start()
     try:
-        with sqlite3.connect(large) as conn:
+        with database(large) as conn:
             rows = conn.execute("SELECT * FROM pages").fetchall()
         conn.close()
         _, peak = tracemalloc.get_traced_memory()

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
 
 from crawler.demosite import SiteServer, SiteSpec
 from crawler.logs import JsonFormatter
-from tests.helpers import crawl_process, write_config, write_seeds
+from tests.helpers import crawl_process, database, write_config, write_seeds
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:
@@ -86,7 +85,7 @@ def test_a_real_crawl_logs_json_lines(tmp_path: Path) -> None:
         assert entry["ts"].endswith("Z")
         assert len(entry["ts"]) == len("2026-11-25T01:28:55.389Z")
     pages = [e for e in entries if e["event"] == "page"]
-    with sqlite3.connect(db) as conn:
+    with database(db) as conn:
         stored = dict(conn.execute("SELECT url, status FROM pages").fetchall())
     conn.close()
     assert {e["url"]: e["status"] for e in pages} == stored

@@ -25,6 +25,7 @@ from crawler.report import Report, format_text, read_report
 from crawler.snapshot import read_snapshot
 from crawler.store import Store
 from tests.crawl_dbs import crawl_demo_site, make_synthetic_db
+from tests.helpers import database
 
 runner = CliRunner()
 SPEC = SiteSpec(pages=60)
@@ -60,7 +61,7 @@ def stats_json(db: Path, *flags: str) -> dict[str, Any]:
 
 
 def query(db: Path, sql: str) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(db) as conn:
+    with database(db) as conn:
         rows = conn.execute(sql).fetchall()
     conn.close()
     return rows
@@ -192,7 +193,7 @@ def test_a_bad_database_exits_1_with_one_line(
 
 def _with_version(path: Path, version: str) -> None:
     make_synthetic_db(path, pages=1)
-    with sqlite3.connect(path) as conn:
+    with database(path) as conn:
         conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (version,))
     conn.close()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -20,6 +19,7 @@ from crawler.errors import ConnectFailed
 from crawler.models import Response
 from crawler.sitemaps import SitemapSeeder, decompress, parse_sitemap
 from crawler.urls import Scope
+from tests.helpers import database
 from tests.sitemap_site import DISALLOWED, EXPECTED, NEVER, SitemapSite, _bomb
 
 NS = 'xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"'
@@ -43,7 +43,7 @@ async def crawl(seed: str, db: Path, cfg: Config) -> CrawlReport:
 
 def frontier_rows(db: Path) -> dict[str, tuple[str, int]]:
     """Path -> (state, depth) of every URL in the frontier."""
-    with sqlite3.connect(db) as conn:
+    with database(db) as conn:
         rows = conn.execute("SELECT url, state, depth FROM frontier").fetchall()
     conn.close()
     return {urlsplit(url).path: (state, depth) for url, state, depth in rows}

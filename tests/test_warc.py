@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from crawler.fetch import ACCEPT, ACCEPT_ENCODING
 from crawler.models import Lease, Response
 from crawler.spool import Spool
 from crawler.warc import WarcArchive, surt
-from tests.helpers import crawl_process, write_config, write_seeds
+from tests.helpers import crawl_process, database, write_config, write_seeds
 
 USER_AGENT = "crawler/0.1 (+warc test)"
 
@@ -59,7 +58,7 @@ def read_warc(path: Path) -> list[dict[str, Any]]:
 
 
 def stored_pages(db: Path) -> dict[str, int | None]:
-    with sqlite3.connect(db) as conn:
+    with database(db) as conn:
         rows = conn.execute("SELECT url, status FROM pages").fetchall()
     conn.close()
     return dict(rows)
