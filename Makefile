@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck check clean
+.PHONY: install run test lint typecheck check clean test-pythons
 
 install: $(STAMP)
 
@@ -31,8 +31,25 @@ typecheck: install
 
 check: lint typecheck test
 
+# The Pythons we claim (pyproject's requires-python; DESIGN.md "Works on every Python we
+# claim"): the oldest 3.11 build users have, Debian 12's own python3 (3.11.2), and 3.12 and 3.13
+# (pyenv's, on these machines). Each runs the whole suite in a virtual environment of its own,
+# .venv-X.Y. A Python that is missing fails the target: a claim nobody tested is not kept.
+PYENV_VERSIONS := $(or $(PYENV_ROOT),$(HOME)/.pyenv)/versions
+PYTHONS ?= /usr/bin/python3.11 \
+	$(or $(lastword $(sort $(wildcard $(PYENV_VERSIONS)/3.12.*/bin/python3.12))),python3.12) \
+	$(or $(lastword $(sort $(wildcard $(PYENV_VERSIONS)/3.13.*/bin/python3.13))),python3.13)
+
+test-pythons:
+	@for py in $(PYTHONS); do \
+	    command -v $$py >/dev/null || { echo "test-pythons: $$py is not installed"; exit 1; }; \
+	    version=$$($$py -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])'); \
+	    echo "== Python $$version ($$py)"; \
+	    $(MAKE) --no-print-directory test PYTHON=$$py VENV=.venv-$$version || exit 1; \
+	done
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo-output
+	rm -rf $(VENV) .venv-3.* .pytest_cache .mypy_cache .ruff_cache demo-output
 
 # The container job (README: "Container job"). Here (no Docker engine, no image registry) the
 # image is built and tested with podman on an offline Debian base; these need root and podman.
