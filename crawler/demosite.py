@@ -52,7 +52,8 @@ _LINK_FORMS: tuple[Callable[[int], str], ...] = (
     lambda j: f"/page/{j}#section",
     lambda j: f"/page/./{j}",
     lambda j: f"/%70age/{j}",
-    lambda j: str(j),  # relative to /page/i
+    lambda j: str(j),  # relative to /page/i, as "page.html" is to "/docs/index.html"
+    lambda j: f"./{j}",
     lambda j: "/page/" + "".join(f"%{ord(c):02x}" for c in str(j)),
 )
 
