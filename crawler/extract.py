@@ -1,9 +1,9 @@
 """From a response to an :class:`Outcome`: the page row and the links to record and follow.
 
-Pure and thread-safe (it only reads its arguments), because for HTML pages the engine runs it
-off the event loop with ``asyncio.to_thread``: parsing, resolving and canonicalizing every link
-is the crawl's main CPU cost and must not stall other hosts. A thread cannot be cancelled; if
-the crawl is cancelled meanwhile, the result is simply dropped.
+Pure and thread-safe (it only reads its arguments), because for HTML pages the worker runs it
+off the event loop through :mod:`crawler.extractors` (a worker process by default, threads
+with ``runtime.parse_processes = 0``): parsing, resolving and canonicalizing every link is the
+crawl's main CPU cost and must not stall other hosts.
 
 Page-level rules applied here (each leaves a note on the page row, counted in stats):
 
