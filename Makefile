@@ -48,6 +48,20 @@ test-pythons:
 	    $(MAKE) --no-print-directory test PYTHON=$$py VENV=.venv-$$version || exit 1; \
 	done
 
+# A real site for tests/test_real_site.py: Python's documentation as Debian packages it
+# (python3.11-doc), unpacked into build/ rather than installed, because installing it also
+# upgrades the system's python3.11, the oldest build the tests run on. Needs `apt-get update`.
+DOCS_SITE := build/python-docs
+.PHONY: docs-site
+docs-site: $(DOCS_SITE)/.unpacked
+
+$(DOCS_SITE)/.unpacked:
+	rm -rf $(DOCS_SITE) && mkdir -p $(DOCS_SITE)
+	cd $(DOCS_SITE) && apt-get download -qq python3.11-doc
+	dpkg-deb -x $(DOCS_SITE)/python3.11-doc_*.deb $(DOCS_SITE)
+	rm $(DOCS_SITE)/python3.11-doc_*.deb
+	touch $@
+
 clean:
 	rm -rf $(VENV) .venv-3.* .pytest_cache .mypy_cache .ruff_cache demo-output
 
