@@ -26,6 +26,9 @@ NonNegativeSeconds = Annotated[float, msgspec.Meta(ge=0)]
 
 DEFAULT_USER_AGENT = "crawler/0.1 (+respects robots.txt)"
 
+# RFC 9309 2.2.1: a product token is letters, '_' and '-' (no digits); empty: not set.
+ProductToken = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_-]*$")]
+
 
 class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     pass
@@ -39,6 +42,9 @@ class CrawlSection(_Section, frozen=True):
     max_depth: NonNegative = 20
     """Links followed from a seed; seeds are depth 0, so 0 crawls the seeds only."""
     user_agent: str = DEFAULT_USER_AGENT
+    robots_token: ProductToken = ""
+    """The name robots.txt groups (and ``X-Robots-Tag``/meta robots) are matched by; empty:
+    derived from ``user_agent`` (``compatible; NAME/x``, else its leading product)."""
     allow_domains: tuple[str, ...] = ()
     """Domains in scope with all their subdomains, besides the seeds' own hosts."""
     max_url_length: Positive = 2048

@@ -37,7 +37,7 @@ from crawler.extractors import make_extractor
 from crawler.fetch import Fetcher
 from crawler.frontier import Clock, Frontier
 from crawler.models import Lease, Response
-from crawler.robots import RobotsCache, product_token
+from crawler.robots import RobotsCache, robots_token
 from crawler.services import CrawlServices
 from crawler.sink import Sink
 from crawler.stats import Stats
@@ -89,13 +89,15 @@ class Crawl:
         self.stats = Stats()
         self._transport = transport
         self._clock = clock
+        # Once per run: it warns when the User-Agent names no clear token.
+        self._robots_token = robots_token(config.crawl.user_agent, config.crawl.robots_token)
         self._rules = LinkRules(
             scope=Scope.from_seeds(self.seeds, config.crawl.allow_domains),
             max_depth=config.crawl.max_depth,
             max_url_length=config.crawl.max_url_length,
             max_redirects=config.fetch.max_redirects,
             respect_nofollow=config.politeness.respect_nofollow,
-            product_token=product_token(config.crawl.user_agent),
+            product_token=self._robots_token,
             strip_sessions=SessionStripper(config.traps.session_params),
             max_repeated_segments=config.traps.max_repeated_segments,
         )
@@ -118,7 +120,7 @@ class Crawl:
         )
         robots = RobotsCache(
             partial(fetch_robots, fetcher),
-            config.crawl.user_agent,
+            self._robots_token,
             clock=self._clock,
             max_age=config.politeness.robots_max_age,
             unreachable_retry=config.politeness.robots_unreachable_retry,

@@ -8,13 +8,22 @@ Rules (each tested in ``tests/test_robots.py``):
     for at least that); when the body reaches the cap its last, maybe cut, line is dropped too:
     half of ``Allow: /a/b`` is ``Allow: /a``, broader than written. Decoded as UTF-8, bad bytes
     replaced and a leading BOM removed (it would hide the first ``User-agent``): never raises.
-3.  Groups match our product token (:func:`product_token`), case-insensitively, never the full
+3.  Groups match our product token (:func:`robots_token`), case-insensitively, never the full
     User-Agent: Protego finds a group name anywhere in it at a word start, so
     ``crawler/0.1 (+respects robots.txt)`` would obey a group for ``robots``. Accepted Protego
     leniency: a group named by a prefix of the token (``crawl`` for ``crawler``) applies too
     (RFC: exact); the longest name wins. In the group (Protego's job, pinned by tests): the
     longest match wins, Allow wins ties, ``*`` is any run, a final ``$`` anchors the end;
     ``/robots.txt`` itself is always allowed.
+3b. Grouping is RFC 9309's (2.1, 2.2.4), not Protego's: a group is its ``User-agent`` lines and
+    the rules after them, and other records (``Crawl-delay``, ``Sitemap``, unknown keys) between
+    its ``User-agent`` lines do not end it. Protego ends a group at any such line, so the file is
+    rewritten before Protego reads it (:func:`_regrouped`): the other records met among a
+    group's ``User-agent`` lines move after the last of them, so they apply to the whole group.
+    The rewrite also cuts a group name at its first space or ``/`` (``FooBot/1.0`` names
+    ``FooBot``, as for Google) and ends lines only at CR, LF or CRLF (RFC 9309 2.2).
+    ``tests/test_robots_conformance.py`` runs Google's and the RFC's cases through
+    :meth:`RobotsPolicy.allows`; the README lists what still differs and why.
 4.  3xx: ``Location`` is resolved with :func:`canonicalize` against the current URL and
     followed, to other hosts too, at most ``max_redirects`` (5) times (RFC 9309 2.3.1.2). One
     more, a loop (a URL already fetched), or no usable ``Location``: allow all, since the RFC
@@ -43,15 +52,28 @@ fetch, get ``RuntimeError``. Cached policies stay readable.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
+from urllib.parse import quote
 
 from protego import Protego
 
+# Protego's own line reader, so that the rewrite (rule 3b) reads each line exactly as Protego
+# will (its accepted spellings and typos included). Private: protego is pinned to 0.7.x.
+from protego._protego import (
+    _ALLOW_DIRECTIVE,
+    _DISALLOW_DIRECTIVE,
+    _USER_AGENT_DIRECTIVE,
+    _extract_directive,
+)
+
 from crawler.urls import canonicalize, host_key
+
+log = logging.getLogger("crawler")
 
 DEFAULT_MAX_AGE = 86400.0
 DEFAULT_UNREACHABLE_RETRY = 600.0
@@ -60,6 +82,19 @@ DEFAULT_MAX_REDIRECTS = 5
 
 # RFC 9309 2.2.1: a product token is made of letters, '_' and '-' only.
 _PRODUCT_TOKEN = re.compile(r"[A-Za-z_-]+")
+# The product a crawler names in a browser-like User-Agent: 'Mozilla/5.0 (compatible; MyBot/1.0)'.
+# Also after other comments: '(KHTML, like Gecko; compatible; bingbot/2.0; +http://...)'.
+_COMPATIBLE_PRODUCT = re.compile(r"[(;]\s*compatible\s*;\s*([A-Za-z_-]+)(?=[/;)\s])", re.I)
+# A leading product that is a whole token ('MyBot/1.0 (+x)', 'crawler'), not 'bot2/1.0'.
+_LEADING_PRODUCT = re.compile(r"\s*([A-Za-z_-]+)(?=[/\s(;]|$)")
+# Leading products that name a browser engine, never a crawler site owners would write a group for.
+_BROWSER_PRODUCTS = frozenset({"mozilla", "opera"})
+# RFC 9309 2.2: a line ends at CR, LF or CRLF only. Protego splits with str.splitlines, which also
+# breaks at VT, FF, FS, GS, RS, NEL, LS and PS: inside a value they are data, so they are handed on
+# percent-encoded (as Protego encodes a path's non-ASCII characters anyway).
+_LINE_END = re.compile(r"\r\n|\r|\n")
+_DATA_BREAKS = {ord(c): quote(c) for c in "\v\f\x1c\x1d\x1e\x85\u2028\u2029"}
+_RULE_DIRECTIVES = _ALLOW_DIRECTIVE | _DISALLOW_DIRECTIVE
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,23 +147,76 @@ def origin_of(url: str) -> str:
     return f"{canonical[: canonical.find(':')]}://{host_key(canonical)}"
 
 
-def product_token(user_agent: str) -> str:
-    """The RFC 9309 product token of a User-Agent: its leading run of letters, ``_`` and ``-``
-    (``'crawler/0.1 (+x)'`` -> ``'crawler'``). Raises ``ValueError`` when there is none."""
-    match = _PRODUCT_TOKEN.match(user_agent.strip())
-    if match is None:
-        raise ValueError(f"user agent {user_agent!r} does not start with a product token")
-    return match[0]
+def product_token(user_agent: str) -> str | None:
+    """The product token site owners name for this User-Agent in robots.txt, or None when it
+    gives no clear one. The product in ``(compatible; NAME/x)`` first (``Mozilla/5.0
+    (compatible; MyBot/1.0; +https://x)`` -> ``MyBot``), else the leading product when it is a
+    whole RFC 9309 token and not a browser's (``MyBot/1.0 (+x)`` -> ``MyBot``)."""
+    compatible = _COMPATIBLE_PRODUCT.search(user_agent)
+    if compatible is not None:
+        return compatible[1]
+    leading = _LEADING_PRODUCT.match(user_agent)
+    if leading is None or leading[1].lower() in _BROWSER_PRODUCTS:
+        return None
+    return leading[1]
+
+
+def robots_token(user_agent: str, configured: str = "") -> str:
+    """The token our robots.txt groups are chosen by: ``configured`` (``crawl.robots_token``)
+    if set, else :func:`product_token`. Without either, ``'*'`` with a warning: only the
+    groups for every crawler apply, since any name guessed from the User-Agent could pick
+    another crawler's group."""
+    if configured:
+        return configured
+    token = product_token(user_agent)
+    if token is not None:
+        return token
+    log.warning(
+        "user agent %r names no clear robots.txt product token: only `User-agent: *` groups "
+        "will apply; set crawl.robots_token to the name site owners use for this crawler",
+        user_agent,
+        extra={"event": "robots_token_unclear", "user_agent": user_agent},
+    )
+    return "*"
+
+
+def _regrouped(text: str) -> str:
+    """``text`` rewritten so that Protego groups it as RFC 9309 does (module docstring, rule
+    3b): other records held while a group's ``User-agent`` lines go on, then put before its
+    first rule; group names cut at a space or ``/``; lines ended at CR, LF or CRLF only."""
+    out: list[str] = []
+    held: list[str] = []  # other records among the current group's user-agent lines
+    in_agents = False
+    for line in _LINE_END.split(text.translate(_DATA_BREAKS)):
+        directive = _extract_directive(line.split("#", 1)[0].strip())
+        field = directive[0] if directive is not None else None
+        if field in _USER_AGENT_DIRECTIVE:
+            assert directive is not None
+            name = directive[1].split(None, 1)[0].split("/", 1)[0] if directive[1] else ""
+            out.append(f"User-agent: {name}")
+            in_agents = True
+        elif field in _RULE_DIRECTIVES:
+            out += held
+            held.clear()
+            out.append(line)
+            in_agents = False
+        elif in_agents:
+            held.append(line)
+        else:
+            out.append(line)
+    out += held
+    return "\n".join(out)
 
 
 class RobotsCache:
-    """robots.txt policies by origin, one small entry each. Owns its fetch tasks: close it with
-    :meth:`aclose` or ``async with`` (the module docstring gives the cancellation contract)."""
+    """robots.txt policies by origin, one small entry each, for the product ``token`` (as
+    :func:`robots_token` gives it). Owns its fetch tasks: close it with :meth:`aclose` or
+    ``async with`` (the module docstring gives the cancellation contract)."""
 
     def __init__(
         self,
         fetch: FetchRobots,
-        user_agent: str,
+        token: str,
         *,
         clock: Callable[[], float] = time.monotonic,
         max_age: float = DEFAULT_MAX_AGE,
@@ -139,7 +227,9 @@ class RobotsCache:
         if max_bytes <= 0 or max_redirects < 0:
             raise ValueError("max_bytes must be positive and max_redirects not negative")
         self._fetch = fetch
-        self._agent = product_token(user_agent)
+        if token != "*" and _PRODUCT_TOKEN.fullmatch(token) is None:
+            raise ValueError(f"not a robots.txt product token: {token!r}")
+        self._agent = token
         self._clock = clock
         self._max_age = max_age
         self._unreachable_retry = unreachable_retry
@@ -229,7 +319,7 @@ class RobotsCache:
         if len(body) >= self._max_bytes:
             body = body[: self._max_bytes]
             body = body[: max(body.rfind(b"\n"), body.rfind(b"\r")) + 1]
-        return Protego.parse(body.decode("utf-8-sig", errors="replace"))
+        return Protego.parse(_regrouped(body.decode("utf-8-sig", errors="replace")))
 
     def _store(self, origin: str, status: int | None, rules: Protego | None = None) -> RobotsPolicy:
         # Without rules, 3xx (rule 4) and 4xx but 429 allow all; the rest is unreachable.

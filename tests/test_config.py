@@ -87,3 +87,15 @@ def test_invalid_toml_and_missing_file(tmp_path: Path) -> None:
         load_config(bad, environ={})
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_config(tmp_path / "missing.toml", environ={})
+
+
+@pytest.mark.parametrize("token", ["MyBot", "my_bot", "Googlebot-Image", ""])
+def test_robots_token_accepts_product_tokens(token: str) -> None:
+    config = load_config(overrides={"crawl.robots_token": token}, environ={})
+    assert config.crawl.robots_token == token
+
+
+@pytest.mark.parametrize("token", ["My Bot", "MyBot/1.0", "MJ12bot", "*", "ツ"])
+def test_robots_token_rejects_what_rfc_9309_does_not_allow(token: str) -> None:
+    with pytest.raises(ConfigError, match=r"`crawl\.robots_token`"):
+        load_config(overrides={"crawl.robots_token": token}, environ={})

@@ -6,6 +6,7 @@ show the hostile behaviour."""
 from __future__ import annotations
 
 import itertools
+import logging
 import sqlite3
 import tracemalloc
 from dataclasses import dataclass
@@ -88,6 +89,53 @@ async def test_robots_disallowed_urls_are_never_requested(
     control = await crawl(site, tmp_path, "/", **{"crawl.max_depth": 1, "politeness.robots": False})
     assert control.requested["/private/secret"] == 1
     assert "/robots.txt" not in control.requested
+
+
+async def test_a_crawl_delay_among_user_agent_lines_does_not_end_our_group(
+    site: HostileSite, tmp_path: Path
+) -> None:
+    site.robots_txt = b"User-agent: crawler\nCrawl-delay: 0\nUser-agent: *\nDisallow: /private/\n"
+    result = await crawl(site, tmp_path, "/private/secret")
+    assert result.requested == {"/robots.txt": 1}
+    assert result.rows["/private/secret"]["error"] == "robots_disallowed"
+    # Negative control: a rule ends our group, so '*' alone is disallowed.
+    site.robots_txt = b"User-agent: crawler\nAllow: /\nUser-agent: *\nDisallow: /private/\n"
+    control = await crawl(site, tmp_path, "/private/secret")
+    assert control.requested == {"/robots.txt": 1, "/private/secret": 1}
+
+
+async def test_the_group_named_in_a_compatible_user_agent_applies(
+    site: HostileSite, tmp_path: Path
+) -> None:
+    site.robots_txt = b"User-agent: MyBot\nDisallow: /private/\n\nUser-agent: *\nAllow: /\n"
+    user_agent = {"crawl.user_agent": "Mozilla/5.0 (compatible; MyBot/1.0; +https://x)"}
+    result = await crawl(site, tmp_path, "/private/secret", **user_agent)
+    assert result.requested == {"/robots.txt": 1}
+    # crawl.robots_token overrides the derived token: MyBot's group no longer applies.
+    control = await crawl(
+        site, tmp_path, "/private/secret", **user_agent, **{"crawl.robots_token": "OtherBot"}
+    )
+    assert control.requested == {"/robots.txt": 1, "/private/secret": 1}
+
+
+async def test_a_user_agent_without_a_clear_token_warns_once_and_obeys_star_groups(
+    site: HostileSite, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    browser = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/131.0.0.0 Safari/537.36"
+    site.robots_txt = b"User-agent: Mozilla\nAllow: /\n\nUser-agent: *\nDisallow: /private/\n"
+    with caplog.at_level(logging.WARNING, logger="crawler"):
+        result = await crawl(site, tmp_path, "/private/secret", **{"crawl.user_agent": browser})
+    assert "/private/secret" not in result.requested
+    unclear = [r for r in caplog.records if getattr(r, "event", None) == "robots_token_unclear"]
+    assert len(unclear) == 1
+    # Negative control: naming the token makes the Mozilla group apply.
+    control = await crawl(
+        site,
+        tmp_path,
+        "/private/secret",
+        **{"crawl.user_agent": browser, "crawl.robots_token": "Mozilla"},
+    )
+    assert control.requested["/private/secret"] == 1
 
 
 async def test_robots_5xx_disallows_then_asks_again(site: HostileSite, tmp_path: Path) -> None:

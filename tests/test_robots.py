@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 
 import anyio
 import pytest
@@ -18,13 +19,18 @@ from crawler.robots import (
     RobotsPolicy,
     origin_of,
     product_token,
+    robots_token,
 )
 
 pytestmark = pytest.mark.anyio
 
 ORIGIN = "http://example.com"
 ROBOTS = ORIGIN + "/robots.txt"
-UA = "crawler/0.1 (+x)"
+TOKEN = "crawler"
+CHROME = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36"
+)
 
 
 class FakeClock:
@@ -71,11 +77,12 @@ def make(
     responses: dict[str, RobotsFetch | Exception], *, clock: FakeClock | None = None, **kw: int
 ) -> tuple[RobotsCache, FakeFetch]:
     fetch = FakeFetch(responses)
-    return RobotsCache(fetch, UA, clock=clock or FakeClock(), **kw), fetch
+    return RobotsCache(fetch, TOKEN, clock=clock or FakeClock(), **kw), fetch
 
 
-async def policy_for(text: str, user_agent: str = UA) -> RobotsPolicy:
-    cache = RobotsCache(FakeFetch({ROBOTS: ok(text)}), user_agent, clock=FakeClock())
+async def policy_for(text: str, user_agent: str = "crawler/0.1 (+x)") -> RobotsPolicy:
+    """The policy for ``text`` as a crawl sending ``user_agent`` gets it."""
+    cache = RobotsCache(FakeFetch({ROBOTS: ok(text)}), robots_token(user_agent), clock=FakeClock())
     return await cache.policy(ORIGIN)
 
 
@@ -111,27 +118,57 @@ def test_origin_of_rejects_uncrawlable_urls(url: str) -> None:
 @pytest.mark.parametrize(
     ("user_agent", "token"),
     [
-        ("crawler/0.1 (+x)", "crawler"),
+        ("crawler/0.1", "crawler"),
         ("crawler/0.1 (+respects robots.txt)", "crawler"),
+        ("MyBot/1.0 (+https://x)", "MyBot"),
+        ("Mozilla/5.0 (compatible; MyBot/1.0; +https://x)", "MyBot"),
+        ("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", "Googlebot"),
+        (
+            "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; bingbot/2.0; "
+            "+http://www.bing.com/bingbot.htm) Chrome/116.0.1938.76 Safari/537.36",
+            "bingbot",
+        ),
         ("Googlebot-Image/1.0", "Googlebot-Image"),
         ("my_bot", "my_bot"),
         ("  spaced bot/1", "spaced"),
-        ("bot2/1.0", "bot"),
     ],
 )
 def test_product_token(user_agent: str, token: str) -> None:
     assert product_token(user_agent) == token
 
 
-@pytest.mark.parametrize("user_agent", ["", "   ", "/1.0", "2bot"])
-def test_product_token_rejects_agents_without_one(user_agent: str) -> None:
-    with pytest.raises(ValueError, match="product token"):
-        product_token(user_agent)
+@pytest.mark.parametrize(
+    "user_agent",
+    ["", "   ", "/1.0", "2bot", "bot2/1.0", CHROME, "Mozilla/5.0 (X11; Linux x86_64)"],
+)
+def test_product_token_is_none_without_a_clear_one(user_agent: str) -> None:
+    assert product_token(user_agent) is None
 
 
-def test_cache_rejects_a_user_agent_without_product_token() -> None:
+def test_robots_token_is_the_derived_one_or_the_configured_one(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    assert robots_token("Mozilla/5.0 (compatible; MyBot/1.0; +https://x)") == "MyBot"
+    assert robots_token("Mozilla/5.0 (compatible; MyBot/1.0)", "OurBot") == "OurBot"
+    assert robots_token(CHROME, "OurBot") == "OurBot"
+    assert caplog.records == []
+
+
+def test_robots_token_without_a_clear_one_warns_and_obeys_only_star_groups(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="crawler"):
+        assert robots_token(CHROME) == "*"
+    [record] = caplog.records
+    assert record.levelno == logging.WARNING
+    assert "set crawl.robots_token" in record.getMessage()
+    assert record.event == "robots_token_unclear"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("token", ["", "1.0", "Foo Bar", "crawler/0.1", "MJ12bot"])
+def test_cache_rejects_what_is_not_a_product_token(token: str) -> None:
     with pytest.raises(ValueError, match="product token"):
-        RobotsCache(FakeFetch({}), "1.0")
+        RobotsCache(FakeFetch({}), token)
 
 
 # --- matching (Protego's job, pinned here) ----------------------------------------------------
@@ -175,6 +212,8 @@ GROUPS = (
         ("CRAWLER/2", [False, True, True]),
         ("otherbot/2.0", [False, False, False]),
         ("somebot/1.0", [True, False, True]),
+        # No clear token: only the '*' group, even for a browser-like name of ours.
+        (CHROME, [True, False, True]),
     ],
 )
 async def test_group_is_chosen_by_product_token(user_agent: str, expected: list[bool]) -> None:
@@ -202,6 +241,77 @@ async def test_protego_prefix_leniency_is_pinned() -> None:
     assert allowed(policy, "/page") == [False]
     longer = await policy_for("User-agent: crawlerx\nDisallow: /\n")
     assert allowed(longer, "/page") == [True]
+
+
+# --- grouping (RFC 9309 2.1, 2.2.4; Protego ends a group too early) -------------------------
+
+
+async def test_an_other_record_between_user_agent_lines_does_not_end_the_group() -> None:
+    """The issue's file: Protego ended crawler's group at Crawl-delay, so /private/ was open."""
+    text = "User-agent: crawler\nCrawl-delay: 5\nUser-agent: *\nDisallow: /private/\n"
+    for user_agent in ("crawler/0.1 (+x)", "otherbot/1"):
+        policy = await policy_for(text, user_agent)
+        assert allowed(policy, "/private/a", "/public") == [False, True]
+        # The Crawl-delay is the group's, so it holds for all its user agents.
+        assert policy.crawl_delay == 5.0
+    # Negative control: a rule ends crawler's group, so the next one is '*' alone.
+    ended = "User-agent: crawler\nAllow: /\nUser-agent: *\nDisallow: /private/\n"
+    assert allowed(await policy_for(ended), "/private/a") == [True]
+    assert allowed(await policy_for(ended, "otherbot/1"), "/private/a") == [False]
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        "Request-rate: 1/5",
+        "Content-Signal: search=yes, ai-train=no",
+        "Invalid-Unknown-Line: unknown",
+        "Visit-time: 0400-0845",
+        "Host: example.com",
+        "# a comment",
+        "",
+    ],
+)
+async def test_no_other_record_ends_a_group(record: str) -> None:
+    text = f"User-agent: crawler\n{record}\nUser-agent: otherbot\nDisallow: /\n"
+    assert allowed(await policy_for(text), "/a") == [False]
+
+
+async def test_records_held_among_user_agent_lines_keep_their_order_and_their_group() -> None:
+    text = (
+        "Sitemap: https://example.com/1.xml\n"
+        "User-agent: crawler\nSitemap: https://example.com/2.xml\nCrawl-delay: 3\n"
+        "User-agent: otherbot\nDisallow: /x\n"
+        "Sitemap: https://example.com/3.xml\n"
+        "User-agent: *\nCrawl-delay: 9\nDisallow: /y\n"
+    )
+    ours = await policy_for(text)
+    assert ours.sitemaps == tuple(f"https://example.com/{n}.xml" for n in (1, 2, 3))
+    assert (ours.crawl_delay, allowed(ours, "/x", "/y")) == (3.0, [False, True])
+    other = await policy_for(text, "somebot/1")
+    assert (other.crawl_delay, allowed(other, "/x", "/y")) == (9.0, [True, False])
+
+
+async def test_a_group_without_rules_runs_on_into_the_next() -> None:
+    """RFC 9309 2.1 (and Google): only a rule ends a group's user-agent lines, blank lines do
+    not. So '*' here shares otherbot's rules, and otherbot the Crawl-delay: both stricter."""
+    text = "User-agent: *\nCrawl-delay: 10\n\nUser-agent: otherbot\nDisallow: /x\n"
+    for user_agent in ("crawler/0.1", "otherbot/1"):
+        policy = await policy_for(text, user_agent)
+        assert (policy.crawl_delay, allowed(policy, "/x", "/y")) == (10.0, [False, True])
+
+
+@pytest.mark.parametrize("name", ["crawler/1.0", "CRAWLER bot", "crawler # ours"])
+async def test_a_group_name_is_cut_at_a_space_or_slash(name: str) -> None:
+    text = f"User-agent: *\nDisallow: /\n\nUser-agent: {name}\nAllow: /x/\nDisallow: /\n"
+    assert allowed(await policy_for(text), "/x/y", "/z") == [True, False]
+
+
+async def test_lines_end_at_cr_lf_or_crlf_only() -> None:
+    # U+2028 (LINE SEPARATOR) is a character of the path here; str.splitlines would cut
+    # 'Disallow: /a\u2028b' to 'Disallow: /a', which disallows /abc as well.
+    policy = await policy_for("User-agent: *\rDisallow: /a\u2028b\r\nDisallow: /c\n")
+    assert allowed(policy, "/abc", "/a%E2%80%A8b", "/c") == [True, False, False]
 
 
 @pytest.mark.parametrize(
@@ -263,7 +373,7 @@ async def test_allows_refuses_a_url_on_another_origin() -> None:
 async def test_crawl_delay_and_sitemaps() -> None:
     text = (
         "Sitemap: https://example.com/s1.xml\n"
-        "User-agent: *\nCrawl-delay: 2.5\n\n"
+        "User-agent: *\nCrawl-delay: 2.5\nDisallow: /x\n\n"
         "User-agent: crawler\nCrawl-delay: 7\nSitemap: https://cdn.example.net/s2.xml\n"
     )
     ours = await policy_for(text)
@@ -563,7 +673,7 @@ async def test_aclose_cancels_fetches_in_flight() -> None:
 async def test_async_with_closes_the_cache() -> None:
     fetch = FakeFetch({ROBOTS: ok("")})
     fetch.gate = asyncio.Event()
-    async with RobotsCache(fetch, UA) as cache:
+    async with RobotsCache(fetch, TOKEN) as cache:
         task = asyncio.create_task(cache.policy(ORIGIN))
         await anyio.wait_all_tasks_blocked()
     assert fetch.cancelled == 1
