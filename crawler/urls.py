@@ -17,7 +17,8 @@ Canonicalization rules, applied in one pass:
 4.  Scheme and host are lower-cased; trailing dots of the host are removed; a non-ASCII (IDN)
     host becomes punycode with the stdlib ``idna`` codec (IDNA 2003; ``None`` if it fails).
     A host that is empty or holds anything but ASCII letters, digits, ``-``, ``_`` and ``.``
-    gives ``None``. IPv6 literals stay in brackets, lower-cased, and must be valid addresses
+    gives ``None``, as does one with an empty label (``a..b``, ``.a``), a label over 63
+    characters or a name over 253 (RFC 1035 2.3.4; DNS and IDNA encoders refuse them). IPv6 literals stay in brackets, lower-cased, and must be valid addresses
     (zone identifiers are refused).
 5.  The default port (80 for http, 443 for https) and an empty port are dropped; a port is
     written without leading zeros; a non-numeric port or one outside 1-65535 gives ``None``.
@@ -63,9 +64,9 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # a split). Not possessive quantifiers (``?+``, ``*+``): Debian 12's Python 3.11.2 mishandles
 # them ('download.html' split as 'ownload.html'; fixed in later 3.11 releases).
 _SPLIT = re.compile(r"(?:([A-Za-z][A-Za-z0-9+.\-]*):|)(?://([^/?#]*)|)([^?#]*)(?:\?([^#]*)|)")
-_HOST = re.compile(r"[a-z0-9_.\-]+")
-# An authority already in canonical form (the usual case, and always for a canonical base).
-_PLAIN_HOST = re.compile(r"[a-z0-9_.\-]*[a-z0-9_\-]")
+# A host name: at most 253 characters, in labels of 1-63. Also the test for an authority already
+# in canonical form (the usual case, and always for a canonical base).
+_HOST = re.compile(r"(?!.{254})(?:[a-z0-9_\-]{1,63}\.)*[a-z0-9_\-]{1,63}")
 _IPV6 = re.compile(r"[0-9a-f:.]+")
 _ALLOWED = r"!$&'()*+,\-./0-9:;=?@A-Z\[\]_a-z~"
 _NEEDS_PCT = re.compile(f"[^{_ALLOWED}]")
@@ -115,7 +116,7 @@ class BaseURL:
         if scheme not in _DEFAULT_PORTS:
             return
         self._scheme = scheme
-        self._netloc = auth if _PLAIN_HOST.fullmatch(auth) else _normalize_authority(auth, scheme)
+        self._netloc = auth if _HOST.fullmatch(auth) else _normalize_authority(auth, scheme)
         self._path, self._query = path, query
         # path is '' or starts with '/', since the base has an authority.
         self._dir = path[: path.rfind("/") + 1] if path else "/"
@@ -134,13 +135,13 @@ class BaseURL:
             if scheme not in _DEFAULT_PORTS:
                 return None
         if auth is not None and scheme is not None:
-            netloc = auth if _PLAIN_HOST.fullmatch(auth) else _normalize_authority(auth, scheme)
+            netloc = auth if _HOST.fullmatch(auth) else _normalize_authority(auth, scheme)
         else:
             if self._scheme is None or scheme not in (None, self._scheme):
                 return None
             scheme = self._scheme
             if auth is not None:
-                netloc = auth if _PLAIN_HOST.fullmatch(auth) else _normalize_authority(auth, scheme)
+                netloc = auth if _HOST.fullmatch(auth) else _normalize_authority(auth, scheme)
             else:
                 netloc = self._netloc
                 if not path:

@@ -98,6 +98,15 @@ def test_rule03_only_http_and_https(href: str, base: str | None, expected: str |
         ("http://例え.テスト/", "http://xn--r8jz45g.xn--zckzah/"),
         ("http://xn--bcher-kva.de/", "http://xn--bcher-kva.de/"),
         ("http://" + "ü" * 64 + ".de/", None),
+        # Labels of 1-63 characters, names of at most 253 (RFC 1035 2.3.4).
+        ("http://x..localhost/", None),
+        ("http://.x.localhost/", None),
+        ("http://" + "a" * 64 + ".localhost/", None),
+        ("http://" + "a" * 63 + ".localhost/", "http://" + "a" * 63 + ".localhost/"),
+        ("http://" + "a." * 126 + "b/", "http://" + "a." * 126 + "b/"),  # 253 characters
+        ("http://" + "a." * 126 + "bc/", None),
+        ("http://" + "a" * 10_000 + "/", None),
+        ("http://x..localhost:8080/", None),
         ("http:///path", None),
         ("http://:80/", None),
         ("http://user@/", None),
