@@ -44,6 +44,7 @@ class HeldParsing(logging.Handler):
         self._lock = threading.Lock()
         self._started = 0
         self._held: list[str] = []
+        self._waiting = 0
         self.released = threading.Event()
         self._real = extractors.build_outcome
 
@@ -53,15 +54,24 @@ class HeldParsing(logging.Handler):
         with self._lock:
             return list(self._held)
 
+    @property
+    def waiting(self) -> int:
+        """Parses held right now."""
+        with self._lock:
+            return self._waiting
+
     def build(self, lease: Lease, response: Any, rules: Any, fetched_at: str) -> Any:
         with self._lock:
             self._started += 1
             hold = self._hold(self._started)
             if hold:
                 self._held.append(lease.url)
+                self._waiting += 1
         if hold:
             self._on_held(lease.url)
             self.released.wait(HOLD_TIMEOUT)
+            with self._lock:
+                self._waiting -= 1
         return self._real(lease, response, rules, fetched_at)
 
     def emit(self, record: logging.LogRecord) -> None:

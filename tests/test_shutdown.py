@@ -160,3 +160,28 @@ def test_sigterm_while_pages_are_extracted_stores_them_and_the_resumed_run_fetch
     statuses = {path: status for path, (status, _) in pages(db).items()}
     assert statuses == expected_statuses(LARGE_PAGES)
     assert_consistent(db)
+
+
+@pytest.mark.anyio
+async def test_a_second_signal_cancels_pages_in_extraction_too(tmp_path: Path) -> None:
+    # The grace period would wait a minute; the second signal (the runtime cancels the crawl's
+    # task) does not wait for the pages being parsed either.
+    db = tmp_path / "crawl.db"
+    cfg = config(**{"runtime.grace_period": 60.0})
+    with SiteServer(LARGE_PAGES) as site:
+        held = HeldParsing(lambda started: started > 1)  # all but the home page
+        controller = AbortController()
+        with held.installed():
+            run = asyncio.create_task(
+                Crawl(cfg, [f"{site.base_url}/"], db, controller.signal).run()
+            )
+            try:
+                await asyncio.to_thread(wait_until, lambda: len(held.held) == CONCURRENCY)
+            finally:
+                controller.abort(SIGTERM)
+                run.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await run
+            assert held.waiting == CONCURRENCY  # the crawl ended with its pages still held
+    assert_consistent(db)
+    assert set(pages(db)) == {"/"}
