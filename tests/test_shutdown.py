@@ -185,3 +185,32 @@ async def test_a_second_signal_cancels_pages_in_extraction_too(tmp_path: Path) -
             assert held.waiting == CONCURRENCY  # the crawl ended with its pages still held
     assert_consistent(db)
     assert set(pages(db)) == {"/"}
+
+
+@pytest.mark.anyio
+async def test_a_robots_txt_still_on_the_wire_is_cut_off_too(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The seed's worker waits for robots.txt, which never comes: that is on the wire as well,
+    # and the grace period ends it, not the fetch's own timeout (ten minutes here).
+    db = tmp_path / "crawl.db"
+    cfg = config(**{"runtime.grace_period": 0.2, "fetch.total_timeout": 600.0})
+    with SiteServer(LARGE_PAGES) as site:
+        site.stall("/robots.txt")
+        controller = AbortController()
+        with caplog.at_level(logging.WARNING, logger="crawler"):
+            run = asyncio.create_task(
+                Crawl(cfg, [f"{site.base_url}/"], db, controller.signal).run()
+            )
+            try:
+                await asyncio.to_thread(
+                    wait_until, lambda: site.request_counts()["/robots.txt"] == 1
+                )
+            finally:
+                controller.abort(SIGTERM)
+                report = await run
+    (over,) = [r for r in caplog.records if getattr(r, "event", None) == "grace_period_over"]
+    assert (over.in_flight, over.received) == (1, 0)  # type: ignore[attr-defined]
+    assert report.aborted == SIGTERM
+    assert report.database["leased"] == 1  # the seed: pending again when the next run opens
+    assert pages(db) == {}
