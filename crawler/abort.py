@@ -3,8 +3,8 @@
 The runtime owns the only :class:`AbortController`; every part that waits or loops receives its
 read-only :class:`AbortSignal`. Aborting is a request, not a cancellation: each part decides how
 to wind down (the frontier stops leasing, the engine gives in-flight fetches a grace period, the
-sink flushes). Cancellation is kept for the forceful path, when grace runs out or a second
-signal arrives.
+sink flushes). Cancellation is kept for the forceful path: of the fetches still on the wire
+when grace runs out, of everything when a second signal arrives.
 
 Aborting happens once; later calls keep the first reason, as in the DOM API this mirrors.
 """

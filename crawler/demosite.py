@@ -44,6 +44,7 @@ _STARTUP_TIMEOUT = 10.0
 _STOP_TIMEOUT = 5.0
 # Keep-alive connections end when the client closes or asks to; this cap only bounds the loop.
 _MAX_REQUESTS_PER_CONNECTION = 10**9
+_MAX_STALLED_READS = 100_000  # what a stalled client may send; bounds the loop, not the wait
 
 # Equivalent spellings of `/page/j`, so the crawler's URL canonicalisation gets exercised.
 _LINK_FORMS: tuple[Callable[[int], str], ...] = (
@@ -206,9 +207,11 @@ def _reply(status: int, extra: str = "") -> bytes:
 class SiteServer:
     """Serves a `SiteSpec`; `with SiteServer(spec) as site:` runs it on a background thread.
 
-    The counters (`request_counts()`, `total_requests`, `total_connections`, `max_concurrent`)
-    may be read from any thread. Without latency a request never yields to the loop, so
-    `max_concurrent` only exceeds 1 when `spec.latency` > 0 or a client reads slowly.
+    The counters (`request_counts()`, `completed_counts()`, `total_requests`,
+    `total_connections`, `max_concurrent`) may be read from any thread. Without latency a
+    request never yields to the loop, so `max_concurrent` only exceeds 1 when `spec.latency` > 0
+    or a client reads slowly. `stall(target)` cuts a response off mid-body, for tests of what a
+    client does with a fetch still on the wire.
     """
 
     def __init__(self, spec: SiteSpec | None = None, host: str = "127.0.0.1", port: int = 0):
@@ -221,6 +224,8 @@ class SiteServer:
         self.max_concurrent = 0
         self._active = 0
         self._counts: Counter[str] = Counter()
+        self._completed: Counter[str] = Counter()
+        self._stalled: set[str] = set()
         # Handlers run on the server loop while tests read the counters from another thread.
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[bytes, bytes]] = {}
@@ -238,13 +243,32 @@ class SiteServer:
         with self._lock:
             return Counter(self._counts)
 
+    def completed_counts(self) -> Counter[str]:
+        """Request target -> responses written to the socket in full (`request_counts()` less
+        these: the responses the client left, or that are stalled, before their last byte)."""
+        with self._lock:
+            return Counter(self._completed)
+
     @property
     def requests(self) -> Counter[str]:
         return self.request_counts()
 
+    def stall(self, target: str) -> None:
+        """Answer requests for `target` (as sent) with the head and half the body, then
+        nothing more: the response stays unfinished until the client leaves or the server
+        stops."""
+        with self._lock:
+            self._stalled.add(target)
+
+    def unstall(self, target: str) -> None:
+        """Answer `target` in full again (responses already stalled stay so)."""
+        with self._lock:
+            self._stalled.discard(target)
+
     def reset_counts(self) -> None:
         with self._lock:
             self._counts.clear()
+            self._completed.clear()
             self.total_requests = self.total_connections = 0
             self.max_concurrent = self._active
 
@@ -280,7 +304,7 @@ class SiteServer:
                     writer.write(_reply(431))
                     await writer.drain()
                     return
-                if not await self._respond(head, writer):
+                if not await self._respond(head, reader, writer):
                     return
         except (ConnectionError, asyncio.IncompleteReadError):
             pass  # clients hang up mid-request or between requests; not a server fault
@@ -293,7 +317,7 @@ class SiteServer:
                 self._tasks.discard(task)
             writer.close()
 
-    async def _respond(self, head: bytes, writer: StreamWriter) -> bool:
+    async def _respond(self, head: bytes, reader: StreamReader, writer: StreamWriter) -> bool:
         lines = head.split(b"\r\n")
         parts = lines[0].split(b" ")
         if len(parts) != 3 or not parts[1].startswith(b"/"):
@@ -320,6 +344,8 @@ class SiteServer:
             self.total_requests += 1
             self._active += 1
             self.max_concurrent = max(self.max_concurrent, self._active)
+            stalled = target in self._stalled
+        completed = False
         try:
             if method not in (b"GET", b"HEAD"):
                 writer.write(_reply(405, "Allow: GET, HEAD\r\n"))
@@ -329,12 +355,21 @@ class SiteServer:
                 await asyncio.sleep(self.spec.latency)
             response_head, body = self._response(target)
             end = b"\r\n" if keep_alive else b"Connection: close\r\n\r\n"
-            writer.write(response_head + end + (body if method == b"GET" else b""))
+            data = response_head + end + (body if method == b"GET" else b"")
+            if stalled:
+                writer.write(data[: len(data) - len(body) // 2])
+                await writer.drain()
+                await _until_client_leaves(reader)
+                return False
+            writer.write(data)
             await writer.drain()
+            completed = True
             return keep_alive
         finally:
             with self._lock:
                 self._active -= 1
+                if completed:
+                    self._completed[target] += 1
 
     def _response(self, target: str) -> tuple[bytes, bytes]:
         cached = self._cache.get(target)
@@ -383,6 +418,13 @@ class SiteServer:
             thread.join(_STOP_TIMEOUT)
             if thread.is_alive():
                 raise RuntimeError(f"demo site thread did not stop within {_STOP_TIMEOUT}s")
+
+
+async def _until_client_leaves(reader: StreamReader) -> None:
+    # Reading, not sleeping: the client's close ends it at once; the server's stop cancels it.
+    for _ in range(_MAX_STALLED_READS):
+        if not await reader.read(65536):
+            return
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:

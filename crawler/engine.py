@@ -8,10 +8,11 @@
 
 Nesting encodes the shutdown order: workers end first (the frontier ran out of work, or the
 abort signal closed it and in-flight fetches finished within the grace period, or were
-cancelled when it ran out), then the sink writes what is queued, then the services stop, then
-the client and the database close. A second signal cancels the whole run: every transaction
-already committed stays, the one in progress is rolled back, and leased URLs go back to pending
-when the next run starts.
+cancelled on the wire when it ran out: ``Worker.cut_off``; a page already received is extracted
+and handed to the sink either way), then the sink writes what is queued, then the services
+stop, then the client and the database close. A second signal cancels the whole run: every
+transaction already committed stays, the one in progress is rolled back, and leased URLs go
+back to pending when the next run starts (as the fetches cut off by the grace period do).
 
 Policy does not live here: scheduling and politeness are the frontier's, recording is the sink's,
 HTTP is the fetcher's, what happens to one lease is the worker's, extraction is a pure function.
@@ -177,15 +178,18 @@ class Crawl:
         workers: list[asyncio.Task[None]] = []
 
         def cancel_stragglers() -> None:
-            stragglers = [task for task in workers if not task.done()]
-            if stragglers:
+            # Only what is still on the wire: a page received is as good as stored, and
+            # fetching it again on resume would cost the server (and an archive) a second copy.
+            cut = worker.cut_off()
+            received = sum(not task.done() for task in workers) - cut
+            if cut or received:
                 log.warning(
-                    "grace period over: cancelling %d in-flight fetches",
-                    len(stragglers),
-                    extra={"event": "grace_period_over", "in_flight": len(stragglers)},
+                    "grace period over: cancelling the fetches still on the wire (%d); "
+                    "storing the pages already received (%d)",
+                    cut,
+                    received,
+                    extra={"event": "grace_period_over", "in_flight": cut, "received": received},
                 )
-            for task in stragglers:
-                task.cancel()
 
         def on_abort(reason: AbortReason) -> None:
             nonlocal grace_timer

@@ -4,10 +4,18 @@ Workers are generic; every decision is asked of the part that owns it: the trap 
 (budgets), the address guard (via the fetcher), the robots cache, the frontier (retries,
 cooldowns, the circuit breaker, deferral), the page rules (extraction, off the loop for HTML).
 A worker never sleeps: whatever must wait goes back to the frontier with a not-before time.
+
+A lease has two phases. Until its response is received in full (robots.txt, the fetch) it is
+*on the wire*, in a scope that :meth:`Worker.cut_off` cancels when the grace period of a stop
+runs out: the lease goes back to the frontier, and the next run fetches it. Once received, the
+page is extracted and handed to the sink whatever the grace period says (a parse has its own
+deadline, ``runtime.parse_timeout``); only a second signal, which cancels the whole crawl,
+stops that.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
@@ -27,7 +35,7 @@ from crawler.extract import (
 from crawler.extractors import Extractor
 from crawler.fetch import Fetcher
 from crawler.frontier import Frontier
-from crawler.models import Lease, Outcome, RobotsRecord
+from crawler.models import Lease, Outcome, Response, RobotsRecord
 from crawler.politeness import retry_after_seconds
 from crawler.robots import RobotsCache, RobotsFetch, RobotsPolicy, origin_of
 from crawler.services import CrawlServices
@@ -80,13 +88,20 @@ class Worker:
         self.extractor = extractor
         self.sink = sink
         self.robots = robots
+        self._on_the_wire: set[asyncio.Timeout] = set()
+        """The scopes of the leases not received yet, for :meth:`cut_off`."""
+        self._cut_at: float | None = None
+        """When :meth:`cut_off` was called (loop time): a scope entered later expires at once."""
 
     async def run(self) -> None:
         frontier = self.frontier
         while (lease := await frontier.lease()) is not None:
-            outcome = await self._handle(lease)
-            if outcome is None:
+            received = await self._receive(lease)
+            if received is None:
                 continue  # handed back to the frontier
+            outcome = (
+                await self._extract(lease, received) if isinstance(received, Response) else received
+            )
             follow = self.traps.worth_following(outcome.follow)
             if follow is not outcome.follow:
                 outcome = replace(outcome, follow=follow, rows=None)  # rows: encoded anew
@@ -111,7 +126,44 @@ class Worker:
                 )
             await self.extras.room()  # the archives' backpressure (services.CrawlServices)
 
-    async def _handle(self, lease: Lease) -> Outcome | None:
+    def cut_off(self) -> int:
+        """Cancel every lease still on the wire (the grace period is over), now and from now
+        on; pages already received are extracted and stored as usual. Returns how many were
+        cancelled. Synchronous: the engine's grace timer calls it."""
+        now = asyncio.get_running_loop().time()
+        self._cut_at = now
+        cut = [scope for scope in self._on_the_wire if not scope.expired()]
+        for scope in cut:
+            scope.reschedule(now)
+        return len(cut)
+
+    async def _receive(self, lease: Lease) -> Outcome | Response | None:
+        """:meth:`_handle` in a scope :meth:`cut_off` cancels. A lease cut off goes back to
+        the frontier unfetched (in the database it stays leased, and the next run's start
+        makes it pending): None, as for any lease handed back."""
+        scope = asyncio.timeout(self._cut_at)
+        try:
+            async with scope:
+                self._on_the_wire.add(scope)
+                try:
+                    return await self._handle(lease)
+                finally:
+                    self._on_the_wire.discard(scope)
+        except TimeoutError:
+            if not scope.expired():
+                raise
+            # Nothing in _handle awaits after handing a lease back, so it is still ours.
+            self.frontier.defer(lease)
+            return None
+
+    async def _extract(self, lease: Lease, response: Response) -> Outcome:
+        if not needs_parsing(response):
+            return build_outcome(lease, response, self.rules, _now())
+        return await self.extractor.outcome(lease, response, _now())
+
+    async def _handle(self, lease: Lease) -> Outcome | Response | None:
+        """The lease's outcome without a response to extract, the response, or None if the
+        lease was handed back to the frontier (retry or deferral)."""
         if (reason := self.traps.admit(lease)) is not None:
             return skipped_outcome(lease, reason, _now())
         try:
@@ -180,8 +232,9 @@ class Worker:
         detail = f"HTTP {policy.status}" if policy.status else "unreachable"
         return skipped_outcome(lease, f"robots_unavailable: robots.txt {detail}", _now())
 
-    async def _fetch(self, lease: Lease) -> Outcome | None:
-        """Fetch and extract one lease; None if it was handed back for a retry."""
+    async def _fetch(self, lease: Lease) -> Outcome | Response | None:
+        """Fetch one lease: its response, its outcome if it failed, None if it was handed back
+        for a retry."""
         frontier = self.frontier
         try:
             # Checked in _handle; a changed DNS answer is caught again at connect time.
@@ -208,9 +261,7 @@ class Worker:
                 return None
         else:
             frontier.host_succeeded(lease.host)
-        if not needs_parsing(response):
-            return build_outcome(lease, response, self.rules, _now())
-        return await self.extractor.outcome(lease, response, _now())
+        return response
 
     def _host_failed(self, host: str) -> None:
         if self.frontier.host_failed(host):

@@ -38,11 +38,14 @@ def write_seeds(tmp_path: Path, *lines: str) -> Path:
     return path
 
 
-def crawl_process(*args: str | Path, **popen: object) -> subprocess.Popen[str]:
-    """Start ``crawl ARGS`` as a real process; stdout and stderr are pipes unless given."""
+def crawl_process(
+    *args: str | Path, module: str = "crawler", **popen: object
+) -> subprocess.Popen[str]:
+    """Start ``crawl ARGS`` (``python -m MODULE ARGS``) as a real process; stdout and stderr
+    are pipes unless given."""
     options: dict[str, object] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **popen}
     return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
-        [sys.executable, "-m", "crawler", *map(str, args)], text=True, **options
+        [sys.executable, "-m", module, *map(str, args)], text=True, **options
     )
 
 
