@@ -18,8 +18,9 @@ Canonicalization rules, applied in one pass:
     host becomes punycode with the stdlib ``idna`` codec (IDNA 2003; ``None`` if it fails).
     A host that is empty or holds anything but ASCII letters, digits, ``-``, ``_`` and ``.``
     gives ``None``, as does one with an empty label (``a..b``, ``.a``), a label over 63
-    characters or a name over 253 (RFC 1035 2.3.4; DNS and IDNA encoders refuse them). IPv6 literals stay in brackets, lower-cased, and must be valid addresses
-    (zone identifiers are refused).
+    characters or a name over 253 (RFC 1035 2.3.4; DNS and IDNA encoders refuse them). IPv6
+    literals stay in brackets, lower-cased, and must be valid addresses (zone identifiers are
+    refused).
 5.  The default port (80 for http, 443 for https) and an empty port are dropped; a port is
     written without leading zeros; a non-numeric port or one outside 1-65535 gives ``None``.
 6.  User info (``user:pass@``) is kept exactly as given: it can select what the server
