@@ -161,18 +161,26 @@ class HostSlot:
         )
 
 
+RETRY_AFTER_LIMIT = 366 * 86400.0
+"""The longest wait a Retry-After is read as: a longer one (or 400 digits of one) is no more
+meaningful, and a finite bound keeps every time computed from it representable."""
+
+
 def retry_after_seconds(value: str | None, now: float) -> float | None:
     """Seconds to wait from a Retry-After header: delay-seconds or an HTTP date (RFC 9110
     10.2.3), relative to ``now`` (Unix time). None when absent or unreadable."""
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    # ASCII digits only: str.isdigit() is also true of '²' and '٣', which float() refuses.
+    if value.isascii() and value.isdigit():
+        return min(float(value), RETRY_AFTER_LIMIT)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        if when.tzinfo is None:  # HTTP dates are GMT; a naive result means the zone was missing
+            when = when.replace(tzinfo=datetime.UTC)
+        return min(max(0.0, when.timestamp() - now), RETRY_AFTER_LIMIT)
+    except (TypeError, ValueError, OverflowError, OSError):
+        # OverflowError: a 20-digit day, hour or zone offset; OSError: a year the platform's
+        # time functions cannot represent.
         return None
-    if when.tzinfo is None:  # HTTP dates are GMT; a naive result means the zone was missing
-        when = when.replace(tzinfo=datetime.UTC)
-    return max(0.0, when.timestamp() - now)

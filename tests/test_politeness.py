@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from crawler.models import Lease
-from crawler.politeness import HostSlot, retry_after_seconds
+from crawler.politeness import RETRY_AFTER_LIMIT, HostSlot, retry_after_seconds
 
 
 def lease(n: int, attempt: int = 0) -> Lease:
@@ -162,6 +162,15 @@ def test_a_success_between_failures_resets_the_count() -> None:
         ("", None),
         (None, None),
         ("-5", None),
+        # Unreadable values are no answer, never an exception (issue 23: each one ended the
+        # crawl, and every resume leased the same URL first and died again).
+        ("\u00b2", None),  # '²'.isdigit() is True
+        ("\u0663", None),  # an Arabic-Indic three
+        ("Wed, 99999999999999999999 Oct 2015 07:28:30 GMT", None),
+        ("Wed, 21 Oct 2015 99999999999999999999:28:30 GMT", None),
+        ("Wed, 21 Oct 2015 07:28:30 +99999999999999999999", None),
+        ("9" * 400, RETRY_AFTER_LIMIT),
+        ("Fri, 31 Dec 9999 23:59:59 GMT", RETRY_AFTER_LIMIT),
     ],
 )
 def test_retry_after_seconds(value: str | None, expected: float | None) -> None:
