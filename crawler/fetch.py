@@ -230,9 +230,9 @@ class Fetcher:
         itself, ``Host``."""
         parsed = httpx.URL(url)
         headers = [(b"Host", parsed.netloc), *self._headers]
-        if self._cookies is not None:
+        if self._cookies:  # none kept (or off): nothing to look up
             # Bytes, as they came in Set-Cookie: httpx would encode a str as ASCII, or fail.
-            cookie = self._cookies.header(str(parsed), parsed.host)
+            cookie = self._cookies.header(url, parsed.host)
             if cookie is not None:
                 headers.append((b"Cookie", cookie))
         request = httpx.Request(
