@@ -71,7 +71,9 @@ class HostCookies:
         request = _request(url)
         jar.add_cookie_header(request)
         value = request.get_header("Cookie")
-        return value.encode("latin-1") if value else None
+        # Every value came in as Latin-1; only a default path taken from a URL that was not
+        # percent-encoded could hold more, and that must not end the crawl.
+        return value.encode("latin-1", "replace") if value else None
 
     def store(self, url: str, host: str, set_cookies: Sequence[bytes]) -> None:
         """Keep what the Set-Cookie header values (raw bytes) of a response to ``url`` set."""
