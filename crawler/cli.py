@@ -31,6 +31,7 @@ from crawler.export import ExportFormat, export_to_file, export_to_stream
 from crawler.logs import LogFormat, setup_logging
 from crawler.report import DEFAULT_TOP_HOSTS, format_json, format_text, read_report
 from crawler.seeds import read_seeds
+from crawler.writer_lock import WriterLock
 
 log = logging.getLogger("crawler")
 
@@ -351,11 +352,13 @@ def _setup_logging(debug: bool, log_format: LogFormat = "text") -> None:
 def _delete_database(db: Path) -> None:
     bodies = bodies_path(db)
     paths = (db, Path(f"{db}-wal"), Path(f"{db}-shm"))
-    for path in (*paths, bodies, Path(f"{bodies}-wal"), Path(f"{bodies}-shm")):
-        try:
-            path.unlink(missing_ok=True)
-        except OSError as exc:
-            raise FatalError(f"cannot delete {path} for --fresh: {exc.strerror}") from None
+    # Not from under a crawl that is writing it. The lock file itself stays (writer_lock.py).
+    with WriterLock(db):
+        for path in (*paths, bodies, Path(f"{bodies}-wal"), Path(f"{bodies}-shm")):
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as exc:
+                raise FatalError(f"cannot delete {path} for --fresh: {exc.strerror}") from None
 
 
 def _fail(exc: Exception, debug: bool) -> NoReturn:

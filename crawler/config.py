@@ -67,6 +67,10 @@ class FetchSection(_Section, frozen=True):
     transport: Literal["aiohttp", "httpcore"] = "aiohttp"
     """What carries the HTTP/1.1 traffic behind the one httpx client: aiohttp (faster by ~1.9x
     here, see the README's performance section) or httpx's own httpcore pool."""
+    cookies: Literal["per-host", "off"] = "per-host"
+    """per-host: a cookie is kept for the session and sent back only to the host that set it
+    (whatever its Domain attribute says); off: never stored, never sent. Not kept over a
+    resume."""
 
 
 class HostOverride(_Section, frozen=True):

@@ -20,8 +20,11 @@ Per request:
 
 The per-request CPU cost matters (a crawl makes thousands of requests a second on one event
 loop), so the request is built and the response read with less than httpx's general-purpose
-work where the result is the same: :meth:`Fetcher._request`, :class:`_Cookies`,
-:func:`_pick_headers`.
+work where the result is the same: :meth:`Fetcher._request`, :func:`_pick_headers`.
+
+Cookies (``fetch.cookies``) are kept per host by :class:`crawler.cookies.HostCookies`, not by
+httpx's client, whose one jar shares a cookie with every host its Domain attribute names and
+whose Cookie header fails on a non-ASCII cookie; the client's own jar never stores anything.
 """
 
 from __future__ import annotations
@@ -31,7 +34,6 @@ import time
 import zlib
 from collections.abc import Callable
 from contextvars import ContextVar
-from http.cookiejar import CookieJar
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
@@ -41,6 +43,7 @@ import httpx
 
 from crawler.addresses import AddressBlocked, AddressGuard, AddressRefused, GuardedResolver
 from crawler.config import FetchSection
+from crawler.cookies import HostCookies
 from crawler.errors import (
     ConnectFailed,
     ConnectionDropped,
@@ -90,6 +93,7 @@ class Fetcher:
         on_request_sent: Callable[[str], None] | None = None,
     ) -> None:
         self._config = config
+        self._cookies = HostCookies() if config.cookies == "per-host" else None
         self._guard = guard
         self._on_request_sent = on_request_sent
         self._sent_by_transport = False
@@ -183,6 +187,13 @@ class Fetcher:
             body = b""
             truncated = False
             notes: tuple[str, ...] = ()
+            if "set-cookie" in wanted and self._cookies is not None:
+                raw = response.headers.raw
+                self._cookies.store(
+                    str(request.url),
+                    request.url.host,
+                    [value for key, value in raw if key.lower() == b"set-cookie"],
+                )
             if (any_type or is_html_type(content_type)) and not response.is_redirect:
                 encoding = wanted.get("content-encoding", "")
                 body, truncated, notes = await _read_capped(response, encoding, cap)
@@ -213,21 +224,21 @@ class Fetcher:
         ``build_request`` merges the client's URL, params, headers and cookies with the call's
         (none here) and copies headers and cookie jar twice on the way; this client has no
         base URL and no params, so what is left is its headers, its timeouts and the Cookie
-        header for this URL, which the jar adds, as build_request has it added. The request
-        is made with an empty body stream, which spares httpx encoding a body it does not
-        have and copying the headers again to add the one it would add itself, ``Host``."""
-        client = self._client
+        header for this URL (ours, last, where build_request has the client's jar add its
+        own). The request is made with an empty body stream, which spares httpx encoding a
+        body it does not have and copying the headers again to add the one it would add
+        itself, ``Host``."""
         parsed = httpx.URL(url)
+        headers = [(b"Host", parsed.netloc), *self._headers]
+        if self._cookies:  # none kept (or off): nothing to look up
+            # Bytes, as they came in Set-Cookie: httpx would encode a str as ASCII, or fail.
+            cookie = self._cookies.header(url, parsed.host)
+            if cookie is not None:
+                headers.append((b"Cookie", cookie))
         request = httpx.Request(
-            "GET",
-            parsed,
-            headers=[(b"Host", parsed.netloc), *self._headers],
-            extensions=self._extensions,
-            stream=_NO_BODY,
+            "GET", parsed, headers=headers, extensions=self._extensions, stream=_NO_BODY
         )
         request.read()  # what Request does with a body it encodes: its content is known
-        if client.cookies:  # empty unless some server set a cookie
-            client.cookies.set_cookie_header(request)
         return request
 
     def __repr__(self) -> str:
@@ -235,7 +246,9 @@ class Fetcher:
 
 
 _WANTED_HEADERS = frozenset(
-    ("content-type", "content-encoding", "location", "retry-after", "x-robots-tag")
+    # set-cookie: only whether there is one (joined with ", ", its value would be ambiguous;
+    # the cookie store reads each raw value).
+    ("content-type", "content-encoding", "location", "retry-after", "x-robots-tag", "set-cookie")
 )
 
 
@@ -251,40 +264,33 @@ def _pick_headers(items: list[tuple[str, str]]) -> dict[str, str]:
     return found
 
 
-class _Cookies(httpx.Cookies):
-    """httpx's cookie store, minus its cost for the responses that set no cookie.
-
-    ``httpx.Cookies.extract_cookies`` wraps every response and its request in urllib
-    compatibility objects (parsing the URL again, copying the headers) before the cookie jar
-    looks for Set-Cookie; most pages set none, so that work is skipped when there is none."""
+class _NoCookies(httpx.Cookies):
+    """A cookie store that keeps nothing: the client's own, which httpx fills from every
+    response it sends on (:class:`~crawler.cookies.HostCookies` keeps the crawl's cookies).
+    Skipping the extraction also spares httpx's cost for it: it wraps every response and its
+    request in urllib compatibility objects, parsing the URL again, copying the headers."""
 
     def extract_cookies(self, response: httpx.Response) -> None:
-        if "set-cookie" in response.headers:
-            super().extract_cookies(response)
-
-
-# httpx's CookieTypes, which it does not export.
-_CookieTypes = httpx.Cookies | CookieJar | dict[str, str] | list[tuple[str, str]]
+        pass
 
 
 class _Client(httpx.AsyncClient):
-    """``httpx.AsyncClient`` keeping its cookies in :class:`_Cookies`.
+    """``httpx.AsyncClient`` whose cookie store is :class:`_NoCookies`.
 
     The client reads its jar through its public ``cookies`` property (to add Cookie headers,
-    to store Set-Cookie); overriding the property is the public way to give it our subclass:
-    the base class's setter copies whatever it is given into a plain ``httpx.Cookies``."""
+    to store Set-Cookie); overriding the property is the public way to give it ours."""
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self.cookies = super().cookies  # what the base class made of options["cookies"]
+        self._no_cookies = _NoCookies()
 
     @property
     def cookies(self) -> httpx.Cookies:
-        return self._crawl_cookies
+        return self._no_cookies
 
     @cookies.setter
-    def cookies(self, cookies: _CookieTypes) -> None:
-        self._crawl_cookies = _Cookies(cookies)
+    def cookies(self, cookies: object) -> None:
+        raise AttributeError("the crawl's cookies are kept per host, by crawler.cookies")
 
 
 _sending: ContextVar[str | None] = ContextVar("crawler_fetch_sending", default=None)

@@ -4,7 +4,10 @@ One aiosqlite connection (one thread) is the only writer; an ``asyncio.Lock`` ma
 write a whole transaction, so a page row and the frontier state change that records it commit
 together (the sink's batches) and a claim never lands inside someone else's batch. WAL with
 ``synchronous=NORMAL``: a commit survives a crash of the process (``kill -9``); only a power
-loss can take back the last transactions, never corrupt the file.
+loss can take back the last transactions, never corrupt the file. One process at a time: the
+store holds the database's :class:`~crawler.writer_lock.WriterLock` from before its first
+write (the schema) until it is closed, so a second writer is refused before it can touch the
+first one's leases.
 
 Frontier states: ``pending`` (waiting), ``leased`` (claimed into memory by this run; reset to
 pending when a run starts, which is how a killed run resumes), ``done`` (a response was
@@ -28,6 +31,7 @@ import msgspec
 from crawler.errors import StorageError
 from crawler.models import Lease, PageRecord, PageRows, RobotsRecord
 from crawler.rows import json_array
+from crawler.writer_lock import WriterLock
 
 SCHEMA_VERSION = 1
 
@@ -126,14 +130,25 @@ NewURL = tuple[str, str, int, int]
 
 
 class Store:
-    """Owner of the database connection. Use ``async with Store(path) as store``."""
+    """Owner of the database connection and of its writer lock. Use ``async with Store(path)
+    as store``; raises :class:`StorageError` if another process writes the database."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self._conn: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
+        self._writer_lock = WriterLock(self.path)
 
     async def __aenter__(self) -> Store:
+        await asyncio.to_thread(self._writer_lock.acquire)
+        try:
+            await self._open()
+        except BaseException:
+            await self.aclose()
+            raise
+        return self
+
+    async def _open(self) -> None:
         # Schema and version checks run on a plain connection in a worker thread first: a file
         # that can't be opened fails there, before aiosqlite starts its own thread (whose
         # clean-up after a failed connect can outlive the event loop).
@@ -144,9 +159,7 @@ class Store:
             await self._conn.execute("PRAGMA busy_timeout=5000")
             await self._conn.execute(_CLAIMED_TABLE)
         except sqlite3.Error as exc:
-            await self.aclose()
             raise StorageError(f"cannot open database {self.path}: {exc}") from None
-        return self
 
     async def __aexit__(
         self,
@@ -157,10 +170,14 @@ class Store:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connection; an open transaction is rolled back. Idempotent."""
+        """Close the connection (an open transaction is rolled back), then release the writer
+        lock, also if closing failed: the next writer starts after our last commit. Idempotent."""
         conn, self._conn = self._conn, None
-        if conn is not None:
-            await conn.close()
+        try:
+            if conn is not None:
+                await conn.close()
+        finally:
+            self._writer_lock.release()
 
     @property
     def conn(self) -> aiosqlite.Connection:

@@ -153,6 +153,53 @@ async def test_a_retry_pending_when_the_budget_runs_out_is_still_fetched(tmp_pat
     }
 
 
+class MembersSite:
+    """``/`` sets a session cookie and links to ``/members``, which answers 403 without it."""
+
+    def __init__(self) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path == "/members" and self.headers["Cookie"] != "session=1":
+                    self.send_response(403)
+                else:
+                    self.send_response(200)
+                if self.path == "/":
+                    self.send_header("Set-Cookie", "session=1; Path=/")
+                body = f'<title>{self.path}</title><a href="/members">m</a>'.encode()
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self) -> MembersSite:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize(("cookies", "members"), [("per-host", 200), ("off", 403)])
+async def test_fetch_cookies_setting_decides_whether_a_session_cookie_goes_back(
+    tmp_path: Path, cookies: str, members: int
+) -> None:
+    cfg = config(**{"fetch.cookies": cookies, "politeness.robots": False})
+    db = tmp_path / "crawl.db"
+    with MembersSite() as site:
+        await Crawl(cfg, [f"{site.base_url}/"], db, AbortController().signal).run()
+    assert {path: status for path, (status, _) in pages(db).items()} == {
+        "/": 200,
+        "/members": members,
+    }
+
+
 async def test_a_second_run_on_a_finished_database_fetches_nothing(tmp_path: Path) -> None:
     with SiteServer(SiteSpec(pages=40)) as site:
         await crawl(site, tmp_path / "crawl.db")

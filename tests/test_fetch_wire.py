@@ -28,18 +28,23 @@ PAGE = b"<title>page</title>"
 
 
 class Server:
-    """A small HTTP/1.1 server with keep-alive. Records each request (target, headers) as it
-    arrives. ``/login`` sets a cookie; a target in ``drop_once`` is, the first time, read and
+    """A small HTTP/1.1 server with keep-alive. Records each request (target, headers; values
+    decoded as Latin-1, so byte for byte) as it arrives. A target in ``set_cookie`` answers
+    with that raw Set-Cookie value (``/login``: ``sid=42``); one in ``needs_cookie`` answers 403
+    to a request without a Cookie header; one in ``drop_once`` is, the first time, read and
     then its connection closed without an answer."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str) -> None:
+        self.host = host
         self.requests: list[tuple[str, dict[str, str]]] = []
+        self.set_cookie: dict[str, bytes] = {"/login": b"sid=42; Path=/"}
+        self.needs_cookie: set[str] = set()
         self.drop_once: set[str] = set()
         self.port = 0
         self._writers: set[asyncio.StreamWriter] = set()
 
-    def url(self, target: str, host: str = "127.0.0.1") -> str:
-        return f"http://{host}:{self.port}{target}"
+    def url(self, target: str, host: str | None = None) -> str:
+        return f"http://{host or self.host}:{self.port}{target}"
 
     def cookies_sent(self) -> list[str | None]:
         return [headers.get("cookie") for _, headers in self.requests]
@@ -56,10 +61,13 @@ class Server:
                 if target in self.drop_once:
                     self.drop_once.discard(target)
                     return
-                extra = b"Set-Cookie: sid=42; Path=/\r\n" if target == "/login" else b""
+                cookie = self.set_cookie.get(target)
+                extra = b"Set-Cookie: %s\r\n" % cookie if cookie is not None else b""
+                refused = target in self.needs_cookie and "cookie" not in self.requests[-1][1]
                 writer.write(
-                    b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
-                    b"Content-Length: %d\r\n%s\r\n%s" % (len(PAGE), extra, PAGE)
+                    b"HTTP/1.1 %s\r\nContent-Type: text/html\r\n"
+                    b"Content-Length: %d\r\n%s\r\n%s"
+                    % (b"403 Forbidden" if refused else b"200 OK", len(PAGE), extra, PAGE)
                 )
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -74,9 +82,9 @@ class Server:
 
 
 @asynccontextmanager
-async def http_server() -> AsyncIterator[Server]:
-    server = Server()
-    listener = await asyncio.start_server(server.serve, "127.0.0.1", 0)
+async def http_server(host: str = "127.0.0.1") -> AsyncIterator[Server]:
+    server = Server(host)
+    listener = await asyncio.start_server(server.serve, host, 0)
     server.port = listener.sockets[0].getsockname()[1]
     try:
         yield server
@@ -86,8 +94,14 @@ async def http_server() -> AsyncIterator[Server]:
         await listener.wait_closed()
 
 
-def fetcher(transport: str, sent: list[str], guard: AddressGuard | None = None) -> Fetcher:
-    config = FetchSection(transport=transport, connect_timeout=5.0)  # type: ignore[arg-type]
+def fetcher(
+    transport: str, sent: list[str], guard: AddressGuard | None = None, cookies: str = "per-host"
+) -> Fetcher:
+    config = FetchSection(
+        transport=transport,  # type: ignore[arg-type]
+        connect_timeout=5.0,
+        cookies=cookies,  # type: ignore[arg-type]
+    )
     return Fetcher(config, user_agent="t", concurrency=2, guard=guard, on_request_sent=sent.append)
 
 
@@ -108,6 +122,60 @@ async def test_a_cookie_set_by_one_response_is_sent_back_to_its_host(transport: 
         "/other-host",
     ]
     assert server.cookies_sent() == [None, None, "sid=42", None]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize(
+    ("cookies", "sent", "status"), [("per-host", "sid=42", 200), ("off", None, 403)]
+)
+async def test_a_page_that_needs_the_cookie_set_by_the_one_before(
+    transport: str, cookies: str, sent: str | None, status: int
+) -> None:
+    async with http_server() as server, fetcher(transport, [], cookies=cookies) as f:
+        server.needs_cookie.add("/members")
+        await f.fetch(server.url("/login"))
+        members = await f.fetch(server.url("/members"))
+    assert server.cookies_sent() == [None, sent]
+    assert members.status == status
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_cookie_set_by_one_loopback_host_is_never_sent_to_another(transport: str) -> None:
+    async with (
+        http_server("127.0.0.2") as two,
+        http_server("127.0.0.3") as three,
+        fetcher(transport, []) as f,
+    ):
+        await f.fetch(two.url("/login"))
+        await f.fetch(three.url("/after"))
+        await f.fetch(two.url("/after"))
+    assert two.cookies_sent() == [None, "sid=42"]
+    assert three.cookies_sent() == [None]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_cookie_with_non_ascii_bytes_goes_back_as_it_came(transport: str) -> None:
+    # A Set-Cookie in UTF-8 (as sites send it): httpx refused to encode the Cookie header
+    # built from it, and the exception ended the crawl (issue 23).
+    city = "city=Köln".encode()
+    async with http_server() as server, fetcher(transport, []) as f:
+        server.set_cookie["/login"] = city + b"; Path=/"
+        await f.fetch(server.url("/login"))
+        await f.fetch(server.url("/after"))
+    assert [cookie and cookie.encode("latin-1") for cookie in server.cookies_sent()] == [None, city]
+
+
+@pytest.mark.parametrize(
+    ("transport", "sent"), [("aiohttp", "city=Köln".encode()), ("httpcore", b"city=K\xf6ln")]
+)
+async def test_a_latin_1_cookie_goes_back_too(transport: str, sent: bytes) -> None:
+    # httpcore sends the bytes as they came; aiohttp takes headers as text and writes them in
+    # UTF-8, so the one byte ö arrives as two.
+    async with http_server() as server, fetcher(transport, []) as f:
+        server.set_cookie["/login"] = b"city=K\xf6ln; Path=/"
+        await f.fetch(server.url("/login"))
+        await f.fetch(server.url("/after"))
+    assert [cookie and cookie.encode("latin-1") for cookie in server.cookies_sent()] == [None, sent]
 
 
 # -- memory -----------------------------------------------------------------------------------

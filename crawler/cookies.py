@@ -1,0 +1,133 @@
+"""The crawl's cookies (``fetch.cookies = "per-host"``): one small jar per host, bounded.
+
+A cookie is sent back only to the host that set it. A ``Domain`` attribute would have a
+browser share it with the whole domain (``Domain=example.com`` set by ``a.example.com`` goes to
+``b.example.com``); a crawler has no user whose login should follow it around, and an
+unrelated host on a shared domain (``*.github.io``) must not learn another's session, so each
+host has its own jar and a jar is only ever asked about its own host's requests. Within a jar
+the standard library's :class:`http.cookiejar.CookieJar` applies the rules (path, expiry,
+``Secure``, ``Max-Age``, deletion). Hosts are host names, as for a browser's host-only cookie:
+ports and schemes share a host's cookies.
+
+Set-Cookie values are taken as raw bytes and read as Latin-1, which maps every byte to one
+character and back, so the Cookie header goes out as the bytes that came in (``city=Köln`` in
+UTF-8 included; httpx itself refused to encode such a header).
+
+Bounded, so that a hostile site cannot grow memory without end (the limits are RFC 6265 §6.1's
+minimums for a user agent): a jar keeps at most :data:`MAX_COOKIES_PER_HOST` cookies (a new
+one beyond that is refused; an existing one can still change), a cookie's name and value at
+most :data:`MAX_COOKIE_BYTES`, and all jars together :data:`MAX_COOKIES` (the jars of the
+hosts least recently used go first). Cookies live in memory for one run: a resumed crawl
+starts without any.
+"""
+
+from __future__ import annotations
+
+import urllib.request
+from collections import OrderedDict
+from collections.abc import Sequence
+from http.cookiejar import Cookie, CookieJar, DefaultCookiePolicy
+from urllib.parse import urlsplit
+
+MAX_COOKIES_PER_HOST = 50
+MAX_COOKIES = 3000
+MAX_COOKIE_BYTES = 4096
+"""Name and value of one cookie, at most (an oversized one is refused)."""
+
+
+class _SizedPolicy(DefaultCookiePolicy):
+    """The standard policy, refusing cookies larger than :data:`MAX_COOKIE_BYTES`."""
+
+    def set_ok(self, cookie: Cookie, request: urllib.request.Request) -> bool:
+        if len(cookie.name) + len(cookie.value or "") > MAX_COOKIE_BYTES:
+            return False
+        return super().set_ok(cookie, request)
+
+
+_POLICY = _SizedPolicy()
+"""Shared by every jar: the policy holds settings only, no state."""
+
+
+class HostCookies:
+    """Cookies per host for one crawl. ``header(url, host)`` before a request, ``store(url,
+    host, set_cookies)`` after its response; ``host`` is the URL's (lower-cased) host name."""
+
+    def __init__(
+        self, *, max_per_host: int = MAX_COOKIES_PER_HOST, max_total: int = MAX_COOKIES
+    ) -> None:
+        self._max_per_host = max_per_host
+        self._max_total = max_total
+        self._jars: OrderedDict[str, CookieJar] = OrderedDict()
+        """Host -> its jar, the least recently used first."""
+        self._counts: dict[str, int] = {}
+        self._total = 0
+
+    def header(self, url: str, host: str) -> bytes | None:
+        """The Cookie header value for a request to ``url`` (on ``host``), if any cookie goes."""
+        jar = self._jars.get(host)
+        if jar is None:
+            return None
+        self._jars.move_to_end(host)
+        request = _request(url)
+        jar.add_cookie_header(request)
+        value = request.get_header("Cookie")
+        # Every value came in as Latin-1; only a default path taken from a URL that was not
+        # percent-encoded could hold more, and that must not end the crawl.
+        return value.encode("latin-1", "replace") if value else None
+
+    def store(self, url: str, host: str, set_cookies: Sequence[bytes]) -> None:
+        """Keep what the Set-Cookie header values (raw bytes) of a response to ``url`` set."""
+        jar = self._jars.get(host)
+        if jar is None:
+            jar = self._jars[host] = CookieJar(_POLICY)
+        self._jars.move_to_end(host)
+        before = {(c.domain, c.path, c.name) for c in jar}
+        response = _SetCookies(set_cookies)
+        jar.extract_cookies(response, _request(url))  # type: ignore[arg-type]
+        jar.clear_expired_cookies()
+        kept = [(c.domain, c.path, c.name) for c in jar]
+        new = [key for key in kept if key not in before]
+        room = max(0, self._max_per_host - (len(kept) - len(new)))
+        for key in new[room:]:
+            jar.clear(*key)  # refused: the host has all the cookies it may have
+        self._recount(host, len(jar))
+        while self._total > self._max_total:
+            oldest = next(iter(self._jars))
+            del self._jars[oldest]
+            self._recount(oldest, 0)
+
+    def _recount(self, host: str, count: int) -> None:
+        self._total += count - self._counts.pop(host, 0)
+        if count:
+            self._counts[host] = count
+        else:
+            self._jars.pop(host, None)  # an empty jar is not worth its memory
+
+    def __len__(self) -> int:
+        """Cookies kept, all hosts together."""
+        return self._total
+
+    def __repr__(self) -> str:
+        return f"<HostCookies hosts={len(self._jars)} cookies={self._total}>"
+
+
+def _request(url: str) -> urllib.request.Request:
+    """``url`` as the jar wants to see it: it takes the whole authority for the host."""
+    parts = urlsplit(url)
+    if "@" in parts.netloc:  # user:password@ is no part of the host
+        url = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+    return urllib.request.Request(url)
+
+
+class _SetCookies:
+    """The part of a urllib response that :meth:`CookieJar.extract_cookies` reads: its
+    Set-Cookie headers, through ``info().get_all``."""
+
+    def __init__(self, values: Sequence[bytes]) -> None:
+        self._values = [value.decode("latin-1") for value in values]
+
+    def info(self) -> _SetCookies:
+        return self
+
+    def get_all(self, name: str, default: list[str]) -> list[str]:
+        return self._values if name.lower() == "set-cookie" else default
