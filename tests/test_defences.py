@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import sqlite3
 import tracemalloc
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -452,6 +453,21 @@ async def test_link_schemes_idn_long_base_and_duplicates(site: HostileSite, tmp_
         t.startswith(("javascript:", "mailto:", "data:", "tel:", "file:")) for t in targets
     )
     assert not any(len(t) > 2048 for t in targets)
+
+
+async def test_a_link_with_user_info_is_followed_without_it(
+    site: HostileSite, tmp_path: Path
+) -> None:
+    # httpx turned the link's user info into an Authorization header that aiohttp refused,
+    # and the ValueError ended the whole crawl.
+    result = await crawl(site, tmp_path, "/links/userinfo")
+    assert result.report.complete
+    assert result.requested == {"/robots.txt": 1, "/links/userinfo": 1, "/links/from-userinfo": 1}
+    assert result.rows["/links/from-userinfo"]["status"] == 200
+    assert result.rows["/links/from-userinfo"]["title"] == "from userinfo"
+    with closing(sqlite3.connect(result.db)) as conn:
+        stored = "\n".join(conn.iterdump())
+    assert "user:pw" not in stored  # not in pages, links or the frontier
 
 
 # -- traps ------------------------------------------------------------------------------------
