@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from crawler.abort import AbortController
@@ -57,12 +58,18 @@ def site() -> Any:
         yield s
 
 
-async def crawl(site: HostileSite, tmp_path: Path, *paths: str, **overrides: Any) -> Result:
+async def crawl(
+    site: HostileSite,
+    tmp_path: Path,
+    *paths: str,
+    transport: httpx.AsyncBaseTransport | None = None,
+    **overrides: Any,
+) -> Result:
     db = tmp_path / f"crawl-{next(_numbers)}.db"
     config = load_config(overrides={**BASE_CONFIG, **overrides}, environ={})
     seeds = [site.base_url + path for path in paths]
     site.reset()
-    report = await Crawl(config, seeds, db, AbortController().signal).run()
+    report = await Crawl(config, seeds, db, AbortController().signal, transport=transport).run()
     with sqlite3.connect(db) as conn:
         conn.row_factory = sqlite3.Row
         rows = {
