@@ -7,15 +7,22 @@ them ends the crawl with an ExceptionGroup."""
 from __future__ import annotations
 
 import logging
+import sqlite3
+import tempfile
 from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from crawler import extract
 from crawler.models import ParsedPage
 from crawler.robots import RobotsPolicy
+from crawler.urls import has_userinfo
 from tests.hostile_site import HostileSite
 from tests.test_defences import Result, crawl
 
@@ -166,3 +173,114 @@ async def test_the_database_failing_still_ends_the_crawl(
     with pytest.raises(ExceptionGroup) as info:
         await crawl(site, tmp_path, *PLAIN_PAGES)
     assert info.group_contains(StorageError, match="disk I/O error")
+
+
+# -- arbitrary hrefs, as an attacker would write them -----------------------------------------
+
+SERVER = "\ue000server\ue000"
+"""Stands for the hostile site's ``127.0.0.1:PORT`` in a generated href (the port is known
+only once it runs): links into scope point back at it, never at a port nobody serves."""
+
+_text = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)  # no UTF-8 form
+_junk = st.text(
+    st.sampled_from(list("%0aFzZ/.?#&=@:;[]\\ \t\n\r\x00\x01\x7f\x85\u200f\u202e\u2066é€")),
+    max_size=16,
+)
+_schemes = st.sampled_from(
+    ["http", "https", "HTTP", "hTTpS", "ftp", "javascript", "mailto", "data", "file", "ws",
+     "tel", "x-custom+1.0", "h\u0442tp", ""]
+)  # fmt: skip
+_userinfo = st.one_of(
+    st.just(""),
+    st.just("@"),
+    st.just("a@b@"),
+    st.builds(lambda user, password: f"{user}:{password}@", _text, _text),
+)
+_other_hosts = st.one_of(
+    st.sampled_from(
+        [
+            "[fe80::1%25eth0]",
+            "[fe80::1%eth0]",
+            "[::1]",
+            "[2001:DB8::1]",
+            "[::1",
+            "[v1.x]",
+            "a" * 10_000,
+            "ex\u202eample.com",
+            "exa\u0000mple.com",
+            "bücher.example",
+            "",
+            "localhost",
+            "0x7f.1",
+            "%31%32%37.0.0.1",
+        ]
+    ),
+    st.integers(1, 5000).map(lambda n: "x." * n + "example"),
+    _text,
+)
+_odd_ports = st.sampled_from(
+    ["", ":", ":0", ":65536", ":-1", ":\uff18\uff10", ":99999999999999999999", ":80", ":443",
+     ":8080", ":http", ":1:2"]
+)  # fmt: skip
+_in_scope = st.builds(
+    lambda scheme, userinfo, path: f"{scheme}://{userinfo}{SERVER}/{path}",
+    st.sampled_from(["http", "HTTP", "https"]),
+    _userinfo,
+    _junk,
+)
+_off_scope = st.builds(
+    lambda scheme, userinfo, host, port, path: f"{scheme}://{userinfo}{host}{port}/{path}",
+    _schemes,
+    _userinfo,
+    _other_hosts,
+    _odd_ports,
+    _junk,
+)
+_relative = st.one_of(_junk, _text, st.builds(lambda path: f"//{SERVER}/{path}", _junk))
+HREFS = st.lists(st.one_of(_in_scope, _off_scope, _relative), max_size=8)
+
+
+QUICK = {
+    "crawl.max_depth": 1,
+    # Threads: a parse worker process per example would cost more than the crawl.
+    "runtime.parse_processes": 0,
+    # An https link to the (plain HTTP) site waits for a TLS answer that never comes.
+    "fetch.connect_timeout": 0.3,
+    "fetch.read_timeout": 0.3,
+    "fetch.total_timeout": 0.3,
+}
+
+
+@pytest.fixture(scope="module")
+def shared_site() -> Iterator[HostileSite]:
+    with HostileSite() as s:
+        yield s
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    database=None,  # nothing left in the worktree
+    # One server for every example: it keeps no state between crawls that matters here.
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(hrefs=HREFS)
+async def test_arbitrary_hrefs_never_end_the_crawl(
+    shared_site: HostileSite, hrefs: list[str]
+) -> None:
+    site = shared_site
+    site.arbitrary_hrefs = tuple(h.replace(SERVER, f"127.0.0.1:{site.port}") for h in hrefs)
+    with tempfile.TemporaryDirectory() as directory:
+        # Depth 1: the generated links are fetched, not what the site's 404 page links to.
+        result = await crawl(site, Path(directory), "/links/arbitrary", **QUICK)
+        assert result.report.complete
+        with closing(sqlite3.connect(result.db)) as conn:
+            urls = conn.execute(
+                "SELECT url, state, status, error FROM frontier LEFT JOIN pages USING (url)"
+            ).fetchall()
+    for url, state, status, error in urls:
+        # Finished, and stored with a status (done) or a reason (failed, skipped).
+        assert (state, status is not None) in {("done", True), ("failed", False),
+                                               ("skipped", False)}, url  # fmt: skip
+        assert status is not None or error, url
+        assert not has_userinfo(url)  # credentials are never sent
