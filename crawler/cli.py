@@ -179,6 +179,8 @@ def run(
         found = read_seeds(seeds, max_url_length=cfg.crawl.max_url_length)
         for problem in found.problems:
             log.warning("skipped %s", problem)
+        for warning in found.warnings:
+            log.warning("%s", warning)
         if not found.urls:
             raise SeedsError(f"no valid seed URL in {seeds}")
         if fresh:

@@ -14,13 +14,21 @@
         │   └── ConnectionDropped     the peer closed or reset the connection mid-response
         └── PermanentError        retrying will not help
             ├── InvalidResponse       the server broke the HTTP protocol
-            └── UnsupportedURL        the URL cannot be requested
+            ├── UnsupportedURL        the URL cannot be requested
+            └── InternalError         anything else raised while handling one URL
 
 An HTTP status is never an error here: every response is a page, recorded with its status;
-the worker decides whether a 5xx is retried. Workers catch exactly :class:`PageError`.
-Everything else propagates and ends the run loudly: a bug must never be recorded as a page
-failure. Only ``fetch.py`` names httpx's exceptions;
+the worker decides whether a 5xx is retried. Only ``fetch.py`` names httpx's exceptions;
 it translates them into this tree at one boundary.
+
+No exception raised while handling one URL may end the crawl (a hostile page finds the bug
+no test did). The worker handles one lease inside one ``try`` (``Worker._outcome``): a
+:class:`FatalError` propagates and ends the run (exit 1, one line); any other ``Exception``
+becomes that URL's :class:`InternalError`, recorded as ``internal_error: <Type>: <message>``,
+counted, logged as one WARNING line (with its traceback under ``--debug``), and the crawl goes
+on. ``BaseException`` that is not an ``Exception`` (cancellation, Ctrl-C) always propagates.
+The crawl's own machinery (the database, the task groups, a parse worker process that cannot
+start) raises :class:`FatalError` or fails outside a lease, and ends the run.
 """
 
 from __future__ import annotations
@@ -93,3 +101,18 @@ class InvalidResponse(PermanentError):
 
 class UnsupportedURL(PermanentError):
     reason = "unsupported_url"
+
+
+class InternalError(PermanentError):
+    """An unexpected exception while handling one URL: a bug, or input no rule foresaw.
+    Recorded as the page's failure and never retried (it would only fail again)."""
+
+    reason = "internal_error"
+
+    @classmethod
+    def of(cls, exc: BaseException) -> InternalError:
+        """The record of ``exc``: ``<Type>: <message>``."""
+        detail = f"{type(exc).__name__}: {exc}"
+        # The detail goes into the database as UTF-8: a message quoting undecodable bytes
+        # (lone surrogates, as aiohttp decodes headers) would fail the batch it is written in.
+        return cls(detail.encode("utf-8", "backslashreplace").decode())

@@ -106,8 +106,9 @@ def build_outcome(
     link_list = list(links)
     depth = lease.depth + 1
     # Encoded here, off the event loop, for the sink (crawler.rows).
-    rows = page_rows(lease.url, link_list, follow, depth, 0)
-    return Outcome(lease, _noted(page, notes), link_list, follow, follow_depth=depth, rows=rows)
+    page = _noted(page, notes)
+    rows = page_rows(page, link_list, follow, depth, 0)
+    return Outcome(lease, page, link_list, follow, follow_depth=depth, rows=rows)
 
 
 def unparsed_outcome(lease: Lease, response: Response, fetched_at: str, note: str) -> Outcome:

@@ -13,9 +13,10 @@ frames of a 4-byte big-endian length and a msgpack body on the child's stdin and
 - first frame to the child: the pickled :class:`~crawler.extract.LinkRules`; it answers
   ``READY`` once it can parse;
 - a job: ``(job_id, lease, response, fetched_at)``; the answer:
-  ``(job_id, "", page, links, follow, follow_depth, follow_hops, rows)``, or an error text
-  instead of ``""`` if ``build_outcome`` raised (a bug: the crawl then stops loudly, as in a
-  thread).
+  ``(job_id, "", "", page, links, follow, follow_depth, follow_hops, rows)``, or, if
+  ``build_outcome`` raised, the exception as ``"<Type>: <message>"`` and its traceback instead
+  of the two ``""``: the worker records that page's ``internal_error`` (:mod:`crawler.errors`),
+  as for an exception in a thread, and the crawl goes on.
 
 A child remembers the URLs it offered to the frontier lately and does not offer them again
 (:mod:`crawler.offered`); threads share no such memory and offer every link, which the
@@ -43,6 +44,7 @@ import signal
 import struct
 import sys
 import time
+import traceback
 from collections import OrderedDict
 from collections.abc import Callable
 from types import TracebackType
@@ -50,6 +52,7 @@ from typing import BinaryIO, Protocol
 
 import msgspec
 
+from crawler.errors import FatalError, InternalError
 from crawler.extract import LinkRules, build_outcome, unparsed_outcome
 from crawler.heap import keep_freed_memory
 from crawler.models import Lease, Outcome, PageRecord, PageRows, Response
@@ -65,9 +68,9 @@ STOP_TIMEOUT = 5.0
 """Seconds a child gets to exit after its stdin closes before it is killed."""
 
 _Job = tuple[int, Lease, Response, str]
-_Answer = tuple[int, str, PageRecord | None, list[str], list[str], int, int, PageRows | None]
-"""(job_id, error, page, links, follow, follow_depth, follow_hops, rows); error is "" on
-success."""
+_Answer = tuple[int, str, str, PageRecord | None, list[str], list[str], int, int, PageRows | None]
+"""(job_id, error, traceback, page, links, follow, follow_depth, follow_hops, rows); error and
+traceback are "" on success."""
 
 
 class Extractor(Protocol):
@@ -85,8 +88,9 @@ class Extractor(Protocol):
     ) -> None: ...
 
 
-class ExtractorFailed(RuntimeError):
-    """A child could not be started, or ``build_outcome`` raised in it: a bug, not page data."""
+class ExtractorFailed(FatalError):
+    """No parse worker process can be started: the installation is broken, the crawl ends
+    (an exception in ``build_outcome`` is one page's :class:`InternalError` instead)."""
 
 
 class ThreadExtractor:
@@ -288,9 +292,11 @@ class _Child:
             self._head_since = self._clock()
         if future.done():
             return
-        _, error, page, links, follow, follow_depth, follow_hops, rows = answer
+        _, error, trace, page, links, follow, follow_depth, follow_hops, rows = answer
         if error or page is None:
-            future.set_exception(ExtractorFailed(f"extracting {job[1].url} failed: {error}"))
+            failure = InternalError(error)
+            failure.add_note(f"raised in the parse worker process:\n{trace}")
+            future.set_exception(failure)
             return
         future.set_result(Outcome(job[1], page, links, follow, follow_depth, follow_hops, rows))
 
@@ -399,11 +405,13 @@ def serve(inp: BinaryIO, out: BinaryIO) -> None:
         answer: _Answer
         try:
             o = build_outcome(lease, response, rules, fetched_at, offered)
-        except Exception as exc:  # reported to the crawl, which stops loudly
-            answer = (job_id, f"{type(exc).__name__}: {exc}", None, [], [], 0, 0, None)
+        except Exception as exc:  # that page's internal_error (the crawl goes on)
+            error = InternalError.of(exc).detail
+            trace = "".join(traceback.format_exception(exc))
+            answer = (job_id, error, trace, None, [], [], 0, 0, None)
         else:
             answer = (
-                job_id, "", o.page, o.links, o.follow, o.follow_depth, o.follow_hops, o.rows
+                job_id, "", "", o.page, o.links, o.follow, o.follow_depth, o.follow_hops, o.rows
             )  # fmt: skip
         out.write(_frame(encoder.encode(answer)))
         out.flush()

@@ -118,9 +118,12 @@ class PageRecord:
 
 @dataclass(frozen=True, slots=True)
 class PageRows:
-    """One outcome's rows for the ``links`` table and the frontier, encoded for the sink's
-    statements (:mod:`crawler.rows`): JSON array elements, comma-joined, without brackets."""
+    """One outcome's rows for the ``pages`` and ``links`` tables and the frontier, encoded for
+    the sink's statements (:mod:`crawler.rows`): JSON array elements, comma-joined, without
+    brackets."""
 
+    page: str
+    """The page's ``pages`` row, one JSON array."""
     links: str
     """``["src", "dst"]`` for each link of the page ("" for none)."""
     discovered: str

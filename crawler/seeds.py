@@ -1,7 +1,9 @@
 """Reading a seeds file: one URL per line, blank lines and ``#`` comments skipped.
 
 A bad line is reported with its line number and skipped; the caller decides what no valid seed
-at all means (the CLI: exit 1).
+at all means (the CLI: exit 1). A seed with user info (``http://user:pw@host/``) is crawled
+without it, as every URL is (:mod:`crawler.urls` rule 6), and warned about with its line number,
+so that a crawl answered ``401`` everywhere says why; the warning never repeats the credentials.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from crawler.errors import SeedsError
-from crawler.urls import canonicalize
+from crawler.urls import canonicalize, has_userinfo
 
 
 @dataclass(slots=True)
@@ -19,6 +21,8 @@ class Seeds:
     """Canonical seed URLs, in file order, without duplicates."""
     problems: list[str] = field(default_factory=list)
     """One ``FILE:LINE: message`` per skipped line."""
+    warnings: list[str] = field(default_factory=list)
+    """One ``FILE:LINE: message`` per line kept with a change the user should know of."""
 
 
 def parse_seeds(lines: list[str], source: str, *, max_url_length: int) -> Seeds:
@@ -34,6 +38,11 @@ def parse_seeds(lines: list[str], source: str, *, max_url_length: int) -> Seeds:
         elif url not in seen:
             seen.add(url)
             seeds.urls.append(url)
+            if has_userinfo(line):
+                seeds.warnings.append(
+                    f"{source}:{number}: user info removed, credentials in URLs are never "
+                    f"sent: crawling {url[:200]!r}"
+                )
     return seeds
 
 

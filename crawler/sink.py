@@ -82,8 +82,9 @@ class Sink:
                 return
 
     async def _write(self, batch: list[Outcome], robots: list[RobotsRecord]) -> None:
-        rows = [rows_of(outcome) for outcome in batch]  # mostly encoded by the parse worker
-        await self._store.write_batch([(o.lease.id, o.page) for o in batch], rows, robots)
+        rows = [rows_of(outcome) for outcome in batch]  # encoded by the worker already
+        pages = [(o.lease.id, o.page.state, r) for o, r in zip(batch, rows, strict=True)]
+        await self._store.write_batch(pages, robots)
         self.committed += len(batch)
         self.batches += 1
         self._on_commit(len(batch), {host for page in rows for host in page.hosts})

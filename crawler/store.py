@@ -29,7 +29,7 @@ import aiosqlite
 import msgspec
 
 from crawler.errors import StorageError
-from crawler.models import Lease, PageRecord, PageRows, RobotsRecord
+from crawler.models import Lease, PageRows, RobotsRecord
 from crawler.rows import json_array
 from crawler.writer_lock import WriterLock
 
@@ -216,19 +216,19 @@ class Store:
 
     async def write_batch(
         self,
-        pages: Sequence[tuple[int, PageRecord]],
-        rows: Sequence[PageRows],
+        pages: Sequence[tuple[int, str, PageRows]],
         robots: Sequence[RobotsRecord] = (),
     ) -> None:
-        """Record pages (with their frontier ids), their links and the URLs they offer to the
-        frontier (``rows``, :mod:`crawler.rows`), and origins' robots.txt outcomes,
-        atomically."""
-        links = json_array(page.links for page in rows)
-        discovered = json_array(page.discovered for page in rows)
+        """Record pages, each as (frontier id, its new frontier state, its rows: the page, its
+        links and the URLs it offers to the frontier, :mod:`crawler.rows`), and origins'
+        robots.txt outcomes, atomically."""
+        added = json_array(rows.page for _, _, rows in pages)
+        links = json_array(rows.links for _, _, rows in pages)
+        discovered = json_array(rows.discovered for _, _, rows in pages)
         await self._transaction(
             [
-                (_ADD_PAGES, _json_rows([_page_row(page) for _, page in pages])),
-                (_SET_STATES, _json_rows([(id_, page.state) for id_, page in pages])),
+                (_ADD_PAGES, [(added,)] if pages else []),
+                (_SET_STATES, _json_rows([(id_, state) for id_, state, _ in pages])),
                 (_ADD_LINKS, [(links,)] if links != "[]" else []),
                 (_ADD_URLS, [(discovered,)] if discovered != "[]" else []),
                 (
@@ -312,22 +312,3 @@ def _json_rows(rows: Sequence[Sequence[object]]) -> list[tuple[str]]:
     """``rows`` as the one parameter of a ``json_each`` statement (none if there are none);
     text, since SQLite reads a blob as its binary JSONB format, or refuses it."""
     return [(msgspec.json.encode(rows).decode(),)] if rows else []
-
-
-def _page_row(page: PageRecord) -> tuple[object, ...]:
-    return (
-        page.url,
-        page.final_url,
-        page.status,
-        page.content_type,
-        page.title,
-        page.description,
-        page.canonical,
-        page.depth,
-        page.fetched_at,
-        page.error,
-        page.size,
-        page.elapsed_ms,
-        int(page.truncated),
-        page.notes,
-    )

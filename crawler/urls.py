@@ -23,8 +23,10 @@ Canonicalization rules, applied in one pass:
     refused).
 5.  The default port (80 for http, 443 for https) and an empty port are dropped; a port is
     written without leading zeros; a non-numeric port or one outside 1-65535 gives ``None``.
-6.  User info (``user:pass@``) is kept exactly as given: it can select what the server
-    returns, and rewriting it would change credentials.
+6.  User info (``user:pass@``) is removed: ``http://u:p@host/x`` becomes ``http://host/x``.
+    Credentials found on a web page are never sent (httpx would turn them into an
+    ``Authorization`` header for anyone who can publish a link); a seed with user info is
+    crawled without it, with a warning (:mod:`crawler.seeds`).
 7.  An empty path becomes ``/``.
 8.  Dot segments (``.`` and ``..``) are removed per RFC 3986 5.2.4, in absolute URLs too,
     after rule 9 (so ``%2E%2E`` counts as ``..``).
@@ -49,7 +51,15 @@ import ipaddress
 import re
 from collections.abc import Iterable
 
-__all__ = ["DEFAULT_MAX_URL_LENGTH", "BaseURL", "Scope", "canonicalize", "host_key", "hostname"]
+__all__ = [
+    "DEFAULT_MAX_URL_LENGTH",
+    "BaseURL",
+    "Scope",
+    "canonicalize",
+    "has_userinfo",
+    "host_key",
+    "hostname",
+]
 
 DEFAULT_MAX_URL_LENGTH = 2048
 
@@ -171,13 +181,21 @@ class BaseURL:
 _NO_BASE = BaseURL(None)
 
 
+def has_userinfo(href: str) -> bool:
+    """Whether ``href`` (as written, before :func:`canonicalize`) has user info in its
+    authority, which canonicalization removes (rule 6)."""
+    cleaned = _clean(href)
+    parts = _SPLIT.match(cleaned) if cleaned is not None else None
+    authority = parts[2] if parts is not None else None
+    return authority is not None and "@" in authority
+
+
 def host_key(url: str) -> str:
     """The politeness/slot key of a canonical URL: its lower-case host plus ``:port`` when the
     port is not the scheme default (``'http://example.com:8080/a'`` -> ``'example.com:8080'``).
 
-    User info is not part of the key: credentials do not make another server. The URL is not
-    normalized again; pass canonical URLs."""
-    return url.partition("//")[2].partition("/")[0].rpartition("@")[2]
+    The URL is not normalized again; pass canonical URLs (which have no user info, rule 6)."""
+    return url.partition("//")[2].partition("/")[0]
 
 
 def hostname(url: str) -> str:
@@ -252,7 +270,7 @@ def _clean(url: str) -> str | None:
 
 
 def _normalize_authority(auth: str, scheme: str) -> str | None:
-    userinfo, at, hostport = auth.rpartition("@")
+    hostport = auth.rpartition("@")[2]  # user info is dropped (rule 6)
     if hostport.startswith("["):
         end = hostport.find("]") + 1
         host, port = hostport[:end], hostport[end:]
@@ -269,7 +287,7 @@ def _normalize_authority(auth: str, scheme: str) -> str | None:
             return None
         if int(port) != _DEFAULT_PORTS[scheme]:
             normalized = f"{normalized}:{int(port)}"
-    return f"{userinfo}@{normalized}" if at else normalized
+    return normalized
 
 
 def _normalize_host(host: str) -> str | None:

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 
 from crawler.addresses import AddressBlocked
 from crawler.config import Config
-from crawler.errors import PageError
+from crawler.errors import FatalError, InternalError, PageError
 from crawler.extract import (
     LinkRules,
     build_outcome,
@@ -38,6 +38,7 @@ from crawler.frontier import Frontier
 from crawler.models import Lease, Outcome, Response, RobotsRecord
 from crawler.politeness import retry_after_seconds
 from crawler.robots import RobotsCache, RobotsFetch, RobotsPolicy, origin_of
+from crawler.rows import rows_of
 from crawler.services import CrawlServices
 from crawler.sink import Sink
 from crawler.stats import Stats
@@ -96,15 +97,9 @@ class Worker:
     async def run(self) -> None:
         frontier = self.frontier
         while (lease := await frontier.lease()) is not None:
-            received = await self._receive(lease)
-            if received is None:
+            outcome = await self._outcome(lease)
+            if outcome is None:
                 continue  # handed back to the frontier
-            outcome = (
-                await self._extract(lease, received) if isinstance(received, Response) else received
-            )
-            follow = self.traps.worth_following(outcome.follow)
-            if follow is not outcome.follow:
-                outcome = replace(outcome, follow=follow, rows=None)  # rows: encoded anew
             frontier.release(lease, fetched=not outcome.page.skipped)
             await self.sink.put(outcome)
             self.stats.record(outcome)
@@ -125,6 +120,53 @@ class Worker:
                     },
                 )
             await self.extras.room()  # the archives' backpressure (services.CrawlServices)
+
+    async def _outcome(self, lease: Lease) -> Outcome | None:
+        """What to record for ``lease``, its rows encoded for the sink; None if it was handed
+        back to the frontier.
+
+        The one place where an exception raised while handling one URL becomes that URL's
+        failure (:class:`InternalError`, see :mod:`crawler.errors`) instead of the crawl's end:
+        out of the trap guard, the address guard, robots.txt, the fetch, the parse worker or
+        the encoding of the page's rows. A :class:`FatalError` is the crawl's own machinery
+        failing and ends the run; cancellation is not an ``Exception`` and passes."""
+        try:
+            received = await self._receive(lease)
+            if received is None:
+                return None
+            outcome = (
+                await self._extract(lease, received) if isinstance(received, Response) else received
+            )
+            follow = self.traps.worth_following(outcome.follow)
+            if follow is not outcome.follow:
+                outcome = replace(outcome, follow=follow, rows=None)  # rows: encoded anew
+            if outcome.rows is None:
+                # Here rather than in the sink's batch, where one page's bad row would fail
+                # every page of the batch.
+                outcome = replace(outcome, rows=rows_of(outcome))
+        except FatalError:
+            raise
+        except Exception as exc:
+            return self._internal_error(lease, exc)
+        return outcome
+
+    def _internal_error(self, lease: Lease, exc: Exception) -> Outcome:
+        error = exc if isinstance(exc, PageError) else InternalError.of(exc)
+        log.warning(
+            "%s: %s; recorded as its failure, the crawl goes on",
+            lease.url,
+            error.describe(),
+            # The traceback is for whoever debugs it; the line alone says what happened.
+            exc_info=exc if log.isEnabledFor(logging.DEBUG) else None,
+            extra={
+                "event": "internal_error",
+                "url": lease.url,
+                "host": lease.host,
+                "reason": error.reason,
+            },
+        )
+        outcome = failed_outcome(lease, error, _now())
+        return replace(outcome, rows=rows_of(outcome))
 
     def cut_off(self) -> int:
         """Cancel every lease still on the wire (the grace period is over), now and from now

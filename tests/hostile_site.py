@@ -135,6 +135,10 @@ _ENDPOINTS = (
     _Endpoint("/links/long", "index", "link to /links/target? + 5000 'a's"),
     _Endpoint("/links/base", "index", '<base href="/links/sub/"> then href="rel"'),
     _Endpoint("/links/dups", "index", "six spellings of /links/target"),
+    _Endpoint(
+        "/links/userinfo", "index", "link to http://user:pw@127.0.0.1:PORT/links/from-userinfo"
+    ),
+    _Endpoint("/links/arbitrary", "unlinked", "links HostileSite.arbitrary_hrefs (set by a test)"),
     _Endpoint("/private/secret", "index", "disallowed by the default robots.txt"),
     _Endpoint("/meta/noindex", "index", "meta robots noindex; links /meta/from-noindex"),
     _Endpoint("/meta/nofollow", "index", "meta robots nofollow; links /meta/not-followed"),
@@ -144,6 +148,7 @@ _ENDPOINTS = (
     _Endpoint("/traps/", "index", "index of the crawler traps below"),
     _Endpoint("/links/target", "target", "plain page (from schemes, long, dups, canonical)"),
     _Endpoint("/links/sub/rel", "target", "plain page, reached only through <base>"),
+    _Endpoint("/links/from-userinfo", "target", "plain page, linked only with user info"),
     _Endpoint("/meta/from-noindex", "target", "plain page linked from the noindex page"),
     _Endpoint("/meta/not-followed", "target", "plain page linked only with meta nofollow"),
     _Endpoint("/meta/not-followed-header", "target", "linked only under X-Robots-Tag nofollow"),
@@ -333,13 +338,16 @@ def _next_param(index: int) -> str:
 class HostileSite:
     """Serves the hostile endpoints; `with HostileSite() as site:` runs it on its own thread.
 
-    Bookkeeping methods may be called from any thread. `robots_txt` and `robots_status` may be
-    set at any time; they are not touched by `reset()`, which clears only what requests changed.
+    Bookkeeping methods may be called from any thread. `robots_txt`, `robots_status` and
+    `arbitrary_hrefs` may be set at any time; they are not touched by `reset()`, which clears
+    only what requests changed.
     """
 
     def __init__(self) -> None:
         self.port = 0
         self.robots_status = 200
+        self.arbitrary_hrefs: tuple[str, ...] = ()
+        """What /links/arbitrary links to; may be set at any time (not touched by reset())."""
         self._robots_txt: bytes | None = None
         self._robots_is_default = True
         # Handlers run on the server loop while tests read the bookkeeping from another thread.
@@ -629,8 +637,13 @@ class HostileSite:
             "/links/long": lambda q: _html("long", ["/links/target?" + "a" * 5000]),
             "/links/base": lambda q: _html("base", ["rel"], head='<base href="/links/sub/">'),
             "/links/dups": lambda q: _html("dups", self._dup_links()),
+            "/links/userinfo": lambda q: _html(
+                "userinfo", [f"http://user:pw@{HOST}:{self.port}/links/from-userinfo"]
+            ),
+            "/links/arbitrary": lambda q: _html("arbitrary", self.arbitrary_hrefs),
             "/links/target": lambda q: _html("target"),
             "/links/sub/rel": lambda q: _html("sub rel"),
+            "/links/from-userinfo": lambda q: _html("from userinfo"),
             "/private/secret": lambda q: _html("secret"),
             "/meta/noindex": lambda q: _html(
                 "noindex page",

@@ -22,6 +22,7 @@ from tests.helpers import (
     write_config,
     write_seeds,
 )
+from tests.hostile_site import HostileSite
 
 runner = CliRunner()
 
@@ -64,6 +65,30 @@ def test_bad_seed_lines_are_reported_with_line_numbers_and_skipped(tmp_path: Pat
     assert f"{seeds}:6:" in err
     assert f"{seeds}:4" not in err
     assert "/" in pages(tmp_path / "c.db")
+
+
+def test_a_seed_with_user_info_is_crawled_without_it_and_warned_about(tmp_path: Path) -> None:
+    with HostileSite() as site:
+        seed = f"http://user:secret@127.0.0.1:{site.port}/links/userinfo"
+        seeds = write_seeds(tmp_path, "# credentials are never sent", seed)
+        result = runner.invoke(
+            app,
+            [
+                "run",
+                str(seeds),
+                "--db",
+                str(tmp_path / "c.db"),
+                "--config",
+                str(write_config(tmp_path)),
+            ],
+        )
+    assert result.exit_code == 0, result.output
+    assert f"{seeds}:2: user info removed" in result.output
+    assert "secret" not in result.output
+    assert pages(tmp_path / "c.db") == {
+        "/links/userinfo": (200, "userinfo"),
+        "/links/from-userinfo": (200, "from userinfo"),
+    }
 
 
 @pytest.mark.parametrize(

@@ -9,10 +9,12 @@ import itertools
 import logging
 import sqlite3
 import tracemalloc
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from crawler.abort import AbortController
@@ -58,12 +60,18 @@ def site() -> Any:
         yield s
 
 
-async def crawl(site: HostileSite, tmp_path: Path, *paths: str, **overrides: Any) -> Result:
+async def crawl(
+    site: HostileSite,
+    tmp_path: Path,
+    *paths: str,
+    transport: httpx.AsyncBaseTransport | None = None,
+    **overrides: Any,
+) -> Result:
     db = tmp_path / f"crawl-{next(_numbers)}.db"
     config = load_config(overrides={**BASE_CONFIG, **overrides}, environ={})
     seeds = [site.base_url + path for path in paths]
     site.reset()
-    report = await Crawl(config, seeds, db, AbortController().signal).run()
+    report = await Crawl(config, seeds, db, AbortController().signal, transport=transport).run()
     with database(db) as conn:
         conn.row_factory = sqlite3.Row
         rows = {
@@ -501,6 +509,21 @@ async def test_link_schemes_idn_long_base_and_duplicates(site: HostileSite, tmp_
         t.startswith(("javascript:", "mailto:", "data:", "tel:", "file:")) for t in targets
     )
     assert not any(len(t) > 2048 for t in targets)
+
+
+async def test_a_link_with_user_info_is_followed_without_it(
+    site: HostileSite, tmp_path: Path
+) -> None:
+    # httpx turned the link's user info into an Authorization header that aiohttp refused,
+    # and the ValueError ended the whole crawl.
+    result = await crawl(site, tmp_path, "/links/userinfo")
+    assert result.report.complete
+    assert result.requested == {"/robots.txt": 1, "/links/userinfo": 1, "/links/from-userinfo": 1}
+    assert result.rows["/links/from-userinfo"]["status"] == 200
+    assert result.rows["/links/from-userinfo"]["title"] == "from userinfo"
+    with closing(sqlite3.connect(result.db)) as conn:
+        stored = "\n".join(conn.iterdump())
+    assert "user:pw" not in stored  # not in pages, links or the frontier
 
 
 # -- traps ------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from crawler.errors import InternalError
 from crawler.extract import LinkRules, build_outcome
 from crawler.extractors import (
     ExtractorFailed,
@@ -169,8 +170,9 @@ async def test_pages_waiting_for_a_worker_process_that_cannot_start_get_the_erro
         assert "did not start" in str(answer)
 
 
-async def test_a_bug_in_extraction_stops_the_crawl_loudly() -> None:
-    # Rules that cannot work (the scope is not a Scope): a bug, not page data.
+async def test_an_exception_in_extraction_is_that_pages_internal_error() -> None:
+    # Rules that cannot work (the scope is not a Scope): the page's failure, with the
+    # child's traceback for --debug; the worker process goes on with the next page.
     bad = LinkRules(
         scope="not a scope",  # type: ignore[arg-type]
         max_depth=5,
@@ -182,5 +184,10 @@ async def test_a_bug_in_extraction_stops_the_crawl_loudly() -> None:
         max_repeated_segments=3,
     )
     async with ProcessExtractor(bad, processes=1, timeout=30) as extractor:
-        with pytest.raises(ExtractorFailed, match="AttributeError"):
+        with pytest.raises(InternalError, match=r"^AttributeError: 'str' object") as info:
             await extractor.outcome(*CASES[1], NOW)
+        assert info.value.describe().startswith("internal_error: AttributeError: ")
+        assert "Traceback (most recent call last)" in info.value.__notes__[0]
+        assert "build_outcome" in info.value.__notes__[0]
+        image = await extractor.outcome(*CASES[4], NOW)  # needs no scope
+        assert image.page.status == 200  # the same child answers the next page

@@ -12,7 +12,7 @@ import pytest
 from crawler.abort import AbortController, AbortReason
 from crawler.config import Config, load_config
 from crawler.frontier import Frontier, FrontierState
-from crawler.models import Lease, Outcome, PageRecord
+from crawler.models import Lease, PageRecord
 from crawler.rows import page_rows
 from crawler.store import Store
 
@@ -80,11 +80,8 @@ async def record(
         url=lease.url, depth=lease.depth, fetched_at="t", status=200 if fetched else None,
         skipped=not fetched,
     )  # fmt: skip
-    outcome = Outcome(lease, page, list(found), list(found), lease.depth + 1)
     hosts = {u.split("/")[2] for u in found}
-    await store.write_batch(
-        [(lease.id, outcome.page)], [page_rows(lease.url, [], list(found), 1, 0)]
-    )
+    await store.write_batch([(lease.id, page.state, page_rows(page, [], list(found), 1, 0))])
     frontier.on_committed(1, hosts)
 
 

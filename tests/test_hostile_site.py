@@ -140,10 +140,10 @@ def test_index_links_every_case_but_traps_and_link_targets(client: httpx.Client)
     assert home.headers["content-type"] == HTML_TYPE
     assert anchors(home.text) == index_paths()
     assert anchors(client.get("/traps/").text) == trap_paths()
-    assert len(ENDPOINTS) == 59
-    unlinked = {"/", "/robots.txt", "/body/deep-nesting"}
+    assert len(ENDPOINTS) == 62
+    unlinked = {"/", "/robots.txt", "/body/deep-nesting", "/links/arbitrary"}
     assert set(ENDPOINTS) == unlinked | set(index_paths()) | set(trap_paths()) | set(LINK_TARGETS)
-    assert len(index_paths()) + len(trap_paths()) + len(LINK_TARGETS) + 3 == len(ENDPOINTS)
+    assert len(index_paths()) + len(trap_paths()) + len(LINK_TARGETS) + 4 == len(ENDPOINTS)
     assert [p for p in index_paths() if p.startswith("/traps/")] == ["/traps/"]
     assert all(p.startswith("/traps/") for p in trap_paths())
     assert "/private/secret" in index_paths()
@@ -151,6 +151,7 @@ def test_index_links_every_case_but_traps_and_link_targets(client: httpx.Client)
     assert LINK_TARGETS == (
         "/links/target",
         "/links/sub/rel",
+        "/links/from-userinfo",
         "/meta/from-noindex",
         "/meta/not-followed",
         "/meta/not-followed-header",
@@ -609,12 +610,19 @@ def test_link_pages(site: HostileSite, client: httpx.Client) -> None:
         "/links/./target",
         f"HTTP://{origin}/links/target",
     ]
+    assert anchors(client.get("/links/userinfo").content) == [
+        f"http://user:pw@{origin}/links/from-userinfo"
+    ]
+    assert anchors(client.get("/links/arbitrary").content) == []
+    site.arbitrary_hrefs = ("/a?b=1&c", "javascript:x", 'q"<>')
+    assert anchors(client.get("/links/arbitrary").content) == ["/a?b=1&c", "javascript:x", 'q"<>']
 
 
 def test_link_targets_are_plain_pages(client: httpx.Client) -> None:
     for path, expected in [
         ("/links/target", "target"),
         ("/links/sub/rel", "sub rel"),
+        ("/links/from-userinfo", "from userinfo"),
         ("/links/%74arget", "target"),
         ("/links/target?" + "a" * 5000, "target"),
         ("/meta/from-noindex", "from noindex"),

@@ -9,15 +9,15 @@ from crawler.abort import AbortController
 from crawler.config import load_config
 from crawler.engine import Crawl
 from crawler.extract import build_outcome
-from crawler.models import Lease, Response
+from crawler.models import Lease, PageRecord, Response
 from crawler.rows import json_array, page_rows, rows_of
 
 
 def test_rows_are_the_links_and_the_offered_urls_with_their_hosts() -> None:
     rows = page_rows(
-        "http://a.test/é",
+        PageRecord("http://a.test/é", depth=2, fetched_at="t", status=200),
         ['http://a.test/q?x="1"', "http://b.test:8080/"],
-        ["http://b.test:8080/", "http://user@c.test/", "http://b.test:8080/x"],
+        ["http://b.test:8080/", "http://c.test/", "http://b.test:8080/x"],
         depth=3,
         hops=1,
     )
@@ -27,15 +27,16 @@ def test_rows_are_the_links_and_the_offered_urls_with_their_hosts() -> None:
     ]
     assert json.loads(json_array([rows.discovered])) == [
         ["http://b.test:8080/", "b.test:8080", 3, 1],
-        ["http://user@c.test/", "c.test", 3, 1],
+        ["http://c.test/", "c.test", 3, 1],
         ["http://b.test:8080/x", "b.test:8080", 3, 1],
     ]
     assert rows.hosts == ("b.test:8080", "c.test")  # each once, in order
 
 
 def test_pages_without_rows_join_into_valid_arrays() -> None:
-    empty = page_rows("http://a.test/", [], [], 1, 0)
-    full = page_rows("http://a.test/", ["http://a.test/1"], [], 1, 0)
+    page = PageRecord("http://a.test/", depth=0, fetched_at="t", status=200)
+    empty = page_rows(page, [], [], 1, 0)
+    full = page_rows(page, ["http://a.test/1"], [], 1, 0)
     assert (empty.links, empty.discovered, empty.hosts) == ("", "", ())
     assert json.loads(json_array([empty.links, full.links, empty.links])) == [
         ["http://a.test/", "http://a.test/1"]

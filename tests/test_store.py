@@ -52,12 +52,12 @@ async def test_a_batch_is_written_as_given(tmp_path: Path) -> None:
         claimed = (await store.claim([("a.test", 10)]))["a.test"]
         ids = {lease.url: lease.id for lease in claimed}
         links = ["http://a.test/2", "http://b.test/"]
+        offered = {PAGES[0].url: (links, ["http://b.test/", "http://a.test/2"])}
         await store.write_batch(
-            [(ids[page.url], page) for page in PAGES],
             [
-                page_rows("http://a.test/1", links, ["http://b.test/", "http://a.test/2"], 1, 0),
-                page_rows("http://a.test/2", [], [], 2, 0),  # a page with no links
-            ],
+                (ids[page.url], page.state, page_rows(page, *offered.get(page.url, ([], [])), 1, 0))
+                for page in PAGES  # the others have no links
+            ]
         )
     with closing(sqlite3.connect(db)) as conn:
         rows = conn.execute(

@@ -9,6 +9,7 @@ from crawler.urls import (
     BaseURL,
     Scope,
     canonicalize,
+    has_userinfo,
     host_key,
     hostname,
 )
@@ -148,17 +149,51 @@ def test_rule05_default_port_dropped_and_bad_port_rejected(href: str, expected: 
 
 
 @pytest.mark.parametrize(
-    ("href", "expected"),
+    ("href", "base", "expected"),
     [
-        ("http://user:pass@example.com/", "http://user:pass@example.com/"),
-        ("http://User:PaSS@EXAMPLE.com:80/", "http://User:PaSS@example.com/"),
-        ("http://us%65r@example.com/", "http://us%65r@example.com/"),
-        ("http://a@b@example.com/", "http://a@b@example.com/"),
-        ("http://@example.com/", "http://@example.com/"),
+        ("http://user:pass@example.com/", None, "http://example.com/"),
+        ("http://User:PaSS@EXAMPLE.com:80/x?q", None, "http://example.com/x?q"),
+        ("https://user@example.com:8443/", None, "https://example.com:8443/"),
+        ("http://us%65r:p%40ss@example.com/", None, "http://example.com/"),
+        ("http://a@b@example.com/", None, "http://example.com/"),  # the last @ ends it
+        ("http://@example.com/", None, "http://example.com/"),
+        ("http://:@example.com/", None, "http://example.com/"),
+        ("http://u:p@[2001:DB8::1]:81/", None, "http://[2001:db8::1]:81/"),
+        ("http://u:p@Bücher.de/", None, "http://xn--bcher-kva.de/"),
+        ("//u:p@example.net/a", BASE, "http://example.net/a"),  # network-path reference
+        ("/b", "http://u:p@example.com/a", "http://example.com/b"),  # from the base too
+        ("http://user@/", None, None),  # still no host
+        ("http://u:p@exa mple.com/", None, None),
     ],
 )
-def test_rule06_userinfo_kept_exactly(href: str, expected: str) -> None:
-    assert canonicalize(href) == expected
+def test_rule06_userinfo_removed(href: str, base: str | None, expected: str | None) -> None:
+    assert canonicalize(href, base) == expected
+
+
+def test_rule06_the_same_page_with_or_without_credentials() -> None:
+    page = BaseURL("http://example.com/dir/")
+    assert (
+        page.resolve("http://u:p@example.com/x") == page.resolve("/x") == ("http://example.com/x")
+    )
+    assert page.resolve("http://u:secret@example.com:8080/x") == "http://example.com:8080/x"
+
+
+@pytest.mark.parametrize(
+    ("href", "expected"),
+    [
+        ("http://user:pw@example.com/", True),
+        ("http://@example.com/", True),
+        ("  HTTP://u@Example.com", True),
+        ("//u:p@example.com/", True),
+        ("http://example.com/a@b", False),  # in the path: not user info
+        ("http://example.com/?to=a@b", False),
+        ("mailto:a@example.com", False),
+        ("/relative@x", False),
+        ("http://u\x00@example.com/", False),  # a control character: not a URL at all
+    ],
+)
+def test_has_userinfo(href: str, expected: bool) -> None:
+    assert has_userinfo(href) is expected
 
 
 @pytest.mark.parametrize(
@@ -341,8 +376,8 @@ def test_one_base_url_resolves_every_link_as_canonicalize_does(base: str) -> Non
 
 def test_base_url_normalizes_its_authority() -> None:
     base = BaseURL("HTTP://User@Example.COM.:8080/a/b?q#f")
-    assert base.resolve("c") == "http://User@example.com:8080/a/c"
-    assert base.resolve("") == "http://User@example.com:8080/a/b?q"
+    assert base.resolve("c") == "http://example.com:8080/a/c"
+    assert base.resolve("") == "http://example.com:8080/a/b?q"
     assert base.resolve("//Other.example:80/") == "http://other.example/"
     unusable = BaseURL("http://exa mple.com/")
     assert unusable.resolve("/a") is None
@@ -354,7 +389,7 @@ def test_base_url_normalizes_its_authority() -> None:
     [
         ("http://example.com/a", "example.com"),
         ("http://example.com:8080/a?b", "example.com:8080"),
-        ("https://user:pw@example.com:8443/", "example.com:8443"),
+        ("https://example.com:8443/", "example.com:8443"),
         ("http://[2001:db8::1]:8080/", "[2001:db8::1]:8080"),
         ("http://[::1]/", "[::1]"),
     ],
@@ -370,6 +405,9 @@ def test_host_key_of_canonicalized_url() -> None:
     default_port = canonicalize("HTTPS://Example.com:443/a")
     assert default_port is not None
     assert host_key(default_port) == "example.com"
+    with_credentials = canonicalize("https://user:pw@Example.com:8443/")
+    assert with_credentials is not None
+    assert host_key(with_credentials) == "example.com:8443"
 
 
 @pytest.mark.parametrize(
@@ -377,7 +415,7 @@ def test_host_key_of_canonicalized_url() -> None:
     [
         ("http://example.com/a", "example.com"),
         ("http://example.com:8080/a", "example.com"),
-        ("https://u:p@sub.example.com:8443/", "sub.example.com"),
+        ("https://sub.example.com:8443/", "sub.example.com"),
         ("http://[2001:db8::1]:8080/", "[2001:db8::1]"),
         ("http://[::1]/", "[::1]"),
     ],
@@ -420,7 +458,6 @@ def test_scope_port_does_not_matter() -> None:
     assert scope.allows("http://seed.com:8080/")
     assert scope.allows("https://seed.com:80/")
     assert scope.allows("http://sub.example.com:8443/")
-    assert scope.allows("http://user:pw@sub.example.com:81/")
 
 
 def test_scope_allow_domains_normalized() -> None:
