@@ -26,11 +26,12 @@ from crawler.bench.command import bench as run_benchmark
 from crawler.bodies import bodies_path
 from crawler.config import load_config
 from crawler.engine import Crawl, CrawlReport
-from crawler.errors import FatalError, SeedsError
+from crawler.errors import FatalError, SeedsError, StorageError
 from crawler.export import ExportFormat, export_to_file, export_to_stream
 from crawler.logs import LogFormat, setup_logging
 from crawler.report import DEFAULT_TOP_HOSTS, format_json, format_text, read_report
 from crawler.seeds import read_seeds
+from crawler.snapshot import crawl_database_version
 
 log = logging.getLogger("crawler")
 
@@ -181,7 +182,7 @@ def run(
         if not found.urls:
             raise SeedsError(f"no valid seed URL in {seeds}")
         if fresh:
-            _delete_database(db)
+            _delete_database(db, seeds)
 
         async def main(signal: AbortSignal) -> CrawlReport:
             return await Crawl(cfg, found.urls, db, signal).run()
@@ -348,7 +349,17 @@ def _setup_logging(debug: bool, log_format: LogFormat = "text") -> None:
     logging.getLogger("httpx").setLevel(logging.DEBUG if debug else logging.WARNING)
 
 
-def _delete_database(db: Path) -> None:
+def _delete_database(db: Path, seeds: Path) -> None:
+    """``--fresh``: delete the crawl database ``db`` and the files that go with it. Anything
+    else at that path (the seeds file, a text file, another program's database) is refused:
+    --fresh deletes a crawl, never what a mistyped --db happens to name."""
+    if db.exists():
+        if seeds.exists() and db.samefile(seeds):
+            raise FatalError(f"--fresh: --db {db} is the seeds file; not deleting it")
+        try:
+            crawl_database_version(db)
+        except StorageError as exc:
+            raise FatalError(f"--fresh: not deleting {db}: {exc}") from None
     bodies = bodies_path(db)
     paths = (db, Path(f"{db}-wal"), Path(f"{db}-shm"))
     for path in (*paths, bodies, Path(f"{bodies}-wal"), Path(f"{bodies}-shm")):

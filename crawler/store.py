@@ -30,6 +30,8 @@ from crawler.models import Lease, PageRecord, PageRows, RobotsRecord
 from crawler.rows import json_array
 
 SCHEMA_VERSION = 1
+CRAWL_TABLES = frozenset({"meta", "frontier", "pages"})
+"""The tables that make a SQLite file a crawl database (with ``meta.schema_version``)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -266,23 +268,45 @@ class Store:
 
 
 def _prepare(path: Path) -> None:
-    """Create or check the schema; WAL mode is a property of the file, set once here."""
+    """Create or check the schema; WAL mode is a property of the file, set once here.
+
+    A database with tables that are not ours is refused before anything is written to it:
+    another program's file must not get our tables and WAL mode (nor fail only later, at the
+    first write into a ``pages`` table of another shape)."""
     try:
         with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(_SCHEMA)
-            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            if row is None:
+            version = crawl_schema_version(conn, path)
+            if version is None or version == str(SCHEMA_VERSION):
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.executescript(_SCHEMA)
+            if version is None:
                 conn.execute(
                     "INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
                 )
     except sqlite3.Error as exc:
         raise StorageError(f"cannot open database {path}: {exc}") from None
-    if row is not None and int(row[0]) != SCHEMA_VERSION:
+    if version is not None and version != str(SCHEMA_VERSION):
         raise StorageError(
-            f"database {path} has schema version {row[0]}, this crawler knows "
+            f"database {path} has schema version {version!r}, this crawler knows "
             f"{SCHEMA_VERSION}; use another --db or --fresh"
         )
+
+
+def crawl_schema_version(conn: sqlite3.Connection, path: Path) -> str | None:
+    """The ``meta.schema_version`` of the database on ``conn``, as stored (text); None for a
+    database with nothing in it yet (a new or empty file). Raises :class:`StorageError` for a
+    database that is not a crawl database: it has other tables, or ours without a version."""
+    objects = conn.execute("SELECT type, name FROM sqlite_master").fetchall()
+    if not objects:
+        return None
+    if missing := CRAWL_TABLES - {name for type_, name in objects if type_ == "table"}:
+        raise StorageError(
+            f"{path} is not a crawl database (no {', '.join(sorted(missing))} table)"
+        )
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    if row is None:
+        raise StorageError(f"{path} is not a crawl database (no schema_version in its meta table)")
+    return str(row[0])
 
 
 async def _rollback(conn: aiosqlite.Connection) -> None:
