@@ -4,7 +4,11 @@ deleted mid-crawl ends the crawl, and a copy on read-only storage can still be r
 
 from __future__ import annotations
 
+import json
+import shutil
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
@@ -14,7 +18,7 @@ from typer.testing import CliRunner, Result
 
 from crawler.cli import app
 from crawler.demosite import SiteServer, SiteSpec, expected_statuses
-from tests.crawl_dbs import make_synthetic_db
+from tests.crawl_dbs import make_synthetic_db, synthetic_page
 from tests.helpers import database, write_config, write_seeds
 
 runner = CliRunner()
@@ -147,3 +151,86 @@ def test_fresh_deletes_a_crawl_database_of_another_schema_version(tmp_path: Path
     with closing(sqlite3.connect(db)) as conn:
         assert conn.execute("SELECT value FROM meta").fetchall() == [("1",)]
         assert conn.execute("SELECT count(*) FROM pages").fetchone()[0] == len(SITE_PAGES)
+
+
+# -- item 20: a copy on read-only storage, without its -shm, can still be read ---------------
+
+
+def _read_only_mount(directory: Path, *command: str) -> subprocess.CompletedProcess[str]:
+    """Run ``crawl COMMAND`` with ``directory`` bind-mounted read-only over itself, in a mount
+    namespace of its own (``unshare``): read-only even for root, whom chmod does not stop, and
+    the mount ends with the process."""
+    script = 'mount --bind -o ro "$1" "$1" && shift && exec "$@"'
+    return subprocess.run(
+        [
+            "unshare",
+            "--map-root-user",
+            "--mount",
+            "sh",
+            "-c",
+            script,
+            "sh",
+            str(directory),
+            sys.executable,
+            "-m",
+            "crawler",
+            *command,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def _can_mount_read_only(directory: Path) -> bool:
+    if shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run(
+        [
+            "unshare",
+            "--map-root-user",
+            "--mount",
+            "sh",
+            "-c",
+            f'mount --bind -o ro "{directory}" "{directory}" && ! touch "{directory}/probe"',
+        ],
+        capture_output=True,
+        check=False,
+    )
+    return probe.returncode == 0
+
+
+@pytest.fixture
+def read_only_copy(tmp_path: Path) -> Path:
+    """A finished crawl database alone in a directory (no -wal, no -shm), as copied to media."""
+    media = tmp_path / "media"
+    media.mkdir()
+    if not _can_mount_read_only(media):
+        pytest.skip("needs unshare and mount (user and mount namespaces) to make a read-only mount")
+    make_synthetic_db(media / "crawl.db", pages=5)
+    assert sorted(p.name for p in media.iterdir()) == ["crawl.db"]
+    return media / "crawl.db"
+
+
+def test_stats_and_export_read_a_database_on_read_only_storage(read_only_copy: Path) -> None:
+    stats = _read_only_mount(read_only_copy.parent, "stats", str(read_only_copy), "--json")
+    assert stats.returncode == 0, stats.stderr
+    assert json.loads(stats.stdout)["pages"] == 5
+    export = _read_only_mount(read_only_copy.parent, "export", str(read_only_copy))
+    assert export.returncode == 0, export.stderr
+    assert [json.loads(line)["url"] for line in export.stdout.splitlines()] == [
+        synthetic_page(i)[0] for i in range(5)
+    ]
+
+
+def test_a_read_only_copy_with_commits_in_its_wal_is_refused(read_only_copy: Path) -> None:
+    # Immutable mode would ignore the -wal: the commits in it would silently be missing.
+    wal = Path(f"{read_only_copy}-wal")
+    wal.write_bytes(b"\0" * 4096)
+    stats = _read_only_mount(read_only_copy.parent, "stats", str(read_only_copy))
+    assert stats.returncode == 1
+    assert stats.stderr == (
+        f"error: cannot read {read_only_copy}: it is on read-only storage with a crawl.db-wal "
+        "but no crawl.db-shm; copy both files to a writable directory\n"
+    )
