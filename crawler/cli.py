@@ -24,7 +24,7 @@ from crawler.abort import Aborted, AbortReason, AbortSignal
 from crawler.bench.command import DEFAULT_OUT as BENCH_OUT
 from crawler.bench.command import bench as run_benchmark
 from crawler.bodies import bodies_path
-from crawler.config import load_config
+from crawler.config import MAX_CONCURRENCY, load_config
 from crawler.engine import Crawl, CrawlReport
 from crawler.errors import FatalError, SeedsError, StorageError
 from crawler.export import ExportFormat, export_to_file, export_to_stream
@@ -78,7 +78,10 @@ def run(
         typer.Option("--config", "-c", help="TOML config file (see configs/default.toml)."),
     ] = None,
     concurrency: Annotated[
-        int | None, typer.Option(min=1, help="Requests in flight at once, all hosts together.")
+        int | None,
+        typer.Option(
+            min=1, max=MAX_CONCURRENCY, help="Requests in flight at once, all hosts together."
+        ),
     ] = None,
     max_pages: Annotated[
         int | None,
