@@ -229,7 +229,11 @@ def export_command(
     ] = ExportFormat.JSONL,
     out: Annotated[
         str,
-        typer.Option("--out", "-o", help="File to write, replaced only once complete; - stdout."),
+        typer.Option(
+            "--out",
+            "-o",
+            help="File to write (replaced once complete; a device or FIFO: in place); - stdout.",
+        ),
     ] = "-",
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
 ) -> None:
