@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -119,6 +119,17 @@ SELECT id FROM frontier WHERE host = ? AND state = 'pending' ORDER BY id LIMIT ?
 _CLAIM_LEASE = """
 UPDATE frontier SET state = 'leased' WHERE id IN (SELECT id FROM temp.claimed)
 RETURNING id, url, host, depth, hops
+"""
+
+# What TrapGuard.admit charged in earlier runs: each URL at its first attempt, unless its
+# budget was already spent (then it was recorded as skipped with that reason).
+_BUDGET_CHARGES = """
+SELECT frontier.host, trap_pattern(frontier.url), count(*)
+FROM frontier JOIN pages ON pages.url = frontier.url
+WHERE frontier.state IN ('done', 'failed', 'skipped')
+  AND (pages.error IS NULL
+       OR (pages.error NOT GLOB 'host_budget:*' AND pages.error NOT GLOB 'pattern_budget:*'))
+GROUP BY 1, 2
 """
 
 Statement = tuple[str, Sequence[Sequence[object]]]
@@ -259,6 +270,18 @@ class Store:
     async def pending_hosts(self) -> list[str]:
         rows = await self._fetchall("SELECT DISTINCT host FROM frontier WHERE state = 'pending'")
         return [row[0] for row in rows]
+
+    async def budget_charges(self, pattern: Callable[[str], str]) -> list[tuple[str, str, int]]:
+        """(host, ``pattern(url)``, URLs) over the URLs earlier runs charged to the trap
+        budgets: every URL recorded (done, failed or skipped) except those skipped because a
+        budget was already spent. Leased URLs are not counted: a run resets them to pending,
+        and they are charged again when they come up. SQLite aggregates, calling ``pattern``
+        once per recorded URL, so memory holds one count per (host, pattern)."""
+        await self.conn.create_function("trap_pattern", 1, pattern, deterministic=True)
+        return [
+            (host, url_pattern, count)
+            for host, url_pattern, count in await self._fetchall(_BUDGET_CHARGES)
+        ]
 
     async def state_counts(self) -> dict[str, int]:
         rows = await self._fetchall("SELECT state, count(*) FROM frontier GROUP BY state")
