@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -145,6 +146,8 @@ class Store:
         self.path = Path(path)
         self._conn: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
+        self._identity: tuple[int, int] | None = None
+        """(device, inode) of the file opened: see :meth:`_check_in_place`."""
 
     async def __aenter__(self) -> Store:
         # Schema and version checks run on a plain connection in a worker thread first: a file
@@ -156,7 +159,8 @@ class Store:
             await self._conn.execute("PRAGMA synchronous=NORMAL")
             await self._conn.execute("PRAGMA busy_timeout=5000")
             await self._conn.execute(_CLAIMED_TABLE)
-        except sqlite3.Error as exc:
+            self._identity = _identity(self.path)
+        except (sqlite3.Error, OSError) as exc:
             await self.aclose()
             raise StorageError(f"cannot open database {self.path}: {exc}") from None
         return self
@@ -189,6 +193,22 @@ class Store:
         async with self.conn.execute(sql, params) as cursor:
             return list(await cursor.fetchall())
 
+    def _check_in_place(self) -> None:
+        """Raise :class:`StorageError` if the path no longer names the file we opened.
+
+        A database deleted (or replaced) mid-crawl by a clean-up job or a stray ``rm`` stays
+        open and writable through its unlinked inode: without this the crawl went on writing
+        into it and exited 0, leaving no file. One ``stat`` per transaction, a microsecond."""
+        try:
+            current: tuple[int, int] | None = _identity(self.path)
+        except OSError:
+            current = None
+        if current != self._identity:
+            raise StorageError(
+                f"database {self.path} was deleted or replaced during the crawl; stopping "
+                "(what this run wrote since is lost)"
+            )
+
     # -- writes: each one transaction, under the lock ------------------------------------------
 
     async def _transaction(
@@ -196,6 +216,7 @@ class Store:
     ) -> None:
         async with self._lock:
             conn = self.conn
+            self._check_in_place()
             try:
                 await conn.execute("BEGIN IMMEDIATE")
                 for sql, rows in statements:
@@ -239,6 +260,7 @@ class Store:
         to leased, oldest first, all in one transaction. Hosts with none left are absent."""
         async with self._lock:
             conn = self.conn
+            self._check_in_place()
             try:
                 await conn.execute("BEGIN IMMEDIATE")
                 await conn.executemany(_CLAIM_PICK, wants)
@@ -284,6 +306,7 @@ class Store:
         ]
 
     async def state_counts(self) -> dict[str, int]:
+        self._check_in_place()  # also the end of a run: its summary must not count a lost file
         rows = await self._fetchall("SELECT state, count(*) FROM frontier GROUP BY state")
         counts = {"pending": 0, "leased": 0, "done": 0, "failed": 0, "skipped": 0}
         counts.update({row[0]: row[1] for row in rows})
@@ -330,6 +353,11 @@ def crawl_schema_version(conn: sqlite3.Connection, path: Path) -> str | None:
     if row is None:
         raise StorageError(f"{path} is not a crawl database (no schema_version in its meta table)")
     return str(row[0])
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    status = os.stat(path)
+    return status.st_dev, status.st_ino
 
 
 async def _rollback(conn: aiosqlite.Connection) -> None:

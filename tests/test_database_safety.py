@@ -19,7 +19,7 @@ from typer.testing import CliRunner, Result
 from crawler.cli import app
 from crawler.demosite import SiteServer, SiteSpec, expected_statuses
 from tests.crawl_dbs import make_synthetic_db, synthetic_page
-from tests.helpers import database, write_config, write_seeds
+from tests.helpers import crawl_process, database, wait_until, write_config, write_seeds
 
 runner = CliRunner()
 MakeFile = Callable[[Path], None]
@@ -234,3 +234,29 @@ def test_a_read_only_copy_with_commits_in_its_wal_is_refused(read_only_copy: Pat
         f"error: cannot read {read_only_copy}: it is on read-only storage with a crawl.db-wal "
         "but no crawl.db-shm; copy both files to a writable directory\n"
     )
+
+
+# -- item 13: a database deleted mid-crawl ends the crawl with exit 1 ------------------------
+
+
+def test_a_database_deleted_mid_crawl_ends_the_crawl_with_exit_1(tmp_path: Path) -> None:
+    db = tmp_path / "del.db"
+    slow = SiteSpec(pages=300, latency=0.01)
+    with SiteServer(slow) as site:
+        crawl = crawl_process(
+            "run", write_seeds(tmp_path, f"{site.base_url}/"), "--db", db,
+            "--config", write_config(tmp_path),
+        )  # fmt: skip
+        wait_until(lambda: site.total_requests >= 40)
+        db.unlink()  # what `rm del.db` does: the -wal and -shm stay
+        out, err = crawl.communicate(timeout=60)
+        requests = site.total_requests
+    assert crawl.returncode == 1, err
+    assert err.splitlines()[-1] == (
+        f"error: database {db} was deleted or replaced during the crawl; stopping "
+        "(what this run wrote since is lost)"
+    )
+    assert "Traceback" not in err
+    assert out == ""  # no summary claiming pages in a database that is gone
+    assert requests < len(expected_statuses(slow))  # it stopped, rather than finishing
+    assert not db.exists()
