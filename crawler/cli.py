@@ -24,13 +24,14 @@ from crawler.abort import Aborted, AbortReason, AbortSignal
 from crawler.bench.command import DEFAULT_OUT as BENCH_OUT
 from crawler.bench.command import bench as run_benchmark
 from crawler.bodies import bodies_path
-from crawler.config import load_config
+from crawler.config import MAX_CONCURRENCY, load_config
 from crawler.engine import Crawl, CrawlReport
-from crawler.errors import FatalError, SeedsError
+from crawler.errors import FatalError, SeedsError, StorageError
 from crawler.export import ExportFormat, export_to_file, export_to_stream
 from crawler.logs import LogFormat, setup_logging
 from crawler.report import DEFAULT_TOP_HOSTS, format_json, format_text, read_report
 from crawler.seeds import read_seeds
+from crawler.snapshot import crawl_database_version
 from crawler.writer_lock import WriterLock
 
 log = logging.getLogger("crawler")
@@ -78,7 +79,10 @@ def run(
         typer.Option("--config", "-c", help="TOML config file (see configs/default.toml)."),
     ] = None,
     concurrency: Annotated[
-        int | None, typer.Option(min=1, help="Requests in flight at once, all hosts together.")
+        int | None,
+        typer.Option(
+            min=1, max=MAX_CONCURRENCY, help="Requests in flight at once, all hosts together."
+        ),
     ] = None,
     max_pages: Annotated[
         int | None,
@@ -184,7 +188,7 @@ def run(
         if not found.urls:
             raise SeedsError(f"no valid seed URL in {seeds}")
         if fresh:
-            _delete_database(db)
+            _delete_database(db, seeds)
 
         async def main(signal: AbortSignal) -> CrawlReport:
             return await Crawl(cfg, found.urls, db, signal).run()
@@ -228,7 +232,11 @@ def export_command(
     ] = ExportFormat.JSONL,
     out: Annotated[
         str,
-        typer.Option("--out", "-o", help="File to write, replaced only once complete; - stdout."),
+        typer.Option(
+            "--out",
+            "-o",
+            help="File to write (replaced once complete; a device or FIFO: in place); - stdout.",
+        ),
     ] = "-",
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
 ) -> None:
@@ -351,7 +359,17 @@ def _setup_logging(debug: bool, log_format: LogFormat = "text") -> None:
     logging.getLogger("httpx").setLevel(logging.DEBUG if debug else logging.WARNING)
 
 
-def _delete_database(db: Path) -> None:
+def _delete_database(db: Path, seeds: Path) -> None:
+    """``--fresh``: delete the crawl database ``db`` and the files that go with it. Anything
+    else at that path (the seeds file, a text file, another program's database) is refused:
+    --fresh deletes a crawl, never what a mistyped --db happens to name."""
+    if db.exists():
+        if seeds.exists() and db.samefile(seeds):
+            raise FatalError(f"--fresh: --db {db} is the seeds file; not deleting it")
+        try:
+            crawl_database_version(db)
+        except StorageError as exc:
+            raise FatalError(f"--fresh: not deleting {db}: {exc}") from None
     bodies = bodies_path(db)
     paths = (db, Path(f"{db}-wal"), Path(f"{db}-shm"))
     # Not from under a crawl that is writing it. The lock file itself stays (writer_lock.py).

@@ -26,6 +26,14 @@ NonNegativeSeconds = Annotated[float, msgspec.Meta(ge=0)]
 
 DEFAULT_USER_AGENT = "crawler/0.1 (+respects robots.txt)"
 
+MAX_CONCURRENCY = 10_000
+"""``crawl.concurrency`` at most. Every worker is a task started with the crawl (an idle one
+costs ~1.3 KB: 13 MB at this bound, so starting them lazily would save little) and every request
+in flight a socket; one event loop is saturated far below this (README "Performance"). Without
+a bound, 10**9 ran out of memory and 10**6 took 19 s and 1.6 GB to start a 4-page crawl."""
+MAX_PARSE_PROCESSES = 64
+"""``runtime.parse_processes`` at most: each is a Python process of its own (tens of MB)."""
+
 # RFC 9309 2.2.1: a product token is letters, '_' and '-' (no digits); empty: not set.
 ProductToken = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_-]*$")]
 
@@ -35,7 +43,7 @@ class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
 
 class CrawlSection(_Section, frozen=True):
-    concurrency: Positive = 32
+    concurrency: Annotated[int, msgspec.Meta(ge=1, le=MAX_CONCURRENCY)] = 32
     """Workers, i.e. requests in flight at once across all hosts."""
     max_pages: NonNegative = 0
     """Stop after this many pages are recorded in the database (over resumes); 0 = no limit."""
@@ -151,7 +159,7 @@ class RuntimeSection(_Section, frozen=True):
     ``parse_timeout``)."""
     stats_interval: NonNegativeSeconds = 10.0
     """Seconds between plain progress lines on stderr (not a terminal); 0 turns them off."""
-    parse_processes: NonNegative = 1
+    parse_processes: Annotated[int, msgspec.Meta(ge=0, le=MAX_PARSE_PROCESSES)] = 1
     """Worker processes that parse pages (a core of their own each); 0: parse in threads."""
     parse_threads: Positive = 4
     """With ``parse_processes = 0``: pages parsed at once in threads off the event loop."""

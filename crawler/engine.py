@@ -138,6 +138,7 @@ class Crawl:
             frontier = self.frontier = Frontier(store, config, self.signal, clock=self._clock)
             sink = Sink(store, config.storage, frontier.on_committed)
             await frontier.open(self.seeds)
+            await self._traps.resume(store)
             worker = Worker(
                 self.config,
                 self.stats,

@@ -7,7 +7,8 @@ export reads one snapshot (:mod:`crawler.snapshot`): safe, and consistent, while
 
 A file is written whole or not at all: the records go to a temporary file beside the target,
 which is fsynced and then renamed over it. An error or an interrupt removes the temporary file
-and leaves an existing target as it was.
+and leaves an existing target as it was. Only regular files are replaced: a device or a FIFO is
+written in place, and a symlink is followed (its target is written; the link stays).
 
 Record fields are the columns of ``pages`` (:class:`PageRow`), in that order. JSON Lines: one
 object per line, ``null`` for NULL, ``truncated`` a boolean. CSV (RFC 4180, CRLF line ends): a
@@ -80,24 +81,30 @@ def export_to_stream(db: Path, fmt: ExportFormat, out: BinaryIO) -> int:
 
 
 def export_to_file(db: Path, fmt: ExportFormat, out: Path) -> int:
-    """Write every page of ``db`` to the file ``out``, atomically; return the number of records.
+    """Write every page of ``db`` to the file ``out``; return the number of records.
 
-    The file is replaced only once complete and on disk; on any error (also
-    ``KeyboardInterrupt``) no temporary file is left and an existing ``out`` is unchanged.
-    Raises :class:`~crawler.errors.StorageError` for a bad database and
+    A regular file (or a new path) is replaced atomically, only once complete and on disk; on
+    any error (also ``KeyboardInterrupt``) no temporary file is left and an existing ``out`` is
+    unchanged. Anything else (a device such as ``/dev/null``, a FIFO) is written in place, as
+    ``>`` would: replacing it would put a regular file where the device or pipe was. A symlink
+    is followed: its target is written, and the link stays. Raises
+    :class:`~crawler.errors.StorageError` for a bad database and
     :class:`~crawler.errors.FatalError` when ``out`` cannot be written.
     """
-    _refuse_to_overwrite_the_database(db, out)
+    target = Path(os.path.realpath(out))
+    _refuse_to_overwrite_the_database(db, out, target)
     with read_snapshot(db) as conn:
+        if target.exists() and not target.is_file() and not target.is_dir():
+            return _write_in_place(conn, fmt, target, out)
         # Not tempfile: its files are private (0600); this one gets the usual umask, like `>`.
-        tmp = out.with_name(f".{out.name}.{secrets.token_hex(4)}.tmp")
+        tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
         try:
             with open(tmp, "xb") as stream:
                 count = _write(conn, fmt, stream)
                 stream.flush()
                 # Without it, a power cut soon after the rename can leave an empty file.
                 os.fsync(stream.fileno())
-            os.replace(tmp, out)
+            os.replace(tmp, target)
         except OSError as exc:
             _remove(tmp)
             raise FatalError(f"cannot write {out}: {exc.strerror or exc}") from None
@@ -105,6 +112,15 @@ def export_to_file(db: Path, fmt: ExportFormat, out: Path) -> int:
             _remove(tmp)
             raise
     return count
+
+
+def _write_in_place(conn: sqlite3.Connection, fmt: ExportFormat, target: Path, out: Path) -> int:
+    # Opening a FIFO waits for its reader, as `>` does. No fsync: devices and pipes refuse it.
+    try:
+        with open(target, "wb") as stream:
+            return _write(conn, fmt, stream)
+    except OSError as exc:
+        raise FatalError(f"cannot write {out}: {exc.strerror or exc}") from None
 
 
 def _write(conn: sqlite3.Connection, fmt: ExportFormat, out: BinaryIO) -> int:
@@ -170,8 +186,7 @@ def _csv_row(row: tuple[Any, ...]) -> list[Any]:
     return values
 
 
-def _refuse_to_overwrite_the_database(db: Path, out: Path) -> None:
-    target = out.resolve()
+def _refuse_to_overwrite_the_database(db: Path, out: Path, target: Path) -> None:
     if target in {Path(f"{db.resolve()}{suffix}") for suffix in ("", "-wal", "-shm")}:
         raise FatalError(f"refusing to export {db} over itself ({out})")
 

@@ -17,7 +17,10 @@ histogram: ``fetch_latency_seconds`` (request to end of body, per response).
 The server is a minimal HTTP/1.0 responder on asyncio streams, owned by the crawl: ``async with
 MetricsServer(...)`` binds (a port in use is a :class:`FatalError`: exit 1) and closing it
 cancels the connections still open. Each request has :data:`REQUEST_TIMEOUT` to arrive; at most
-:data:`MAX_CONNECTIONS` are served at once, more are closed unanswered.
+:data:`MAX_CONNECTIONS` are open at once. A connection past that evicts the oldest one whose
+request has not arrived yet (idle connections must not lock out a scrape or a liveness probe
+for the whole timeout: they did, with 16 of them); only when all are being answered is the new
+one closed unanswered.
 """
 
 from __future__ import annotations
@@ -172,7 +175,8 @@ class MetricsServer:
         self.port = port
         """The bound port once open (useful with port 0: any free port)."""
         self._server: asyncio.Server | None = None
-        self._connections: set[asyncio.Task[None]] = set()
+        self._connections: dict[asyncio.Task[None], bool] = {}
+        """Open connections, oldest first: True while their request has not arrived."""
         self.scrapes = 0
 
     @property
@@ -221,12 +225,13 @@ class MetricsServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._connections.add(task)
+        self._connections[task] = True
         try:
-            if len(self._connections) > MAX_CONNECTIONS:
+            if len(self._connections) > MAX_CONNECTIONS and not self._evict_idle(task):
                 return
             async with asyncio.timeout(REQUEST_TIMEOUT):
                 head = await reader.readuntil(b"\r\n\r\n")
+                self._connections[task] = False
                 status, content_type, body = await self._answer(head)
                 writer.write(_response(status, content_type, body, head.startswith(b"HEAD ")))
                 await writer.drain()
@@ -238,12 +243,21 @@ class MetricsServer:
         ):
             pass  # a client that hung up, stalled or sent too much gets nothing more
         except asyncio.CancelledError:
-            # Only aclose() cancels these tasks. Ending normally matters: on Python 3.11 the
-            # streams server logs every connection task that ends cancelled as an error.
+            # Only aclose() and _evict_idle() cancel these tasks. Ending normally matters: on
+            # Python 3.11 the streams server logs every connection task that ends cancelled as
+            # an error.
             pass
         finally:
-            self._connections.discard(task)
+            self._connections.pop(task, None)
             writer.close()
+
+    def _evict_idle(self, newcomer: asyncio.Task[None]) -> bool:
+        """Close the oldest connection still waiting for its request; False if there is none."""
+        for task, idle in self._connections.items():
+            if idle and task is not newcomer and not task.cancelling():
+                task.cancel()
+                return True
+        return False
 
     async def _answer(self, head: bytes) -> tuple[int, str, bytes]:
         method, _, rest = head.partition(b" ")

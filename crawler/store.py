@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -34,6 +35,8 @@ from crawler.rows import json_array
 from crawler.writer_lock import WriterLock
 
 SCHEMA_VERSION = 1
+CRAWL_TABLES = frozenset({"meta", "frontier", "pages"})
+"""The tables that make a SQLite file a crawl database (with ``meta.schema_version``)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -123,6 +126,17 @@ UPDATE frontier SET state = 'leased' WHERE id IN (SELECT id FROM temp.claimed)
 RETURNING id, url, host, depth, hops
 """
 
+# What TrapGuard.admit charged in earlier runs: each URL at its first attempt, unless its
+# budget was already spent (then it was recorded as skipped with that reason).
+_BUDGET_CHARGES = """
+SELECT frontier.host, trap_pattern(frontier.url), count(*)
+FROM frontier JOIN pages ON pages.url = frontier.url
+WHERE frontier.state IN ('done', 'failed', 'skipped')
+  AND (pages.error IS NULL
+       OR (pages.error NOT GLOB 'host_budget:*' AND pages.error NOT GLOB 'pattern_budget:*'))
+GROUP BY 1, 2
+"""
+
 Statement = tuple[str, Sequence[Sequence[object]]]
 """One SQL statement and the parameter rows ``executemany`` runs it with."""
 NewURL = tuple[str, str, int, int]
@@ -138,6 +152,8 @@ class Store:
         self._conn: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
         self._writer_lock = WriterLock(self.path)
+        self._identity: tuple[int, int] | None = None
+        """(device, inode) of the file opened: see :meth:`_check_in_place`."""
 
     async def __aenter__(self) -> Store:
         await asyncio.to_thread(self._writer_lock.acquire)
@@ -158,7 +174,8 @@ class Store:
             await self._conn.execute("PRAGMA synchronous=NORMAL")
             await self._conn.execute("PRAGMA busy_timeout=5000")
             await self._conn.execute(_CLAIMED_TABLE)
-        except sqlite3.Error as exc:
+            self._identity = _identity(self.path)
+        except (sqlite3.Error, OSError) as exc:
             raise StorageError(f"cannot open database {self.path}: {exc}") from None
 
     async def __aexit__(
@@ -193,6 +210,22 @@ class Store:
         async with self.conn.execute(sql, params) as cursor:
             return list(await cursor.fetchall())
 
+    def _check_in_place(self) -> None:
+        """Raise :class:`StorageError` if the path no longer names the file we opened.
+
+        A database deleted (or replaced) mid-crawl by a clean-up job or a stray ``rm`` stays
+        open and writable through its unlinked inode: without this the crawl went on writing
+        into it and exited 0, leaving no file. One ``stat`` per transaction, a microsecond."""
+        try:
+            current: tuple[int, int] | None = _identity(self.path)
+        except OSError:
+            current = None
+        if current != self._identity:
+            raise StorageError(
+                f"database {self.path} was deleted or replaced during the crawl; stopping "
+                "(what this run wrote since is lost)"
+            )
+
     # -- writes: each one transaction, under the lock ------------------------------------------
 
     async def _transaction(
@@ -200,6 +233,7 @@ class Store:
     ) -> None:
         async with self._lock:
             conn = self.conn
+            self._check_in_place()
             try:
                 await conn.execute("BEGIN IMMEDIATE")
                 for sql, rows in statements:
@@ -243,6 +277,7 @@ class Store:
         to leased, oldest first, all in one transaction. Hosts with none left are absent."""
         async with self._lock:
             conn = self.conn
+            self._check_in_place()
             try:
                 await conn.execute("BEGIN IMMEDIATE")
                 await conn.executemany(_CLAIM_PICK, wants)
@@ -275,7 +310,20 @@ class Store:
         rows = await self._fetchall("SELECT DISTINCT host FROM frontier WHERE state = 'pending'")
         return [row[0] for row in rows]
 
+    async def budget_charges(self, pattern: Callable[[str], str]) -> list[tuple[str, str, int]]:
+        """(host, ``pattern(url)``, URLs) over the URLs earlier runs charged to the trap
+        budgets: every URL recorded (done, failed or skipped) except those skipped because a
+        budget was already spent. Leased URLs are not counted: a run resets them to pending,
+        and they are charged again when they come up. SQLite aggregates, calling ``pattern``
+        once per recorded URL, so memory holds one count per (host, pattern)."""
+        await self.conn.create_function("trap_pattern", 1, pattern, deterministic=True)
+        return [
+            (host, url_pattern, count)
+            for host, url_pattern, count in await self._fetchall(_BUDGET_CHARGES)
+        ]
+
     async def state_counts(self) -> dict[str, int]:
+        self._check_in_place()  # also the end of a run: its summary must not count a lost file
         rows = await self._fetchall("SELECT state, count(*) FROM frontier GROUP BY state")
         counts = {"pending": 0, "leased": 0, "done": 0, "failed": 0, "skipped": 0}
         counts.update({row[0]: row[1] for row in rows})
@@ -283,23 +331,50 @@ class Store:
 
 
 def _prepare(path: Path) -> None:
-    """Create or check the schema; WAL mode is a property of the file, set once here."""
+    """Create or check the schema; WAL mode is a property of the file, set once here.
+
+    A database with tables that are not ours is refused before anything is written to it:
+    another program's file must not get our tables and WAL mode (nor fail only later, at the
+    first write into a ``pages`` table of another shape)."""
     try:
         with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(_SCHEMA)
-            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            if row is None:
+            version = crawl_schema_version(conn, path)
+            if version is None or version == str(SCHEMA_VERSION):
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.executescript(_SCHEMA)
+            if version is None:
                 conn.execute(
                     "INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
                 )
     except sqlite3.Error as exc:
         raise StorageError(f"cannot open database {path}: {exc}") from None
-    if row is not None and int(row[0]) != SCHEMA_VERSION:
+    if version is not None and version != str(SCHEMA_VERSION):
         raise StorageError(
-            f"database {path} has schema version {row[0]}, this crawler knows "
+            f"database {path} has schema version {version!r}, this crawler knows "
             f"{SCHEMA_VERSION}; use another --db or --fresh"
         )
+
+
+def crawl_schema_version(conn: sqlite3.Connection, path: Path) -> str | None:
+    """The ``meta.schema_version`` of the database on ``conn``, as stored (text); None for a
+    database with nothing in it yet (a new or empty file). Raises :class:`StorageError` for a
+    database that is not a crawl database: it has other tables, or ours without a version."""
+    objects = conn.execute("SELECT type, name FROM sqlite_master").fetchall()
+    if not objects:
+        return None
+    if missing := CRAWL_TABLES - {name for type_, name in objects if type_ == "table"}:
+        raise StorageError(
+            f"{path} is not a crawl database (no {', '.join(sorted(missing))} table)"
+        )
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    if row is None:
+        raise StorageError(f"{path} is not a crawl database (no schema_version in its meta table)")
+    return str(row[0])
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    status = os.stat(path)
+    return status.st_dev, status.st_ino
 
 
 async def _rollback(conn: aiosqlite.Connection) -> None:

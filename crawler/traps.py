@@ -18,7 +18,8 @@ per-path-pattern budget     ``max_urls_per_pattern``: pages per host and path wi
 The first three are pure functions of a URL and run with link extraction, off the event loop.
 The budgets count fetches, so they live in :class:`TrapGuard` on the loop: a URL over budget is
 recorded as skipped with its reason when it comes up, and once a budget is spent, links into it
-are no longer offered to the frontier.
+are no longer offered to the frontier. The budgets count across runs: a resumed crawl starts
+with what the database's earlier runs charged to them (:meth:`TrapGuard.resume`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from collections.abc import Iterable
 
 from crawler.config import TrapsSection
 from crawler.models import Lease
+from crawler.store import Store
 from crawler.urls import host_key
 
 _DIGITS = re.compile(r"\d+")
@@ -71,6 +73,10 @@ def path_pattern(url: str) -> str:
     return _DIGITS.sub("#", url.partition("?")[0])
 
 
+def _no_pattern(url: str) -> str:
+    return ""
+
+
 class TrapGuard:
     """The budgets: pages fetched per host and per path pattern."""
 
@@ -81,6 +87,23 @@ class TrapGuard:
         self._per_pattern: Counter[str] = Counter()
         self._spent_hosts: set[str] = set()
         self._spent_patterns: set[str] = set()
+
+    async def resume(self, store: Store) -> None:
+        """Charge the budgets with what earlier runs on ``store`` fetched: like
+        ``crawl.max_pages``, a budget counts across resumes (a crawl restarted N times would
+        otherwise walk into a trap N times). Call once, before the first :meth:`admit`."""
+        if not self._max_host and not self._max_pattern:
+            return
+        pattern_of = path_pattern if self._max_pattern else _no_pattern
+        for host, pattern, count in await store.budget_charges(pattern_of):
+            if self._max_host:
+                self._per_host[host] += count
+            if self._max_pattern:
+                self._per_pattern[pattern] += count
+        self._spent_hosts = {h for h, n in self._per_host.items() if n >= self._max_host}
+        self._spent_patterns = {p for p, n in self._per_pattern.items() if n >= self._max_pattern}
+        for pattern in self._spent_patterns:
+            del self._per_pattern[pattern]  # as in admit(): the set remembers it
 
     def admit(self, lease: Lease) -> str | None:
         """Count ``lease`` against its budgets; the reason to skip it if one is spent."""

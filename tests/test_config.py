@@ -6,8 +6,10 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from typer.testing import CliRunner
 
-from crawler.config import Config, load_config
+from crawler.cli import app
+from crawler.config import MAX_CONCURRENCY, MAX_PARSE_PROCESSES, Config, load_config
 from crawler.errors import ConfigError
 
 CONFIGS = Path(__file__).parent.parent / "configs"
@@ -99,3 +101,27 @@ def test_robots_token_accepts_product_tokens(token: str) -> None:
 def test_robots_token_rejects_what_rfc_9309_does_not_allow(token: str) -> None:
     with pytest.raises(ConfigError, match=r"`crawl\.robots_token`"):
         load_config(overrides={"crawl.robots_token": token}, environ={})
+
+
+@pytest.mark.parametrize(
+    ("key", "maximum"),
+    [("crawl.concurrency", MAX_CONCURRENCY), ("runtime.parse_processes", MAX_PARSE_PROCESSES)],
+)
+def test_worker_counts_have_a_documented_maximum(key: str, maximum: int) -> None:
+    section, name = key.split(".")
+    assert getattr(getattr(load_config(overrides={key: maximum}, environ={}), section), name)
+    for value in (maximum + 1, 10**9):
+        with pytest.raises(ConfigError, match=rf"<= {maximum} - at `{re.escape(key)}`"):
+            load_config(overrides={key: value}, environ={})
+    with (CONFIGS / "default.toml").open() as f:
+        assert str(maximum) in f.read()  # the comment above the key says it
+
+
+def test_a_concurrency_flag_past_the_maximum_is_a_usage_error(tmp_path: Path) -> None:
+    # An empty seeds file: were the flag accepted, the command would end at the seeds (exit 1)
+    # before crawling, so this test cannot start 10**9 workers even against unfixed code.
+    seeds = tmp_path / "seeds.txt"
+    seeds.write_text("")
+    result = CliRunner().invoke(app, ["run", str(seeds), "--concurrency", str(10**9)])
+    assert result.exit_code == 2
+    assert "--concurrency" in result.stderr

@@ -9,6 +9,7 @@ import itertools
 import logging
 import sqlite3
 import tracemalloc
+from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +18,10 @@ from typing import Any
 import httpx
 import pytest
 
-from crawler.abort import AbortController
+from crawler.abort import AbortController, AbortReason
 from crawler.config import load_config
 from crawler.engine import Crawl, CrawlReport
+from crawler.models import Lease, Response
 from tests.helpers import database
 from tests.hostile_site import HostileSite
 
@@ -598,3 +600,47 @@ async def test_urls_found_once_the_host_budget_is_spent_are_not_offered(
     numbered = {f"{site.base_url}/traps/numbered/{n}" for n in range(8)}
     assert numbered - known <= {f"{site.base_url}/traps/numbered/7"}
     assert known <= numbered
+
+
+@pytest.mark.parametrize(
+    ("seed", "budget"),
+    [
+        ("/traps/numbered/0", {"traps.max_pages_per_host": 7}),
+        ("/traps/calendar?date=2024-01-01", {"traps.max_urls_per_pattern": 5}),
+    ],
+    ids=["host", "pattern"],
+)
+async def test_trap_budgets_count_across_resumed_runs(
+    site: HostileSite, tmp_path: Path, seed: str, budget: dict[str, int]
+) -> None:
+    (limit,) = budget.values()
+    prefix = seed.rsplit("/", 1)[0].partition("?")[0]
+    config = load_config(overrides={**BASE_CONFIG, **budget, "crawl.max_pages": 200}, environ={})
+    db = tmp_path / "resumed.db"
+    fetched = 0
+    for run in range(3):  # interrupted, resumed and interrupted, resumed to the end
+        controller = AbortController()
+        site.reset()
+        report = await Crawl(
+            config,
+            [site.base_url + seed],
+            db,
+            controller.signal,
+            on_response=_abort_after(2, controller) if run < 2 else None,
+        ).run()
+        fetched += sum(n for p, n in site.request_counts().items() if p.startswith(prefix))
+        assert report.complete == (run == 2)
+    assert fetched == limit  # over all runs together, not `limit` more per run
+
+
+def _abort_after(responses: int, controller: AbortController) -> Callable[[Lease, Response], None]:
+    """An ``on_response`` hook that interrupts the crawl (as SIGINT would) at a response."""
+    answered = 0
+
+    def count(lease: Lease, response: Response) -> None:
+        nonlocal answered
+        answered += 1
+        if answered == responses:
+            controller.abort(AbortReason("interrupted by the test", 130))
+
+    return count

@@ -6,8 +6,11 @@ from __future__ import annotations
 import csv
 import errno
 import json
+import os
 import signal
 import sqlite3
+import stat
+import threading
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -291,3 +294,93 @@ def test_help_names_every_option() -> None:
     assert result.exit_code == 0
     for option in ["--format", "--out", "jsonl", "csv", "--debug"]:
         assert option in result.output
+
+
+# -- what is at --out: only a regular file is replaced (issue 23, item 5) --------------------
+
+
+def _stdout_export(db: Path) -> bytes:
+    result = runner.invoke(app, ["export", str(db)])
+    assert result.exit_code == 0, result.stderr
+    return result.stdout_bytes
+
+
+def test_a_fifo_at_out_is_written_into_and_stays_a_fifo(synthetic: Path, tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    # Our own write end keeps the reader from seeing end-of-file before the export opens the
+    # FIFO; closing it after the export ends the reader in every case, even if the export never
+    # wrote into the FIFO.
+    reader_fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    keep_open = os.open(fifo, os.O_WRONLY)
+    os.set_blocking(reader_fd, True)
+    received = bytearray()
+
+    def read_all() -> None:
+        with os.fdopen(reader_fd, "rb") as stream:
+            while chunk := stream.read1(65536):
+                received.extend(chunk)
+
+    reader = threading.Thread(target=read_all)
+    reader.start()
+    try:
+        result = runner.invoke(app, ["export", str(synthetic), "--out", str(fifo)])
+    finally:
+        os.close(keep_open)
+        reader.join(timeout=30)
+    assert not reader.is_alive()
+    assert result.exit_code == 0, result.stderr
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert bytes(received) == _stdout_export(synthetic)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]  # no temporary file left
+
+
+def test_a_device_at_out_is_written_into_and_stays_a_device(
+    synthetic: Path, tmp_path: Path
+) -> None:
+    # A /dev/null of our own (same major and minor) in tmp_path: the real one must never be
+    # what a failing test replaces.
+    device = tmp_path / "null"
+    try:
+        os.mknod(device, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    except PermissionError:
+        pytest.skip("creating a device node needs CAP_MKNOD")
+    before = os.lstat(device)
+    result = runner.invoke(app, ["export", str(synthetic), "--out", str(device)])
+    assert result.exit_code == 0, result.stderr
+    after = os.lstat(device)
+    assert stat.S_ISCHR(after.st_mode)
+    assert (after.st_ino, after.st_rdev, after.st_mode) == (
+        before.st_ino,
+        before.st_rdev,
+        before.st_mode,
+    )
+    assert result.stderr == f"exported 2,500 pages to {device}\n"
+
+
+def test_out_dev_null_stays_the_system_device(synthetic: Path) -> None:
+    if os.access("/dev", os.W_OK):
+        pytest.skip("as root a regression would replace the system's /dev/null: see the test above")
+    before = os.stat("/dev/null")
+    result = runner.invoke(app, ["export", str(synthetic), "--out", "/dev/null"])
+    assert result.exit_code == 0, result.stderr
+    after = os.stat("/dev/null")
+    assert (after.st_ino, after.st_rdev, after.st_mode) == (
+        before.st_ino,
+        before.st_rdev,
+        before.st_mode,
+    )
+
+
+def test_a_symlink_at_out_is_followed_and_stays_a_link(synthetic: Path, tmp_path: Path) -> None:
+    target = tmp_path / "data" / "pages.jsonl"
+    target.parent.mkdir()
+    target.write_text("old export\n")
+    link = tmp_path / "latest.jsonl"
+    link.symlink_to(target)
+    result = runner.invoke(app, ["export", str(synthetic), "--out", str(link)])
+    assert result.exit_code == 0, result.stderr
+    assert link.is_symlink()
+    assert link.readlink() == target
+    assert target.read_bytes() == _stdout_export(synthetic)  # replaced atomically, beside it
+    assert sorted(p.name for p in target.parent.iterdir()) == ["pages.jsonl"]

@@ -18,9 +18,9 @@ from crawler.config import load_config
 from crawler.demosite import SiteServer, SiteSpec
 from crawler.engine import Crawl
 from crawler.frontier import FrontierSnapshot
-from crawler.gauges import CrawlSample, DatabaseCounts
-from crawler.metrics import exposition
-from crawler.stats import LATENCY_BUCKETS
+from crawler.gauges import CrawlSample, DatabaseCounts, FrontierCounts, Gauges
+from crawler.metrics import MAX_CONNECTIONS, REQUEST_TIMEOUT, MetricsServer, exposition
+from crawler.stats import LATENCY_BUCKETS, Stats
 from tests.helpers import crawl_process, write_config, write_seeds
 
 
@@ -195,3 +195,26 @@ def test_a_port_in_use_is_a_fatal_error(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert f"error: cannot serve metrics on 127.0.0.1:{port}: Address already in use" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.anyio
+async def test_idle_connections_do_not_lock_out_healthz(tmp_path: Path) -> None:
+    # Sixteen connections that never send a request (a port scanner, a stuck client) used to
+    # take every slot for REQUEST_TIMEOUT: /healthz was closed unanswered for 10 s.
+    gauges = Gauges(Stats(), lambda: None, FrontierCounts(tmp_path / "c.db"))
+    async with MetricsServer(gauges, "127.0.0.1", 0) as server:
+        idle = [
+            await asyncio.open_connection("127.0.0.1", server.port)
+            for _ in range(MAX_CONNECTIONS + 4)
+        ]
+        try:
+            async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT / 2) as client:
+                for _ in range(3):
+                    answer = await client.get(f"{server.url}/healthz")
+                    assert (answer.status_code, answer.text) == (200, "ok\n")
+            # The oldest idle connection made room: the server closed it, unanswered.
+            async with asyncio.timeout(REQUEST_TIMEOUT / 2):
+                assert await idle[0][0].read() == b""
+        finally:
+            for _, writer in idle:
+                writer.close()
