@@ -215,6 +215,19 @@ async def test_retry_budget_per_url_then_the_last_answer_is_recorded(
     assert result.rows["/rate/always-503"]["status"] == 503
 
 
+@pytest.mark.parametrize("transport", ["aiohttp", "httpcore"])
+@pytest.mark.parametrize("path", ["/time/reset-before-response", "/time/empty-reply"])
+async def test_a_connection_that_ends_before_any_response_uses_only_our_retries(
+    site: HostileSite, tmp_path: Path, path: str, transport: str
+) -> None:
+    # aiohttp used to send each attempt twice (its own resend on a dropped connection).
+    overrides = {"fetch.max_retries": 2, "fetch.transport": transport}
+    result = await crawl(site, tmp_path, path, **overrides)
+    assert result.requested[path] == 3
+    assert result.rows[path]["error"].startswith("connection_dropped")
+    assert result.report.stats.retries == 2
+
+
 async def test_circuit_breaker_pauses_a_failing_host(site: HostileSite, tmp_path: Path) -> None:
     overrides = {"fetch.max_retries": 3, "politeness.circuit_breaker": 2,
                  "politeness.circuit_breaker_pause": 0.05}  # fmt: skip
