@@ -89,7 +89,8 @@ class PolitenessSection(_Section, frozen=True):
     cooldown: NonNegativeSeconds = 10.0
     """429/503 without Retry-After: the host pauses this long, doubling while it persists."""
     circuit_breaker: NonNegative = 10
-    """After this many consecutive failures (no response, 5xx, 429) a host is paused; 0: never."""
+    """After this many consecutive failures a host is paused; 0: never. A URL counts once (its
+    retries are its own budget), except a 429 or no connection at all, counted each time."""
     circuit_breaker_pause: NonNegativeSeconds = 300.0
     respect_nofollow: bool = True
     """Links marked ``rel=nofollow`` are recorded but not followed."""

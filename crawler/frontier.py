@@ -283,6 +283,10 @@ class Frontier:
         self._queue(entry)
         return seconds
 
+    def speaks_for_host(self, host: str, status: int) -> bool:
+        """Whether this 429/503 of ``host`` cools the whole host (see :class:`HostSlot`)."""
+        return self._host(host).slot.speaks_for_host(status)
+
     def host_succeeded(self, host: str) -> None:
         self._host(host).slot.succeeded()
 

@@ -63,7 +63,7 @@ RESET_BODY_SENT = 1_000
 RETRY_AFTER_SECONDS = 2
 RETRY_AFTER_DAY = 86400  # /rate/retry-after-day: far above any sane politeness.max_retry_after
 CORNER_PAGES = 200  # /corner/N: a site of good pages...
-CORNER_BROKEN_EVERY = 10  # ...where every tenth links its own always-503 URL (the broken corner)
+CORNER_BROKEN_EVERY = 5  # ...where every fifth inner page links its own always-503 URL
 CORNER_RETRY_AFTER = 1
 SESSION_PAGES = ("home", "products", "about")
 CALENDAR_START = "2024-01-01"
@@ -162,8 +162,9 @@ _ENDPOINTS = (
     _Endpoint("/traps/query?a=1", "traps", "links one more query parameter and permutations"),
     _Endpoint("/traps/numbered/0", "traps", "/traps/numbered/N links N+1 and N+2"),
     # A site with a broken corner: 200 good pages, /corner/N linking 2N+1 and 2N+2; while
-    # HostileSite.corner_broken, every tenth also links its /corner/broken/N, and /corner/0
-    # the two connections that end before any response.
+    # HostileSite.corner_broken, every fifth inner page (N < 100: those that have children)
+    # also links its /corner/broken/N (20 in all), and /corner/1 and /corner/2 each one of
+    # the connections that end before any response.
     _Endpoint("/corner/0", "unlinked", "/corner/N (N < 200): a good page of the corner site"),
     _Endpoint("/corner/broken/0", "corner", "503 Retry-After: 1 forever, any /corner/broken/N"),
     _Endpoint("/time/reset-before-response", "corner", "reads the request, then TCP RST"),
@@ -720,10 +721,11 @@ class HostileSite:
         if n >= CORNER_PAGES:
             return 404, {"Content-Type": HTML_TYPE}, _page("Not found", ["/"]).encode()
         hrefs = [f"/corner/{child}" for child in (2 * n + 1, 2 * n + 2) if child < CORNER_PAGES]
-        if self.corner_broken and n % CORNER_BROKEN_EVERY == 0:
-            hrefs.append(f"/corner/broken/{n}")
-            if n == 0:
-                hrefs += ["/time/reset-before-response", "/time/empty-reply"]
+        if self.corner_broken:
+            # Spread among the good pages, as on a real site, not all behind its last pages.
+            if n < CORNER_PAGES // 2 and n % CORNER_BROKEN_EVERY == 0:
+                hrefs.append(f"/corner/broken/{n}")
+            hrefs += {1: ["/time/reset-before-response"], 2: ["/time/empty-reply"]}.get(n, [])
         return _html(f"corner {n}", hrefs)
 
     def _flaky(self, path: str) -> Response:

@@ -17,7 +17,7 @@ import pytest
 from crawler.abort import AbortController
 from crawler.config import load_config
 from crawler.engine import Crawl, CrawlReport
-from tests.hostile_site import HostileSite
+from tests.hostile_site import CORNER_BROKEN_EVERY, CORNER_PAGES, HostileSite
 
 pytestmark = pytest.mark.anyio
 
@@ -228,14 +228,55 @@ async def test_a_connection_that_ends_before_any_response_uses_only_our_retries(
     assert result.report.stats.retries == 2
 
 
-async def test_circuit_breaker_pauses_a_failing_host(site: HostileSite, tmp_path: Path) -> None:
+async def test_circuit_breaker_pauses_a_host_failing_on_distinct_paths(
+    site: HostileSite, tmp_path: Path
+) -> None:
+    overrides = {"fetch.max_retries": 3, "politeness.circuit_breaker": 2,
+                 "politeness.circuit_breaker_pause": 0.05}  # fmt: skip
+    paths = [f"/rate/flaky/{n}" for n in range(300, 304)]  # 500 twice each, then 200
+    result = await crawl(site, tmp_path, *paths, **overrides)
+    assert result.report.stats.hosts_paused >= 1
+    assert all(result.rows[path]["status"] == 200 for path in paths)
+    control = await crawl(site, tmp_path, *paths, **{**overrides, "politeness.circuit_breaker": 0})
+    assert control.report.stats.hosts_paused == 0
+
+
+async def test_one_urls_retries_do_not_trip_the_circuit_breaker(
+    site: HostileSite, tmp_path: Path
+) -> None:
     overrides = {"fetch.max_retries": 3, "politeness.circuit_breaker": 2,
                  "politeness.circuit_breaker_pause": 0.05}  # fmt: skip
     result = await crawl(site, tmp_path, "/rate/always-503", **overrides)
-    assert result.report.stats.hosts_paused >= 1
-    control = await crawl(site, tmp_path, "/rate/always-503",
-                          **{**overrides, "politeness.circuit_breaker": 0})  # fmt: skip
-    assert control.report.stats.hosts_paused == 0
+    assert result.requested["/rate/always-503"] == 4  # its own budget, spent
+    assert result.report.stats.hosts_paused == 0
+
+
+async def test_a_broken_corner_does_not_hold_the_whole_host(
+    site: HostileSite, tmp_path: Path
+) -> None:
+    # 200 good pages; 20 of them link an always-503 (Retry-After: 1) URL of their own, two
+    # others a connection that ends before any response. Defaults but for smaller pauses.
+    # The host is never held for them: no circuit-breaker pause, no host-wide cooldown (each
+    # used to hold all 200 pages), so the crawl takes the good site's time plus the broken
+    # URLs' own retries. (Before, with these settings: 60 host-wide cooldowns, ~20 pauses.)
+    overrides = {"fetch.max_retries": 2, "politeness.circuit_breaker_pause": 2.0,
+                 "politeness.cooldown": 2.0}  # fmt: skip
+    result = await crawl(site, tmp_path, "/corner/0", **overrides)
+    good = {f"/corner/{n}" for n in range(CORNER_PAGES)}
+    broken = {f"/corner/broken/{n}" for n in range(0, CORNER_PAGES // 2, CORNER_BROKEN_EVERY)}
+    assert len(broken) == 20
+    dropped = {"/time/reset-before-response", "/time/empty-reply"}
+    assert set(result.rows) == good | broken | dropped
+    assert {path: result.rows[path]["status"] for path in good} == dict.fromkeys(good, 200)
+    assert {path: result.rows[path]["status"] for path in broken} == dict.fromkeys(broken, 503)
+    assert {result.rows[path]["error"].split(":")[0] for path in dropped} == {"connection_dropped"}
+    assert all(result.requested[path] == 3 for path in broken | dropped)
+    assert (result.report.stats.hosts_paused, result.report.stats.throttled) == (0, 0)
+    # The same site without its broken corner: the same pages, the same (zero) host holds.
+    site.corner_broken = False
+    control = await crawl(site, tmp_path, "/corner/0", **overrides)
+    assert set(control.rows) == good
+    assert (control.report.stats.hosts_paused, control.report.stats.throttled) == (0, 0)
 
 
 # -- meta robots, X-Robots-Tag, rel=nofollow, canonical ---------------------------------------

@@ -559,21 +559,26 @@ def test_retry_after_day(client: httpx.Client) -> None:
 def test_corner_site_with_and_without_its_broken_corner(
     site: HostileSite, client: httpx.Client
 ) -> None:
-    assert anchors(client.get("/corner/0").text) == [
-        "/corner/1",
-        "/corner/2",
-        "/corner/broken/0",
+    assert anchors(client.get("/corner/0").text) == ["/corner/1", "/corner/2", "/corner/broken/0"]
+    assert anchors(client.get("/corner/1").text) == [
+        "/corner/3",
+        "/corner/4",
         "/time/reset-before-response",
-        "/time/empty-reply",
     ]
+    assert anchors(client.get("/corner/2").text) == ["/corner/5", "/corner/6", "/time/empty-reply"]
     assert anchors(client.get("/corner/99").text) == ["/corner/199"]
-    assert anchors(client.get("/corner/110").text) == ["/corner/broken/110"]
+    assert anchors(client.get("/corner/95").text) == [
+        "/corner/191",
+        "/corner/192",
+        "/corner/broken/95",
+    ]
+    assert anchors(client.get("/corner/100").text) == []
     assert client.get("/corner/200").status_code == 404
-    broken = client.get("/corner/broken/110")
+    broken = client.get("/corner/broken/95")
     assert (broken.status_code, broken.headers["retry-after"]) == (503, "1")
     site.corner_broken = False
     assert anchors(client.get("/corner/0").text) == ["/corner/1", "/corner/2"]
-    assert anchors(client.get("/corner/110").text) == []
+    assert anchors(client.get("/corner/1").text) == ["/corner/3", "/corner/4"]
 
 
 def test_flaky_fails_twice_per_n_and_reset_starts_over(
