@@ -85,7 +85,8 @@ class PolitenessSection(_Section, frozen=True):
     max_crawl_delay: NonNegativeSeconds = 30.0
     """A robots.txt Crawl-delay larger than this is capped to it."""
     max_retry_after: NonNegativeSeconds = 600.0
-    """A Retry-After (seconds or HTTP date) larger than this is capped to it."""
+    """The longest Retry-After (seconds or HTTP date) waited out in a run; one asking for more
+    defers its host to a later run, after the time it asked for (stored)."""
     cooldown: NonNegativeSeconds = 10.0
     """429/503 without Retry-After: the host pauses this long, doubling while it persists."""
     circuit_breaker: NonNegative = 10

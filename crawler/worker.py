@@ -199,15 +199,21 @@ class Worker:
             self.on_response(lease, response)
         status = response.status
         if status in RETRY_STATUSES:
-            counted = self._host_failed(lease, for_host=status == 429)
-            delay = None
+            retry_after = None
             if status in THROTTLE_STATUSES:
                 retry_after = retry_after_seconds(response.retry_after, time.time())
-                if counted and frontier.speaks_for_host(lease.host, status):
-                    delay = frontier.throttled(lease.host, retry_after)
-                    self.stats.throttled += 1
-                elif retry_after is not None:  # one path's answer: only this URL waits
-                    delay = min(retry_after, self.config.politeness.max_retry_after)
+                if retry_after is not None and retry_after > self.config.politeness.max_retry_after:
+                    self._defer_host(lease, retry_after)
+                    return None
+            counted = self._host_failed(lease, for_host=status == 429)
+            delay = retry_after  # one path's answer: only this URL waits (None: backoff)
+            if (
+                status in THROTTLE_STATUSES
+                and counted
+                and frontier.speaks_for_host(lease.host, status)
+            ):
+                delay = frontier.throttled(lease.host, retry_after)
+                self.stats.throttled += 1
             if self._retry(lease, delay):
                 return None
         else:
@@ -239,6 +245,24 @@ class Worker:
                 },
             )
         return True
+
+    def _defer_host(self, lease: Lease, seconds: float) -> None:
+        # Waiting it out in this run would hold the run open (and show 0 pages/s) for as long
+        # as the cap allows and then ask again too early: leave the host to a later run.
+        self.frontier.defer_host(lease, seconds)
+        self.stats.hosts_deferred += 1
+        log.warning(
+            "%s asks to wait %gs, more than politeness.max_retry_after: its URLs are left for "
+            "a later run",
+            lease.host,
+            seconds,
+            extra={
+                "event": "host_deferred",
+                "host": lease.host,
+                "url": lease.url,
+                "seconds": seconds,
+            },
+        )
 
     def _retry(self, lease: Lease, delay: float | None = None) -> bool:
         fetch = self.config.fetch

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
+import time
 import tracemalloc
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,9 @@ import pytest
 
 from crawler.abort import AbortController
 from crawler.config import load_config
+from crawler.demosite import SiteServer, SiteSpec, expected_statuses
 from crawler.engine import Crawl, CrawlReport
+from crawler.report import format_text, read_report
 from tests.hostile_site import CORNER_BROKEN_EVERY, CORNER_PAGES, HostileSite
 
 pytestmark = pytest.mark.anyio
@@ -188,10 +192,51 @@ async def test_retry_after_is_respected_on_the_wire(site: HostileSite, tmp_path:
     assert result.rows["/rate/retry-after-seconds"]["title"] == "finally"
     assert min_gap(site.request_times("/rate/")) >= 1.8  # Retry-After: 2 (arrivals may bunch)
     assert result.report.stats.throttled == 2
-    # Negative control: Retry-After capped to nothing; the retries come at once.
-    await crawl(site, tmp_path, "/rate/retry-after-seconds",
-                **{"fetch.max_retries": 3, "politeness.max_retry_after": 0.0})  # fmt: skip
+    # Negative control: a 500 (no Retry-After) is retried after the short backoff.
+    await crawl(site, tmp_path, "/rate/flaky/400", **{"fetch.max_retries": 3})
     assert min_gap(site.request_times("/rate/")) < 1.0
+
+
+async def test_a_retry_after_above_the_cap_leaves_the_host_to_a_later_run(
+    site: HostileSite, tmp_path: Path
+) -> None:
+    db = tmp_path / "deferred.db"
+    config = load_config(overrides={**BASE_CONFIG, "politeness.per_host_concurrency": 1,
+                                    "fetch.max_retries": 3}, environ={})  # fmt: skip
+    with SiteServer(SiteSpec(pages=20)) as other:
+        # One at a time, in seed order: the 429 (Retry-After: 86400) comes first.
+        seeds = [site.base_url + "/rate/retry-after-day", site.base_url + "/links/target"]
+        seeds.append(other.base_url + "/")
+
+        async def run() -> CrawlReport:
+            site.reset()
+            return await Crawl(config, seeds, db, AbortController().signal).run()
+
+        before = time.time()
+        report = await run()  # ends at once: nothing else is due
+        assert site.request_counts() == {"/robots.txt": 1, "/rate/retry-after-day": 1}
+        assert report.stats.hosts_deferred == 1
+        assert report.database["done"] == len(expected_statuses(SiteSpec(pages=20)))  # the rest
+        assert (report.deferred.urls, report.deferred.hosts) == (2, 1)
+        assert report.deferred.until is not None
+        assert before + 86400 <= report.deferred.until <= time.time() + 86400
+        stats = read_report(db)
+        assert (stats.frontier["pending"], stats.frontier["leased"]) == (2, 0)
+        assert stats.deferred == report.deferred
+        assert "2 URLs of 1 hosts deferred until" in format_text(stats)
+        assert read_report(db, now=report.deferred.until).deferred.urls == 0  # then: due
+
+        again = await run()  # a later run, before the stored time: not one request
+        assert site.request_counts() == {}
+        assert again.deferred == report.deferred
+
+        with closing(sqlite3.connect(db)) as conn, conn:
+            conn.execute("UPDATE host_deferrals SET not_before = ?", (time.time() - 1,))
+        after = await run()  # the stored time has passed: asked again (and deferred again)
+    assert site.request_counts()["/rate/retry-after-day"] == 1
+    assert after.deferred.urls == 2
+    assert after.deferred.until is not None
+    assert after.deferred.until > report.deferred.until
 
 
 async def test_retry_after_http_date(site: HostileSite, tmp_path: Path) -> None:
