@@ -422,6 +422,8 @@ def _print_summary(report: CrawlReport, db: Path) -> None:
         f"  database {db}: {counts['done']} done, {counts['failed']} failed, "
         f"{counts['pending'] + counts['leased']} pending"
     )
+    if report.deferred.urls:
+        typer.echo(f"  {report.deferred.describe()} (Retry-After; `crawl run` then fetches them)")
 
 
 def main() -> None:

@@ -103,11 +103,13 @@ class PolitenessSection(_Section, frozen=True):
     max_crawl_delay: NonNegativeSeconds = 30.0
     """A robots.txt Crawl-delay larger than this is capped to it."""
     max_retry_after: NonNegativeSeconds = 600.0
-    """A Retry-After (seconds or HTTP date) larger than this is capped to it."""
+    """The longest Retry-After (seconds or HTTP date) waited out in a run; one asking for more
+    defers its host to a later run, after the time it asked for (stored)."""
     cooldown: NonNegativeSeconds = 10.0
     """429/503 without Retry-After: the host pauses this long, doubling while it persists."""
     circuit_breaker: NonNegative = 10
-    """After this many consecutive failures (no response, 5xx, 429) a host is paused; 0: never."""
+    """After this many consecutive failures a host is paused; 0: never. A URL counts once (its
+    retries are its own budget), except a 429 or no connection at all, counted each time."""
     circuit_breaker_pause: NonNegativeSeconds = 300.0
     respect_nofollow: bool = True
     """Links marked ``rel=nofollow`` are recorded but not followed."""

@@ -37,7 +37,7 @@ from crawler.extract import LinkRules
 from crawler.extractors import make_extractor
 from crawler.fetch import Fetcher
 from crawler.frontier import Clock, Frontier
-from crawler.models import Lease, Response
+from crawler.models import Deferred, Lease, Response
 from crawler.robots import RobotsCache, robots_token
 from crawler.services import CrawlServices
 from crawler.sink import Sink
@@ -58,6 +58,8 @@ class CrawlReport:
     database: dict[str, int]
     """Frontier state counts in the database after the run (all runs together)."""
     aborted: AbortReason | None
+    deferred: Deferred
+    """URLs left for a later run by their hosts' Retry-After (all runs together)."""
 
     @property
     def complete(self) -> bool:
@@ -165,7 +167,8 @@ class Crawl:
                 await asyncio.wait([writer])  # so the final progress shows what was written
                 extras.stop()
             database = await store.state_counts()
-        return CrawlReport(self.stats, database, self.signal.reason)
+            deferred = await store.deferred(time.time())
+        return CrawlReport(self.stats, database, self.signal.reason, deferred)
 
     def _request_sent(self, url: str) -> None:
         """A request really went out (the fetcher's hook): the host's next request is spaced

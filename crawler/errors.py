@@ -60,6 +60,9 @@ class PageError(CrawlError):
     reason = "page_error"
     """A short stable code stored in ``pages.error`` and counted in stats."""
     retryable = False
+    speaks_for_host = False
+    """Whether the failure says the host is failing, not just this URL: each attempt then
+    counts towards the host's circuit breaker, not only the URL's first."""
 
     MAX_DETAIL = 300
     """Characters of detail kept: a transport's message can quote kilobytes of the response."""
@@ -81,6 +84,7 @@ class TransientError(PageError):
 
 class ConnectFailed(TransientError):
     reason = "connect_failed"
+    speaks_for_host = True  # no connection at all: whatever the path, the host is unreachable
 
 
 class TimedOut(TransientError):

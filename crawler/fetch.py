@@ -321,13 +321,20 @@ def _aiohttp_transport(
             keepalive_timeout=KEEPALIVE_SECONDS,
             resolver=GuardedResolver(guard) if guard is not None and guard.enabled else None,
         )
-        return aiohttp.ClientSession(
+        client = aiohttp.ClientSession(
             connector=connector,
             auto_decompress=False,  # _Decoder decodes, bounded by the size cap
             cookie_jar=aiohttp.DummyCookieJar(),  # httpx's client keeps the cookies
             trust_env=False,
             request_class=request_class,
         )
+        # aiohttp sends a GET again, once, when its connection is reset or closed before the
+        # response (on a new connection too): under the frontier's retries every such URL was
+        # requested twice per attempt, and the host saw 2 x (fetch.max_retries + 1) requests.
+        # The frontier's budget is the only one. No public switch exists (aiohttp issue
+        # #10790); aiohttp's own test client clears this same flag.
+        client._retry_connection = False
+        return client
 
     return AiohttpTransport(session)
 

@@ -20,10 +20,14 @@ The page budget (``crawl.max_pages``, counted across runs) is charged when a URL
 for the first time. Once it is spent no new URL starts, but URLs already charged still do: retries
 and deferred leases wait in their host's ``retries`` heap, and only those keep a host due.
 
+A host that asks (Retry-After) to wait longer than ``politeness.max_retry_after`` is *deferred*
+for the run (:meth:`defer_host`): its time is stored, its URLs go back to pending, none is
+handed out again, and it no longer counts as work; a later run holds it until that time.
+
 The crawl is finished when nothing is in flight, nothing waits to be committed, no claim is
-running, and no host has work in memory or possibly in the database (or the page budget is
-spent and no retry is waiting). Then every waiting worker gets ``None``. The same happens at once
-when the abort signal fires: in-flight work finishes, nothing new starts.
+running, and no host that is not deferred has work in memory or possibly in the database (or
+the page budget is spent and no retry is waiting). Then every waiting worker gets ``None``. The
+same happens at once when the abort signal fires: in-flight work finishes, nothing new starts.
 """
 
 from __future__ import annotations
@@ -85,6 +89,8 @@ class _Host:
     refilling: bool = False
     due: float | None = None
     """The time this host is queued under in the ready heap (None: not queued)."""
+    deferred: bool = False
+    """Given up on for this run: it asked to wait past ``politeness.max_retry_after``."""
 
     def maybe_pending_in_db(self) -> bool:
         return self.added > self.exhausted
@@ -100,12 +106,18 @@ class Frontier:
         signal: AbortSignal,
         *,
         clock: Clock = time.monotonic,
+        wall_clock: Clock = time.time,
     ) -> None:
+        """``clock`` paces the run; ``wall_clock`` (Unix time) dates what outlives it: the
+        not-before time of a deferred host."""
         self._store = store
         self._politeness = config.politeness
         self._max_pages = config.crawl.max_pages
         self._signal = signal
         self._clock = clock
+        self._wall_clock = wall_clock
+        self._deferrals: dict[str, float] = {}
+        """Deferred hosts' not-before (Unix time), until the claim service has stored them."""
         self._random = random.Random()
         self._window = max(MIN_WINDOW, 4 * config.politeness.per_host_concurrency)
         self._hosts: dict[str, _Host] = {}
@@ -134,6 +146,14 @@ class Frontier:
         if self.state is not FrontierState.NEW:
             raise RuntimeError(f"frontier already opened: {self!r}")
         await self._store.reset_leases()
+        now = self._wall_clock()
+        for name, not_before in (await self._store.host_deferrals(now)).items():
+            host = self._host(name)
+            wait = not_before - now
+            if wait > self._politeness.max_retry_after:
+                host.deferred = True  # still far ahead: this run leaves it alone too
+            else:
+                host.slot.cool_down(self._clock() + wait)
         await self._store.add_urls([(url, host_key(url), 0, 0) for url in seeds])
         counts = await self._store.state_counts()
         self.recorded_before = counts["done"] + counts["failed"] + counts["skipped"]
@@ -149,16 +169,22 @@ class Frontier:
         claim per host left most hosts waiting behind it when many start at once.
         """
         while (batch := await self._next_claims()) is not None:
-            generations = [host.added for host in batch]
-            wants = [(host.slot.host, self._window - len(host.slot.window)) for host in batch]
             try:
-                claimed = await self._store.claim(wants)
+                if self._deferrals:  # before any claim: a claim skips a deferred host
+                    deferrals, self._deferrals = self._deferrals, {}
+                    await self._store.defer_hosts(list(deferrals.items()))
+                hosts = [host for host in dict.fromkeys(batch) if not host.deferred]
+                generations = [host.added for host in hosts]
+                wants = [(host.slot.host, self._window - len(host.slot.window)) for host in hosts]
+                claimed = await self._store.claim(wants) if wants else {}
             finally:
                 for host in batch:
                     host.refilling = False
                     self.claims_running -= 1
                     self._refills.task_done()
-            for host, generation, (name, want) in zip(batch, generations, wants, strict=True):
+            for host, generation, (name, want) in zip(hosts, generations, wants, strict=True):
+                if host.deferred:
+                    continue  # deferred while claiming: storing that hands these URLs back
                 leases = claimed.get(name, [])
                 if len(leases) < want:
                     host.exhausted = generation
@@ -223,6 +249,9 @@ class Frontier:
     def retry(self, lease: Lease, delay: float) -> None:
         """Fetch ``lease`` again after ``delay`` seconds (never by sleeping a worker)."""
         host = self._finish(lease)
+        if host.deferred:  # its URLs wait for a later run (pending in the database)
+            self._dispatch()
+            return
         host.slot.schedule_retry(
             Lease(lease.id, lease.url, lease.host, lease.depth, lease.attempt + 1),
             self._clock() + delay,
@@ -236,8 +265,27 @@ class Frontier:
         fetched the host's robots.txt). It stays charged to the page budget, so it goes back as
         a retry due now: once the budget is spent it still starts, and no new URL in its place."""
         host = self._finish(lease, fetched=False)  # a robots.txt request, if any, was counted
+        if host.deferred:
+            self._dispatch()
+            return
         host.slot.schedule_retry(lease, self._clock())
         self._queue(host)
+        self._dispatch()
+
+    def defer_host(self, lease: Lease, seconds: float) -> None:
+        """``lease``'s host asked to wait ``seconds``, past ``politeness.max_retry_after``:
+        give up on it for this run. Its not-before time is stored (Unix time, so a later run
+        honours it) and its URLs, ``lease``'s too, go back to pending; nothing of it is handed
+        out again and the run may end without it. URLs of it in flight finish as they do."""
+        host = self._finish(lease)
+        host.deferred = True
+        host.slot.window.clear()  # leased in the database: storing the deferral hands them back
+        host.slot.retries.clear()
+        name = host.slot.host
+        until = self._wall_clock() + seconds
+        self._deferrals[name] = max(until, self._deferrals.get(name, until))
+        self.claims_running += 1  # the claim service stores it; the run cannot end before
+        self._refills.put_nowait(host)
         self._dispatch()
 
     # -- what the engine learns about a host ---------------------------------------------------
@@ -282,6 +330,10 @@ class Frontier:
         seconds = entry.slot.throttled(self._clock(), retry_after, p.cooldown, p.max_retry_after)
         self._queue(entry)
         return seconds
+
+    def speaks_for_host(self, host: str, status: int) -> bool:
+        """Whether this 429/503 of ``host`` cools the whole host (see :class:`HostSlot`)."""
+        return self._host(host).slot.speaks_for_host(status)
 
     def host_succeeded(self, host: str) -> None:
         self._host(host).slot.succeeded()
@@ -348,6 +400,7 @@ class Frontier:
             heapq.heappush(self._due, (due, next(self._tiebreak), host))
         if (
             not host.refilling
+            and not host.deferred
             and len(host.slot.window) < self._window // 2
             and host.maybe_pending_in_db()
             and self.state is FrontierState.RUNNING
@@ -364,7 +417,9 @@ class Frontier:
         """When ``host`` may next start a URL: once the budget is spent, only one already
         charged to it (a retry or a deferred lease), never a new one from the window. A spent
         budget stays spent (``started`` only grows), so hosts left with only new URLs may
-        drop out of the ready heap for good."""
+        drop out of the ready heap for good. A deferred host never is."""
+        if host.deferred:
+            return None
         return host.slot.ready_at(new_urls=not self.budget_spent)
 
     def _dispatch(self) -> None:
@@ -431,9 +486,10 @@ class Frontier:
     def _finished(self) -> bool:
         if self.in_flight or self.uncommitted or self.claims_running or self.holds:
             return False
+        hosts = [h for h in self._hosts.values() if not h.deferred]  # theirs waits for later
         if self.budget_spent:  # only the URLs already charged to it are left to run
-            return not any(h.slot.retries for h in self._hosts.values())
-        return not any(h.slot.has_work() or h.maybe_pending_in_db() for h in self._hosts.values())
+            return not any(h.slot.retries for h in hosts)
+        return not any(h.slot.has_work() or h.maybe_pending_in_db() for h in hosts)
 
     def snapshot(self) -> FrontierSnapshot:
         """Counts for progress displays and metrics; O(hosts), so for periodic use only."""

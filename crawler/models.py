@@ -7,6 +7,7 @@ threads (the parse step runs off the event loop) and be written by the sink as t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,3 +160,22 @@ class Outcome:
     rows: PageRows | None = None
     """``links`` and ``follow`` already encoded for the sink (by the parse worker, off the event
     loop); None: the sink encodes them. Must describe the same links and follow when set."""
+
+
+@dataclass(frozen=True, slots=True)
+class Deferred:
+    """URLs left for a later run: their hosts asked (Retry-After) to wait longer than
+    ``politeness.max_retry_after``, until a time stored in the database."""
+
+    urls: int
+    hosts: int
+    until: float | None
+    """The latest stored time (Unix seconds): a run after it may fetch every one of them."""
+
+    def describe(self) -> str:
+        until = "?" if self.until is None else iso_seconds(self.until)
+        return f"{self.urls:,} URLs of {self.hosts:,} hosts deferred until {until}"
+
+
+def iso_seconds(unix: float) -> str:
+    return datetime.fromtimestamp(unix, UTC).isoformat(timespec="seconds")

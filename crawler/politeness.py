@@ -14,7 +14,11 @@ Rules (the defaults are in ``configs/default.toml``, section ``[politeness]``):
   tripped circuit breaker) starts nothing until the cooldown ends;
 - a retry waits in its host's slot until its not-before time, and still obeys all of the above;
 - after ``circuit_breaker`` consecutive failures the host is paused; while it is "tripped", one
-  more failure pauses it again at once, and one success closes the breaker.
+  more failure pauses it again at once, and one success closes the breaker. The caller counts
+  a URL once (its retries are its own budget: a broken corner of a site is not the host
+  failing), except failures that speak for the host (no connection, 429), counted each time;
+- a 429 speaks for the host (a cooldown for all its URLs); a 503 does only once
+  :data:`HOST_WIDE_503_PATHS` distinct URLs in a row have failed, else it delays that URL alone.
 """
 
 from __future__ import annotations
@@ -29,6 +33,11 @@ from dataclasses import dataclass, field
 from crawler.models import Lease
 
 _tiebreak = itertools.count()
+
+HOST_WIDE_503_PATHS = 3
+"""Distinct URLs failing in a row (this 503 included, no success between) from which a 503 is
+the host's answer rather than one path's: enough that a few broken pages among good ones never
+cool the whole host, few enough that a host down for maintenance gets only a few requests."""
 
 
 @dataclass(slots=True, eq=False)
@@ -60,7 +69,7 @@ class HostSlot:
     cooldown_until: float = float("-inf")
     """Nothing starts before this (rate limited, robots.txt unavailable, circuit breaker)."""
     failures: int = 0
-    """Consecutive failures; any success resets it."""
+    """Consecutive failures counted against the host (see :meth:`failed`); a success resets it."""
     throttles: int = 0
     """Consecutive 429/503 answers without Retry-After (the cooldown doubles with each)."""
     tripped: bool = False
@@ -136,13 +145,20 @@ class HostSlot:
         self.tripped = False
 
     def failed(self, now: float, threshold: int, pause: float) -> bool:
-        """Count a failure; True when this one trips (or re-trips) the circuit breaker."""
+        """Count a failure against the host; True when this one trips (or re-trips) the circuit
+        breaker. Callers count a URL's first failure, and every failure that speaks for the
+        host; not a retry's 5xx or dropped connection."""
         self.failures += 1
         if threshold and (self.tripped or self.failures >= threshold):
             self.tripped = True
             self.cool_down(now + pause)
             return True
         return False
+
+    def speaks_for_host(self, status: int) -> bool:
+        """Whether a 429/503 (already counted by :meth:`failed`) is the host's answer, so the
+        whole host cools down, rather than one URL's."""
+        return status == 429 or self.failures >= HOST_WIDE_503_PATHS
 
     def throttled(self, now: float, retry_after: float | None, base: float, cap: float) -> float:
         """A 429/503: cool down for Retry-After, or for ``base`` doubling while it lasts.

@@ -12,11 +12,15 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import sqlite3
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from crawler.models import Deferred, iso_seconds
 from crawler.snapshot import read_snapshot
+from crawler.store import DEFERRED_SUMMARY
 
 # Always reported, in this order; a state a later schema adds is reported after them.
 FRONTIER_STATES = ("done", "failed", "skipped", "pending", "leased")
@@ -92,6 +96,8 @@ class Report:
     throughput: list[tuple[str, int]]
     """(minute, pages fetched in it), ascending; minutes without pages are left out. The minute
     is ISO 8601 UTC: ``2026-11-25T01:28:00+00:00``."""
+    deferred: Deferred
+    """Pending URLs whose hosts asked (Retry-After) to wait past the cap, as of now."""
 
     @property
     def finished(self) -> bool:
@@ -107,12 +113,14 @@ class Report:
         return (datetime.fromisoformat(self.last_fetch) - first).total_seconds()
 
 
-def read_report(path: Path, top: int = DEFAULT_TOP_HOSTS) -> Report:
+def read_report(path: Path, top: int = DEFAULT_TOP_HOSTS, now: float | None = None) -> Report:
     """Summarize the crawl database at ``path`` (read-only; safe while a crawl writes it).
 
     ``top`` caps the host list. Raises :class:`~crawler.errors.StorageError` for a missing or
-    non-crawl database.
+    non-crawl database. ``now`` (Unix time, default the present) decides which deferrals still
+    hold.
     """
+    now = time.time() if now is None else now
     with read_snapshot(path) as conn:
         pages, size, first, last = conn.execute(_TOTALS).fetchone()
         frontier = dict.fromkeys(FRONTIER_STATES, 0)
@@ -130,7 +138,18 @@ def read_report(path: Path, top: int = DEFAULT_TOP_HOSTS) -> Report:
             hosts=conn.execute(_HOST_COUNT).fetchone()[0],
             top_hosts=[HostCount(*row) for row in conn.execute(_TOP_HOSTS, (top,))],
             throughput=[(f"{minute}:00+00:00", n) for minute, n in conn.execute(_THROUGHPUT)],
+            deferred=_deferred(conn, now),
         )
+
+
+def _deferred(conn: sqlite3.Connection, now: float) -> Deferred:
+    # A database no crawl of this version has run yet has no host_deferrals table: none.
+    known = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'host_deferrals'").fetchone()
+    return (
+        Deferred(*conn.execute(DEFERRED_SUMMARY, (now,)).fetchone())
+        if known
+        else Deferred(0, 0, None)
+    )
 
 
 def to_json(report: Report) -> dict[str, object]:
@@ -153,6 +172,11 @@ def to_json(report: Report) -> dict[str, object]:
             for h in report.top_hosts
         ],
         "throughput": [{"minute": minute, "pages": n} for minute, n in report.throughput],
+        "deferred": {
+            "urls": report.deferred.urls,
+            "hosts": report.deferred.hosts,
+            "until": None if report.deferred.until is None else iso_seconds(report.deferred.until),
+        },
     }
 
 
@@ -176,6 +200,8 @@ def format_text(report: Report) -> str:
         + ", ".join(f"{n:,} {state}" for state, n in f.items()),
         f"  pages     {report.pages:,} stored, {_human_bytes(report.bytes)}",
     ]
+    if report.deferred.urls:
+        lines.append(f"  deferred  {report.deferred.describe()} (Retry-After)")
     if report.first_fetch is not None:
         span = report.span_seconds
         took = _human_duration(span) + (f", {report.pages / span:.1f} pages/s" if span > 0 else "")

@@ -35,6 +35,8 @@ class Stats:
     """429/503 answers that put a host in cooldown."""
     hosts_paused: int = 0
     """Circuit breaker trips."""
+    hosts_deferred: int = 0
+    """Hosts given up on for this run: their Retry-After was above the cap."""
     latency_counts: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
     """Responses per fetch-latency bucket (``LATENCY_BUCKETS`` upper bounds, then +Inf)."""
     latency_sum: float = 0.0

@@ -30,7 +30,7 @@ import aiosqlite
 import msgspec
 
 from crawler.errors import StorageError
-from crawler.models import Lease, PageRows, RobotsRecord
+from crawler.models import Deferred, Lease, PageRows, RobotsRecord
 from crawler.rows import json_array
 from crawler.writer_lock import WriterLock
 
@@ -73,6 +73,12 @@ CREATE TABLE IF NOT EXISTS pages (
 CREATE TABLE IF NOT EXISTS links (
     src_url TEXT NOT NULL,
     dst_url TEXT NOT NULL
+);
+-- Hosts that asked (Retry-After) to wait longer than politeness.max_retry_after: none of their
+-- URLs is fetched before not_before (Unix seconds), in this run or a later one.
+CREATE TABLE IF NOT EXISTS host_deferrals (
+    host       TEXT PRIMARY KEY,
+    not_before REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS robots (
     origin      TEXT PRIMARY KEY,
@@ -136,6 +142,19 @@ WHERE frontier.state IN ('done', 'failed', 'skipped')
        OR (pages.error NOT GLOB 'host_budget:*' AND pages.error NOT GLOB 'pattern_budget:*'))
 GROUP BY 1, 2
 """
+_DEFER_HOST = """
+INSERT INTO host_deferrals (host, not_before) VALUES (?, ?)
+ON CONFLICT (host) DO UPDATE SET not_before = max(not_before, excluded.not_before)
+"""
+# The host's claimed URLs go back to pending at once (not only when the next run starts), so
+# the database says what is left: `crawl stats` and the run's summary count them as deferred.
+_UNLEASE_HOST = "UPDATE frontier SET state = 'pending' WHERE host = ? AND state = 'leased'"
+DEFERRED_SUMMARY = """
+SELECT count(*), count(DISTINCT frontier.host), max(host_deferrals.not_before)
+FROM frontier JOIN host_deferrals USING (host)
+WHERE frontier.state IN ('pending', 'leased') AND host_deferrals.not_before > ?
+"""
+"""(URLs, hosts, latest not-before) still deferred at the Unix time given."""
 
 Statement = tuple[str, Sequence[Sequence[object]]]
 """One SQL statement and the parameter rows ``executemany`` runs it with."""
@@ -293,6 +312,12 @@ class Store:
             claimed.setdefault(host, []).append(Lease(id_, url, host, depth, hops=hops))
         return claimed
 
+    async def defer_hosts(self, until: Sequence[tuple[str, float]]) -> None:
+        """Store each (host, Unix time) its URLs wait for, and hand its claimed URLs back."""
+        await self._transaction(
+            [(_DEFER_HOST, until), (_UNLEASE_HOST, [(host,) for host, _ in until])]
+        )
+
     async def reset_leases(self) -> int:
         """Return every leased URL to pending: the first step of a run (resume after a stop)."""
         async with self._lock:
@@ -321,6 +346,16 @@ class Store:
             (host, url_pattern, count)
             for host, url_pattern, count in await self._fetchall(_BUDGET_CHARGES)
         ]
+
+    async def host_deferrals(self, now: float) -> dict[str, float]:
+        """Host -> the Unix time before which none of its URLs is fetched, where still ahead."""
+        sql = "SELECT host, not_before FROM host_deferrals WHERE not_before > ?"
+        return {row[0]: row[1] for row in await self._fetchall(sql, (now,))}
+
+    async def deferred(self, now: float) -> Deferred:
+        row = await self._fetchone(DEFERRED_SUMMARY, (now,))
+        assert row is not None  # an aggregate always has a row
+        return Deferred(*row)
 
     async def state_counts(self) -> dict[str, int]:
         self._check_in_place()  # also the end of a run: its summary must not count a lost file

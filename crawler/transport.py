@@ -110,8 +110,7 @@ def announcing_request_class(
     on_sent: Callable[[], None],
 ) -> type[aiohttp.ClientRequest]:
     """An aiohttp request class that calls ``on_sent()`` each time the request has been
-    written to a connection (again when aiohttp resends it on a new connection), and never
-    for one whose connection could not be made."""
+    written to a connection, and never for one whose connection could not be made."""
 
     class AnnouncingRequest(aiohttp.ClientRequest):
         async def send(self, conn: aiohttp.connector.Connection) -> aiohttp.ClientResponse:

@@ -49,7 +49,8 @@ log = logging.getLogger("crawler")
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 """Answers worth another try later; the last attempt's answer is recorded as it is."""
 THROTTLE_STATUSES = frozenset({429, 503})
-"""Answers that also put the whole host in cooldown (Retry-After, or a doubling pause)."""
+"""Answers whose Retry-After is honoured: by the whole host in cooldown when the answer speaks
+for the host (a 429, a 503 across several paths), else by the URL's own retry."""
 ROBOTS_MAX_BYTES = 512_000
 """RFC 9309: at least 500 KiB of a robots.txt must be parsed; more is ignored."""
 
@@ -285,7 +286,7 @@ class Worker:
             return skipped_outcome(lease, blocked.describe(), _now())
         except PageError as error:
             if error.retryable:
-                self._host_failed(lease.host)
+                self._host_failed(lease, for_host=error.speaks_for_host)
                 if self._retry(lease):
                     return None
             return failed_outcome(lease, error, _now())
@@ -293,10 +294,19 @@ class Worker:
             self.on_response(lease, response)
         status = response.status
         if status in RETRY_STATUSES:
-            self._host_failed(lease.host)
-            delay = None
+            retry_after = None
             if status in THROTTLE_STATUSES:
                 retry_after = retry_after_seconds(response.retry_after, time.time())
+                if retry_after is not None and retry_after > self.config.politeness.max_retry_after:
+                    self._defer_host(lease, retry_after)
+                    return None
+            counted = self._host_failed(lease, for_host=status == 429)
+            delay = retry_after  # one path's answer: only this URL waits (None: backoff)
+            if (
+                status in THROTTLE_STATUSES
+                and counted
+                and frontier.speaks_for_host(lease.host, status)
+            ):
                 delay = frontier.throttled(lease.host, retry_after)
                 self.stats.throttled += 1
             if self._retry(lease, delay):
@@ -305,7 +315,15 @@ class Worker:
             frontier.host_succeeded(lease.host)
         return response
 
-    def _host_failed(self, host: str) -> None:
+    def _host_failed(self, lease: Lease, *, for_host: bool) -> bool:
+        """Count the failure against the host's circuit breaker, if it counts (returned)."""
+        # A URL's retries are its own budget: only its first failure counts against its host,
+        # unless the failure speaks for the whole host (no connection at all, a 429). Counting
+        # every retry let twenty broken pages among hundreds of good ones trip the breaker
+        # (and cool the host) again and again once their retries were all that was left.
+        if lease.attempt and not for_host:
+            return False
+        host = lease.host
         if self.frontier.host_failed(host):
             self.stats.hosts_paused += 1
             log.warning(
@@ -319,6 +337,25 @@ class Worker:
                     "seconds": self.config.politeness.circuit_breaker_pause,
                 },
             )
+        return True
+
+    def _defer_host(self, lease: Lease, seconds: float) -> None:
+        # Waiting it out in this run would hold the run open (and show 0 pages/s) for as long
+        # as the cap allows and then ask again too early: leave the host to a later run.
+        self.frontier.defer_host(lease, seconds)
+        self.stats.hosts_deferred += 1
+        log.warning(
+            "%s asks to wait %gs, more than politeness.max_retry_after: its URLs are left for "
+            "a later run",
+            lease.host,
+            seconds,
+            extra={
+                "event": "host_deferred",
+                "host": lease.host,
+                "url": lease.url,
+                "seconds": seconds,
+            },
+        )
 
     def _retry(self, lease: Lease, delay: float | None = None) -> bool:
         fetch = self.config.fetch

@@ -61,6 +61,10 @@ SLOW_BODY_INTERVAL = 0.2
 SLOW_BODY_LENGTH = 100_000
 RESET_BODY_SENT = 1_000
 RETRY_AFTER_SECONDS = 2
+RETRY_AFTER_DAY = 86400  # /rate/retry-after-day: far above any sane politeness.max_retry_after
+CORNER_PAGES = 200  # /corner/N: a site of good pages...
+CORNER_BROKEN_EVERY = 5  # ...where every fifth inner page links its own always-503 URL
+CORNER_RETRY_AFTER = 1
 SESSION_PAGES = ("home", "products", "about")
 CALENDAR_START = "2024-01-01"
 
@@ -78,13 +82,13 @@ _NUMBER = r"(0|[1-9][0-9]{0,8})"  # no leading zeros (one spelling per page), bo
 Response = tuple[int, dict[str, str], bytes]
 Stream = Callable[[StreamReader, StreamWriter], Awaitable[None]]
 Reply = Response | Stream
-Where = Literal["index", "traps", "target", "unlinked"]
+Where = Literal["index", "traps", "target", "corner", "unlinked"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Endpoint:
     path: str
-    where: Where  # which page links it: `/`, `/traps/`, another case, or none (/, robots)
+    where: Where  # which page links it: `/`, `/traps/`, another case, /corner/0, or none
     description: str
 
 
@@ -125,6 +129,8 @@ _ENDPOINTS = (
     _Endpoint("/rate/retry-after-seconds", "index", "429 Retry-After: 2 twice, then 200"),
     _Endpoint("/rate/retry-after-date", "index", "503 Retry-After: <HTTP-date +2 s>, then 200"),
     _Endpoint("/rate/always-503", "index", "503 forever, no Retry-After"),
+    # Unlinked: a crawl reaching it gives up on the whole host for the run.
+    _Endpoint("/rate/retry-after-day", "unlinked", "429 Retry-After: 86400 forever"),
     _Endpoint("/rate/flaky/1", "index", "500 twice per N of /rate/flaky/N, then 200"),
     _Endpoint("/charset/header-vs-meta", "index", "header utf-8, meta windows-1251, UTF-8 body"),
     _Endpoint("/charset/unknown", "index", "charset=x-no-such-charset"),
@@ -160,6 +166,14 @@ _ENDPOINTS = (
     _Endpoint("/traps/repeat/x", "traps", "links itself + /x and + /y (x/y/x/y/...)"),
     _Endpoint("/traps/query?a=1", "traps", "links one more query parameter and permutations"),
     _Endpoint("/traps/numbered/0", "traps", "/traps/numbered/N links N+1 and N+2"),
+    # A site with a broken corner: 200 good pages, /corner/N linking 2N+1 and 2N+2; while
+    # HostileSite.corner_broken, every fifth inner page (N < 100: those that have children)
+    # also links its /corner/broken/N (20 in all), and /corner/1 and /corner/2 each one of
+    # the connections that end before any response.
+    _Endpoint("/corner/0", "unlinked", "/corner/N (N < 200): a good page of the corner site"),
+    _Endpoint("/corner/broken/0", "corner", "503 Retry-After: 1 forever, any /corner/broken/N"),
+    _Endpoint("/time/reset-before-response", "corner", "reads the request, then TCP RST"),
+    _Endpoint("/time/empty-reply", "corner", "reads the request, then closes: no byte sent"),
 )
 ENDPOINTS: dict[str, str] = {e.path: e.description for e in _ENDPOINTS}
 LINK_TARGETS: tuple[str, ...] = tuple(e.path for e in _ENDPOINTS if e.where == "target")
@@ -173,6 +187,11 @@ def index_paths() -> list[str]:
 def trap_paths() -> list[str]:
     """The hrefs of `/traps/`: one entry point per infinite URL space."""
     return [e.path for e in _ENDPOINTS if e.where == "traps"]
+
+
+def corner_paths() -> list[str]:
+    """The broken corner's cases (linked from the corner site while it is broken)."""
+    return [e.path for e in _ENDPOINTS if e.where == "corner"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -340,7 +359,8 @@ class HostileSite:
 
     Bookkeeping methods may be called from any thread. `robots_txt`, `robots_status` and
     `arbitrary_hrefs` may be set at any time; they are not touched by `reset()`, which clears
-    only what requests changed.
+    only what requests changed. Neither is `corner_broken`: False serves the corner site without
+    its broken corner.
     """
 
     def __init__(self) -> None:
@@ -348,6 +368,7 @@ class HostileSite:
         self.robots_status = 200
         self.arbitrary_hrefs: tuple[str, ...] = ()
         """What /links/arbitrary links to; may be set at any time (not touched by reset())."""
+        self.corner_broken = True
         self._robots_txt: bytes | None = None
         self._robots_is_default = True
         # Handlers run on the server loop while tests read the bookkeeping from another thread.
@@ -628,6 +649,9 @@ class HostileSite:
             "/rate/retry-after-seconds": lambda q: self._retry_after_seconds(),
             "/rate/retry-after-date": lambda q: self._retry_after_date(),
             "/rate/always-503": lambda q: (503, {"Content-Type": HTML_TYPE}, _UNAVAILABLE),
+            "/rate/retry-after-day": lambda q: _too_many(RETRY_AFTER_DAY),
+            "/time/reset-before-response": lambda q: _reset_before_response,
+            "/time/empty-reply": lambda q: _empty_reply,
             "/charset/header-vs-meta": lambda q: _charset_header_vs_meta(),
             "/charset/unknown": lambda q: _charset_unknown(),
             "/charset/invalid-bytes": lambda q: _charset_invalid_bytes(),
@@ -684,6 +708,8 @@ class HostileSite:
             (_DEEP_RE, _deep),
             (_REPEAT_RE, _repeat),
             (_NUMBERED_RE, _numbered),
+            (_CORNER_RE, lambda m: self._corner(int(m[1]))),
+            (_CORNER_BROKEN_RE, lambda m: _corner_broken()),
         ]
 
     def _robots(self) -> Response:
@@ -694,8 +720,7 @@ class HostileSite:
 
     def _retry_after_seconds(self) -> Response:
         if self._hit("/rate/retry-after-seconds") <= 2:
-            headers = {"Content-Type": HTML_TYPE, "Retry-After": str(RETRY_AFTER_SECONDS)}
-            return 429, headers, _page("Too many requests").encode()
+            return _too_many(RETRY_AFTER_SECONDS)
         return _html("finally")
 
     def _retry_after_date(self) -> Response:
@@ -704,6 +729,17 @@ class HostileSite:
             when = formatdate(math.ceil(time.time()) + RETRY_AFTER_SECONDS, usegmt=True)
             return 503, {"Content-Type": HTML_TYPE, "Retry-After": when}, _UNAVAILABLE
         return _html("finally")
+
+    def _corner(self, n: int) -> Response:
+        if n >= CORNER_PAGES:
+            return 404, {"Content-Type": HTML_TYPE}, _page("Not found", ["/"]).encode()
+        hrefs = [f"/corner/{child}" for child in (2 * n + 1, 2 * n + 2) if child < CORNER_PAGES]
+        if self.corner_broken:
+            # Spread among the good pages, as on a real site, not all behind its last pages.
+            if n < CORNER_PAGES // 2 and n % CORNER_BROKEN_EVERY == 0:
+                hrefs.append(f"/corner/broken/{n}")
+            hrefs += {1: ["/time/reset-before-response"], 2: ["/time/empty-reply"]}.get(n, [])
+        return _html(f"corner {n}", hrefs)
 
     def _flaky(self, path: str) -> Response:
         if self._hit(path) <= 2:
@@ -740,6 +776,8 @@ _JSESSION_RE = re.compile(r"/traps/jsession/(home|products|about)(?:;jsessionid=
 _DEEP_RE = re.compile(r"/traps/deep((?:/[a-z])+)")
 _REPEAT_RE = re.compile(r"/traps/repeat((?:/[xy])+)")
 _NUMBERED_RE = re.compile(rf"/traps/numbered/{_NUMBER}")
+_CORNER_RE = re.compile(rf"/corner/{_NUMBER}")
+_CORNER_BROKEN_RE = re.compile(rf"/corner/broken/{_NUMBER}")
 _SCHEME_LINKS = (
     "javascript:alert(1)",
     "mailto:a@b.c",
@@ -917,3 +955,24 @@ async def _reset_mid_body(reader: StreamReader, writer: StreamWriter) -> None:
         # Linger on with timeout 0: close() sends RST instead of FIN.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     writer.transport.abort()
+
+
+def _too_many(retry_after: int) -> Response:
+    headers = {"Content-Type": HTML_TYPE, "Retry-After": str(retry_after)}
+    return 429, headers, _page("Too many requests").encode()
+
+
+def _corner_broken() -> Response:
+    headers = {"Content-Type": HTML_TYPE, "Retry-After": str(CORNER_RETRY_AFTER)}
+    return 503, headers, _UNAVAILABLE
+
+
+async def _reset_before_response(reader: StreamReader, writer: StreamWriter) -> None:
+    sock = writer.get_extra_info("socket")
+    if sock is not None:  # None if the client already left: nothing to reset
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+async def _empty_reply(reader: StreamReader, writer: StreamWriter) -> None:
+    writer.close()  # FIN after the request: the client reads end of stream, no status line

@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import logging
 import sqlite3
+import time
 import tracemalloc
 from collections.abc import Callable
 from contextlib import closing
@@ -20,10 +21,12 @@ import pytest
 
 from crawler.abort import AbortController, AbortReason
 from crawler.config import load_config
+from crawler.demosite import SiteServer, SiteSpec, expected_statuses
 from crawler.engine import Crawl, CrawlReport
 from crawler.models import Lease, Response
+from crawler.report import format_text, read_report
 from tests.helpers import database
-from tests.hostile_site import HostileSite
+from tests.hostile_site import CORNER_BROKEN_EVERY, CORNER_PAGES, HostileSite
 
 pytestmark = pytest.mark.anyio
 
@@ -247,10 +250,51 @@ async def test_retry_after_is_respected_on_the_wire(site: HostileSite, tmp_path:
     assert result.rows["/rate/retry-after-seconds"]["title"] == "finally"
     assert min_gap(site.request_times("/rate/")) >= 1.8  # Retry-After: 2 (arrivals may bunch)
     assert result.report.stats.throttled == 2
-    # Negative control: Retry-After capped to nothing; the retries come at once.
-    await crawl(site, tmp_path, "/rate/retry-after-seconds",
-                **{"fetch.max_retries": 3, "politeness.max_retry_after": 0.0})  # fmt: skip
+    # Negative control: a 500 (no Retry-After) is retried after the short backoff.
+    await crawl(site, tmp_path, "/rate/flaky/400", **{"fetch.max_retries": 3})
     assert min_gap(site.request_times("/rate/")) < 1.0
+
+
+async def test_a_retry_after_above_the_cap_leaves_the_host_to_a_later_run(
+    site: HostileSite, tmp_path: Path
+) -> None:
+    db = tmp_path / "deferred.db"
+    config = load_config(overrides={**BASE_CONFIG, "politeness.per_host_concurrency": 1,
+                                    "fetch.max_retries": 3}, environ={})  # fmt: skip
+    with SiteServer(SiteSpec(pages=20)) as other:
+        # One at a time, in seed order: the 429 (Retry-After: 86400) comes first.
+        seeds = [site.base_url + "/rate/retry-after-day", site.base_url + "/links/target"]
+        seeds.append(other.base_url + "/")
+
+        async def run() -> CrawlReport:
+            site.reset()
+            return await Crawl(config, seeds, db, AbortController().signal).run()
+
+        before = time.time()
+        report = await run()  # ends at once: nothing else is due
+        assert site.request_counts() == {"/robots.txt": 1, "/rate/retry-after-day": 1}
+        assert report.stats.hosts_deferred == 1
+        assert report.database["done"] == len(expected_statuses(SiteSpec(pages=20)))  # the rest
+        assert (report.deferred.urls, report.deferred.hosts) == (2, 1)
+        assert report.deferred.until is not None
+        assert before + 86400 <= report.deferred.until <= time.time() + 86400
+        stats = read_report(db)
+        assert (stats.frontier["pending"], stats.frontier["leased"]) == (2, 0)
+        assert stats.deferred == report.deferred
+        assert "2 URLs of 1 hosts deferred until" in format_text(stats)
+        assert read_report(db, now=report.deferred.until).deferred.urls == 0  # then: due
+
+        again = await run()  # a later run, before the stored time: not one request
+        assert site.request_counts() == {}
+        assert again.deferred == report.deferred
+
+        with closing(sqlite3.connect(db)) as conn, conn:
+            conn.execute("UPDATE host_deferrals SET not_before = ?", (time.time() - 1,))
+        after = await run()  # the stored time has passed: asked again (and deferred again)
+    assert site.request_counts()["/rate/retry-after-day"] == 1
+    assert after.deferred.urls == 2
+    assert after.deferred.until is not None
+    assert after.deferred.until > report.deferred.until
 
 
 async def test_retry_after_http_date(site: HostileSite, tmp_path: Path) -> None:
@@ -274,14 +318,68 @@ async def test_retry_budget_per_url_then_the_last_answer_is_recorded(
     assert result.rows["/rate/always-503"]["status"] == 503
 
 
-async def test_circuit_breaker_pauses_a_failing_host(site: HostileSite, tmp_path: Path) -> None:
+@pytest.mark.parametrize("transport", ["aiohttp", "httpcore"])
+@pytest.mark.parametrize("path", ["/time/reset-before-response", "/time/empty-reply"])
+async def test_a_connection_that_ends_before_any_response_uses_only_our_retries(
+    site: HostileSite, tmp_path: Path, path: str, transport: str
+) -> None:
+    # aiohttp used to send each attempt twice (its own resend on a dropped connection).
+    overrides = {"fetch.max_retries": 2, "fetch.transport": transport}
+    result = await crawl(site, tmp_path, path, **overrides)
+    assert result.requested[path] == 3
+    assert result.rows[path]["error"].startswith("connection_dropped")
+    assert result.report.stats.retries == 2
+
+
+async def test_circuit_breaker_pauses_a_host_failing_on_distinct_paths(
+    site: HostileSite, tmp_path: Path
+) -> None:
+    overrides = {"fetch.max_retries": 3, "politeness.circuit_breaker": 2,
+                 "politeness.circuit_breaker_pause": 0.05}  # fmt: skip
+    paths = [f"/rate/flaky/{n}" for n in range(300, 304)]  # 500 twice each, then 200
+    result = await crawl(site, tmp_path, *paths, **overrides)
+    assert result.report.stats.hosts_paused >= 1
+    assert all(result.rows[path]["status"] == 200 for path in paths)
+    control = await crawl(site, tmp_path, *paths, **{**overrides, "politeness.circuit_breaker": 0})
+    assert control.report.stats.hosts_paused == 0
+
+
+async def test_one_urls_retries_do_not_trip_the_circuit_breaker(
+    site: HostileSite, tmp_path: Path
+) -> None:
     overrides = {"fetch.max_retries": 3, "politeness.circuit_breaker": 2,
                  "politeness.circuit_breaker_pause": 0.05}  # fmt: skip
     result = await crawl(site, tmp_path, "/rate/always-503", **overrides)
-    assert result.report.stats.hosts_paused >= 1
-    control = await crawl(site, tmp_path, "/rate/always-503",
-                          **{**overrides, "politeness.circuit_breaker": 0})  # fmt: skip
-    assert control.report.stats.hosts_paused == 0
+    assert result.requested["/rate/always-503"] == 4  # its own budget, spent
+    assert result.report.stats.hosts_paused == 0
+
+
+async def test_a_broken_corner_does_not_hold_the_whole_host(
+    site: HostileSite, tmp_path: Path
+) -> None:
+    # 200 good pages; 20 of them link an always-503 (Retry-After: 1) URL of their own, two
+    # others a connection that ends before any response. Defaults but for smaller pauses.
+    # The host is never held for them: no circuit-breaker pause, no host-wide cooldown (each
+    # used to hold all 200 pages), so the crawl takes the good site's time plus the broken
+    # URLs' own retries. (Before, with these settings: 60 host-wide cooldowns, ~20 pauses.)
+    overrides = {"fetch.max_retries": 2, "politeness.circuit_breaker_pause": 2.0,
+                 "politeness.cooldown": 2.0}  # fmt: skip
+    result = await crawl(site, tmp_path, "/corner/0", **overrides)
+    good = {f"/corner/{n}" for n in range(CORNER_PAGES)}
+    broken = {f"/corner/broken/{n}" for n in range(0, CORNER_PAGES // 2, CORNER_BROKEN_EVERY)}
+    assert len(broken) == 20
+    dropped = {"/time/reset-before-response", "/time/empty-reply"}
+    assert set(result.rows) == good | broken | dropped
+    assert {path: result.rows[path]["status"] for path in good} == dict.fromkeys(good, 200)
+    assert {path: result.rows[path]["status"] for path in broken} == dict.fromkeys(broken, 503)
+    assert {result.rows[path]["error"].split(":")[0] for path in dropped} == {"connection_dropped"}
+    assert all(result.requested[path] == 3 for path in broken | dropped)
+    assert (result.report.stats.hosts_paused, result.report.stats.throttled) == (0, 0)
+    # The same site without its broken corner: the same pages, the same (zero) host holds.
+    site.corner_broken = False
+    control = await crawl(site, tmp_path, "/corner/0", **overrides)
+    assert set(control.rows) == good
+    assert (control.report.stats.hosts_paused, control.report.stats.throttled) == (0, 0)
 
 
 # -- meta robots, X-Robots-Tag, rel=nofollow, canonical ---------------------------------------

@@ -39,10 +39,17 @@ async def running_frontier(
     cfg: Config,
     clock: FakeClock | None = None,
     controller: AbortController | None = None,
+    wall_clock: FakeClock | None = None,
 ) -> AsyncIterator[Frontier]:
     controller = controller or AbortController()
     async with Store(db) as store:
-        frontier = Frontier(store, cfg, controller.signal, clock=clock or FakeClock())
+        frontier = Frontier(
+            store,
+            cfg,
+            controller.signal,
+            clock=clock or FakeClock(),
+            wall_clock=wall_clock or FakeClock(),
+        )
         await frontier.open(seeds)
         async with anyio.create_task_group() as tg:
             tg.start_soon(frontier.run)
@@ -334,6 +341,38 @@ async def test_a_host_in_cooldown_is_pending_and_others_keep_working(tmp_path: P
         later = await try_lease(frontier)
         assert isinstance(later, Lease)
         assert later.host == "a.test"
+
+
+async def test_a_deferred_host_is_left_to_a_run_after_its_stored_time(tmp_path: Path) -> None:
+    db = tmp_path / "db"
+    cfg = config(**{"politeness.max_retry_after": 600.0})
+    wall = FakeClock()  # Unix time, stored; the run's own clock is another
+    seeds = ["http://a.test/1", "http://a.test/2", "http://b.test/1"]
+    async with running_frontier(db, seeds, cfg, wall_clock=wall) as frontier:
+        first = await try_lease(frontier)
+        assert isinstance(first, Lease)
+        assert first.host == "a.test"
+        frontier.defer_host(first, 86400.0)
+        other = await try_lease(frontier)
+        assert isinstance(other, Lease)
+        assert other.host == "b.test"  # a.test's second URL is never handed out
+        await record(frontier, frontier._store, other)
+        assert frontier.state is FrontierState.CLOSED  # finished: a.test does not count as work
+    async with Store(db) as store:
+        assert (await store.state_counts())["pending"] == 2
+        assert await store.host_deferrals(wall.now) == {"a.test": wall.now + 86400.0}
+    wall.now += 86400.0 - 700.0  # a later run, still more than the cap ahead: left alone
+    async with running_frontier(db, [], cfg, wall_clock=wall) as frontier:
+        assert frontier.state is FrontierState.CLOSED
+    wall.now += 100.0  # 600 s ahead: within the cap, waited out in the run
+    clock = FakeClock()
+    async with running_frontier(db, [], cfg, clock, wall_clock=wall) as frontier:
+        assert await try_lease(frontier) == "waiting"
+        clock.now += 600.0
+        frontier.wake()
+        again = await try_lease(frontier)
+        assert isinstance(again, Lease)
+        assert again.host == "a.test"
 
 
 async def test_per_host_overrides(tmp_path: Path) -> None:

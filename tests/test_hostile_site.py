@@ -42,6 +42,7 @@ from tests.hostile_site import (
     ZSTD_BOMB_IS_REAL,
     HostileSite,
     bombs,
+    corner_paths,
     index_paths,
     trap_paths,
 )
@@ -140,10 +141,12 @@ def test_index_links_every_case_but_traps_and_link_targets(client: httpx.Client)
     assert home.headers["content-type"] == HTML_TYPE
     assert anchors(home.text) == index_paths()
     assert anchors(client.get("/traps/").text) == trap_paths()
-    assert len(ENDPOINTS) == 62
-    unlinked = {"/", "/robots.txt", "/body/deep-nesting", "/links/arbitrary"}
-    assert set(ENDPOINTS) == unlinked | set(index_paths()) | set(trap_paths()) | set(LINK_TARGETS)
-    assert len(index_paths()) + len(trap_paths()) + len(LINK_TARGETS) + 4 == len(ENDPOINTS)
+    assert len(ENDPOINTS) == 67
+    unlinked = {"/", "/robots.txt", "/body/deep-nesting", "/rate/retry-after-day", "/corner/0"}
+    unlinked |= {"/links/arbitrary"}
+    linked = set(index_paths()) | set(trap_paths()) | set(LINK_TARGETS) | set(corner_paths())
+    assert set(ENDPOINTS) == unlinked | linked
+    assert len(linked) + len(unlinked) == len(ENDPOINTS)
     assert [p for p in index_paths() if p.startswith("/traps/")] == ["/traps/"]
     assert all(p.startswith("/traps/") for p in trap_paths())
     assert "/private/secret" in index_paths()
@@ -181,6 +184,9 @@ FIRST_STATUS = {
     "/rate/retry-after-seconds": 429,
     "/rate/retry-after-date": 503,
     "/rate/always-503": 503,
+    "/rate/retry-after-day": 429,
+    "/corner/0": 200,
+    "/corner/broken/0": 503,
     "/rate/flaky/1": 500,
 } | {
     path: 200
@@ -197,6 +203,8 @@ STREAMED = {
     "/time/slow-body",
     "/time/stall",
     "/time/reset-mid-body",
+    "/time/reset-before-response",
+    "/time/empty-reply",
 }
 
 
@@ -508,6 +516,16 @@ def test_reset_mid_body(site: HostileSite) -> None:
     assert data.partition(b"\r\n\r\n")[2] == SLOW_BODY[:1000]
 
 
+def test_reset_before_response(site: HostileSite) -> None:
+    with send(site, "/time/reset-before-response") as sock, pytest.raises(ConnectionResetError):
+        sock.recv(100)
+
+
+def test_empty_reply(site: HostileSite) -> None:
+    with send(site, "/time/empty-reply") as sock:
+        assert sock.recv(100) == b""  # an orderly close, not one byte of a response
+
+
 # --- rate limits and errors ----------------------------------------------------------------------
 
 
@@ -533,6 +551,36 @@ def test_always_503(client: httpx.Client) -> None:
     responses = [client.get("/rate/always-503") for _ in range(5)]
     assert [r.status_code for r in responses] == [503] * 5
     assert all("retry-after" not in r.headers for r in responses)
+
+
+def test_retry_after_day(client: httpx.Client) -> None:
+    responses = [client.get("/rate/retry-after-day") for _ in range(2)]
+    assert [(r.status_code, r.headers["retry-after"]) for r in responses] == [(429, "86400")] * 2
+
+
+def test_corner_site_with_and_without_its_broken_corner(
+    site: HostileSite, client: httpx.Client
+) -> None:
+    assert anchors(client.get("/corner/0").text) == ["/corner/1", "/corner/2", "/corner/broken/0"]
+    assert anchors(client.get("/corner/1").text) == [
+        "/corner/3",
+        "/corner/4",
+        "/time/reset-before-response",
+    ]
+    assert anchors(client.get("/corner/2").text) == ["/corner/5", "/corner/6", "/time/empty-reply"]
+    assert anchors(client.get("/corner/99").text) == ["/corner/199"]
+    assert anchors(client.get("/corner/95").text) == [
+        "/corner/191",
+        "/corner/192",
+        "/corner/broken/95",
+    ]
+    assert anchors(client.get("/corner/100").text) == []
+    assert client.get("/corner/200").status_code == 404
+    broken = client.get("/corner/broken/95")
+    assert (broken.status_code, broken.headers["retry-after"]) == (503, "1")
+    site.corner_broken = False
+    assert anchors(client.get("/corner/0").text) == ["/corner/1", "/corner/2"]
+    assert anchors(client.get("/corner/1").text) == ["/corner/3", "/corner/4"]
 
 
 def test_flaky_fails_twice_per_n_and_reset_starts_over(

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from crawler.models import Lease
-from crawler.politeness import RETRY_AFTER_LIMIT, HostSlot, retry_after_seconds
+from crawler.politeness import HOST_WIDE_503_PATHS, RETRY_AFTER_LIMIT, HostSlot, retry_after_seconds
 
 
 def lease(n: int, attempt: int = 0) -> Lease:
@@ -136,6 +136,18 @@ def test_circuit_breaker_trips_after_consecutive_failures() -> None:
     assert s.ready_at() == 140.0
     s.succeeded()
     assert s.failed(200.0, threshold=3, pause=60.0) is False
+
+
+def test_a_503_speaks_for_the_host_only_after_several_distinct_failures() -> None:
+    s = slot()
+    assert s.speaks_for_host(429)  # a rate limit is always the host's
+    s.failed(0.0, threshold=10, pause=60.0)
+    assert not s.speaks_for_host(503)  # one broken path
+    for _ in range(HOST_WIDE_503_PATHS - 1):
+        s.failed(0.0, threshold=10, pause=60.0)
+    assert s.speaks_for_host(503)
+    s.succeeded()
+    assert not s.speaks_for_host(503)
 
 
 def test_circuit_breaker_off() -> None:
