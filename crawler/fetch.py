@@ -7,8 +7,9 @@ crawler never sees a transport library's names.
 
 Per request:
 
-- redirects are not followed: a 3xx comes back as a :class:`Response` with its ``Location``,
-  and the engine sends the target through the frontier (scope, dedup, politeness);
+- redirects are not followed: a 3xx comes back as a :class:`Response` with its raw
+  ``Location``, whatever it holds, and the engine sends the target through the frontier
+  (scope, dedup, politeness);
 - the address guard is asked before every request (no connection to private addresses);
 - the body is read only for HTML (decided from the headers) and decoded here, not by httpx, so
   that decompression itself stops at ``max_body_bytes``: a gzip bomb costs at most the cap.
@@ -275,7 +276,8 @@ class _NoCookies(httpx.Cookies):
 
 
 class _Client(httpx.AsyncClient):
-    """``httpx.AsyncClient`` whose cookie store is :class:`_NoCookies`.
+    """``httpx.AsyncClient`` whose cookie store is :class:`_NoCookies`, and which sends each
+    request once, with no redirect handling.
 
     The client reads its jar through its public ``cookies`` property (to add Cookie headers,
     to store Set-Cookie); overriding the property is the public way to give it ours."""
@@ -291,6 +293,18 @@ class _Client(httpx.AsyncClient):
     @cookies.setter
     def cookies(self, cookies: object) -> None:
         raise AttributeError("the crawl's cookies are kept per host, by crawler.cookies")
+
+    async def _send_handling_redirects(
+        self, request: httpx.Request, follow_redirects: bool, history: list[httpx.Response]
+    ) -> httpx.Response:
+        # httpx builds the next request for every 3xx it receives, even with
+        # follow_redirects=False, and a Location it cannot parse as a URL it can send
+        # (javascript:, mailto:, "http://[::1", a control byte) raises there, losing the
+        # response: the page failed (unsupported_url, or connection_dropped, retried and
+        # counted by the circuit breaker) instead of being kept as the 3xx it is. The crawler
+        # never follows redirects here (the frontier does), so it sends the one request; the
+        # raw Location goes to crawler.extract's redirect rules. No public API turns this off.
+        return await self._send_single_request(request)
 
 
 _sending: ContextVar[str | None] = ContextVar("crawler_fetch_sending", default=None)
