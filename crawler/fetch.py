@@ -54,7 +54,12 @@ from crawler.errors import (
     UnsupportedURL,
 )
 from crawler.models import Response, is_html_type
-from crawler.transport import AiohttpTransport, announcing_request_class
+from crawler.transport import (
+    BODILESS_STATUSES,
+    AiohttpTransport,
+    ClosingAfterBodiless,
+    announcing_request_class,
+)
 
 ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1"
 KEEPALIVE_SECONDS = 5.0
@@ -213,6 +218,8 @@ class Fetcher:
                 http_version=response.http_version,
             )
         finally:
+            if response.status_code in BODILESS_STATUSES:
+                await _close_connection(response)
             await response.aclose()
             # httpx's response and its stream refer to each other: left so, every response
             # (aiohttp's under it: ~36 objects) is freed only by the cyclic garbage
@@ -251,6 +258,19 @@ _WANTED_HEADERS = frozenset(
     # the cookie store reads each raw value).
     ("content-type", "content-encoding", "location", "retry-after", "x-robots-tag", "set-cookie")
 )
+
+
+async def _close_connection(response: httpx.Response) -> None:
+    """Close the connection that carried ``response`` so that it is never reused (see
+    :data:`~crawler.transport.BODILESS_STATUSES`), when the transport says which it is: httpx's
+    own (httpcore) does, in the ``network_stream`` extension; ours closes it itself
+    (:class:`~crawler.transport.ClosingAfterBodiless`).
+
+    Closed before the response: closing the response returns the connection to the pool, where
+    a waiting request could take it at once; a closed one the pool sees expired, and drops."""
+    stream = response.extensions.get("network_stream")
+    if stream is not None:
+        await stream.aclose()
 
 
 def _pick_headers(items: list[tuple[str, str]]) -> dict[str, str]:
@@ -341,6 +361,7 @@ def _aiohttp_transport(
             cookie_jar=aiohttp.DummyCookieJar(),  # httpx's client keeps the cookies
             trust_env=False,
             request_class=request_class,
+            response_class=ClosingAfterBodiless,
         )
 
     return AiohttpTransport(session)

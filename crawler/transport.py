@@ -29,6 +29,11 @@ import yarl
 from multidict import CIMultiDict
 
 SessionFactory = Callable[[], aiohttp.ClientSession]
+BODILESS_STATUSES = frozenset({204, 304})
+"""Statuses whose response ends with its headers (RFC 9110 15.3.5, 15.4.5): a connection that
+carried one is closed, never reused. Bytes a server sends after it anyway (the body it may not
+have) would otherwise be read as the start of the next response on that connection, failing
+an innocent URL; a new connection costs little for statuses this rare."""
 MAX_HEADER_SETS = 4096
 """Distinct request header sets kept converted for aiohttp (about one per host)."""
 
@@ -104,6 +109,22 @@ class _Body(httpx.AsyncByteStream):
 
     async def aclose(self) -> None:
         self._response.release()
+
+
+class ClosingAfterBodiless(aiohttp.ClientResponse):
+    """The session's response class (``response_class=``): closes the connection of a response
+    with a bodiless status (:data:`BODILESS_STATUSES`) instead of leaving it in the pool.
+
+    aiohttp returns such a connection to the pool as soon as the headers are read (its empty
+    body is complete at once), before anyone sees the status; it is closed here, right after,
+    with no await in between, so no other request can have taken it."""
+
+    async def start(self, connection: aiohttp.connector.Connection) -> aiohttp.ClientResponse:
+        protocol = connection.protocol
+        response = await super().start(connection)
+        if self.status in BODILESS_STATUSES and protocol is not None:
+            protocol.close()
+        return response
 
 
 def announcing_request_class(

@@ -19,7 +19,7 @@ import pytest
 from crawler import addresses
 from crawler.addresses import AddressBlocked, AddressGuard
 from crawler.config import FetchSection
-from crawler.errors import ConnectFailed, ConnectionDropped
+from crawler.errors import ConnectFailed, ConnectionDropped, InvalidResponse
 from crawler.fetch import Fetcher
 
 pytestmark = pytest.mark.anyio
@@ -223,6 +223,68 @@ async def test_a_redirect_httpx_cannot_parse_is_returned_as_received(
     assert (moved.status, moved.location) == (302, location.decode("latin-1"))
     assert after.status == 200
     assert [target for target, _ in server.requests] == ["/moved", "/after"]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize(
+    "interim",
+    [
+        b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n",
+        b"HTTP/1.1 100 Continue\r\n\r\n",
+        b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"
+        b"HTTP/1.1 103 Early Hints\r\nLink: </b.css>\r\n\r\n",
+    ],
+)
+async def test_interim_responses_read_with_the_final_one_are_skipped(
+    transport: str, interim: bytes
+) -> None:
+    # RFC 9110 15.2: a client parses and skips any 1xx before the final response; here all of
+    # them arrive in one packet with it, and the connection serves the next request.
+    final = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n\r\n%s"
+    async with http_server() as server, fetcher(transport, []) as f:
+        server.raw["/hinted"] = interim + final % (len(PAGE), PAGE)
+        hinted = await f.fetch(server.url("/hinted"))
+        after = await f.fetch(server.url("/after"))
+    assert (hinted.status, hinted.body) == (200, PAGE)
+    assert (after.status, after.body) == (200, PAGE)
+    assert server.connections == 1
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("status", [b"204 No Content", b"304 Not Modified"])
+async def test_bytes_arriving_after_a_bodiless_response_never_reach_the_next_url(
+    transport: str, status: bytes
+) -> None:
+    # The body a 204/304 may not have, written late (after the client took the response):
+    # on the kept-alive connection it was read as the next URL's status line, failing it.
+    async with http_server() as server, fetcher(transport, []) as f:
+        server.raw["/empty"] = b"HTTP/1.1 %s\r\nContent-Type: text/html\r\n\r\n" % status
+        server.stray["/empty"] = b"<p>a body this status cannot have</p>"
+        empty = await f.fetch(server.url("/empty"))
+        after = await f.fetch(server.url("/after"))
+    assert (empty.status, empty.body) == (int(status[:3]), b"")
+    assert (after.status, after.body) == (200, PAGE)
+    assert server.connections == 2  # the bodiless response's connection was not reused
+
+
+@pytest.mark.parametrize(("transport", "kept"), [("aiohttp", False), ("httpcore", True)])
+async def test_a_body_sent_with_a_204_never_reaches_the_next_url(
+    transport: str, kept: bool
+) -> None:
+    """Body bytes in the same packet as the 204. httpcore returns the 204 and left the bytes
+    for the next response on the connection; aiohttp's parser reads them at once as a next
+    status line and fails the 204 itself (invalid_response: a 204 with a body is one), then
+    closes the connection. Either way the next URL gets a clean connection."""
+    async with http_server() as server, fetcher(transport, []) as f:
+        server.raw["/empty"] = b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\nhello"
+        try:
+            empty: int | None = (await f.fetch(server.url("/empty"))).status
+        except InvalidResponse:
+            empty = None
+        after = await f.fetch(server.url("/after"))
+    assert empty == (204 if kept else None)
+    assert (after.status, after.body) == (200, PAGE)
+    assert server.connections == 2
 
 
 # -- memory -----------------------------------------------------------------------------------
