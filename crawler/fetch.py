@@ -214,8 +214,9 @@ class Fetcher:
                 retry_after=wanted.get("retry-after"),
                 robots_tag=wanted.get("x-robots-tag"),
                 notes=notes,
-                headers=tuple(items),
+                headers=tuple(response.headers.raw),
                 http_version=response.http_version,
+                reason=response.extensions.get("reason_phrase", b""),
             )
         finally:
             if response.status_code in BODILESS_STATUSES:

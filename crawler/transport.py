@@ -29,6 +29,7 @@ import yarl
 from multidict import CIMultiDict
 
 SessionFactory = Callable[[], aiohttp.ClientSession]
+_PROTOCOLS = {aiohttp.HttpVersion10: b"HTTP/1.0", aiohttp.HttpVersion11: b"HTTP/1.1"}
 BODILESS_STATUSES = frozenset({204, 304})
 """Statuses whose response ends with its headers (RFC 9110 15.3.5, 15.4.5): a connection that
 carried one is closed, never reused. Bytes a server sends after it anyway (the body it may not
@@ -64,7 +65,12 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             status_code=response.status,
             headers=response.raw_headers,
             stream=_Body(response),
-            extensions={"http_version": b"HTTP/1.1"},
+            # As httpcore gives them: the status line's protocol and reason phrase as received
+            # (aiohttp decodes the phrase with surrogateescape, so this gives its bytes back).
+            extensions={
+                "http_version": _protocol(response.version),
+                "reason_phrase": (response.reason or "").encode("utf-8", "surrogateescape"),
+            },
         )
 
     def _headers(self, headers: httpx.Headers) -> CIMultiDict[str]:
@@ -93,6 +99,13 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+def _protocol(version: aiohttp.HttpVersion | None) -> bytes:
+    """The status line's protocol, ``HTTP/1.1`` for the common ones without formatting."""
+    if version is None:
+        return b"HTTP/1.1"
+    return _PROTOCOLS.get(version) or b"HTTP/%d.%d" % (version.major, version.minor)
 
 
 class _Body(httpx.AsyncByteStream):
