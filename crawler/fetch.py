@@ -7,8 +7,9 @@ crawler never sees a transport library's names.
 
 Per request:
 
-- redirects are not followed: a 3xx comes back as a :class:`Response` with its ``Location``,
-  and the engine sends the target through the frontier (scope, dedup, politeness);
+- redirects are not followed: a 3xx comes back as a :class:`Response` with its raw
+  ``Location``, whatever it holds, and the engine sends the target through the frontier
+  (scope, dedup, politeness);
 - the address guard is asked before every request (no connection to private addresses);
 - the body is read only for HTML (decided from the headers) and decoded here, not by httpx, so
   that decompression itself stops at ``max_body_bytes``: a gzip bomb costs at most the cap.
@@ -53,7 +54,12 @@ from crawler.errors import (
     UnsupportedURL,
 )
 from crawler.models import Response, is_html_type
-from crawler.transport import AiohttpTransport, announcing_request_class
+from crawler.transport import (
+    BODILESS_STATUSES,
+    AiohttpTransport,
+    ClosingAfterBodiless,
+    announcing_request_class,
+)
 
 ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1"
 KEEPALIVE_SECONDS = 5.0
@@ -208,10 +214,13 @@ class Fetcher:
                 retry_after=wanted.get("retry-after"),
                 robots_tag=wanted.get("x-robots-tag"),
                 notes=notes,
-                headers=tuple(items),
+                headers=tuple(response.headers.raw),
                 http_version=response.http_version,
+                reason=response.extensions.get("reason_phrase", b""),
             )
         finally:
+            if response.status_code in BODILESS_STATUSES:
+                await _close_connection(response)
             await response.aclose()
             # httpx's response and its stream refer to each other: left so, every response
             # (aiohttp's under it: ~36 objects) is freed only by the cyclic garbage
@@ -252,6 +261,19 @@ _WANTED_HEADERS = frozenset(
 )
 
 
+async def _close_connection(response: httpx.Response) -> None:
+    """Close the connection that carried ``response`` so that it is never reused (see
+    :data:`~crawler.transport.BODILESS_STATUSES`), when the transport says which it is: httpx's
+    own (httpcore) does, in the ``network_stream`` extension; ours closes it itself
+    (:class:`~crawler.transport.ClosingAfterBodiless`).
+
+    Closed before the response: closing the response returns the connection to the pool, where
+    a waiting request could take it at once; a closed one the pool sees expired, and drops."""
+    stream = response.extensions.get("network_stream")
+    if stream is not None:
+        await stream.aclose()
+
+
 def _pick_headers(items: list[tuple[str, str]]) -> dict[str, str]:
     """The headers the crawler reads, from one pass over the response's (lower-cased) items.
 
@@ -275,7 +297,8 @@ class _NoCookies(httpx.Cookies):
 
 
 class _Client(httpx.AsyncClient):
-    """``httpx.AsyncClient`` whose cookie store is :class:`_NoCookies`.
+    """``httpx.AsyncClient`` whose cookie store is :class:`_NoCookies`, and which sends each
+    request once, with no redirect handling.
 
     The client reads its jar through its public ``cookies`` property (to add Cookie headers,
     to store Set-Cookie); overriding the property is the public way to give it ours."""
@@ -291,6 +314,18 @@ class _Client(httpx.AsyncClient):
     @cookies.setter
     def cookies(self, cookies: object) -> None:
         raise AttributeError("the crawl's cookies are kept per host, by crawler.cookies")
+
+    async def _send_handling_redirects(
+        self, request: httpx.Request, follow_redirects: bool, history: list[httpx.Response]
+    ) -> httpx.Response:
+        # httpx builds the next request for every 3xx it receives, even with
+        # follow_redirects=False, and a Location it cannot parse as a URL it can send
+        # (javascript:, mailto:, "http://[::1", a control byte) raises there, losing the
+        # response: the page failed (unsupported_url, or connection_dropped, retried and
+        # counted by the circuit breaker) instead of being kept as the 3xx it is. The crawler
+        # never follows redirects here (the frontier does), so it sends the one request; the
+        # raw Location goes to crawler.extract's redirect rules. No public API turns this off.
+        return await self._send_single_request(request)
 
 
 _sending: ContextVar[str | None] = ContextVar("crawler_fetch_sending", default=None)
@@ -327,6 +362,7 @@ def _aiohttp_transport(
             cookie_jar=aiohttp.DummyCookieJar(),  # httpx's client keeps the cookies
             trust_env=False,
             request_class=request_class,
+            response_class=ClosingAfterBodiless,
         )
         # aiohttp sends a GET again, once, when its connection is reset or closed before the
         # response (on a new connection too): under the frontier's retries every such URL was

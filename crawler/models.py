@@ -43,9 +43,13 @@ class Response:
     """The ``X-Robots-Tag`` header(s), comma-joined, if any."""
     notes: tuple[str, ...] = ()
     """Things that went wrong without losing the page (e.g. ``truncated_encoding``)."""
-    headers: tuple[tuple[str, str], ...] = ()
-    """All response headers as received, in order (for archiving: WARC)."""
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+    """All response headers as received, in order, names in their case, values in their bytes
+    (for archiving: WARC)."""
     http_version: str = "HTTP/1.1"
+    """The status line's protocol as received (``HTTP/1.0``, ``HTTP/1.1``; httpx's ``HTTP/2``)."""
+    reason: bytes = b""
+    """The status line's reason phrase as received (``b"Fine"``; empty if there was none)."""
 
     @property
     def is_html(self) -> bool:

@@ -29,6 +29,12 @@ import yarl
 from multidict import CIMultiDict
 
 SessionFactory = Callable[[], aiohttp.ClientSession]
+_PROTOCOLS = {aiohttp.HttpVersion10: b"HTTP/1.0", aiohttp.HttpVersion11: b"HTTP/1.1"}
+BODILESS_STATUSES = frozenset({204, 304})
+"""Statuses whose response ends with its headers (RFC 9110 15.3.5, 15.4.5): a connection that
+carried one is closed, never reused. Bytes a server sends after it anyway (the body it may not
+have) would otherwise be read as the start of the next response on that connection, failing
+an innocent URL; a new connection costs little for statuses this rare."""
 MAX_HEADER_SETS = 4096
 """Distinct request header sets kept converted for aiohttp (about one per host)."""
 
@@ -59,7 +65,12 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             status_code=response.status,
             headers=response.raw_headers,
             stream=_Body(response),
-            extensions={"http_version": b"HTTP/1.1"},
+            # As httpcore gives them: the status line's protocol and reason phrase as received
+            # (aiohttp decodes the phrase with surrogateescape, so this gives its bytes back).
+            extensions={
+                "http_version": _protocol(response.version),
+                "reason_phrase": (response.reason or "").encode("utf-8", "surrogateescape"),
+            },
         )
 
     def _headers(self, headers: httpx.Headers) -> CIMultiDict[str]:
@@ -90,6 +101,13 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             await self._session.close()
 
 
+def _protocol(version: aiohttp.HttpVersion | None) -> bytes:
+    """The status line's protocol, ``HTTP/1.1`` for the common ones without formatting."""
+    if version is None:
+        return b"HTTP/1.1"
+    return _PROTOCOLS.get(version) or b"HTTP/%d.%d" % (version.major, version.minor)
+
+
 class _Body(httpx.AsyncByteStream):
     """The response body as aiohttp buffers it; closing returns the connection to the pool
     when the body was read to its end, and closes it otherwise."""
@@ -104,6 +122,22 @@ class _Body(httpx.AsyncByteStream):
 
     async def aclose(self) -> None:
         self._response.release()
+
+
+class ClosingAfterBodiless(aiohttp.ClientResponse):
+    """The session's response class (``response_class=``): closes the connection of a response
+    with a bodiless status (:data:`BODILESS_STATUSES`) instead of leaving it in the pool.
+
+    aiohttp returns such a connection to the pool as soon as the headers are read (its empty
+    body is complete at once), before anyone sees the status; it is closed here, right after,
+    with no await in between, so no other request can have taken it."""
+
+    async def start(self, connection: aiohttp.connector.Connection) -> aiohttp.ClientResponse:
+        protocol = connection.protocol
+        response = await super().start(connection)
+        if self.status in BODILESS_STATUSES and protocol is not None:
+            protocol.close()
+        return response
 
 
 def announcing_request_class(

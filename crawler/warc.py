@@ -14,7 +14,8 @@ gzip member, so even an ``.open`` file left by ``kill -9`` reads up to its last 
 Records. Per response (every response, retried ones too, in the order they arrived):
 
 - ``response``: ``WARC-Target-URI`` the URL, ``WARC-Date`` when the response was complete
-  (microseconds), the status line and headers as received, and the body as the crawler has it.
+  (microseconds), the status line and headers as received (their bytes: :class:`_AsReceived`),
+  and the body as the crawler has it.
   The fetch layer decodes ``Content-Encoding`` and removes chunking, so ``Content-Encoding`` and
   ``Transfer-Encoding`` are kept as ``X-Crawler-Orig-Content-Encoding`` /
   ``X-Crawler-Orig-Transfer-Encoding``, and ``Content-Length`` is set to the payload's length
@@ -50,7 +51,6 @@ import os
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http import HTTPStatus
 from io import BytesIO
 from pathlib import Path
 from types import TracebackType
@@ -70,10 +70,12 @@ from crawler.urls import host_key
 DEFAULT_PREFIX = "crawler"
 DEFAULT_SPOOL_BYTES = 32 * 1024 * 1024
 """Bytes of responses waiting for the writer before the workers wait (see Spool)."""
-_REWRITTEN = ("content-encoding", "transfer-encoding")
+_REWRITTEN = (b"content-encoding", b"transfer-encoding")
 WarcRecord = Any
 """warcio's ``ArcWarcRecord`` (warcio has no type hints)."""
-_ORIGINAL = "X-Crawler-Orig-"
+_ORIGINAL = b"X-Crawler-Orig-"
+_REQUEST_PROTOCOL = "HTTP/1.1"
+"""What both transports send (httpx's HTTP/2 is not enabled), whatever the server answers."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,33 +285,51 @@ class _WarcFiles:
 def _response_record(writer: WARCWriter, capture: Capture) -> WarcRecord:
     response = capture.response
     body = response.body
-    headers: list[tuple[str, str]] = []
-    original_length: str | None = None
+    length = b"%d" % len(body)
+    headers: list[tuple[bytes, bytes]] = []
+    original_length: bytes | None = None
     for name, value in response.headers:
         lower = name.lower()
         if lower in _REWRITTEN:
             headers.append((_ORIGINAL + name, value))
-        elif lower == "content-length":
+        elif lower == b"content-length":
             original_length = value
         else:
             headers.append((name, value))
-    if original_length is not None and original_length.strip() != str(len(body)):
-        headers.append((_ORIGINAL + "Content-Length", original_length))
-    headers.append(("Content-Length", str(len(body))))
+    if original_length is not None and original_length.strip() != length:
+        headers.append((_ORIGINAL + b"Content-Length", original_length))
+    headers.append((b"Content-Length", length))
     warc_headers = {"WARC-Date": _warc_date(capture.at)}
     if response.truncated:
         warc_headers["WARC-Truncated"] = "length"
     elif not body and not _announced_empty(original_length) and _not_read(response):
         warc_headers["WARC-Truncated"] = "unspecified"
-    status = f"{response.status} {_reason(response.status)}".rstrip()
+    status_line = b"%s %d %s" % (response.http_version.encode(), response.status, response.reason)
     return writer.create_warc_record(
         capture.url,
         "response",
         payload=BytesIO(body),
         length=len(body),
         warc_headers_dict=warc_headers,
-        http_headers=StatusAndHeaders(status, headers, protocol=_protocol(response)),
+        http_headers=_AsReceived(status_line.rstrip(), headers),
     )
+
+
+class _AsReceived(StatusAndHeaders):  # type: ignore[misc]  # warcio has no type hints
+    """A status line and headers that warcio writes as these bytes.
+
+    warcio's own encodes its text (headers decoded as Latin-1) as ASCII, percent-encoding
+    whatever is not (``caf\xe9`` became ``caf%C3%A9``); its parsed view here (Latin-1 text) is
+    for its readers, the bytes are the record."""
+
+    def __init__(self, status_line: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+        protocol, _, status = status_line.decode("latin-1").partition(" ")
+        super().__init__(status, headers, protocol=protocol)
+        lines = [status_line, *(name + b": " + value for name, value in headers)]
+        self._raw = b"\r\n".join(lines) + b"\r\n\r\n"
+
+    def compute_headers_buffer(self, header_filter: object = None) -> None:
+        self.headers_buff = self._raw
 
 
 def _request_record(writer: WARCWriter, capture: Capture, user_agent: str) -> WarcRecord:
@@ -323,7 +343,7 @@ def _request_record(writer: WARCWriter, capture: Capture, user_agent: str) -> Wa
         ("Connection", "keep-alive"),
     ]
     http_headers = StatusAndHeaders(
-        f"GET {target} {_protocol(capture.response)}", headers, is_http_request=True
+        f"GET {target} {_REQUEST_PROTOCOL}", headers, is_http_request=True
     )
     return writer.create_warc_record(
         capture.url,
@@ -372,20 +392,8 @@ def _warc_date(at: datetime) -> str:
     return f"{at:%Y-%m-%dT%H:%M:%S}.{at.microsecond:06d}Z"
 
 
-def _reason(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return ""
-
-
-def _protocol(response: Response) -> str:
-    # httpx says "HTTP/1.1" or "HTTP/2"; the record keeps it as the status line's protocol.
-    return response.http_version or "HTTP/1.1"
-
-
-def _announced_empty(content_length: str | None) -> bool:
-    return content_length is not None and content_length.strip() == "0"
+def _announced_empty(content_length: bytes | None) -> bool:
+    return content_length is not None and content_length.strip() == b"0"
 
 
 def _not_read(response: Response) -> bool:

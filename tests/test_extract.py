@@ -69,6 +69,11 @@ def test_redirect_target_is_followed_with_one_more_hop() -> None:
         ("/p", 0, "redirect_loop"),
         ("/q", 3, "too_many_redirects"),
         ("ftp://a.test/f", 0, "redirect_invalid"),
+        # Locations httpx could not parse, which the fetch layer now returns raw (issue 23).
+        ("javascript:void(0)", 0, "redirect_invalid"),
+        ("about:blank", 0, "redirect_invalid"),
+        ("http://[::1", 0, "redirect_invalid"),
+        ("/a\x01b", 0, "redirect_invalid"),
         (None, 0, "redirect_without_location"),
     ],
 )

@@ -1,5 +1,6 @@
-"""The fetch layer against a real HTTP server on 127.0.0.1, over both transports: cookies, and
-the moment a request is announced as sent (``Fetcher(on_request_sent=...)``).
+"""The fetch layer against a real HTTP server on 127.0.0.1, over both transports: cookies,
+responses as received (redirects httpx cannot parse, interim and bodiless responses), and the
+moment a request is announced as sent (``Fetcher(on_request_sent=...)``).
 
 The server runs on the test's own event loop, so what it has received is known exactly when
 the fetch returns, with no waiting."""
@@ -18,7 +19,7 @@ import pytest
 from crawler import addresses
 from crawler.addresses import AddressBlocked, AddressGuard
 from crawler.config import FetchSection
-from crawler.errors import ConnectFailed, ConnectionDropped
+from crawler.errors import ConnectFailed, ConnectionDropped, InvalidResponse
 from crawler.fetch import Fetcher
 
 pytestmark = pytest.mark.anyio
@@ -32,7 +33,9 @@ class Server:
     decoded as Latin-1, so byte for byte) as it arrives. A target in ``set_cookie`` answers
     with that raw Set-Cookie value (``/login``: ``sid=42``); one in ``needs_cookie`` answers 403
     to a request without a Cookie header; one in ``drop_once`` is, the first time, read and
-    then its connection closed without an answer."""
+    then its connection closed without an answer. One in ``raw`` is answered with those bytes,
+    exactly, in one write; one in ``stray`` leaves those bytes to be written, on the same
+    connection, just before the answer to the next request there (bytes that arrive late)."""
 
     def __init__(self, host: str) -> None:
         self.host = host
@@ -40,6 +43,9 @@ class Server:
         self.set_cookie: dict[str, bytes] = {"/login": b"sid=42; Path=/"}
         self.needs_cookie: set[str] = set()
         self.drop_once: set[str] = set()
+        self.raw: dict[str, bytes] = {}
+        self.stray: dict[str, bytes] = {}
+        self.connections = 0
         self.port = 0
         self._writers: set[asyncio.StreamWriter] = set()
 
@@ -51,6 +57,8 @@ class Server:
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
+        self.connections += 1
+        pending = b""  # stray bytes left by the last answer on this connection
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -61,14 +69,20 @@ class Server:
                 if target in self.drop_once:
                     self.drop_once.discard(target)
                     return
+                if target in self.raw:
+                    writer.write(pending + self.raw[target])
+                    pending = self.stray.get(target, b"")
+                    await writer.drain()
+                    continue
                 cookie = self.set_cookie.get(target)
                 extra = b"Set-Cookie: %s\r\n" % cookie if cookie is not None else b""
                 refused = target in self.needs_cookie and "cookie" not in self.requests[-1][1]
                 writer.write(
-                    b"HTTP/1.1 %s\r\nContent-Type: text/html\r\n"
+                    b"%sHTTP/1.1 %s\r\nContent-Type: text/html\r\n"
                     b"Content-Length: %d\r\n%s\r\n%s"
-                    % (b"403 Forbidden" if refused else b"200 OK", len(PAGE), extra, PAGE)
+                    % (pending, b"403 Forbidden" if refused else b"200 OK", len(PAGE), extra, PAGE)
                 )
+                pending = b""
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass  # the client closed the connection
@@ -176,6 +190,101 @@ async def test_a_latin_1_cookie_goes_back_too(transport: str, sent: bytes) -> No
         await f.fetch(server.url("/login"))
         await f.fetch(server.url("/after"))
     assert [cookie and cookie.encode("latin-1") for cookie in server.cookies_sent()] == [None, sent]
+
+
+# -- responses as received -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize(
+    "location",
+    [
+        b"javascript:void(0)",
+        b"mailto:someone@example.com",
+        b"data:text/html,x",
+        b"tel:+1-555-0100",
+        b"about:blank",
+        b"http://[::1",
+        b"/a\x01b",
+    ],
+)
+async def test_a_redirect_httpx_cannot_parse_is_returned_as_received(
+    transport: str, location: bytes
+) -> None:
+    # httpx built the next request even with follow_redirects=False, and raised on these:
+    # unsupported_url, or connection_dropped (retried, counted by the circuit breaker). The
+    # 302 comes back with its raw Location, for crawler.extract to note redirect_invalid.
+    async with http_server() as server, fetcher(transport, []) as f:
+        server.raw["/moved"] = (
+            b"HTTP/1.1 302 Found\r\nLocation: %s\r\nContent-Length: 0\r\n\r\n" % location
+        )
+        moved = await f.fetch(server.url("/moved"))
+        after = await f.fetch(server.url("/after"))
+    assert (moved.status, moved.location) == (302, location.decode("latin-1"))
+    assert after.status == 200
+    assert [target for target, _ in server.requests] == ["/moved", "/after"]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize(
+    "interim",
+    [
+        b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n",
+        b"HTTP/1.1 100 Continue\r\n\r\n",
+        b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"
+        b"HTTP/1.1 103 Early Hints\r\nLink: </b.css>\r\n\r\n",
+    ],
+)
+async def test_interim_responses_read_with_the_final_one_are_skipped(
+    transport: str, interim: bytes
+) -> None:
+    # RFC 9110 15.2: a client parses and skips any 1xx before the final response; here all of
+    # them arrive in one packet with it, and the connection serves the next request.
+    final = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n\r\n%s"
+    async with http_server() as server, fetcher(transport, []) as f:
+        server.raw["/hinted"] = interim + final % (len(PAGE), PAGE)
+        hinted = await f.fetch(server.url("/hinted"))
+        after = await f.fetch(server.url("/after"))
+    assert (hinted.status, hinted.body) == (200, PAGE)
+    assert (after.status, after.body) == (200, PAGE)
+    assert server.connections == 1
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("status", [b"204 No Content", b"304 Not Modified"])
+async def test_bytes_arriving_after_a_bodiless_response_never_reach_the_next_url(
+    transport: str, status: bytes
+) -> None:
+    # The body a 204/304 may not have, written late (after the client took the response):
+    # on the kept-alive connection it was read as the next URL's status line, failing it.
+    async with http_server() as server, fetcher(transport, []) as f:
+        server.raw["/empty"] = b"HTTP/1.1 %s\r\nContent-Type: text/html\r\n\r\n" % status
+        server.stray["/empty"] = b"<p>a body this status cannot have</p>"
+        empty = await f.fetch(server.url("/empty"))
+        after = await f.fetch(server.url("/after"))
+    assert (empty.status, empty.body) == (int(status[:3]), b"")
+    assert (after.status, after.body) == (200, PAGE)
+    assert server.connections == 2  # the bodiless response's connection was not reused
+
+
+@pytest.mark.parametrize(("transport", "kept"), [("aiohttp", False), ("httpcore", True)])
+async def test_a_body_sent_with_a_204_never_reaches_the_next_url(
+    transport: str, kept: bool
+) -> None:
+    """Body bytes in the same packet as the 204. httpcore returns the 204 and left the bytes
+    for the next response on the connection; aiohttp's parser reads them at once as a next
+    status line and fails the 204 itself (invalid_response: a 204 with a body is one), then
+    closes the connection. Either way the next URL gets a clean connection."""
+    async with http_server() as server, fetcher(transport, []) as f:
+        server.raw["/empty"] = b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\nhello"
+        try:
+            empty: int | None = (await f.fetch(server.url("/empty"))).status
+        except InvalidResponse:
+            empty = None
+        after = await f.fetch(server.url("/after"))
+    assert empty == (204 if kept else None)
+    assert (after.status, after.body) == (200, PAGE)
+    assert server.connections == 2
 
 
 # -- memory -----------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ index checked against the records, rotation, header rewriting, and the spool's b
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 from pathlib import Path
 from typing import Any
@@ -12,10 +13,10 @@ import pytest
 from warcio.archiveiterator import ArchiveIterator  # type: ignore[import-untyped]
 
 from crawler.abort import AbortController
-from crawler.config import Config, load_config
+from crawler.config import Config, FetchSection, load_config
 from crawler.demosite import SiteServer, SiteSpec, render
 from crawler.engine import Crawl
-from crawler.fetch import ACCEPT, ACCEPT_ENCODING
+from crawler.fetch import ACCEPT, ACCEPT_ENCODING, Fetcher
 from crawler.models import Lease, Response
 from crawler.spool import Spool
 from crawler.warc import WarcArchive, surt
@@ -161,15 +162,15 @@ async def test_files_rotate_at_the_size_limit_and_each_is_complete(tmp_path: Pat
 async def test_decoded_bodies_get_consistent_headers(tmp_path: Path) -> None:
     lease = Lease(1, "http://a.test/x?q=1", "a.test", 0)
     headers = (
-        ("Content-Type", "text/html"),
-        ("Content-Encoding", "gzip"),
-        ("Transfer-Encoding", "chunked"),
-        ("Set-Cookie", "a=1"),
-        ("Set-Cookie", "b=2"),
+        (b"Content-Type", b"text/html"),
+        (b"Content-Encoding", b"gzip"),
+        (b"Transfer-Encoding", b"chunked"),
+        (b"Set-Cookie", b"a=1"),
+        (b"Set-Cookie", b"b=2"),
     )
     gzipped = Response(lease.url, 200, "text/html", b"<p>hi</p>", headers=headers)
     cut = Response(lease.url, 200, "text/html", b"x" * 100, truncated=True)
-    image = Response(lease.url, 200, "image/png", b"", headers=(("Content-Type", "image/png"),))
+    image = Response(lease.url, 200, "image/png", b"", headers=((b"Content-Type", b"image/png"),))
     async with WarcArchive(tmp_path, max_bytes=10**9, user_agent="t") as archive:
         for response in (gzipped, cut, image):
             archive.add(lease, response)
@@ -189,6 +190,48 @@ async def test_decoded_bodies_get_consistent_headers(tmp_path: Path) -> None:
     assert third["payload"] == b""
     assert third["warc"]["WARC-Truncated"] == "unspecified"
     assert archive.records == 3
+
+
+RECEIVED_HEAD = b"HTTP/1.0 200 Fine\r\nX-Latin: caf\xe9\r\ncontent-TYPE: text/html\r\n"
+RECEIVED_BODY = b"<p>fine</p>"
+
+
+async def answer_as_received(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """One HTTP/1.0 answer, byte for byte, then close (its body ends at the close)."""
+    try:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(RECEIVED_HEAD + b"\r\n" + RECEIVED_BODY)
+        await writer.drain()
+    finally:
+        writer.close()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("transport", ["aiohttp", "httpcore"])
+async def test_the_status_line_and_headers_are_archived_as_received(
+    tmp_path: Path, transport: str
+) -> None:
+    # They were archived as "HTTP/1.1 200 OK", "x-latin: caf%C3%A9", names lower-cased.
+    server = await asyncio.start_server(answer_as_received, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/fine"
+    section = FetchSection(transport=transport)  # type: ignore[arg-type]
+    try:
+        async with Fetcher(section, user_agent="t", concurrency=1) as fetcher:
+            response = await fetcher.fetch(url)
+    finally:
+        server.close()
+        await server.wait_closed()
+    async with WarcArchive(tmp_path, max_bytes=10**9, user_agent="t") as archive:
+        archive.add(Lease(1, url, "127.0.0.1", 0), response)
+        archive.close()
+        async with asyncio.timeout(10):
+            await archive.run()
+    (path,) = archive.files
+    record = b"\r\n\r\n" + RECEIVED_HEAD + b"Content-Length: 11\r\n\r\n" + RECEIVED_BODY
+    assert record in gzip.decompress(path.read_bytes())
+    (archived,) = (r for r in read_warc(path) if r["type"] == "response")  # digests checked
+    assert (archived["http"].protocol, archived["http"].statusline) == ("HTTP/1.0", "200 Fine")
+    assert archived["payload"] == RECEIVED_BODY
 
 
 def test_surt_keys() -> None:
