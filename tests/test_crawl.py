@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import threading
 from collections import Counter
 from contextlib import closing
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from crawler.abort import AbortController
 from crawler.config import Config, load_config
 from crawler.demosite import SiteServer, SiteSpec, expected_pages, expected_statuses
 from crawler.engine import Crawl
-from tests.helpers import assert_consistent, database, pages, wait_until
+from tests.helpers import ThreadedSite, assert_consistent, database, pages, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -99,7 +98,7 @@ async def test_page_budget(tmp_path: Path) -> None:
     assert len(pages(tmp_path / "crawl.db")) == 10
 
 
-class FlakySite:
+class FlakySite(ThreadedSite):
     """``/`` links to ``/flaky`` then ``/other``; ``/flaky`` answers 503 once, then 200."""
 
     def __init__(self) -> None:
@@ -127,16 +126,7 @@ class FlakySite:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def __enter__(self) -> FlakySite:
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
 
 
 async def test_a_retry_pending_when_the_budget_runs_out_is_still_fetched(tmp_path: Path) -> None:
@@ -155,7 +145,7 @@ async def test_a_retry_pending_when_the_budget_runs_out_is_still_fetched(tmp_pat
     }
 
 
-class MembersSite:
+class MembersSite(ThreadedSite):
     """``/`` sets a session cookie and links to ``/members``, which answers 403 without it."""
 
     def __init__(self) -> None:
@@ -176,16 +166,7 @@ class MembersSite:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def __enter__(self) -> MembersSite:
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
 
 
 @pytest.mark.parametrize(("cookies", "members"), [("per-host", 200), ("off", 403)])

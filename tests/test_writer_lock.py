@@ -9,14 +9,22 @@ import signal
 import sqlite3
 import threading
 from contextlib import closing
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+from types import TracebackType
 
 import pytest
 
 from crawler.errors import StorageError
 from crawler.writer_lock import WriterLock
-from tests.helpers import assert_consistent, crawl_process, pages, write_config, write_seeds
+from tests.helpers import (
+    ThreadedSite,
+    assert_consistent,
+    crawl_process,
+    pages,
+    write_config,
+    write_seeds,
+)
 
 HOLD_LIMIT = 60.0
 """A held response is answered after this long at the latest, released or not."""
@@ -24,7 +32,7 @@ WAIT = 30.0
 """Deadline for a process, or the server, to reach the step a test waits for."""
 
 
-class HeldSite:
+class HeldSite(ThreadedSite):
     """``/`` links to ``/held``, whose answer waits until :attr:`release` is set;
     :attr:`arrived` is set when a request for it has come in."""
 
@@ -53,18 +61,16 @@ class HeldSite:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        super().__init__(Handler)
 
-    def __enter__(self) -> HeldSite:
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release.set()  # before shutdown, which waits for the handler held on it
+        super().__exit__(exc_type, exc, tb)
 
 
 def run_args(tmp_path: Path, site: HeldSite, db: Path) -> tuple[str | Path, ...]:
