@@ -295,3 +295,44 @@ def test_storage_failure_mid_crawl_exits_1_with_one_line(
     assert result.exit_code == 1
     assert "error: cannot write to database c.db: database or disk is full" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--allow-domain", "http://example.com/"], "`crawl.allow_domains` must list domain"),
+        (["--allow-domain", ""], "`crawl.allow_domains` must list domain"),
+        (["--user-agent", ""], "`crawl.user_agent` must be printable ASCII"),
+        (["--user-agent", "crawlér/1"], "`crawl.user_agent` must be printable ASCII"),
+        (["--user-agent", "crawler/1\r\nX-Injected: 1"], "`crawl.user_agent` must be"),
+    ],
+)
+def test_a_bad_flag_value_is_one_line_naming_the_key_before_any_request(
+    tmp_path: Path, flags: list[str], message: str
+) -> None:
+    db = tmp_path / "c.db"
+    with SiteServer(SiteSpec(pages=3)) as site:
+        seeds = write_seeds(tmp_path, f"{site.base_url}/")
+        result = runner.invoke(
+            app,
+            ["run", str(seeds), "--db", str(db), "--config", str(write_config(tmp_path)), *flags],
+        )
+        assert site.total_requests == 0
+    assert result.exit_code == 1
+    (line,) = result.output.splitlines()
+    assert line.startswith(f"error: invalid config from the command line: {message}")
+    assert not db.exists()
+
+
+def test_a_bad_environment_value_exits_1_naming_the_variable(tmp_path: Path) -> None:
+    seeds = write_seeds(tmp_path, "http://a.test/")
+    result = runner.invoke(
+        app,
+        ["run", str(seeds), "--config", str(write_config(tmp_path))],
+        env={"CRAWL_CRAWL__CONCURRENCY": "many"},
+    )
+    assert result.exit_code == 1
+    assert result.output == (
+        "error: invalid config from environment variable CRAWL_CRAWL__CONCURRENCY: "
+        "Expected `int`, got `str` - at `crawl.concurrency`\n"
+    )
