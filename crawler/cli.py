@@ -344,8 +344,9 @@ def bench(
 
 def _setup_logging(debug: bool, log_format: LogFormat = "text") -> None:
     setup_logging(logging.DEBUG if debug else logging.INFO, log_format)
-    # httpx logs every request at INFO; our own progress line says enough.
-    logging.getLogger("httpx").setLevel(logging.DEBUG if debug else logging.WARNING)
+    # httpx logs every request at INFO; our own progress line says enough. Its debug records,
+    # like every library's, are left out even with --debug (crawler.logs).
+    logging.getLogger("httpx").setLevel(logging.INFO if debug else logging.WARNING)
 
 
 def _delete_database(db: Path) -> None:
