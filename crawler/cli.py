@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import logging
+import os
 import signal
 import traceback
 from collections.abc import Iterator
@@ -192,12 +193,23 @@ def run(
         raise typer.Exit(stop.reason.exit_code) from None
     except Exception as exc:  # the one place that turns errors into exit codes
         _fail(exc, debug)
-    _print_summary(report, db)
+    try:
+        _print_summary(report, db)
+    except OSError as exc:
+        # The crawl's work is in the database; that it could not be told is only a warning.
+        state = f"was interrupted ({report.aborted.message})" if report.aborted else "finished"
+        with contextlib.suppress(OSError):  # stderr may be as broken as stdout
+            typer.echo(
+                f"warning: cannot write the summary to stdout: {_stdout_failed(exc)}; "
+                f"the crawl itself {state}",
+                err=True,
+            )
     raise typer.Exit(report.aborted.exit_code if report.aborted else 0)
 
 
 @app.command("stats")
 def stats_command(
+    ctx: typer.Context,
     db: Annotated[Path, typer.Argument(help="Crawl database, finished or still being written.")],
     top: Annotated[
         int, typer.Option(min=1, help="Hosts to list, those with the most pages first.")
@@ -210,14 +222,20 @@ def stats_command(
     """Summarize a crawl database (read-only, safe while a crawl runs): frontier states,
     statuses, errors, depths, top hosts, throughput per minute."""
     try:
+        _require_stdout(ctx, "the report")
         report = read_report(db, top=top)
     except Exception as exc:
         _fail(exc, debug)
-    typer.echo(format_json(report) if as_json else format_text(report))
+    try:
+        typer.echo(format_json(report) if as_json else format_text(report))
+    except OSError as exc:
+        typer.echo(f"error: cannot write the report to stdout: {_stdout_failed(exc)}", err=True)
+        raise typer.Exit(1) from None
 
 
 @app.command("export")
 def export_command(
+    ctx: typer.Context,
     db: Annotated[Path, typer.Argument(help="Crawl database, finished or still being written.")],
     fmt: Annotated[
         ExportFormat,
@@ -225,7 +243,12 @@ def export_command(
     ] = ExportFormat.JSONL,
     out: Annotated[
         str,
-        typer.Option("--out", "-o", help="File to write, replaced only once complete; - stdout."),
+        typer.Option(
+            "--out",
+            "-o",
+            help="File to write, replaced only once complete; - stdout.",
+            callback=_not_empty,
+        ),
     ] = "-",
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
 ) -> None:
@@ -234,6 +257,7 @@ def export_command(
     try:
         with _signals_raise_aborted():
             if out == "-":
+                _require_stdout(ctx, "the export")
                 export_to_stream(db, fmt, typer.get_binary_stream("stdout"))
             else:
                 count = export_to_file(db, fmt, Path(out))
@@ -242,12 +266,41 @@ def export_command(
         kept = "" if out == "-" else f"; {out} was not written"
         typer.echo(f"interrupted ({stop}): the export is incomplete{kept}", err=True)
         raise typer.Exit(stop.reason.exit_code) from None
-    except BrokenPipeError:
+    except BrokenPipeError as exc:
         # The reader left early (`crawl export db | head`): the output is incomplete.
+        _stdout_failed(exc)
         typer.echo("error: the output pipe closed before the export finished", err=True)
+        raise typer.Exit(1) from None
+    except OSError as exc:  # from stdout: export_to_file's own are FatalErrors
+        why = _stdout_failed(exc)
+        typer.echo(f"error: cannot write the export to stdout: {why}; it is incomplete", err=True)
         raise typer.Exit(1) from None
     except Exception as exc:
         _fail(exc, debug)
+
+
+def _not_empty(value: str) -> str:
+    if not value:
+        raise typer.BadParameter("must be a file name, or - for stdout")
+    return value
+
+
+def _require_stdout(ctx: typer.Context, what: str) -> None:
+    """Fail with one line if stdout was closed when the command started (see :func:`main`):
+    ``what`` would go to ``/dev/null``, with exit code 0."""
+    if "stdout" in (ctx.obj or ()):
+        raise FatalError(f"stdout is closed: {what} has nowhere to go")
+
+
+def _stdout_failed(exc: OSError) -> str:
+    """Why a write to stdout failed, in words. Points stdout at ``/dev/null`` first, so that
+    the interpreter's own flush at exit cannot fail again (a second message, exit code 120)."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.close(null)
+    return (
+        "the output pipe closed" if isinstance(exc, BrokenPipeError) else exc.strerror or str(exc)
+    )
 
 
 @contextlib.contextmanager
@@ -403,4 +456,6 @@ def _print_summary(report: CrawlReport, db: Path) -> None:
 
 
 def main() -> None:
-    app()
+    # First: until the closed ones of fds 0-2 are reopened, any file could take their place.
+    closed = runtime.reopen_closed_standard_streams()
+    app(obj=closed)
