@@ -24,6 +24,7 @@ from crawler import __version__, runtime
 from crawler.abort import Aborted, AbortReason, AbortSignal
 from crawler.bench.command import DEFAULT_OUT as BENCH_OUT
 from crawler.bench.command import bench as run_benchmark
+from crawler.bench.command import prepare as prepare_benchmark
 from crawler.bodies import bodies_path
 from crawler.config import load_config
 from crawler.engine import Crawl, CrawlReport
@@ -378,7 +379,7 @@ def bench(
     pages/s, latency, CPU, memory, event-loop lag, politeness; JSON, table and PNG."""
     _setup_logging(debug)
     try:
-        run_benchmark(
+        options = prepare_benchmark(
             scenario or [],
             vs or [],
             transport or [],
@@ -391,6 +392,12 @@ def bench(
             profile=profile,
             echo=typer.echo,
         )
+    except ValueError as exc:  # an unknown name: the message says which and lists the known
+        raise typer.BadParameter(str(exc)) from None
+    except Exception as exc:
+        _fail(exc, debug)
+    try:
+        run_benchmark(options, scale=scale)
     except Exception as exc:
         _fail(exc, debug)
 
