@@ -2,11 +2,6 @@
 
 A bad line is reported with its line number and skipped; the caller decides what no valid seed
 at all means (the CLI: exit 1).
-
-The file is UTF-8, with or without a byte-order mark (Notepad and PowerShell write one). A
-UTF-16 file with its byte-order mark (PowerShell 5's ``>``) is read as UTF-16. A file with NUL
-characters left after that (UTF-16 without a mark, UTF-32, a binary file) is refused as a
-whole: no URL holds a NUL, and reporting every line of it helps nobody.
 """
 
 from __future__ import annotations
@@ -44,6 +39,10 @@ def parse_seeds(lines: list[str], source: str, *, max_url_length: int) -> Seeds:
 
 
 def read_seeds(path: Path, *, max_url_length: int) -> Seeds:
+    """The seeds in the file ``path``: UTF-8, with or without a byte-order mark (Notepad and
+    PowerShell write one), or UTF-16 with its mark (PowerShell 5's ``>``). A file with NUL
+    characters left after decoding (UTF-16 without a mark, UTF-32, not text) is refused as a
+    whole, :class:`SeedsError`: no URL holds a NUL, and a warning per line helps nobody."""
     try:
         data = path.read_bytes()
     except OSError as exc:
