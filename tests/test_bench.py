@@ -412,7 +412,7 @@ def test_stages_report_each_stage() -> None:
 
 
 # The smallest benchmark there is, in case a check below failed to stop it from starting.
-TINY = ["--scenario", "single-host", "--scale", "0.0001", "--no-ceiling"]
+TINY_FLAGS = ["--scenario", "single-host", "--scale", "0.0001", "--no-ceiling"]
 
 
 @pytest.mark.parametrize(
@@ -428,7 +428,7 @@ def test_bench_unknown_names_are_usage_errors(
     tmp_path: Path, option: str, value: str, message: str
 ) -> None:
     out = tmp_path / "out"
-    result = CliRunner().invoke(app, ["bench", *TINY, option, value, "--out", str(out)])
+    result = CliRunner().invoke(app, ["bench", *TINY_FLAGS, option, value, "--out", str(out)])
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert "internal error" not in result.output
@@ -438,7 +438,7 @@ def test_bench_unknown_names_are_usage_errors(
 def test_bench_out_onto_a_file_is_one_line_and_the_file_is_kept(tmp_path: Path) -> None:
     out = tmp_path / "results"
     out.write_text("mine\n")
-    result = CliRunner().invoke(app, ["bench", *TINY, "--out", str(out)])
+    result = CliRunner().invoke(app, ["bench", *TINY_FLAGS, "--out", str(out)])
     assert (result.exit_code, result.output) == (
         1,
         f"error: --out {out} is a file: it must be a directory for the results\n",
@@ -449,7 +449,9 @@ def test_bench_out_onto_a_file_is_one_line_and_the_file_is_kept(tmp_path: Path) 
 def test_bench_with_a_config_that_does_not_load_fails_at_once(tmp_path: Path) -> None:
     out = tmp_path / "out"
     missing = tmp_path / "nonexistent.toml"
-    result = CliRunner().invoke(app, ["bench", *TINY, "--out", str(out), "--config", str(missing)])
+    result = CliRunner().invoke(
+        app, ["bench", *TINY_FLAGS, "--out", str(out), "--config", str(missing)]
+    )
     assert (result.exit_code, result.output) == (
         1,
         f"error: cannot read config file {missing}: No such file or directory\n",
