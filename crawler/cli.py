@@ -244,22 +244,21 @@ def export_command(
     ] = ExportFormat.JSONL,
     out: Annotated[
         str,
-        typer.Option(
-            "--out",
-            "-o",
-            help="File to write, replaced only once complete; - stdout.",
-            callback=_not_empty,
-        ),
+        typer.Option("--out", "-o", help="File to write, replaced only once complete; - stdout."),
     ] = "-",
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
 ) -> None:
     """Write one record per stored page, in storage order (read-only, safe while a crawl
     runs; fields: README)."""
+    if not out:
+        raise typer.BadParameter("must be a file name, or - for stdout", param_hint="'--out'")
     try:
         with _signals_raise_aborted():
             if out == "-":
                 _require_stdout(ctx, "the export")
                 export_to_stream(db, fmt, typer.get_binary_stream("stdout"))
+            elif Path(out).is_dir():  # refused before the export, not after it
+                raise FatalError(f"cannot write {out}: it is a directory")
             else:
                 count = export_to_file(db, fmt, Path(out))
                 typer.echo(f"exported {count:,} pages to {out}", err=True)
@@ -278,12 +277,6 @@ def export_command(
         raise typer.Exit(1) from None
     except Exception as exc:
         _fail(exc, debug)
-
-
-def _not_empty(value: str) -> str:
-    if not value:
-        raise typer.BadParameter("must be a file name, or - for stdout")
-    return value
 
 
 def _require_stdout(ctx: typer.Context, what: str) -> None:

@@ -88,8 +88,6 @@ def export_to_file(db: Path, fmt: ExportFormat, out: Path) -> int:
     :class:`~crawler.errors.FatalError` when ``out`` cannot be written.
     """
     _refuse_to_overwrite_the_database(db, out)
-    if out.is_dir():
-        raise FatalError(f"cannot write {out}: it is a directory")
     with read_snapshot(db) as conn:
         # Not tempfile: its files are private (0600); this one gets the usual umask, like `>`.
         tmp = out.with_name(f".{out.name}.{secrets.token_hex(4)}.tmp")

@@ -89,18 +89,6 @@ def test_invalid_toml_and_missing_file(tmp_path: Path) -> None:
         load_config(tmp_path / "missing.toml", environ={})
 
 
-@pytest.mark.parametrize("token", ["MyBot", "my_bot", "Googlebot-Image", ""])
-def test_robots_token_accepts_product_tokens(token: str) -> None:
-    config = load_config(overrides={"crawl.robots_token": token}, environ={})
-    assert config.crawl.robots_token == token
-
-
-@pytest.mark.parametrize("token", ["My Bot", "MyBot/1.0", "MJ12bot", "*", "ツ"])
-def test_robots_token_rejects_what_rfc_9309_does_not_allow(token: str) -> None:
-    with pytest.raises(ConfigError, match=r"`crawl\.robots_token`"):
-        load_config(overrides={"crawl.robots_token": token}, environ={})
-
-
 def test_a_config_file_that_is_not_utf8_is_named_in_one_short_line(tmp_path: Path) -> None:
     path = tmp_path / "latin1.toml"
     padding = "# a long comment\n" * 6000  # 100 kB: none of it belongs in the message
@@ -154,3 +142,15 @@ def test_values_no_request_could_send_are_rejected_naming_key_and_source(
 def test_a_plain_user_agent_with_spaces_and_punctuation_is_accepted() -> None:
     agent = "Mozilla/5.0 (compatible; MyBot/1.0; +https://example.com/bot)"
     assert load_config(overrides={"crawl.user_agent": agent}, environ={}).crawl.user_agent == agent
+
+
+@pytest.mark.parametrize("token", ["MyBot", "my_bot", "Googlebot-Image", ""])
+def test_robots_token_accepts_product_tokens(token: str) -> None:
+    config = load_config(overrides={"crawl.robots_token": token}, environ={})
+    assert config.crawl.robots_token == token
+
+
+@pytest.mark.parametrize("token", ["My Bot", "MyBot/1.0", "MJ12bot", "*", "ツ"])
+def test_robots_token_rejects_what_rfc_9309_does_not_allow(token: str) -> None:
+    with pytest.raises(ConfigError, match=r"`crawl\.robots_token`"):
+        load_config(overrides={"crawl.robots_token": token}, environ={})
