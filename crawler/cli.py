@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import logging
+import os
 import signal
 import traceback
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from crawler import __version__, runtime
 from crawler.abort import Aborted, AbortReason, AbortSignal
 from crawler.bench.command import DEFAULT_OUT as BENCH_OUT
 from crawler.bench.command import bench as run_benchmark
+from crawler.bench.command import prepare as prepare_benchmark
 from crawler.bodies import bodies_path
 from crawler.config import MAX_CONCURRENCY, load_config
 from crawler.engine import Crawl, CrawlReport
@@ -199,12 +201,23 @@ def run(
         raise typer.Exit(stop.reason.exit_code) from None
     except Exception as exc:  # the one place that turns errors into exit codes
         _fail(exc, debug)
-    _print_summary(report, db)
+    try:
+        _print_summary(report, db)
+    except OSError as exc:
+        # The crawl's work is in the database; that it could not be told is only a warning.
+        state = f"was interrupted ({report.aborted.message})" if report.aborted else "finished"
+        with contextlib.suppress(OSError):  # stderr may be as broken as stdout
+            typer.echo(
+                f"warning: cannot write the summary to stdout: {_stdout_failed(exc)}; "
+                f"the crawl itself {state}",
+                err=True,
+            )
     raise typer.Exit(report.aborted.exit_code if report.aborted else 0)
 
 
 @app.command("stats")
 def stats_command(
+    ctx: typer.Context,
     db: Annotated[Path, typer.Argument(help="Crawl database, finished or still being written.")],
     top: Annotated[
         int, typer.Option(min=1, help="Hosts to list, those with the most pages first.")
@@ -217,14 +230,20 @@ def stats_command(
     """Summarize a crawl database (read-only, safe while a crawl runs): frontier states,
     statuses, errors, depths, top hosts, throughput per minute."""
     try:
+        _require_stdout(ctx, "the report")
         report = read_report(db, top=top)
     except Exception as exc:
         _fail(exc, debug)
-    typer.echo(format_json(report) if as_json else format_text(report))
+    try:
+        typer.echo(format_json(report) if as_json else format_text(report))
+    except OSError as exc:
+        typer.echo(f"error: cannot write the report to stdout: {_stdout_failed(exc)}", err=True)
+        raise typer.Exit(1) from None
 
 
 @app.command("export")
 def export_command(
+    ctx: typer.Context,
     db: Annotated[Path, typer.Argument(help="Crawl database, finished or still being written.")],
     fmt: Annotated[
         ExportFormat,
@@ -242,10 +261,15 @@ def export_command(
 ) -> None:
     """Write one record per stored page, in storage order (read-only, safe while a crawl
     runs; fields: README)."""
+    if not out:
+        raise typer.BadParameter("must be a file name, or - for stdout", param_hint="'--out'")
     try:
         with _signals_raise_aborted():
             if out == "-":
+                _require_stdout(ctx, "the export")
                 export_to_stream(db, fmt, typer.get_binary_stream("stdout"))
+            elif Path(out).is_dir():  # refused before the export, not after it
+                raise FatalError(f"cannot write {out}: it is a directory")
             else:
                 count = export_to_file(db, fmt, Path(out))
                 typer.echo(f"exported {count:,} pages to {out}", err=True)
@@ -253,12 +277,35 @@ def export_command(
         kept = "" if out == "-" else f"; {out} was not written"
         typer.echo(f"interrupted ({stop}): the export is incomplete{kept}", err=True)
         raise typer.Exit(stop.reason.exit_code) from None
-    except BrokenPipeError:
+    except BrokenPipeError as exc:
         # The reader left early (`crawl export db | head`): the output is incomplete.
+        _stdout_failed(exc)
         typer.echo("error: the output pipe closed before the export finished", err=True)
+        raise typer.Exit(1) from None
+    except OSError as exc:  # from stdout: export_to_file's own are FatalErrors
+        why = _stdout_failed(exc)
+        typer.echo(f"error: cannot write the export to stdout: {why}; it is incomplete", err=True)
         raise typer.Exit(1) from None
     except Exception as exc:
         _fail(exc, debug)
+
+
+def _require_stdout(ctx: typer.Context, what: str) -> None:
+    """Fail with one line if stdout was closed when the command started (see :func:`main`):
+    ``what`` would go to ``/dev/null``, with exit code 0."""
+    if "stdout" in (ctx.obj or ()):
+        raise FatalError(f"stdout is closed: {what} has nowhere to go")
+
+
+def _stdout_failed(exc: OSError) -> str:
+    """Why a write to stdout failed, in words. Points stdout at ``/dev/null`` first, so that
+    the interpreter's own flush at exit cannot fail again (a second message, exit code 120)."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.close(null)
+    return (
+        "the output pipe closed" if isinstance(exc, BrokenPipeError) else exc.strerror or str(exc)
+    )
 
 
 @contextlib.contextmanager
@@ -336,7 +383,7 @@ def bench(
     pages/s, latency, CPU, memory, event-loop lag, politeness; JSON, table and PNG."""
     _setup_logging(debug)
     try:
-        run_benchmark(
+        options = prepare_benchmark(
             scenario or [],
             vs or [],
             transport or [],
@@ -349,14 +396,21 @@ def bench(
             profile=profile,
             echo=typer.echo,
         )
+    except ValueError as exc:  # an unknown name: the message says which and lists the known
+        raise typer.BadParameter(str(exc)) from None
+    except Exception as exc:
+        _fail(exc, debug)
+    try:
+        run_benchmark(options, scale=scale)
     except Exception as exc:
         _fail(exc, debug)
 
 
 def _setup_logging(debug: bool, log_format: LogFormat = "text") -> None:
     setup_logging(logging.DEBUG if debug else logging.INFO, log_format)
-    # httpx logs every request at INFO; our own progress line says enough.
-    logging.getLogger("httpx").setLevel(logging.DEBUG if debug else logging.WARNING)
+    # httpx logs every request at INFO; our own progress line says enough. Its debug records,
+    # like every library's, are left out even with --debug (crawler.logs).
+    logging.getLogger("httpx").setLevel(logging.INFO if debug else logging.WARNING)
 
 
 def _delete_database(db: Path, seeds: Path) -> None:
@@ -427,4 +481,6 @@ def _print_summary(report: CrawlReport, db: Path) -> None:
 
 
 def main() -> None:
-    app()
+    # First: until the closed ones of fds 0-2 are reopened, any file could take their place.
+    closed = runtime.reopen_closed_standard_streams()
+    app(obj=closed)

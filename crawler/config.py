@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from crawler.errors import ConfigError
+from crawler.urls import Scope
 
 Positive = Annotated[int, msgspec.Meta(ge=1)]
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]
@@ -228,38 +229,80 @@ def load_config(
     """Build the config: file, then ``CRAWL_SECTION__KEY`` env vars, then ``overrides``.
 
     ``overrides`` maps dotted keys (``"crawl.concurrency"``) to values; ``None`` values are
-    skipped so a CLI can pass every flag and only the given ones count.
+    skipped so a CLI can pass every flag and only the given ones count. A bad value raises
+    :class:`ConfigError` naming the key and where its value came from: the file, the
+    environment variable, or the command line (``overrides``).
     """
     raw: dict[str, Any] = _read_toml(path) if path is not None else {}
-    for key, text in _env_overrides(os.environ if environ is None else environ).items():
+    sources: dict[str, str] = {}
+    for key, (name, text) in _env_overrides(os.environ if environ is None else environ).items():
         _set_dotted(raw, key, _parse_env_value(key, text))
+        sources[key] = f"from environment variable {name}"
     for key, value in (overrides or {}).items():
         if value is not None:
             _set_dotted(raw, key, value)
+            sources[key] = "from the command line"
     try:
-        return msgspec.convert(raw, Config)
+        config = msgspec.convert(raw, Config)
     except msgspec.ValidationError as exc:
-        raise ConfigError(f"invalid config{_where(path)}: {_readable(str(exc))}") from None
+        key, problem = _readable(str(exc))
+        raise ConfigError(f"invalid config{_source(key, sources, path)}: {problem}") from None
+    if (bad := _unusable_value(config)) is not None:
+        key, problem = bad
+        raise ConfigError(f"invalid config{_source(key, sources, path)}: `{key}` {problem}")
+    return config
+
+
+# RFC 9110 5.5 field-value without obs-text (bytes past ASCII, which HTTP clients refuse to
+# send) and without the leading or trailing whitespace a header value cannot carry.
+_HEADER_VALUE = re.compile(r"[!-~](?:[ !-~]*[!-~])?")
+
+
+def _unusable_value(config: Config) -> tuple[str, str] | None:
+    """``(key, problem)`` for the first value of the right type that cannot work: found here,
+    before any request, instead of by the first request that sends it."""
+    agent = config.crawl.user_agent
+    if not _HEADER_VALUE.fullmatch(agent):
+        return "crawl.user_agent", (
+            "must be printable ASCII (an HTTP header value), not empty, without leading or "
+            f"trailing spaces: {agent!r}"
+        )
+    try:
+        Scope((), config.crawl.allow_domains)
+    except ValueError as exc:
+        return "crawl.allow_domains", f"must list domain names such as example.com: {exc}"
+    return None
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        text = data.decode()
+    except UnicodeDecodeError as exc:
+        # Not the exception's own words: its repr quotes the whole file.
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"config file {path} is not UTF-8 (TOML must be): byte {data[exc.start]:#04x} "
+            f"on line {line}"
+        ) from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
 
 
-def _env_overrides(environ: Mapping[str, str]) -> dict[str, str]:
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """Dotted key -> (variable name, value) of every ``CRAWL_SECTION__KEY`` variable."""
     # CRAWL_FETCH__MAX_RETRIES=3 -> fetch.max_retries; the double underscore separates the
     # section because keys themselves contain single underscores.
     out = {}
     for name, text in environ.items():
         if name.startswith(ENV_PREFIX) and "__" in name:
             section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
-            out[f"{section}.{key}"] = text
+            out[f"{section}.{key}"] = (name, text)
     return out
 
 
@@ -279,17 +322,31 @@ def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
     table[name] = value
 
 
-def _where(path: Path | None) -> str:
+def _source(key: str, sources: Mapping[str, str], path: Path | None) -> str:
+    """Where the value at ``key`` came from: an override of it, of a table it is in
+    (``politeness.hosts[...].delay``) or of a key in it (a whole unknown section); else the
+    file."""
+    for given, source in sources.items():
+        if (
+            given == key
+            or key.startswith((f"{given}.", f"{given}["))
+            or given.startswith(f"{key}.")
+        ):
+            return f" {source}"
     return f" in {path}" if path is not None else ""
 
 
-_UNKNOWN_FIELD = re.compile(r"Object contains unknown field `([^`]*)`(?: - at `\$\.?([^`]*)`)?")
+_AT = re.compile(r"(.*) - at `\$\.?([^`]*)`")
+_UNKNOWN_FIELD = re.compile(r"Object contains unknown field `([^`]*)`")
 
 
-def _readable(message: str) -> str:
-    # msgspec says "... - at `$.fetch.max_retries`"; users know the key as fetch.max_retries.
-    unknown = _UNKNOWN_FIELD.fullmatch(message)
+def _readable(message: str) -> tuple[str, str]:
+    """``(dotted key, message)`` from msgspec's message: it says "... - at
+    `$.fetch.max_retries`"; users know the key as fetch.max_retries."""
+    at = _AT.fullmatch(message)
+    problem, key = at.groups() if at else (message, "")
+    unknown = _UNKNOWN_FIELD.fullmatch(problem)
     if unknown:
-        field, parent = unknown.groups()
-        return f"unknown key `{parent + '.' if parent else ''}{field}`"
-    return message.replace("`$.", "`")
+        key = f"{key}.{unknown[1]}" if key else unknown[1]
+        return key, f"unknown key `{key}`"
+    return key, f"{problem} - at `{key}`" if key else problem

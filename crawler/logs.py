@@ -17,6 +17,14 @@ Values that JSON cannot hold are written as strings.
 Both formats go to standard error, looked up at each record: while the live progress display
 runs, ``sys.stderr`` is its buffer, and the lines appear above the display
 (:mod:`crawler.live`) instead of being overwritten by it.
+
+A text line has its control characters escaped (``\\x1b``, ``\\n``), as JSON escapes them: a
+page's title or URL is the web's text, and must not drive the terminal (retitle it, clear it)
+or forge a log line of its own. Only a traceback keeps its line breaks.
+
+``--debug`` (level DEBUG) is for the crawler's own records: a library's debug records are
+dropped (aiosqlite's would log every SQL statement with its data, megabytes a page), its INFO
+and above kept.
 """
 
 from __future__ import annotations
@@ -30,6 +38,16 @@ from typing import Literal
 LogFormat = Literal["text", "json"]
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+
+OWN_LOGGER = "crawler"
+"""Records of this logger and its children are shown at every level; others from INFO up."""
+
+# C0 and C1 controls and DEL, written as Python's repr writes them.
+_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))} | {
+    ord("\n"): "\\n",
+    ord("\r"): "\\r",
+    ord("\t"): "\\t",
+}
 
 # Attributes every LogRecord has: anything else on a record came from ``extra=``.
 _STANDARD = frozenset(
@@ -62,6 +80,21 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class TextFormatter(logging.Formatter):
+    """:data:`TEXT_FORMAT`, with control characters escaped (the traceback after it aside)."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return super().formatMessage(record).translate(_ESCAPES)
+
+
+def _not_a_library_debug_record(record: logging.LogRecord) -> bool:
+    name = record.name
+    return record.levelno >= logging.INFO or name == OWN_LOGGER or name.startswith(f"{OWN_LOGGER}.")
+
+
 class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """A stream handler for whatever ``sys.stderr`` is when a record arrives (see above)."""
 
@@ -77,9 +110,10 @@ def setup_logging(level: int, log_format: LogFormat = "text") -> None:
     """Send every log record of ``level`` and above to stderr in ``log_format``, replacing any
     earlier setup (the CLI calls this again once the config says which format)."""
     handler = StderrHandler()
-    handler.setFormatter(
-        JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
-    )
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    # A filter on the handler, not levels on loggers: nothing is left set on a logger that
+    # outlives this setup (the tests run many setups in one process).
+    handler.addFilter(_not_a_library_debug_record)
     logging.basicConfig(level=level, handlers=[handler], force=True)
 
 

@@ -1,4 +1,5 @@
-"""The process around a crawl: the event loop, and signals turned into an abort.
+"""The process around a crawl: its standard streams, the event loop, and signals turned into
+an abort.
 
 First SIGINT or SIGTERM: the controller aborts with a reason that carries the exit code (130,
 143) and every part winds down within its deadline. Second signal: the main task is cancelled
@@ -10,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import signal
+import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -21,6 +24,38 @@ log = logging.getLogger("crawler")
 T = TypeVar("T")
 
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+STANDARD_STREAMS = ("stdin", "stdout", "stderr")
+"""File descriptors 0, 1 and 2, by the names of their ``sys`` attributes."""
+
+
+def reopen_closed_standard_streams() -> frozenset[str]:
+    """Open ``/dev/null`` on each of file descriptors 0, 1 and 2 that is closed, and return
+    the names of those (``"stdout"``). Call it first, before anything opens a file.
+
+    Daemonizers, cron and supervisors may start a job with a stream closed (``<&-``,
+    ``>&-``, ``2>&-``). The next file, pipe or socket opened would then take that number:
+    a stray write to stdout would land in it, and uvloop aborts the process when it closes
+    it (libuv's ``Assertion 'fd > STDERR_FILENO' failed``, exit 134). Python sets the
+    ``sys`` stream of a closed descriptor to None; it gets a stream on ``/dev/null`` too, so
+    nothing after this needs to care (the parse worker process inherits the descriptors).
+    """
+    closed = []
+    for fd, name in enumerate(STANDARD_STREAMS):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDONLY if fd == 0 else os.O_WRONLY)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+            os.set_inheritable(fd, True)  # os.open's descriptors are not
+            closed.append(name)
+            if getattr(sys, name) is None:
+                # closefd=False, like Python's own standard streams: never closed, no warning.
+                setattr(sys, name, open(fd, "r" if fd == 0 else "w", closefd=False))  # noqa: SIM115
+    return frozenset(closed)
 
 
 class ForcedStop(Exception):

@@ -8,6 +8,7 @@ so that a crawl answered ``401`` everywhere says why; the warning never repeats 
 
 from __future__ import annotations
 
+import codecs
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,8 +48,26 @@ def parse_seeds(lines: list[str], source: str, *, max_url_length: int) -> Seeds:
 
 
 def read_seeds(path: Path, *, max_url_length: int) -> Seeds:
+    """The seeds in the file ``path``: UTF-8, with or without a byte-order mark (Notepad and
+    PowerShell write one), or UTF-16 with its mark (PowerShell 5's ``>``). A file with NUL
+    characters left after decoding (UTF-16 without a mark, UTF-32, not text) is refused as a
+    whole, :class:`SeedsError`: no URL holds a NUL, and a warning per line helps nobody."""
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        data = path.read_bytes()
     except OSError as exc:
         raise SeedsError(f"cannot read seeds file {path}: {exc.strerror}") from None
+    text = data.decode(_encoding(data), errors="replace")
+    if "\0" in text:
+        raise SeedsError(
+            f"seeds file {path} holds NUL characters: UTF-16 without a byte-order mark, or not "
+            "text at all? Save it as UTF-8"
+        )
     return parse_seeds(text.splitlines(), str(path), max_url_length=max_url_length)
+
+
+def _encoding(data: bytes) -> str:
+    # The "utf-16" codec reads the mark to tell the byte order, and drops it; "utf-8-sig"
+    # drops a UTF-8 mark and reads plain UTF-8 as it is.
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    return "utf-8-sig"

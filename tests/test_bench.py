@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
 from crawler.bench import harness, peers, server
 from crawler.bench.harness import BenchOptions, Contender, contenders, run_bench
@@ -28,6 +29,7 @@ from crawler.bench.scenarios import SCENARIOS, Scenario, reference_name, scenari
 from crawler.bench.server import SyntheticWeb
 from crawler.bench.targets import check_scenario
 from crawler.bench.web import ROBOTS_TXT, Web, WebSpec
+from crawler.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = Scenario(
@@ -407,3 +409,51 @@ def test_stages_report_each_stage() -> None:
     for stage in ("parse_html", "build_outcome", "to_thread", "sink", "our Fetcher.fetch"):
         assert stage in labels
     assert all(line.endswith("ms CPU/page") for line in lines)
+
+
+# The smallest benchmark there is, in case a check below failed to stop it from starting.
+TINY_FLAGS = ["--scenario", "single-host", "--scale", "0.0001", "--no-ceiling"]
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--scenario", "nope", "unknown scenario 'nope' (known: single-host, fan-out"),
+        ("--vs", "wget", "unknown peer 'wget' (known: scrapy"),
+        ("--transport", "pigeon", "unknown transport 'pigeon' (known: default, httpcore"),
+        ("--parse", "telepathy", "unknown parse mode 'telepathy' (known: default, process"),
+    ],
+)
+def test_bench_unknown_names_are_usage_errors(
+    tmp_path: Path, option: str, value: str, message: str
+) -> None:
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["bench", *TINY_FLAGS, option, value, "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "internal error" not in result.output
+    assert not out.exists()  # nothing ran
+
+
+def test_bench_out_onto_a_file_is_one_line_and_the_file_is_kept(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    out.write_text("mine\n")
+    result = CliRunner().invoke(app, ["bench", *TINY_FLAGS, "--out", str(out)])
+    assert (result.exit_code, result.output) == (
+        1,
+        f"error: --out {out} is a file: it must be a directory for the results\n",
+    )
+    assert out.read_text() == "mine\n"
+
+
+def test_bench_with_a_config_that_does_not_load_fails_at_once(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    missing = tmp_path / "nonexistent.toml"
+    result = CliRunner().invoke(
+        app, ["bench", *TINY_FLAGS, "--out", str(out), "--config", str(missing)]
+    )
+    assert (result.exit_code, result.output) == (
+        1,
+        f"error: cannot read config file {missing}: No such file or directory\n",
+    )
+    assert not out.exists()  # nothing ran

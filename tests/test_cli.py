@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import stat
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +17,7 @@ from typer.testing import CliRunner
 from crawler import __version__
 from crawler.cli import app
 from crawler.demosite import SiteServer, SiteSpec, expected_statuses
+from tests.crawl_dbs import make_synthetic_db
 from tests.helpers import (
     assert_consistent,
     crawl_process,
@@ -320,3 +325,165 @@ def test_storage_failure_mid_crawl_exits_1_with_one_line(
     assert result.exit_code == 1
     assert "error: cannot write to database c.db: database or disk is full" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--allow-domain", "http://example.com/"], "`crawl.allow_domains` must list domain"),
+        (["--allow-domain", ""], "`crawl.allow_domains` must list domain"),
+        (["--user-agent", ""], "`crawl.user_agent` must be printable ASCII"),
+        (["--user-agent", "crawlér/1"], "`crawl.user_agent` must be printable ASCII"),
+        (["--user-agent", "crawler/1\r\nX-Injected: 1"], "`crawl.user_agent` must be"),
+    ],
+)
+def test_a_bad_flag_value_is_one_line_naming_the_key_before_any_request(
+    tmp_path: Path, flags: list[str], message: str
+) -> None:
+    db = tmp_path / "c.db"
+    with SiteServer(SiteSpec(pages=3)) as site:
+        seeds = write_seeds(tmp_path, f"{site.base_url}/")
+        result = runner.invoke(
+            app,
+            ["run", str(seeds), "--db", str(db), "--config", str(write_config(tmp_path)), *flags],
+        )
+        assert site.total_requests == 0
+    assert result.exit_code == 1
+    (line,) = result.output.splitlines()
+    assert line.startswith(f"error: invalid config from the command line: {message}")
+    assert not db.exists()
+
+
+def test_a_bad_environment_value_exits_1_naming_the_variable(tmp_path: Path) -> None:
+    seeds = write_seeds(tmp_path, "http://a.test/")
+    result = runner.invoke(
+        app,
+        ["run", str(seeds), "--config", str(write_config(tmp_path))],
+        env={"CRAWL_CRAWL__CONCURRENCY": "many"},
+    )
+    assert result.exit_code == 1
+    assert result.output == (
+        "error: invalid config from environment variable CRAWL_CRAWL__CONCURRENCY: "
+        "Expected `int`, got `str` - at `crawl.concurrency`\n"
+    )
+
+
+# -- standard streams closed, full or gone: real processes -------------------------------------
+
+
+def crawl_shell(redirect: str, *args: str | Path) -> subprocess.CompletedProcess[str]:
+    """``crawl ARGS`` started as a job scheduler may start it: through ``sh -c 'exec ...'``
+    with ``redirect`` (``<&-`` closes stdin; ``subprocess.DEVNULL`` would not be closed)."""
+    command = [sys.executable, "-m", "crawler", *map(str, args)]
+    return subprocess.run(
+        ["sh", "-c", f'exec "$@" {redirect}', "sh", *command],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+CLOSED = {"stdin": "<&-", "stdout": ">&-", "stderr": "2>&-"}
+
+
+@pytest.mark.parametrize("redirect", CLOSED.values(), ids=CLOSED.keys())
+def test_a_crawl_started_with_a_standard_stream_closed_completes(
+    tmp_path: Path, redirect: str
+) -> None:
+    spec = SiteSpec(pages=20)
+    db = tmp_path / "c.db"
+    with SiteServer(spec) as site:
+        seeds = write_seeds(tmp_path, f"{site.base_url}/")
+        done = crawl_shell(redirect, "run", seeds, "--db", db, "--config", write_config(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert {path: status for path, (status, _) in pages(db).items()} == expected_statuses(spec)
+    assert_consistent(db)
+
+
+@pytest.mark.parametrize(("command", "what"), [("stats", "the report"), ("export", "the export")])
+def test_stats_and_export_with_stdout_closed_say_so_in_one_line(
+    tmp_path: Path, command: str, what: str
+) -> None:
+    db = tmp_path / "c.db"
+    make_synthetic_db(db, pages=20)
+    done = crawl_shell(">&-", command, db)
+    assert (done.returncode, done.stderr) == (
+        1,
+        f"error: stdout is closed: {what} has nowhere to go\n",
+    )
+
+
+WHY = {"full": "No space left on device", "gone": "the output pipe closed"}
+
+
+@contextlib.contextmanager
+def unwritable(kind: str) -> Iterator[int]:
+    """A descriptor for a child's stdout on which every write fails: ``/dev/full`` (ENOSPC),
+    or a pipe whose reader has gone (EPIPE: ``crawl run | head -0``, without its race)."""
+    if kind == "full":
+        if not Path("/dev/full").exists():  # pragma: no cover - Linux has it
+            pytest.skip("no /dev/full here")
+        fd = os.open("/dev/full", os.O_WRONLY)
+    else:
+        reader, fd = os.pipe()
+        os.close(reader)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("kind", WHY)
+def test_a_finished_crawl_whose_summary_cannot_be_written_exits_0_with_a_warning(
+    tmp_path: Path, kind: str
+) -> None:
+    spec = SiteSpec(pages=20)
+    db = tmp_path / "c.db"
+    with SiteServer(spec) as site, unwritable(kind) as stdout:
+        seeds = write_seeds(tmp_path, f"{site.base_url}/")
+        proc = crawl_process(
+            "run", seeds, "--db", db, "--config", write_config(tmp_path), stdout=stdout
+        )
+        _, err = proc.communicate(timeout=60)
+    assert (proc.returncode, err) == (
+        0,
+        f"warning: cannot write the summary to stdout: {WHY[kind]}; the crawl itself finished\n",
+    )
+    assert {path: status for path, (status, _) in pages(db).items()} == expected_statuses(spec)
+
+
+@pytest.mark.parametrize("kind", WHY)
+@pytest.mark.parametrize("command", ["stats", "export"])
+def test_stats_and_export_onto_a_full_disk_or_a_gone_reader_exit_1_with_one_line(
+    tmp_path: Path, command: str, kind: str
+) -> None:
+    db = tmp_path / "c.db"
+    make_synthetic_db(db, pages=20)
+    with unwritable(kind) as stdout:
+        proc = crawl_process(command, db, stdout=stdout)
+        _, err = proc.communicate(timeout=60)
+    expected = {
+        ("stats", "full"): "error: cannot write the report to stdout: No space left on device",
+        ("stats", "gone"): "error: cannot write the report to stdout: the output pipe closed",
+        ("export", "full"): "error: cannot write the export to stdout: No space left on device; "
+        "it is incomplete",
+        ("export", "gone"): "error: the output pipe closed before the export finished",
+    }
+    assert (proc.returncode, err) == (1, expected[command, kind] + "\n")
+
+
+def test_export_out_must_name_a_file(tmp_path: Path) -> None:
+    db = tmp_path / "c.db"
+    make_synthetic_db(db, pages=5)
+    empty = runner.invoke(app, ["export", str(db), "--out", ""])
+    assert empty.exit_code == 2
+    assert "must be a file name, or - for stdout" in empty.output
+    for directory in (".", str(tmp_path)):
+        result = runner.invoke(app, ["export", str(db), "--out", directory])
+        assert (result.exit_code, result.output) == (
+            1,
+            f"error: cannot write {directory}: it is a directory\n",
+        )
+    # Nothing written beside the database: no export, no temporary file.
+    assert [p.name for p in tmp_path.iterdir() if not p.name.startswith("c.db")] == []

@@ -91,6 +91,61 @@ def test_invalid_toml_and_missing_file(tmp_path: Path) -> None:
         load_config(tmp_path / "missing.toml", environ={})
 
 
+def test_a_config_file_that_is_not_utf8_is_named_in_one_short_line(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.toml"
+    padding = "# a long comment\n" * 6000  # 100 kB: none of it belongs in the message
+    path.write_bytes(f"{padding}[crawl]\nuser_agent = 'caf\xe9'\n".encode("latin-1"))
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+    message = str(caught.value)
+    assert message == f"config file {path} is not UTF-8 (TOML must be): byte 0xe9 on line 6002"
+
+
+def test_a_bad_environment_value_is_blamed_on_its_variable_not_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("[crawl]\nconcurrency = 7\n")
+    env = {"CRAWL_CRAWL__CONCURRENCY": "0"}
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ=env)
+    assert str(caught.value) == (
+        "invalid config from environment variable CRAWL_CRAWL__CONCURRENCY: "
+        "Expected `int` >= 1 - at `crawl.concurrency`"
+    )
+    with pytest.raises(ConfigError, match="from environment variable CRAWL_NOPE__X: unknown key"):
+        load_config(path, environ={"CRAWL_NOPE__X": "1"})
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("crawl.user_agent", ""),
+        ("crawl.user_agent", "crawlér/1"),
+        ("crawl.user_agent", "crawler/1\r\nX-Injected: 1"),
+        ("crawl.user_agent", " crawler/1"),
+        ("crawl.allow_domains", ("http://example.com/",)),
+        ("crawl.allow_domains", ("",)),
+    ],
+)
+def test_values_no_request_could_send_are_rejected_naming_key_and_source(
+    tmp_path: Path, key: str, value: object
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(overrides={key: value}, environ={})
+    assert str(caught.value).startswith(f"invalid config from the command line: `{key}` must ")
+    assert "\n" not in str(caught.value)
+    # The same value in a file is blamed on the file.
+    path = tmp_path / "c.toml"
+    section, name = key.split(".")
+    path.write_text(f"[{section}]\n{name} = {msgspec.json.encode(value).decode()}\n")
+    with pytest.raises(ConfigError, match=re.escape(f"invalid config in {path}: `{key}` must ")):
+        load_config(path, environ={})
+
+
+def test_a_plain_user_agent_with_spaces_and_punctuation_is_accepted() -> None:
+    agent = "Mozilla/5.0 (compatible; MyBot/1.0; +https://example.com/bot)"
+    assert load_config(overrides={"crawl.user_agent": agent}, environ={}).crawl.user_agent == agent
+
+
 @pytest.mark.parametrize("token", ["MyBot", "my_bot", "Googlebot-Image", ""])
 def test_robots_token_accepts_product_tokens(token: str) -> None:
     config = load_config(overrides={"crawl.robots_token": token}, environ={})

@@ -6,6 +6,10 @@ import json
 import logging
 import os
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -125,3 +129,62 @@ def test_text_format_is_for_people(tmp_path: Path) -> None:
     (line,) = err.splitlines()
     assert " WARNING skipped " in line
     assert not line.startswith("{")
+
+
+@contextmanager
+def one_page_site(html: bytes) -> Iterator[str]:
+    """A server on 127.0.0.1 whose ``/`` is ``html``; everything else (robots.txt) is a 404.
+    Yields the page's URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            found = self.path == "/"
+            self.send_response(200 if found else 404)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(html) if found else 0))
+            self.end_headers()
+            if found:
+                self.wfile.write(html)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass  # the test's output is the crawler's stderr, not the server's
+
+    with ThreadingHTTPServer(("127.0.0.1", 0), Handler) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_port}/"
+        finally:
+            server.shutdown()
+            thread.join()
+
+
+def crawl_one_page(tmp_path: Path, html: bytes, *flags: str) -> str:
+    """Crawl the page alone with ``--debug``; the crawl's stderr."""
+    with one_page_site(html) as url:
+        proc = crawl_process(
+            "run", write_seeds(tmp_path, url), "--db", tmp_path / "c.db",
+            "--config", write_config(tmp_path), "--max-depth", "0", "--debug", *flags,
+        )  # fmt: skip
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-2000:]
+    return err
+
+
+def test_debug_logs_the_crawlers_records_not_every_sql_statement(tmp_path: Path) -> None:
+    links = "".join(f'<a href="/link/{n}">{n}</a>' for n in range(5000))
+    html = f"<!doctype html><title>many links</title>{links}".encode()
+    err = crawl_one_page(tmp_path, html, "--log-format", "json")
+    entries = json_lines(err)
+    assert {e["logger"] for e in entries} <= {"crawler", "httpx"}
+    assert any(e["event"] == "page" for e in entries)  # --debug still logs each page
+    assert len(err) < 20_000  # a few lines, where each SQL statement made 5000 links' worth
+
+
+def test_a_title_with_terminal_escapes_is_logged_escaped(tmp_path: Path) -> None:
+    title = "\x1b]0;owned\x07\x1b[2Jcleared"  # retitles the terminal, then clears it
+    html = f"<!doctype html><title>{title}</title><p>hi</p>".encode()
+    err = crawl_one_page(tmp_path, html)
+    (line,) = [line for line in err.splitlines() if " DEBUG 200 " in line]
+    assert line.endswith(" \\x1b]0;owned\\x07\\x1b[2Jcleared")
+    assert not any(ord(c) < 0x20 for c in err.replace("\n", ""))

@@ -1,4 +1,8 @@
-"""``crawl bench``: resolve the options, run the harness, write and show the report."""
+"""``crawl bench``: check and resolve the options, run the harness, write and show the report.
+
+The options are checked before anything starts (:func:`prepare`), so that a typo is one line
+at once, not a failure of every crawler, one after the other, after the synthetic web started.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ from types import FrameType
 from crawler.bench.harness import DEFAULT_CONFIG, BenchOptions, contenders, machine, run_bench
 from crawler.bench.report import build_report, format_table, write_json, write_plot
 from crawler.bench.scenarios import SCENARIOS, scenario
+from crawler.config import load_config
+from crawler.errors import FatalError
 
 DEFAULT_OUT = Path("build/bench")
 
@@ -19,7 +25,7 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def bench(
+def prepare(
     scenario_names: list[str],
     vs: list[str],
     transport_names: list[str],
@@ -32,11 +38,13 @@ def bench(
     ceiling: bool = True,
     profile: bool = False,
     echo: Callable[[str], None] = print,
-) -> dict[str, object]:
-    """Run the benchmark; returns the report (also written to ``out``)."""
-    chosen = [scenario(name, scale) for name in scenario_names or list(SCENARIOS)]
+) -> BenchOptions:
+    """The benchmark's options, checked; creates ``out``. Raises ``ValueError`` for an
+    unknown scenario, peer, transport or parse mode (a usage error), and
+    :class:`~crawler.errors.FatalError` for a config that does not load or an ``out`` that
+    cannot be a directory."""
     options = BenchOptions(
-        scenarios=chosen,
+        scenarios=[scenario(name, scale) for name in scenario_names or list(SCENARIOS)],
         contenders=contenders(vs, transport_names, parse_modes),
         out=out,
         config=config or DEFAULT_CONFIG,
@@ -45,6 +53,20 @@ def bench(
         profile=profile,
         echo=echo,
     )
+    load_config(options.config)  # every crawl of the benchmark would fail on it
+    if out.exists() and not out.is_dir():
+        raise FatalError(f"--out {out} is a file: it must be a directory for the results")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FatalError(f"cannot create the results directory {out}: {exc.strerror}") from None
+    return options
+
+
+def bench(options: BenchOptions, *, scale: float = 1.0) -> dict[str, object]:
+    """Run the benchmark (``scale``: what :func:`prepare` scaled the scenarios by); returns
+    the report (also written to ``options.out``)."""
+    echo, out, chosen = options.echo, options.out, options.scenarios
     started = machine()
     load = os.getloadavg()
     echo(

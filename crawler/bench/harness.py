@@ -97,10 +97,11 @@ def contenders(
     """Ours in every transport x parse combination asked for, then the peers."""
     for name in transport_names:
         if name not in transports.TRANSPORTS:
-            raise ValueError(f"unknown transport {name!r} (known: {transports.TRANSPORTS})")
+            known = ", ".join(transports.TRANSPORTS)
+            raise ValueError(f"unknown transport {name!r} (known: {known})")
     for mode in parse_modes:
         if mode not in PARSE_MODES:
-            raise ValueError(f"unknown parse mode {mode!r} (known: {PARSE_MODES})")
+            raise ValueError(f"unknown parse mode {mode!r} (known: {', '.join(PARSE_MODES)})")
     for peer in vs:
         if peer not in peers.PEERS:
             raise ValueError(f"unknown peer {peer!r} (known: {', '.join(peers.PEERS)})")
