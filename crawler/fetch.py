@@ -59,6 +59,7 @@ from crawler.transport import (
     AiohttpTransport,
     ClosingAfterBodiless,
     announcing_request_class,
+    head_tidying_connector,
 )
 
 ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1"
@@ -350,7 +351,7 @@ def _aiohttp_transport(
 
     def session() -> aiohttp.ClientSession:
         # Created lazily, inside the running loop, as aiohttp requires.
-        connector = aiohttp.TCPConnector(
+        connector = head_tidying_connector(
             limit=connections,
             limit_per_host=0,  # per-host limits are the frontier's job
             keepalive_timeout=KEEPALIVE_SECONDS,

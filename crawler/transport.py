@@ -21,11 +21,15 @@ Only the fetcher may use this transport: it raises aiohttp's exceptions, not htt
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import AsyncIterator, Callable
+from typing import Any, cast
 
 import aiohttp
 import httpx
 import yarl
+from aiohttp.client_proto import ResponseHandler
 from multidict import CIMultiDict
 
 SessionFactory = Callable[[], aiohttp.ClientSession]
@@ -138,6 +142,73 @@ class ClosingAfterBodiless(aiohttp.ClientResponse):
         if self.status in BODILESS_STATUSES and protocol is not None:
             protocol.close()
         return response
+
+
+def tidy_heads(data: bytes) -> tuple[bytes, bool]:
+    """The first bytes a connection received after a request was written, with the two shapes
+    of head that aiohttp's parser refuses made plain, and whether the next bytes still start a
+    head (only interim responses were read).
+
+    - An interim (1xx) response says ``Connection: close``, or is ``HTTP/1.0``: aiohttp then
+      takes the final response after it for data after the end of the connection. Interim
+      responses are skipped by the client whatever they say (RFC 9110 15.2), so those header
+      lines go and the version reads 1.1.
+    - A 204 or 304 with bytes after its head (a body it may not have, RFC 9110 15.3.5, 15.4.5)
+      in the same packet: aiohttp reads them as the next status line and fails the response.
+      They are dropped; the connection is closed after such a response anyway
+      (:class:`ClosingAfterBodiless`).
+
+    A head split across packets is left as it is."""
+    start = 0
+    tidied: list[bytes] = []
+    while data.startswith(b"HTTP/1.", start):
+        end = data.find(b"\r\n\r\n", start)
+        if end < 0:
+            break
+        end += 4
+        status = data[start + 9 : start + 12]
+        if status[:1] == b"1":
+            head = _CONNECTION_LINE.sub(b"", data[start:end])
+            tidied.append(b"HTTP/1.1" + head[8:])
+            start = end
+            continue
+        if status in _BODILESS and end < len(data):
+            return b"".join(tidied) + data[start:end], False
+        break
+    if not tidied:
+        return data, False
+    return b"".join(tidied) + data[start:], start == len(data)
+
+
+_CONNECTION_LINE = re.compile(rb"\r\nconnection:[^\r\n]*", re.IGNORECASE)
+_BODILESS = frozenset(b"%d" % status for status in BODILESS_STATUSES)
+
+
+class HeadTidyingHandler(ResponseHandler):
+    """The connector's protocol: the start of each response goes through :func:`tidy_heads`
+    before aiohttp's parser. Costs one flag test per packet, and a prefix test per response."""
+
+    _expecting_head = False
+
+    def set_response_params(self, **params: Any) -> None:
+        # aiohttp calls this once per request, before writing it: what comes next is a head.
+        self._expecting_head = True
+        super().set_response_params(**params)
+
+    def data_received(self, data: bytes) -> None:
+        if self._expecting_head and data:
+            data, self._expecting_head = tidy_heads(data)
+        super().data_received(data)
+
+
+def head_tidying_connector(**options: Any) -> aiohttp.TCPConnector:
+    """An aiohttp connector whose connections are :class:`HeadTidyingHandler`s. aiohttp has no
+    public hook for its protocol class; ``tests/test_fetch_wire.py`` fails if this one stops
+    taking effect."""
+    connector = aiohttp.TCPConnector(**options)
+    factory = functools.partial(HeadTidyingHandler, loop=connector._loop)
+    connector._factory = cast("functools.partial[ResponseHandler]", factory)
+    return connector
 
 
 def announcing_request_class(
