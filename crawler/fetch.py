@@ -360,7 +360,7 @@ def _aiohttp_transport(
         client = aiohttp.ClientSession(
             connector=connector,
             auto_decompress=False,  # _Decoder decodes, bounded by the size cap
-            cookie_jar=aiohttp.DummyCookieJar(),  # httpx's client keeps the cookies
+            cookie_jar=aiohttp.DummyCookieJar(),  # the fetcher keeps them (crawler.cookies)
             trust_env=False,
             request_class=request_class,
             response_class=ClosingAfterBodiless,
