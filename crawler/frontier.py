@@ -486,7 +486,7 @@ class Frontier:
     def _finished(self) -> bool:
         if self.in_flight or self.uncommitted or self.claims_running or self.holds:
             return False
-        hosts = [h for h in self._hosts.values() if not h.deferred]  # theirs waits for later
+        hosts = (h for h in self._hosts.values() if not h.deferred)  # theirs waits for later
         if self.budget_spent:  # only the URLs already charged to it are left to run
             return not any(h.slot.retries for h in hosts)
         return not any(h.slot.has_work() or h.maybe_pending_in_db() for h in hosts)
