@@ -4,7 +4,7 @@
 case's file, and ``RobotsPolicy.allows`` for the case's URL as the worker asks it (canonical).
 
 Every case must agree except the ones in ``DEVIATIONS``, each with its reason; a deviation that
-disappears fails too, so the list (and the README's robots.txt section, checked below) stays true.
+disappears fails too, so the list (and docs/politeness.md's robots.txt section, checked below) stays true.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from crawler.robots import RobotsCache, RobotsFetch, robots_token
 from crawler.urls import canonicalize, host_key
 
 DATA = Path(__file__).parent / "data" / "robots-conformance" / "google-robotstxt-cases.json"
-README = Path(__file__).parent.parent / "README.md"
+POLITENESS_DOC = Path(__file__).parent.parent / "docs" / "politeness.md"
 SUITE: dict[str, Any] = json.loads(DATA.read_text(encoding="utf-8"))
 CASES: list[dict[str, Any]] = SUITE["cases"] + SUITE["rfc_examples"] + SUITE["probes"]
 ALLOWED = [case for case in CASES if case["kind"] == "allowed"]
@@ -161,9 +161,9 @@ def test_every_deviation_names_a_case() -> None:
     assert set(TOKEN_DEVIATIONS) <= {case["id"] for case in TOKENS}
 
 
-def test_readme_states_the_figure_and_every_deviation() -> None:
-    readme = README.read_text(encoding="utf-8")
-    section = readme[readme.index("### robots.txt conformance") :]
+def test_docs_state_the_figure_and_every_deviation() -> None:
+    doc = POLITENESS_DOC.read_text(encoding="utf-8")
+    section = doc[doc.index("### robots.txt conformance") :]
     agree = len(ALLOWED) - len(DEVIATIONS)
     assert f"{agree} of {len(ALLOWED)}" in section
     listed = set(re.findall(r"\b[GRP]\d{2,3}\b", section.split("\n## ", 1)[0]))
