@@ -4,7 +4,8 @@
 case's file, and ``RobotsPolicy.allows`` for the case's URL as the worker asks it (canonical).
 
 Every case must agree except the ones in ``DEVIATIONS``, each with its reason; a deviation that
-disappears fails too, so the list (and docs/politeness.md's robots.txt section, checked below) stays true.
+disappears fails too, so the list (and docs/politeness.md's robots.txt section, checked below)
+stays true.
 """
 
 from __future__ import annotations
