@@ -1,4 +1,4 @@
-# The container job: `crawl run` with /data as its volume (README.md, "Container job").
+# The container job: `crawl run` with /data as its volume (docs/operations.md, "Container job").
 #   docker build -t crawler .
 #   docker run --rm -v crawl-data:/data -v "$PWD/seeds.txt:/seeds.txt:ro" crawler
 # `make docker` / `make docker-test` build it offline with podman on a debootstrapped base.

@@ -65,7 +65,7 @@ $(DOCS_SITE)/.unpacked:
 clean:
 	rm -rf $(VENV) .venv-3.* .pytest_cache .mypy_cache .ruff_cache demo-output
 
-# The container job (README: "Container job"). Here (no Docker engine, no image registry) the
+# The container job (docs/operations.md, "Container job"). Here (no Docker engine, no image registry) the
 # image is built and tested with podman on an offline Debian base; these need root and podman.
 # Elsewhere: `docker build -t crawler .` uses the Dockerfile's default base image.
 .PHONY: docker docker-test lock
@@ -89,7 +89,7 @@ lock:
 	    --python-version 3.11 --generate-hashes --no-cache --quiet \
 	    --custom-compile-command "make lock" $(LOCK_FLAGS) --output-file requirements.lock
 
-# The throughput benchmark (README: "Performance"): installs the bench extra (Scrapy, crawlee,
+# The throughput benchmark (docs/performance.md): installs the bench extra (Scrapy, crawlee,
 # aiohttp, matplotlib, py-spy), then runs the four scenarios and the single-host comparison.
 # Results in build/bench/ (results.json, pages-per-second.png, logs). BENCH_FLAGS adds options.
 .PHONY: bench
