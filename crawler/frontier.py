@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from crawler.abort import AbortReason, AbortSignal
-from crawler.config import Config
+from crawler.config import PolitenessSection
 from crawler.models import Lease
 from crawler.politeness import HostSlot
 from crawler.store import Store
@@ -102,24 +102,26 @@ class Frontier:
     def __init__(
         self,
         store: Store,
-        config: Config,
+        politeness: PolitenessSection,
         signal: AbortSignal,
         *,
+        max_pages: int = 0,
         clock: Clock = time.monotonic,
         wall_clock: Clock = time.time,
     ) -> None:
-        """``clock`` paces the run; ``wall_clock`` (Unix time) dates what outlives it: the
-        not-before time of a deferred host."""
+        """``max_pages`` is ``crawl.max_pages`` (0: no budget). ``clock`` paces the run;
+        ``wall_clock`` (Unix time) dates what outlives it: the not-before time of a deferred
+        host."""
         self._store = store
-        self._politeness = config.politeness
-        self._max_pages = config.crawl.max_pages
+        self._politeness = politeness
+        self._max_pages = max_pages
         self._signal = signal
         self._clock = clock
         self._wall_clock = wall_clock
         self._deferrals: dict[str, float] = {}
         """Deferred hosts' not-before (Unix time), until the claim service has stored them."""
         self._random = random.Random()
-        self._window = max(MIN_WINDOW, 4 * config.politeness.per_host_concurrency)
+        self._window = max(MIN_WINDOW, 4 * politeness.per_host_concurrency)
         self._hosts: dict[str, _Host] = {}
         self._due: list[tuple[float, int, _Host]] = []
         self._tiebreak = itertools.count()

@@ -21,6 +21,7 @@ import random
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Protocol
 
 from crawler.addresses import AddressBlocked
 from crawler.config import Config
@@ -35,11 +36,10 @@ from crawler.extract import (
 from crawler.extractors import Extractor
 from crawler.fetch import Fetcher
 from crawler.frontier import Frontier
-from crawler.models import Lease, Outcome, Response, RobotsRecord
+from crawler.models import Lease, OnResponse, Outcome, Response, RobotsRecord
 from crawler.politeness import retry_after_seconds
 from crawler.robots import RobotsCache, RobotsFetch, RobotsPolicy, origin_of
 from crawler.rows import rows_of
-from crawler.services import CrawlServices
 from crawler.sink import Sink
 from crawler.stats import Stats
 from crawler.traps import TrapGuard
@@ -53,6 +53,20 @@ THROTTLE_STATUSES = frozenset({429, 503})
 for the host (a 429, a 503 across several paths), else by the URL's own retry."""
 ROBOTS_MAX_BYTES = 512_000
 """RFC 9309: at least 500 KiB of a robots.txt must be parsed; more is ignored."""
+
+
+class Listeners(Protocol):
+    """What a worker tells the crawl's optional services besides the sink (the engine passes
+    :class:`crawler.services.CrawlServices`)."""
+
+    on_response: OnResponse | None
+    """Called with every response as received (archives, the caller's hook); None: nobody."""
+
+    async def room(self) -> None:
+        """Wait while the archives have too much queued (called between pages)."""
+
+    def learned(self, policy: RobotsPolicy) -> None:
+        """A robots.txt policy was learned (the sitemaps it names may be read)."""
 
 
 _DEFER = object()
@@ -75,7 +89,7 @@ class Worker:
         extractor: Extractor,
         sink: Sink,
         robots: RobotsCache | None,
-        extras: CrawlServices,
+        extras: Listeners,
     ) -> None:
         self.config = config
         self.stats = stats
@@ -120,7 +134,7 @@ class Worker:
                         "depth": lease.depth,
                     },
                 )
-            await self.extras.room()  # the archives' backpressure (services.CrawlServices)
+            await self.extras.room()  # the archives' backpressure
 
     async def _outcome(self, lease: Lease) -> Outcome | None:
         """What to record for ``lease``, its rows encoded for the sink; None if it was handed
@@ -263,7 +277,7 @@ class Worker:
                 "crawl_delay": policy.crawl_delay,
             },
         )
-        self.extras.learned(policy)  # sitemaps (services.CrawlServices)
+        self.extras.learned(policy)  # the sitemaps it names
 
     def _robots_unavailable(self, lease: Lease, policy: RobotsPolicy) -> object:
         # RFC 9309: an unreachable robots.txt means "disallow all" for now; the URL stays
