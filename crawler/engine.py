@@ -38,14 +38,15 @@ from crawler.extractors import make_extractor
 from crawler.fetch import Fetcher
 from crawler.frontier import Clock, Frontier
 from crawler.models import Deferred, OnResponse
-from crawler.robots import RobotsCache, robots_token
+from crawler.retries import RetryPolicy
+from crawler.robots import RobotsCache, fetch_robots, robots_token
 from crawler.services import CrawlServices
 from crawler.sink import Sink
 from crawler.stats import Stats
 from crawler.store import Store
 from crawler.traps import SessionStripper, TrapGuard
 from crawler.urls import Scope, hostname
-from crawler.worker import ROBOTS_MAX_BYTES, Worker, fetch_robots
+from crawler.worker import Worker
 
 log = logging.getLogger("crawler")
 
@@ -113,11 +114,13 @@ class Crawl:
             config.security.allow_addresses,
             enabled=config.security.ssrf_guard,
         )
+        retries = RetryPolicy.of(config.fetch, config.politeness)
         store = Store(self.db_path)
         frontier = Frontier(
             store,
             config.politeness,
             self.signal,
+            retries=retries,
             max_pages=config.crawl.max_pages,
             clock=self._clock,
         )
@@ -136,7 +139,6 @@ class Crawl:
             clock=self._clock,
             max_age=config.politeness.robots_max_age,
             unreachable_retry=config.politeness.robots_unreachable_retry,
-            max_bytes=ROBOTS_MAX_BYTES,
         )
         runtime = config.runtime
         extractor = make_extractor(
@@ -159,7 +161,7 @@ class Crawl:
             await frontier.open(self.seeds)
             await self._traps.resume(store)
             worker = Worker(
-                self.config,
+                retries,
                 self.stats,
                 self._rules,
                 self._traps,
