@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from crawler.errors import ConfigError
-from crawler.urls import Scope
+from crawler.urls import DEFAULT_MAX_URL_LENGTH, Scope
 
 Positive = Annotated[int, msgspec.Meta(ge=1)]
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]
@@ -56,7 +56,7 @@ class CrawlSection(_Section, frozen=True):
     derived from ``user_agent`` (``compatible; NAME/x``, else its leading product)."""
     allow_domains: tuple[str, ...] = ()
     """Domains in scope with all their subdomains, besides the seeds' own hosts."""
-    max_url_length: Positive = 2048
+    max_url_length: Positive = DEFAULT_MAX_URL_LENGTH
 
 
 class FetchSection(_Section, frozen=True):

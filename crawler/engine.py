@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -37,15 +37,16 @@ from crawler.extract import LinkRules
 from crawler.extractors import make_extractor
 from crawler.fetch import Fetcher
 from crawler.frontier import Clock, Frontier
-from crawler.models import Deferred, Lease, Response
-from crawler.robots import RobotsCache, robots_token
+from crawler.models import Deferred, OnResponse
+from crawler.retries import RetryPolicy
+from crawler.robots import RobotsCache, fetch_robots, robots_token
 from crawler.services import CrawlServices
 from crawler.sink import Sink
 from crawler.stats import Stats
 from crawler.store import Store
 from crawler.traps import SessionStripper, TrapGuard
 from crawler.urls import Scope, hostname
-from crawler.worker import ROBOTS_MAX_BYTES, Worker, fetch_robots
+from crawler.worker import Worker
 
 log = logging.getLogger("crawler")
 
@@ -78,7 +79,7 @@ class Crawl:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Clock = time.monotonic,
-        on_response: Callable[[Lease, Response], None] | None = None,
+        on_response: OnResponse | None = None,
     ) -> None:
         """``on_response`` sees every response as received (for archiving); it runs on the
         event loop for every page, so it must only hand the data on (e.g. to a queue)."""
@@ -113,13 +114,24 @@ class Crawl:
             config.security.allow_addresses,
             enabled=config.security.ssrf_guard,
         )
+        retries = RetryPolicy.of(config.fetch, config.politeness)
+        store = Store(self.db_path)
+        frontier = Frontier(
+            store,
+            config.politeness,
+            self.signal,
+            retries=retries,
+            max_pages=config.crawl.max_pages,
+            clock=self._clock,
+        )
         fetcher = Fetcher(
             config.fetch,
             user_agent=config.crawl.user_agent,
             concurrency=config.crawl.concurrency,
             transport=self._transport,
             guard=guard,
-            on_request_sent=self._request_sent,
+            # The host's next request is spaced from when this one really went out.
+            on_request_sent=frontier.request_started,
         )
         robots = RobotsCache(
             partial(fetch_robots, fetcher),
@@ -127,22 +139,29 @@ class Crawl:
             clock=self._clock,
             max_age=config.politeness.robots_max_age,
             unreachable_retry=config.politeness.robots_unreachable_retry,
-            max_bytes=ROBOTS_MAX_BYTES,
         )
         runtime = config.runtime
         extractor = make_extractor(
             self._rules, runtime.parse_processes, runtime.parse_threads, runtime.parse_timeout
         )
-        store = Store(self.db_path)
         # Progress, metrics, WARC, bodies and sitemaps, as configured (crawler/services.py).
-        extras = CrawlServices(self, store, fetcher)
+        extras = CrawlServices(
+            config,
+            self.stats,
+            store=store,
+            frontier=frontier,
+            fetcher=fetcher,
+            seeds=self.seeds,
+            scope=self._rules.scope,
+            on_response=self.on_response,
+        )
         async with store, fetcher, robots, extras, extractor:
-            frontier = self.frontier = Frontier(store, config, self.signal, clock=self._clock)
+            self.frontier = frontier
             sink = Sink(store, config.storage, frontier.on_committed)
             await frontier.open(self.seeds)
             await self._traps.resume(store)
             worker = Worker(
-                self.config,
+                retries,
                 self.stats,
                 self._rules,
                 self._traps,
@@ -169,12 +188,6 @@ class Crawl:
             database = await store.state_counts()
             deferred = await store.deferred(time.time())
         return CrawlReport(self.stats, database, self.signal.reason, deferred)
-
-    def _request_sent(self, url: str) -> None:
-        """A request really went out (the fetcher's hook): the host's next request is spaced
-        from now, not from when the worker asked for it."""
-        if self.frontier is not None:
-            self.frontier.request_started(url)
 
     async def _run_workers(self, worker: Worker) -> None:
         loop = asyncio.get_running_loop()

@@ -43,9 +43,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from crawler.abort import AbortReason, AbortSignal
-from crawler.config import Config
+from crawler.config import PolitenessSection
 from crawler.models import Lease
 from crawler.politeness import HostSlot
+from crawler.retries import RetryPolicy
 from crawler.store import Store
 from crawler.urls import host_key
 
@@ -102,24 +103,27 @@ class Frontier:
     def __init__(
         self,
         store: Store,
-        config: Config,
+        politeness: PolitenessSection,
         signal: AbortSignal,
         *,
+        retries: RetryPolicy,
+        max_pages: int = 0,
         clock: Clock = time.monotonic,
-        wall_clock: Clock = time.time,
     ) -> None:
-        """``clock`` paces the run; ``wall_clock`` (Unix time) dates what outlives it: the
-        not-before time of a deferred host."""
+        """``retries`` says how long hosts cool down; its ``wall_clock`` (Unix time) dates what
+        outlives the run: the not-before time of a deferred host. ``max_pages`` is
+        ``crawl.max_pages`` (0: no budget). ``clock`` paces the run."""
         self._store = store
-        self._politeness = config.politeness
-        self._max_pages = config.crawl.max_pages
+        self._politeness = politeness
+        self._retries = retries
+        self._max_pages = max_pages
         self._signal = signal
         self._clock = clock
-        self._wall_clock = wall_clock
+        self._wall_clock = retries.wall_clock
         self._deferrals: dict[str, float] = {}
         """Deferred hosts' not-before (Unix time), until the claim service has stored them."""
         self._random = random.Random()
-        self._window = max(MIN_WINDOW, 4 * config.politeness.per_host_concurrency)
+        self._window = max(MIN_WINDOW, 4 * politeness.per_host_concurrency)
         self._hosts: dict[str, _Host] = {}
         self._due: list[tuple[float, int, _Host]] = []
         self._tiebreak = itertools.count()
@@ -150,7 +154,7 @@ class Frontier:
         for name, not_before in (await self._store.host_deferrals(now)).items():
             host = self._host(name)
             wait = not_before - now
-            if wait > self._politeness.max_retry_after:
+            if wait > self._retries.max_retry_after:
                 host.deferred = True  # still far ahead: this run leaves it alone too
             else:
                 host.slot.cool_down(self._clock() + wait)
@@ -325,9 +329,8 @@ class Frontier:
 
     def throttled(self, host: str, retry_after: float | None) -> float:
         """The host answered 429/503: cool down (Retry-After or doubling). Returns seconds."""
-        p = self._politeness
         entry = self._host(host)
-        seconds = entry.slot.throttled(self._clock(), retry_after, p.cooldown, p.max_retry_after)
+        seconds = entry.slot.throttled(self._clock(), retry_after, self._retries)
         self._queue(entry)
         return seconds
 
@@ -340,9 +343,8 @@ class Frontier:
 
     def host_failed(self, host: str) -> bool:
         """Count a failure of ``host``; True if its circuit breaker trips (the host pauses)."""
-        p = self._politeness
         entry = self._host(host)
-        tripped = entry.slot.failed(self._clock(), p.circuit_breaker, p.circuit_breaker_pause)
+        tripped = entry.slot.failed(self._clock(), self._retries)
         self._queue(entry)
         return tripped
 

@@ -6,6 +6,7 @@ threads (the parse step runs off the event loop) and be written by the sink as t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -55,6 +56,10 @@ class Response:
     def is_html(self) -> bool:
         return is_html_type(self.content_type)
 
+
+OnResponse = Callable[[Lease, Response], None]
+"""A hook that sees every response as received, on the event loop: it must only hand the data
+on (archives, the caller of :class:`crawler.engine.Crawl`)."""
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 

@@ -1,7 +1,8 @@
 """Per-host politeness: one small slot per host (``host[:port]``), pure, with no clock of its own.
 
 Every method takes the current time as a number, so the rules are tested with plain numbers:
-no event loop, no sleeping. The frontier owns the slots and the clock.
+no event loop, no sleeping. The frontier owns the slots and the clock; how long a cooldown or a
+circuit-breaker pause lasts is the :class:`~crawler.retries.RetryPolicy`'s to say.
 
 Rules (the defaults are in ``configs/default.toml``, section ``[politeness]``):
 
@@ -23,14 +24,13 @@ Rules (the defaults are in ``configs/default.toml``, section ``[politeness]``):
 
 from __future__ import annotations
 
-import datetime
-import email.utils
 import heapq
 import itertools
 from collections import deque
 from dataclasses import dataclass, field
 
 from crawler.models import Lease
+from crawler.retries import RetryPolicy
 
 _tiebreak = itertools.count()
 
@@ -144,14 +144,15 @@ class HostSlot:
         self.throttles = 0
         self.tripped = False
 
-    def failed(self, now: float, threshold: int, pause: float) -> bool:
+    def failed(self, now: float, policy: RetryPolicy) -> bool:
         """Count a failure against the host; True when this one trips (or re-trips) the circuit
         breaker. Callers count a URL's first failure, and every failure that speaks for the
         host; not a retry's 5xx or dropped connection."""
         self.failures += 1
+        threshold = policy.circuit_breaker
         if threshold and (self.tripped or self.failures >= threshold):
             self.tripped = True
-            self.cool_down(now + pause)
+            self.cool_down(now + policy.circuit_breaker_pause)
             return True
         return False
 
@@ -160,13 +161,12 @@ class HostSlot:
         whole host cools down, rather than one URL's."""
         return status == 429 or self.failures >= HOST_WIDE_503_PATHS
 
-    def throttled(self, now: float, retry_after: float | None, base: float, cap: float) -> float:
-        """A 429/503: cool down for Retry-After, or for ``base`` doubling while it lasts.
-        Returns the cooldown in seconds."""
+    def throttled(self, now: float, retry_after: float | None, policy: RetryPolicy) -> float:
+        """A 429/503: cool down as long as ``policy`` says for Retry-After, or for its
+        cooldown doubling while it lasts. Returns the cooldown in seconds."""
         if retry_after is None:
             self.throttles += 1
-            retry_after = base * 2 ** (self.throttles - 1)
-        seconds = min(max(retry_after, 0.0), cap)
+        seconds = policy.throttle_cooldown(retry_after, self.throttles)
         self.cool_down(now + seconds)
         return seconds
 
@@ -175,28 +175,3 @@ class HostSlot:
             f"<HostSlot {self.host} active={self.active}/{self.concurrency} "
             f"window={len(self.window)} retries={len(self.retries)}>"
         )
-
-
-RETRY_AFTER_LIMIT = 366 * 86400.0
-"""The longest wait a Retry-After is read as: a longer one (or 400 digits of one) is no more
-meaningful, and a finite bound keeps every time computed from it representable."""
-
-
-def retry_after_seconds(value: str | None, now: float) -> float | None:
-    """Seconds to wait from a Retry-After header: delay-seconds or an HTTP date (RFC 9110
-    10.2.3), relative to ``now`` (Unix time). None when absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    # ASCII digits only: str.isdigit() is also true of '²' and '٣', which float() refuses.
-    if value.isascii() and value.isdigit():
-        return min(float(value), RETRY_AFTER_LIMIT)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-        if when.tzinfo is None:  # HTTP dates are GMT; a naive result means the zone was missing
-            when = when.replace(tzinfo=datetime.UTC)
-        return min(max(0.0, when.timestamp() - now), RETRY_AFTER_LIMIT)
-    except (TypeError, ValueError, OverflowError, OSError):
-        # OverflowError: a 20-digit day, hour or zone offset; OSError: a year the platform's
-        # time functions cannot represent.
-        return None

@@ -58,6 +58,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from protego import Protego
@@ -71,13 +72,20 @@ from protego._protego import (
     _extract_directive,
 )
 
+from crawler.config import PolitenessSection
+from crawler.errors import PageError
 from crawler.urls import canonicalize, host_key
+
+if TYPE_CHECKING:
+    from crawler.fetch import Fetcher
 
 log = logging.getLogger("crawler")
 
-DEFAULT_MAX_AGE = 86400.0
-DEFAULT_UNREACHABLE_RETRY = 600.0
-DEFAULT_MAX_BYTES = 512_000
+_POLITENESS = PolitenessSection()
+"""The config's defaults, the cache's own (no second copy of the numbers here)."""
+MAX_BYTES = 512_000
+"""RFC 9309 2.5: at least 500 KiB of a robots.txt must be parsed; more is ignored (and not
+read: :func:`fetch_robots` stops there)."""
 DEFAULT_MAX_REDIRECTS = 5
 
 # RFC 9309 2.2.1: a product token is made of letters, '_' and '-' only.
@@ -109,6 +117,16 @@ class RobotsFetch:
 
 FetchRobots = Callable[[str], Awaitable[RobotsFetch]]
 """Fetches one absolute robots.txt URL."""
+
+
+async def fetch_robots(fetcher: Fetcher, url: str) -> RobotsFetch:
+    """The robots cache's fetch over the crawl's fetcher (``partial(fetch_robots, fetcher)``):
+    any content type, at most :data:`MAX_BYTES`, a failed request as an unreachable answer."""
+    try:
+        response = await fetcher.fetch(url, any_type=True, max_bytes=MAX_BYTES)
+    except PageError as error:
+        return RobotsFetch(status=None, error=error.describe())
+    return RobotsFetch(status=response.status, body=response.body, location=response.location)
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,9 +237,9 @@ class RobotsCache:
         token: str,
         *,
         clock: Callable[[], float] = time.monotonic,
-        max_age: float = DEFAULT_MAX_AGE,
-        unreachable_retry: float = DEFAULT_UNREACHABLE_RETRY,
-        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_age: float = _POLITENESS.robots_max_age,
+        unreachable_retry: float = _POLITENESS.robots_unreachable_retry,
+        max_bytes: int = MAX_BYTES,
         max_redirects: int = DEFAULT_MAX_REDIRECTS,
     ) -> None:
         if max_bytes <= 0 or max_redirects < 0:

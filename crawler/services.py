@@ -6,7 +6,7 @@ Besides the database a crawl can show its progress (:mod:`crawler.progress`), se
 or on by ``config.output`` / ``config.sitemaps``; :class:`CrawlServices` opens those that are
 on, starts their tasks in the engine's service group and stops them in order. The engine calls:
 
-- ``async with CrawlServices(crawl, store, fetcher) as extras`` (opens files and sockets; a
+- ``async with CrawlServices(config, stats, store=..., ...) as extras`` (opens files and sockets; a
   port in use or an unwritable directory is a :class:`FatalError` before any fetch);
 - :meth:`~CrawlServices.start` once the frontier is open;
 - ``extras.on_response`` for every response, :meth:`~CrawlServices.room` between pages (the
@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 from types import TracebackType
@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 from crawler.bodies import BodyStore, bodies_path
 from crawler.gauges import FrontierCounts, Gauges, LoopLag
 from crawler.metrics import MetricsServer
-from crawler.models import Lease, Response
+from crawler.models import Lease, OnResponse, Response
 from crawler.progress import Progress, ProgressMode
 from crawler.robots import RobotsPolicy, origin_of
 from crawler.sitemaps import SitemapSeeder
@@ -41,31 +41,45 @@ from crawler.urls import Scope, host_key
 from crawler.warc import WarcArchive
 
 if TYPE_CHECKING:
-    from crawler.engine import Crawl
+    from crawler.config import Config
     from crawler.fetch import Fetcher
     from crawler.frontier import Frontier
+    from crawler.stats import Stats
     from crawler.store import Store
-
-OnResponse = Callable[[Lease, Response], None]
 
 
 class CrawlServices:
     """See the module docstring."""
 
-    def __init__(self, crawl: Crawl, store: Store, fetcher: Fetcher) -> None:
-        config = crawl.config
+    def __init__(
+        self,
+        config: Config,
+        stats: Stats,
+        *,
+        store: Store,
+        frontier: Frontier,
+        fetcher: Fetcher,
+        seeds: Sequence[str],
+        scope: Scope,
+        on_response: OnResponse | None = None,
+    ) -> None:
+        """``config`` says which services are on (its ``output`` and ``sitemaps`` sections);
+        ``seeds`` and ``scope`` are the crawl's, for the sitemaps; ``on_response`` is the
+        caller's own hook (see :class:`crawler.engine.Crawl`)."""
         output = config.output
-        self._crawl = crawl
+        self._config = config
+        self._seeds = seeds
         self._store = store
+        self._frontier = frontier
         self._stack = contextlib.AsyncExitStack()
         self._lag_task: asyncio.Task[None] | None = None
         mode = progress_mode(output.progress)
         watched = mode is not None or output.metrics_port > 0
         self.lag = LoopLag() if watched else None
         self.gauges = Gauges(
-            crawl.stats,
-            lambda: crawl.frontier,
-            FrontierCounts(crawl.db_path),
+            stats,
+            lambda: frontier,
+            FrontierCounts(store.path),
             lag=self.lag,
             max_pages=config.crawl.max_pages,
         )
@@ -89,16 +103,16 @@ class CrawlServices:
             if output.warc_dir
             else None
         )
-        self.bodies = BodyStore(bodies_path(crawl.db_path)) if output.store_bodies else None
+        self.bodies = BodyStore(bodies_path(store.path)) if output.store_bodies else None
         self.sitemaps = (
             SitemapSeeder(
                 config.sitemaps,
                 partial(fetcher.fetch, any_type=True, max_bytes=config.sitemaps.max_bytes),
                 self._add_urls,
-                scope=Scope.from_seeds(crawl.seeds, config.crawl.allow_domains),
-                hold=self._hold,
-                release=self._release,
-                delay_of=lambda host: self._frontier.delay_of(host),
+                scope=scope,
+                hold=frontier.hold,
+                release=frontier.release_hold,
+                delay_of=frontier.delay_of,
                 max_url_length=config.crawl.max_url_length,
             )
             if config.sitemaps.enabled
@@ -108,7 +122,7 @@ class CrawlServices:
             [
                 hook
                 for hook in (
-                    crawl.on_response,
+                    on_response,
                     self.warc.add if self.warc else None,
                     self.bodies.add if self.bodies else None,
                 )
@@ -145,9 +159,9 @@ class CrawlServices:
         ):
             if service is not None:
                 group.create_task(service.run(), name=name)
-        if self.sitemaps is not None and not self._crawl.config.politeness.robots:
+        if self.sitemaps is not None and not self._config.politeness.robots:
             # No robots.txt policies will be learned: read the seeds' origins' sitemaps now.
-            for origin in dict.fromkeys(origin_of(seed) for seed in self._crawl.seeds):
+            for origin in dict.fromkeys(origin_of(seed) for seed in self._seeds):
                 self.sitemaps.discover(origin, ())
 
     async def room(self) -> None:
@@ -182,25 +196,12 @@ class CrawlServices:
         if self._lag_task is not None:
             self._lag_task.cancel()  # a probe has no end of its own
 
-    # -- sitemaps' access to the frontier ------------------------------------------------------
-
-    @property
-    def _frontier(self) -> Frontier:
-        frontier = self._crawl.frontier
-        if frontier is None:
-            raise RuntimeError("the frontier is not open")
-        return frontier
+    # -- the sitemaps' writes -----------------------------------------------------------------
 
     async def _add_urls(self, urls: Sequence[str]) -> None:
         rows = [(url, host_key(url), 0, 0) for url in urls]
         await self._store.add_urls(rows)
         self._frontier.on_committed(0, {host for _, host, _, _ in rows})
-
-    def _hold(self) -> None:
-        self._frontier.hold()
-
-    def _release(self) -> None:
-        self._frontier.release_hold()
 
     def __repr__(self) -> str:
         on = [

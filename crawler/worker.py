@@ -1,8 +1,9 @@
 """A worker: what happens to one lease, from the trap budgets to the sink.
 
 Workers are generic; every decision is asked of the part that owns it: the trap guard
-(budgets), the address guard (via the fetcher), the robots cache, the frontier (retries,
-cooldowns, the circuit breaker, deferral), the page rules (extraction, off the loop for HTML).
+(budgets), the address guard (via the fetcher), the robots cache, the retry policy (which
+answers go again and when, :mod:`crawler.retries`), the frontier (scheduling retries, cooldowns,
+the circuit breaker, deferral), the page rules (extraction, off the loop for HTML).
 A worker never sleeps: whatever must wait goes back to the frontier with a not-before time.
 
 A lease has two phases. Until its response is received in full (robots.txt, the fetch) it is
@@ -17,13 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Protocol
 
 from crawler.addresses import AddressBlocked
-from crawler.config import Config
 from crawler.errors import FatalError, InternalError, PageError
 from crawler.extract import (
     LinkRules,
@@ -35,24 +35,29 @@ from crawler.extract import (
 from crawler.extractors import Extractor
 from crawler.fetch import Fetcher
 from crawler.frontier import Frontier
-from crawler.models import Lease, Outcome, Response, RobotsRecord
-from crawler.politeness import retry_after_seconds
-from crawler.robots import RobotsCache, RobotsFetch, RobotsPolicy, origin_of
+from crawler.models import Lease, OnResponse, Outcome, Response, RobotsRecord
+from crawler.retries import RETRY_STATUSES, THROTTLE_STATUSES, RetryPolicy
+from crawler.robots import RobotsCache, RobotsPolicy, origin_of
 from crawler.rows import rows_of
-from crawler.services import CrawlServices
 from crawler.sink import Sink
 from crawler.stats import Stats
 from crawler.traps import TrapGuard
 
 log = logging.getLogger("crawler")
 
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-"""Answers worth another try later; the last attempt's answer is recorded as it is."""
-THROTTLE_STATUSES = frozenset({429, 503})
-"""Answers whose Retry-After is honoured: by the whole host in cooldown when the answer speaks
-for the host (a 429, a 503 across several paths), else by the URL's own retry."""
-ROBOTS_MAX_BYTES = 512_000
-"""RFC 9309: at least 500 KiB of a robots.txt must be parsed; more is ignored."""
+
+class Listeners(Protocol):
+    """What a worker tells the crawl's optional services besides the sink (the engine passes
+    :class:`crawler.services.CrawlServices`)."""
+
+    on_response: OnResponse | None
+    """Called with every response as received (archives, the caller's hook); None: nobody."""
+
+    async def room(self) -> None:
+        """Wait while the archives have too much queued (called between pages)."""
+
+    def learned(self, policy: RobotsPolicy) -> None:
+        """A robots.txt policy was learned (the sitemaps it names may be read)."""
 
 
 _DEFER = object()
@@ -65,7 +70,7 @@ class Worker:
 
     def __init__(
         self,
-        config: Config,
+        retries: RetryPolicy,
         stats: Stats,
         rules: LinkRules,
         traps: TrapGuard,
@@ -75,9 +80,9 @@ class Worker:
         extractor: Extractor,
         sink: Sink,
         robots: RobotsCache | None,
-        extras: CrawlServices,
+        extras: Listeners,
     ) -> None:
-        self.config = config
+        self.retries = retries
         self.stats = stats
         self.rules = rules
         self.traps = traps
@@ -120,7 +125,7 @@ class Worker:
                         "depth": lease.depth,
                     },
                 )
-            await self.extras.room()  # the archives' backpressure (services.CrawlServices)
+            await self.extras.room()  # the archives' backpressure
 
     async def _outcome(self, lease: Lease) -> Outcome | None:
         """What to record for ``lease``, its rows encoded for the sink; None if it was handed
@@ -263,12 +268,12 @@ class Worker:
                 "crawl_delay": policy.crawl_delay,
             },
         )
-        self.extras.learned(policy)  # sitemaps (services.CrawlServices)
+        self.extras.learned(policy)  # the sitemaps it names
 
     def _robots_unavailable(self, lease: Lease, policy: RobotsPolicy) -> object:
         # RFC 9309: an unreachable robots.txt means "disallow all" for now; the URL stays
         # pending and the host waits until robots.txt is asked again.
-        wait = self.config.politeness.robots_unreachable_retry
+        wait = self.retries.robots_unreachable_retry
         self.frontier.cool_down(lease.host, wait)
         if self._retry(lease, wait):
             return _DEFER
@@ -296,8 +301,8 @@ class Worker:
         if status in RETRY_STATUSES:
             retry_after = None
             if status in THROTTLE_STATUSES:
-                retry_after = retry_after_seconds(response.retry_after, time.time())
-                if retry_after is not None and retry_after > self.config.politeness.max_retry_after:
+                retry_after = self.retries.retry_after(response.retry_after)
+                if retry_after is not None and retry_after > self.retries.max_retry_after:
                     self._defer_host(lease, retry_after)
                     return None
             counted = self._host_failed(lease, for_host=status == 429)
@@ -329,12 +334,12 @@ class Worker:
             log.warning(
                 "%s keeps failing: paused for %gs (circuit breaker)",
                 host,
-                self.config.politeness.circuit_breaker_pause,
+                self.retries.circuit_breaker_pause,
                 extra={
                     "event": "host_paused",
                     "host": host,
                     "reason": "circuit_breaker",
-                    "seconds": self.config.politeness.circuit_breaker_pause,
+                    "seconds": self.retries.circuit_breaker_pause,
                 },
             )
         return True
@@ -358,24 +363,14 @@ class Worker:
         )
 
     def _retry(self, lease: Lease, delay: float | None = None) -> bool:
-        fetch = self.config.fetch
-        if lease.attempt >= fetch.max_retries:
-            return False
+        """Hand ``lease`` back for another attempt after ``delay`` (None: the policy's
+        backoff); False when its retries are spent."""
+        delay = self.retries.retry_delay(lease.attempt, delay)
         if delay is None:
-            # Exponential backoff with jitter, so retries of many URLs do not arrive together.
-            delay = fetch.retry_backoff * 2**lease.attempt * random.uniform(0.5, 1.5)
+            return False
         self.frontier.retry(lease, delay)
         self.stats.retries += 1
         return True
-
-
-async def fetch_robots(fetcher: Fetcher, url: str) -> RobotsFetch:
-    """The robots cache's fetch: any content type, capped, errors as an unreachable answer."""
-    try:
-        response = await fetcher.fetch(url, any_type=True, max_bytes=ROBOTS_MAX_BYTES)
-    except PageError as error:
-        return RobotsFetch(status=None, error=error.describe())
-    return RobotsFetch(status=response.status, body=response.body, location=response.location)
 
 
 class _UtcStamps:

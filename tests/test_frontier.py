@@ -13,6 +13,7 @@ from crawler.abort import AbortController, AbortReason
 from crawler.config import Config, load_config
 from crawler.frontier import Frontier, FrontierState
 from crawler.models import Lease, PageRecord
+from crawler.retries import RetryPolicy
 from crawler.rows import page_rows
 from crawler.store import Store
 
@@ -45,10 +46,11 @@ async def running_frontier(
     async with Store(db) as store:
         frontier = Frontier(
             store,
-            cfg,
+            cfg.politeness,
             controller.signal,
+            retries=RetryPolicy.of(cfg.fetch, cfg.politeness, wall_clock=wall_clock or FakeClock()),
+            max_pages=cfg.crawl.max_pages,
             clock=clock or FakeClock(),
-            wall_clock=wall_clock or FakeClock(),
         )
         await frontier.open(seeds)
         async with anyio.create_task_group() as tg:
@@ -149,7 +151,7 @@ async def test_a_delayed_host_wakes_its_waiting_worker_by_itself(tmp_path: Path)
     # The real clock and a short delay: the frontier's own timer must hand the lease over.
     cfg = config(**{"politeness.per_host_concurrency": 5, "politeness.per_host_delay": 0.05})
     async with Store(tmp_path / "db") as store:
-        frontier = Frontier(store, cfg, AbortController().signal)
+        frontier = Frontier(store, cfg.politeness, AbortController().signal, retries=RetryPolicy())
         await frontier.open(SEEDS[:2])
         async with anyio.create_task_group() as tg:
             tg.start_soon(frontier.run)
@@ -169,7 +171,7 @@ async def test_a_worker_waiting_on_an_unsent_request_is_woken_once_it_is_sent(
     # the frontier's timer must hand it the host's next URL one delay after that send.
     cfg = config(**{"politeness.per_host_concurrency": 5, "politeness.per_host_delay": 0.05})
     async with Store(tmp_path / "db") as store:
-        frontier = Frontier(store, cfg, AbortController().signal)
+        frontier = Frontier(store, cfg.politeness, AbortController().signal, retries=RetryPolicy())
         await frontier.open(SEEDS[:2])
         async with anyio.create_task_group() as tg:
             tg.start_soon(frontier.run)
@@ -273,7 +275,13 @@ async def test_hosts_waiting_for_urls_together_are_claimed_together(tmp_path: Pa
             return await claim(wants)
 
         store.claim = counting_claim  # type: ignore[method-assign]
-        frontier = Frontier(store, config(), AbortController().signal, clock=FakeClock())
+        frontier = Frontier(
+            store,
+            config().politeness,
+            AbortController().signal,
+            retries=RetryPolicy(),
+            clock=FakeClock(),
+        )
         await frontier.open(seeds)
         async with anyio.create_task_group() as tg:
             tg.start_soon(frontier.run)

@@ -7,7 +7,16 @@ from datetime import UTC, datetime
 import pytest
 
 from crawler.models import Lease
-from crawler.politeness import HOST_WIDE_503_PATHS, RETRY_AFTER_LIMIT, HostSlot, retry_after_seconds
+from crawler.politeness import HOST_WIDE_503_PATHS, HostSlot
+from crawler.retries import RETRY_AFTER_LIMIT, RetryPolicy, retry_after_seconds
+
+COOLDOWN_5S = RetryPolicy(cooldown=5.0, max_retry_after=600.0)
+"""429/503 without Retry-After: 5 s, doubling; at most 600 s."""
+
+
+def breaker(threshold: int) -> RetryPolicy:
+    """A circuit breaker tripping after ``threshold`` failures, for a 60 s pause."""
+    return RetryPolicy(circuit_breaker=threshold, circuit_breaker_pause=60.0)
 
 
 def lease(n: int, attempt: int = 0) -> Lease:
@@ -115,36 +124,36 @@ def test_a_cooldown_holds_the_host_until_it_ends() -> None:
 
 def test_throttled_uses_retry_after_capped() -> None:
     s = slot()
-    assert s.throttled(100.0, retry_after=30.0, base=5.0, cap=600.0) == 30.0
+    assert s.throttled(100.0, 30.0, COOLDOWN_5S) == 30.0
     assert s.ready_at() == 130.0
-    assert s.throttled(100.0, retry_after=9999.0, base=5.0, cap=600.0) == 600.0
+    assert s.throttled(100.0, 9999.0, COOLDOWN_5S) == 600.0
 
 
 def test_throttled_without_retry_after_doubles_until_a_success() -> None:
     s = slot()
-    waits = [s.throttled(0.0, None, base=5.0, cap=600.0) for _ in range(4)]
+    waits = [s.throttled(0.0, None, COOLDOWN_5S) for _ in range(4)]
     assert waits == [5.0, 10.0, 20.0, 40.0]
     s.succeeded()
-    assert s.throttled(0.0, None, base=5.0, cap=600.0) == 5.0
+    assert s.throttled(0.0, None, COOLDOWN_5S) == 5.0
 
 
 def test_circuit_breaker_trips_after_consecutive_failures() -> None:
     s = slot()
-    assert [s.failed(10.0, threshold=3, pause=60.0) for _ in range(3)] == [False, False, True]
+    assert [s.failed(10.0, breaker(3)) for _ in range(3)] == [False, False, True]
     assert s.ready_at() == 70.0
-    assert s.failed(80.0, threshold=3, pause=60.0) is True  # tripped: one more failure re-trips
+    assert s.failed(80.0, breaker(3)) is True  # tripped: one more failure re-trips
     assert s.ready_at() == 140.0
     s.succeeded()
-    assert s.failed(200.0, threshold=3, pause=60.0) is False
+    assert s.failed(200.0, breaker(3)) is False
 
 
 def test_a_503_speaks_for_the_host_only_after_several_distinct_failures() -> None:
     s = slot()
     assert s.speaks_for_host(429)  # a rate limit is always the host's
-    s.failed(0.0, threshold=10, pause=60.0)
+    s.failed(0.0, breaker(10))
     assert not s.speaks_for_host(503)  # one broken path
     for _ in range(HOST_WIDE_503_PATHS - 1):
-        s.failed(0.0, threshold=10, pause=60.0)
+        s.failed(0.0, breaker(10))
     assert s.speaks_for_host(503)
     s.succeeded()
     assert not s.speaks_for_host(503)
@@ -152,15 +161,15 @@ def test_a_503_speaks_for_the_host_only_after_several_distinct_failures() -> Non
 
 def test_circuit_breaker_off() -> None:
     s = slot()
-    assert not any(s.failed(0.0, threshold=0, pause=60.0) for _ in range(50))
+    assert not any(s.failed(0.0, breaker(0)) for _ in range(50))
 
 
 def test_a_success_between_failures_resets_the_count() -> None:
     s = slot()
-    s.failed(0.0, threshold=3, pause=60.0)
-    s.failed(0.0, threshold=3, pause=60.0)
+    s.failed(0.0, breaker(3))
+    s.failed(0.0, breaker(3))
     s.succeeded()
-    assert s.failed(0.0, threshold=3, pause=60.0) is False
+    assert s.failed(0.0, breaker(3)) is False
 
 
 @pytest.mark.parametrize(
