@@ -22,9 +22,6 @@ import typer
 
 from crawler import __version__, runtime
 from crawler.abort import Aborted, AbortReason, AbortSignal
-from crawler.bench.command import DEFAULT_OUT as BENCH_OUT
-from crawler.bench.command import bench as run_benchmark
-from crawler.bench.command import prepare as prepare_benchmark
 from crawler.bodies import bodies_path
 from crawler.config import MAX_CONCURRENCY, load_config
 from crawler.engine import Crawl, CrawlReport
@@ -365,8 +362,11 @@ def bench(
         typer.Option(min=1, help="Runs of each crawler (medians; default: 1, latency's pairs: 3)."),
     ] = None,
     out: Annotated[
-        Path, typer.Option(help="Directory for results.json, the PNG, logs and profiles.")
-    ] = BENCH_OUT,
+        Path | None,
+        typer.Option(
+            help="Directory for results.json, the PNG, logs and profiles (default: build/bench)."
+        ),
+    ] = None,
     config: Annotated[
         Path | None,
         typer.Option("--config", "-c", help="Our config (default: configs/bench.toml)."),
@@ -382,6 +382,11 @@ def bench(
     """Benchmark the crawler on a synthetic web on loopback (started and stopped here):
     pages/s, latency, CPU, memory, event-loop lag, politeness; JSON, table and PNG."""
     _setup_logging(debug)
+    # Here, not at the top: every other command starts without loading the harness.
+    from crawler.bench.command import DEFAULT_OUT
+    from crawler.bench.command import bench as run_benchmark
+    from crawler.bench.command import prepare as prepare_benchmark
+
     try:
         options = prepare_benchmark(
             scenario or [],
@@ -390,7 +395,7 @@ def bench(
             parse or [],
             scale=scale,
             repeat=repeat,
-            out=out,
+            out=DEFAULT_OUT if out is None else out,
             config=config,
             ceiling=ceiling,
             profile=profile,

@@ -1,0 +1,52 @@
+"""The import structure of the package: no cycle among its modules (imports under
+TYPE_CHECKING included: a cycle there is still two modules that cannot be read apart), and the
+CLI does not load the benchmark harness."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from graphlib import CycleError, TopologicalSorter
+from pathlib import Path
+
+PACKAGE = Path(__file__).parent.parent / "crawler"
+
+
+def module_imports() -> dict[str, set[str]]:
+    """Each module of the package -> the package's modules it imports (from its source)."""
+    modules = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        named: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                named.add(node.module)
+                named.update(f"{node.module}.{alias.name}" for alias in node.names)
+            elif isinstance(node, ast.Import):
+                named.update(alias.name for alias in node.names)
+        modules[name] = named
+    return {
+        name: {m for m in named if m in modules and m != name} for name, named in modules.items()
+    }
+
+
+def test_no_module_imports_one_that_imports_it_back() -> None:
+    graph = module_imports()
+    assert graph.get("crawler.engine")  # the scan sees the package
+    try:
+        TopologicalSorter(graph).prepare()
+    except CycleError as error:
+        raise AssertionError(f"import cycle: {' -> '.join(error.args[1])}") from None
+
+
+def test_the_cli_does_not_import_the_benchmark_harness() -> None:
+    script = (
+        "import sys, crawler.cli; "
+        "print(sorted(m for m in sys.modules if m.startswith('crawler.bench')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]"
