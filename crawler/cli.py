@@ -1,4 +1,5 @@
-"""The ``crawl`` command line (typer).
+"""The ``crawl`` command line (typer). ``crawl run`` is a thin layer over the Python API
+(:mod:`crawler.api`): flags in, the summary and the exit code out.
 
 Exit codes (a contract, see README): 0 the crawl finished; 1 a fatal error (bad config or seeds,
 unusable database), one line on stderr, a traceback only with ``--debug``; 2 a usage error;
