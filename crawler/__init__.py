@@ -1,10 +1,77 @@
-"""crawler: a fast, polite, durable asynchronous web crawler."""
+"""crawler: a fast, polite, durable asynchronous web crawler.
 
-from importlib.metadata import PackageNotFoundError, version
+The public Python API (docs/python-api.md)::
 
-try:
-    __version__ = version("crawler")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0"
+    import crawler
+    report = crawler.run(["https://example.com/"], db="crawl.db", max_pages=100)
+    report = await crawler.crawl(["https://example.com/"], config=crawler.Config(...))
 
-__all__ = ["__version__"]
+The names are imported on first use (PEP 562), so that ``import crawler`` stays cheap: the crawl
+machinery (httpx, aiohttp, SQLite, the parser) loads with the first crawl, not with the package.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from crawler.version import __version__
+
+if TYPE_CHECKING:
+    from crawler.abort import AbortController, AbortReason, AbortSignal
+    from crawler.api import Overrides, crawl, run
+    from crawler.config import Config, load_config
+    from crawler.engine import CrawlReport
+    from crawler.errors import ConfigError, CrawlError, FatalError, SeedsError, StorageError
+    from crawler.runtime import ForcedStop
+
+_EXPORTS = {
+    "run": "crawler.api",
+    "crawl": "crawler.api",
+    "Overrides": "crawler.api",
+    "CrawlReport": "crawler.engine",
+    "Config": "crawler.config",
+    "load_config": "crawler.config",
+    "AbortController": "crawler.abort",
+    "AbortReason": "crawler.abort",
+    "AbortSignal": "crawler.abort",
+    "CrawlError": "crawler.errors",
+    "FatalError": "crawler.errors",
+    "ConfigError": "crawler.errors",
+    "SeedsError": "crawler.errors",
+    "StorageError": "crawler.errors",
+    "ForcedStop": "crawler.runtime",
+}
+"""Each public name and the module that defines it."""
+
+__all__ = [
+    "AbortController",
+    "AbortReason",
+    "AbortSignal",
+    "Config",
+    "ConfigError",
+    "CrawlError",
+    "CrawlReport",
+    "FatalError",
+    "ForcedStop",
+    "Overrides",
+    "SeedsError",
+    "StorageError",
+    "__version__",
+    "crawl",
+    "load_config",
+    "run",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'crawler' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # once: later lookups do not come here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

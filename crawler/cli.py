@@ -1,4 +1,5 @@
-"""The ``crawl`` command line (typer).
+"""The ``crawl`` command line (typer). ``crawl run`` is a thin layer over the Python API
+(:mod:`crawler.api`): flags in, the summary and the exit code out.
 
 Exit codes (a contract, see README): 0 the crawl finished; 1 a fatal error (bad config or seeds,
 unusable database), one line on stderr, a traceback only with ``--debug``; 2 a usage error;
@@ -20,18 +21,15 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from crawler import __version__, runtime
-from crawler.abort import Aborted, AbortReason, AbortSignal
-from crawler.bodies import bodies_path
-from crawler.config import MAX_CONCURRENCY, load_config
-from crawler.engine import Crawl, CrawlReport
-from crawler.errors import FatalError, SeedsError, StorageError
+from crawler import api, runtime
+from crawler.abort import Aborted, AbortReason
+from crawler.config import MAX_CONCURRENCY
+from crawler.engine import CrawlReport
+from crawler.errors import FatalError, find_fatal
 from crawler.export import ExportFormat, export_to_file, export_to_stream
 from crawler.logs import LogFormat, setup_logging
 from crawler.report import DEFAULT_TOP_HOSTS, format_json, format_text, read_report
-from crawler.seeds import read_seeds
-from crawler.snapshot import crawl_database_version
-from crawler.writer_lock import WriterLock
+from crawler.version import __version__
 
 log = logging.getLogger("crawler")
 
@@ -157,42 +155,30 @@ def run(
     if no_robots:
         log.warning("--no-robots: robots.txt will be ignored; crawl only sites you may")
     try:
-        cfg = load_config(
+        cfg = api.configure(
             config,
             {
-                "crawl.concurrency": concurrency,
-                "crawl.max_pages": max_pages,
-                "crawl.max_depth": max_depth,
-                "crawl.allow_domains": allow_domain or None,
-                "crawl.user_agent": user_agent,
-                "politeness.robots": False if no_robots else None,
-                "runtime.grace_period": grace_period,
-                "runtime.uvloop": uvloop,
-                "output.progress": "off" if quiet else None,
-                "output.log_format": log_format.value if log_format else None,
-                "output.metrics_port": metrics_port,
-                "output.metrics_host": metrics_host,
-                "output.warc_dir": str(warc) if warc is not None else None,
-                "output.store_bodies": True if store_bodies else None,
-                "sitemaps.enabled": True if sitemaps else None,
+                "concurrency": concurrency,
+                "max_pages": max_pages,
+                "max_depth": max_depth,
+                "allow_domains": allow_domain or None,
+                "user_agent": user_agent,
+                "robots": False if no_robots else None,
+                "grace_period": grace_period,
+                "uvloop": uvloop,
+                "progress": "off" if quiet else None,
+                "log_format": log_format.value if log_format else None,
+                "metrics_port": metrics_port,
+                "metrics_host": metrics_host,
+                "warc_dir": warc,
+                "store_bodies": True if store_bodies else None,
+                "sitemaps": True if sitemaps else None,
             },
+            overrides_from="the command line",
         )
         if cfg.output.log_format != (log_format.value if log_format else "text"):
             _setup_logging(debug, cfg.output.log_format)  # set by the config file or env
-        found = read_seeds(seeds, max_url_length=cfg.crawl.max_url_length)
-        for problem in found.problems:
-            log.warning("skipped %s", problem)
-        for warning in found.warnings:
-            log.warning("%s", warning)
-        if not found.urls:
-            raise SeedsError(f"no valid seed URL in {seeds}")
-        if fresh:
-            _delete_database(db, seeds)
-
-        async def main(signal: AbortSignal) -> CrawlReport:
-            return await Crawl(cfg, found.urls, db, signal).run()
-
-        report = runtime.run(main, use_uvloop=cfg.runtime.uvloop)
+        report = api.run(seeds, db=db, config=cfg, fresh=fresh)
     except runtime.ForcedStop as stop:
         log.error("stopped at once (%s); the database is consistent, run again to resume", stop)
         raise typer.Exit(stop.reason.exit_code) from None
@@ -383,7 +369,7 @@ def bench(
     pages/s, latency, CPU, memory, event-loop lag, politeness; JSON, table and PNG."""
     _setup_logging(debug)
     # Here, not at the top: every other command starts without loading the harness.
-    from crawler.bench.command import DEFAULT_OUT
+    from crawler.bench import DEFAULT_OUT
     from crawler.bench.command import bench as run_benchmark
     from crawler.bench.command import prepare as prepare_benchmark
 
@@ -418,30 +404,8 @@ def _setup_logging(debug: bool, log_format: LogFormat = "text") -> None:
     logging.getLogger("httpx").setLevel(logging.INFO if debug else logging.WARNING)
 
 
-def _delete_database(db: Path, seeds: Path) -> None:
-    """``--fresh``: delete the crawl database ``db`` and the files that go with it. Anything
-    else at that path (the seeds file, a text file, another program's database) is refused:
-    --fresh deletes a crawl, never what a mistyped --db happens to name."""
-    if db.exists():
-        if seeds.exists() and db.samefile(seeds):
-            raise FatalError(f"--fresh: --db {db} is the seeds file; not deleting it")
-        try:
-            crawl_database_version(db)
-        except StorageError as exc:
-            raise FatalError(f"--fresh: not deleting {db}: {exc}") from None
-    bodies = bodies_path(db)
-    paths = (db, Path(f"{db}-wal"), Path(f"{db}-shm"))
-    # Not from under a crawl that is writing it. The lock file itself stays (writer_lock.py).
-    with WriterLock(db):
-        for path in (*paths, bodies, Path(f"{bodies}-wal"), Path(f"{bodies}-shm")):
-            try:
-                path.unlink(missing_ok=True)
-            except OSError as exc:
-                raise FatalError(f"cannot delete {path} for --fresh: {exc.strerror}") from None
-
-
 def _fail(exc: Exception, debug: bool) -> NoReturn:
-    fatal = _find_fatal(exc)
+    fatal = find_fatal(exc)
     if debug:
         traceback.print_exception(exc)
     if fatal is not None:
@@ -449,17 +413,6 @@ def _fail(exc: Exception, debug: bool) -> NoReturn:
     else:
         typer.echo(f"internal error: {exc!r} (run with --debug for the traceback)", err=True)
     raise typer.Exit(1)
-
-
-def _find_fatal(exc: BaseException) -> FatalError | None:
-    """The first :class:`FatalError` in ``exc`` (task groups wrap errors in groups)."""
-    if isinstance(exc, FatalError):
-        return exc
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            if (found := _find_fatal(inner)) is not None:
-                return found
-    return None
 
 
 def _print_summary(report: CrawlReport, db: Path) -> None:

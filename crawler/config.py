@@ -225,15 +225,25 @@ def load_config(
     path: Path | None = None,
     overrides: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
+    *,
+    base: Config | None = None,
+    overrides_from: str = "the command line",
 ) -> Config:
-    """Build the config: file, then ``CRAWL_SECTION__KEY`` env vars, then ``overrides``.
+    """Build the config: file (or ``base``), then ``CRAWL_SECTION__KEY`` env vars, then
+    ``overrides``.
 
     ``overrides`` maps dotted keys (``"crawl.concurrency"``) to values; ``None`` values are
     skipped so a CLI can pass every flag and only the given ones count. A bad value raises
     :class:`ConfigError` naming the key and where its value came from: the file, the
-    environment variable, or the command line (``overrides``).
+    environment variable, or ``overrides_from`` (the CLI's flags, the API's arguments).
+    ``base``, a config built in code, is checked here like a file: a struct's constructor
+    does not check its values' bounds.
     """
-    raw: dict[str, Any] = _read_toml(path) if path is not None else {}
+    raw: dict[str, Any] = {}
+    if base is not None:
+        raw = msgspec.to_builtins(base)
+    elif path is not None:
+        raw = _read_toml(path)
     sources: dict[str, str] = {}
     for key, (name, text) in _env_overrides(os.environ if environ is None else environ).items():
         _set_dotted(raw, key, _parse_env_value(key, text))
@@ -241,7 +251,7 @@ def load_config(
     for key, value in (overrides or {}).items():
         if value is not None:
             _set_dotted(raw, key, value)
-            sources[key] = "from the command line"
+            sources[key] = f"from {overrides_from}"
     try:
         config = msgspec.convert(raw, Config)
     except msgspec.ValidationError as exc:

@@ -64,7 +64,30 @@ class CrawlReport:
 
     @property
     def complete(self) -> bool:
+        """The run ended by itself (no work left, or ``crawl.max_pages`` reached), not by an
+        abort; an interrupted run is resumed by running again on the same database."""
         return self.aborted is None
+
+    @property
+    def stored(self) -> int:
+        """Pages this run stored with a response (any status)."""
+        return self.stats.pages - self.failed - self.skipped
+
+    @property
+    def failed(self) -> int:
+        """URLs this run recorded as failed: no response after the retries."""
+        return self.stats.failed
+
+    @property
+    def skipped(self) -> int:
+        """URLs this run recorded as deliberately not fetched (robots.txt, traps, the guard)."""
+        return self.stats.skipped.total()
+
+    @property
+    def pending(self) -> int:
+        """URLs in the database left for a later run (pending, or leased by an interrupted
+        one)."""
+        return self.database["pending"] + self.database["leased"]
 
 
 class Crawl:

@@ -54,6 +54,18 @@ class StorageError(FatalError):
     pass
 
 
+def find_fatal(exc: BaseException) -> FatalError | None:
+    """The first :class:`FatalError` in ``exc``, itself or nested in the exception groups a
+    task group wraps its errors in; None if there is none."""
+    if isinstance(exc, FatalError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            if (found := find_fatal(inner)) is not None:
+                return found
+    return None
+
+
 class PageError(CrawlError):
     """A per-page failure: data to record, never a reason to stop the crawl."""
 

@@ -60,12 +60,12 @@ from urllib.parse import urlsplit
 from warcio.statusandheaders import StatusAndHeaders  # type: ignore[import-untyped]
 from warcio.warcwriter import WARCWriter  # type: ignore[import-untyped]
 
-from crawler import __version__
 from crawler.errors import StorageError
 from crawler.fetch import ACCEPT, ACCEPT_ENCODING
 from crawler.models import Lease, Response
 from crawler.spool import Spool
 from crawler.urls import host_key
+from crawler.version import __version__
 
 DEFAULT_PREFIX = "crawler"
 DEFAULT_SPOOL_BYTES = 32 * 1024 * 1024

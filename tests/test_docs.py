@@ -285,9 +285,6 @@ def test_readme_is_a_front_page() -> None:
     assert len((ROOT / "README.md").read_text(encoding="utf-8").splitlines()) <= 250
 
 
-# docs/python-api.md is written with the public Python API (issue 19, step 2), on its own
-# branch; the README links to it already. Remove this once both are merged.
-_WRITTEN_ELSEWHERE = {ROOT / "docs" / "python-api.md"}
 _LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
@@ -308,8 +305,6 @@ def test_links_between_documents_resolve(document: Path) -> None:
             continue  # an absolute URL: not ours to check offline
         file, _, anchor = target.partition("#")
         path = (document.parent / file).resolve() if file else document
-        if path in _WRITTEN_ELSEWHERE:
-            continue
         assert path.exists(), f"{document.name}: link to missing {target}"
         if anchor:
             assert anchor in _anchors(path), f"{document.name}: no heading for {target}"

@@ -14,22 +14,25 @@ PACKAGE = Path(__file__).parent.parent / "crawler"
 
 
 def module_imports() -> dict[str, set[str]]:
-    """Each module of the package -> the package's modules it imports (from its source)."""
-    modules = {}
+    """Each module of the package -> the package's modules it imports (from its source).
+    ``from crawler import runtime`` imports the module ``crawler.runtime``, not the package's
+    ``__init__`` (which every submodule's import runs first anyway)."""
+    sources = {}
     for path in PACKAGE.rglob("*.py"):
         parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
-        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        sources[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph = {}
+    for name, path in sources.items():
         named: set[str] = set()
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                named.add(node.module)
-                named.update(f"{node.module}.{alias.name}" for alias in node.names)
+                for alias in node.names:
+                    submodule = f"{node.module}.{alias.name}"
+                    named.add(submodule if submodule in sources else node.module)
             elif isinstance(node, ast.Import):
                 named.update(alias.name for alias in node.names)
-        modules[name] = named
-    return {
-        name: {m for m in named if m in modules and m != name} for name, named in modules.items()
-    }
+        graph[name] = {m for m in named if m in sources and m != name}
+    return graph
 
 
 def test_no_module_imports_one_that_imports_it_back() -> None:

@@ -11,3 +11,8 @@ Data flow::
 Every crawler runs in its own process against the same servers, so CPU, RSS and event-loop lag
 are the crawler's own, and the server counts what each crawler really asked for.
 """
+
+from pathlib import Path
+
+DEFAULT_OUT = Path("build/bench")
+"""Where ``crawl bench`` writes its results unless told (``--out``)."""
