@@ -211,6 +211,12 @@ class Store:
         conn, self._conn = self._conn, None
         try:
             if conn is not None:
+                # A transaction cut short by a cancellation is still open. Closing alone need
+                # not end it: while anything still references one of its statements (a
+                # cancelled future's cursor), SQLite keeps the closed connection alive, and
+                # the database's write lock with it (sqlite3_close_v2).
+                if conn.in_transaction:
+                    await _rollback(conn)
                 await conn.close()
         finally:
             self._writer_lock.release()

@@ -112,3 +112,22 @@ async def test_the_sink_writes_robots_records_with_its_batches(tmp_path: Path) -
         states = conn.execute("SELECT state FROM frontier").fetchall()
     assert rows == [("http://a.test", 404, None, ""), ("http://b.test", None, None, "")]
     assert states == [("done",)]
+
+
+async def test_closing_mid_transaction_releases_the_database_for_the_next_writer(
+    tmp_path: Path,
+) -> None:
+    # A crawl cancelled between BEGIN and COMMIT: the transaction is open, and a statement of
+    # it is still referenced mid-way (here a claim's RETURNING rows, half read).
+    db = tmp_path / "c.db"
+    store = Store(db)
+    await store.__aenter__()
+    await store.add_urls([(f"http://a.test/{i}", "a.test", 0, 0) for i in range(3)])
+    await store.conn.execute("BEGIN IMMEDIATE")
+    held = await store.conn.execute("UPDATE frontier SET state = 'leased' RETURNING id")
+    await held.fetchone()
+    await store.aclose()
+    with closing(sqlite3.connect(db, timeout=0)) as other:
+        other.execute("BEGIN IMMEDIATE")  # 'database is locked' while the transaction lived on
+        other.execute("ROLLBACK")
+    del held
