@@ -6,14 +6,10 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 from urllib.parse import urlsplit
 
 TEST_CONFIG = """
@@ -91,28 +87,3 @@ def assert_consistent(db: Path) -> None:
             "AND url NOT IN (SELECT url FROM pages)"
         ).fetchone()[0]
     assert (recorded_but_open, finished_without_page) == (0, 0)
-
-
-class ThreadedSite:
-    """A standard-library HTTP server on 127.0.0.1 (an ephemeral port) for the handler class
-    given, answering in threads while the ``with`` block runs: for the tests' small sites."""
-
-    def __init__(self, handler: Callable[..., BaseHTTPRequestHandler]) -> None:
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.server.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self._thread.join(timeout=10)
