@@ -1,5 +1,5 @@
 """Helpers shared by the crawl tests: running the CLI, reading the database, waiting for a
-server-side condition with a deadline."""
+server-side condition with a deadline, a clock moved by hand."""
 
 from __future__ import annotations
 
@@ -87,3 +87,13 @@ def assert_consistent(db: Path) -> None:
             "AND url NOT IN (SELECT url FROM pages)"
         ).fetchone()[0]
     assert (recorded_but_open, finished_without_page) == (0, 0)
+
+
+class FakeClock:
+    """A clock for the parts that take one: it says ``now``, which the test moves by hand."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
