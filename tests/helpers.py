@@ -12,6 +12,8 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from crawler.config import Config, load_config
+
 TEST_CONFIG = """
 [crawl]
 concurrency = 4
@@ -24,6 +26,18 @@ retry_backoff = 0.05
 stats_interval = 0.0
 grace_period = 5.0
 """
+
+
+def crawl_config(concurrency: int = 4, **overrides: object) -> Config:
+    """The config of an in-process test crawl: ``concurrency`` workers, as many per host, no
+    delay between requests, no stats ticks; ``overrides`` as ``section.key`` names."""
+    base = {
+        "crawl.concurrency": concurrency,
+        "politeness.per_host_concurrency": concurrency,
+        "politeness.per_host_delay": 0.0,
+        "runtime.stats_interval": 0.0,
+    }
+    return load_config(overrides={**base, **overrides}, environ={})
 
 
 def write_config(tmp_path: Path, extra: str = "") -> Path:

@@ -13,24 +13,17 @@ import pytest
 
 from crawler import engine, extractors
 from crawler.abort import AbortController
-from crawler.config import Config, load_config
+from crawler.config import Config
 from crawler.demosite import SiteServer, SiteSpec, expected_pages, expected_statuses
 from crawler.engine import Crawl
-from tests.helpers import assert_consistent, database, pages, wait_until
+from tests.helpers import assert_consistent, crawl_config, database, pages, wait_until
 from tests.servers import Request, Response, TestServer, html
 
 pytestmark = pytest.mark.anyio
 
 
 def config(**overrides: object) -> Config:
-    base = {
-        "crawl.concurrency": 8,
-        "politeness.per_host_concurrency": 8,
-        "politeness.per_host_delay": 0.0,
-        "runtime.stats_interval": 0.0,
-        "fetch.retry_backoff": 0.01,
-    }
-    return load_config(overrides={**base, **overrides}, environ={})
+    return crawl_config(8, **{"fetch.retry_backoff": 0.01, **overrides})
 
 
 async def crawl(site: SiteServer, db: Path, cfg: Config | None = None) -> engine.CrawlReport:
