@@ -1,20 +1,18 @@
 """Helpers shared by the crawl tests: running the CLI, reading the database, waiting for a
-server-side condition with a deadline."""
+server-side condition with a deadline, a clock moved by hand."""
 
 from __future__ import annotations
 
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 from urllib.parse import urlsplit
+
+from crawler.config import Config, load_config
 
 TEST_CONFIG = """
 [crawl]
@@ -28,6 +26,18 @@ retry_backoff = 0.05
 stats_interval = 0.0
 grace_period = 5.0
 """
+
+
+def crawl_config(concurrency: int = 4, **overrides: object) -> Config:
+    """The config of an in-process test crawl: ``concurrency`` workers, as many per host, no
+    delay between requests, no stats ticks; ``overrides`` as ``section.key`` names."""
+    base = {
+        "crawl.concurrency": concurrency,
+        "politeness.per_host_concurrency": concurrency,
+        "politeness.per_host_delay": 0.0,
+        "runtime.stats_interval": 0.0,
+    }
+    return load_config(overrides={**base, **overrides}, environ={})
 
 
 def write_config(tmp_path: Path, extra: str = "") -> Path:
@@ -93,26 +103,11 @@ def assert_consistent(db: Path) -> None:
     assert (recorded_but_open, finished_without_page) == (0, 0)
 
 
-class ThreadedSite:
-    """A standard-library HTTP server on 127.0.0.1 (an ephemeral port) for the handler class
-    given, answering in threads while the ``with`` block runs: for the tests' small sites."""
+class FakeClock:
+    """A clock for the parts that take one: it says ``now``, which the test moves by hand."""
 
-    def __init__(self, handler: Callable[..., BaseHTTPRequestHandler]) -> None:
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.server.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
 
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self._thread.join(timeout=10)
+    def __call__(self) -> float:
+        return self.now

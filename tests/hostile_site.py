@@ -1,9 +1,9 @@
 """A deliberately hostile local website: one endpoint per way a server can hurt a crawler.
 
 `with HostileSite() as site:` serves it on 127.0.0.1 from a background thread with its own
-event loop, like `crawler.demosite.SiteServer`. Responses are written as raw bytes on asyncio
-streams rather than through an HTTP library, because most endpoints break HTTP on purpose
-(wrong lengths, malformed chunks, resets, byte-at-a-time headers) and a library would refuse.
+event loop, on the tests' server core (tests/servers.py), which writes raw bytes because most
+endpoints break HTTP on purpose (wrong lengths, malformed chunks, resets, byte-at-a-time
+headers) and a library would refuse.
 
 `ENDPOINTS` maps a concrete, requestable path for every case to a one-line description;
 `index_paths()` is what `/` links to and `trap_paths()` what `/traps/` links to. Pages that only
@@ -23,7 +23,6 @@ import hashlib
 import html
 import importlib
 import importlib.util
-import itertools
 import math
 import random
 import re
@@ -31,20 +30,18 @@ import socket
 import struct
 import threading
 import time
-import weakref
 import zlib
 from asyncio import StreamReader, StreamWriter
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from email.utils import formatdate
-from http import HTTPStatus
 from typing import Literal
 from urllib.parse import parse_qsl, quote
 
-from crawler.demosite import MAX_HEADER_BYTES, canonical_path
+from crawler.demosite import canonical_path
+from tests.servers import HOST, Reply, Request, Response, TestServer, head
 
 HTML_TYPE = "text/html; charset=utf-8"
-HOST = "127.0.0.1"
 
 # Bombs: 1 GiB of spaces once inflated. Built from one 1 MiB block (see `_raw_deflate_bomb`).
 BOMB_SIZE = 1 << 30
@@ -71,17 +68,10 @@ CALENDAR_START = "2024-01-01"
 # Endless, stalled and slow responses end when the client leaves or the server stops; this cap
 # only guarantees no loop here runs unbounded if a test leaks a connection.
 _MAX_STREAM_SECONDS = 300.0
-_IDLE_TIMEOUT = 60.0  # an idle keep-alive connection is dropped after this long
-_STARTUP_TIMEOUT = 10.0
-_STOP_TIMEOUT = 5.0
-_MAX_REQUESTS_PER_CONNECTION = 100_000
 _MAX_READS = 100_000  # bound on the reads of a stalled connection (it is time-capped anyway)
 _ENDLESS_CHUNK = b"<p>" + b"x" * 16_000 + b"</p>\n"
 _NUMBER = r"(0|[1-9][0-9]{0,8})"  # no leading zeros (one spelling per page), bounded size
 
-Response = tuple[int, dict[str, str], bytes]
-Stream = Callable[[StreamReader, StreamWriter], Awaitable[None]]
-Reply = Response | Stream
 Where = Literal["index", "traps", "target", "corner", "unlinked"]
 
 
@@ -322,20 +312,6 @@ NO_LENGTH_BODY = _page("no length", ["/links/target"]).encode()
 BROKEN_CHUNK = b"<!doctype html>\n<html><head><title>broken chunked</title></head><body>\n"
 
 
-def _phrase(status: int) -> str:
-    # robots_status may be set to any number, including ones http.HTTPStatus doesn't know.
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Unknown"
-
-
-def _head(status: int, headers: Iterable[tuple[str, str | int]] = ()) -> bytes:
-    lines = [f"HTTP/1.1 {status} {_phrase(status)}"]
-    lines += [f"{name}: {value}" for name, value in headers]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-
-
 def _chunk(data: bytes) -> bytes:
     return f"{len(data):x}\r\n".encode() + data + b"\r\n"
 
@@ -354,51 +330,39 @@ def _next_param(index: int) -> str:
     return chr(ord("a") + index) if index < 26 else f"p{index}"
 
 
-class HostileSite:
+class HostileSite(TestServer):
     """Serves the hostile endpoints; `with HostileSite() as site:` runs it on its own thread.
 
     Bookkeeping methods may be called from any thread. `robots_txt`, `robots_status` and
     `arbitrary_hrefs` may be set at any time; they are not touched by `reset()`, which clears
     only what requests changed. Neither is `corner_broken`: False serves the corner site without
-    its broken corner.
+    its broken corner. `wall_clock` (Unix time) dates the Retry-After of /rate/retry-after-date.
     """
 
-    def __init__(self) -> None:
-        self.port = 0
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(self._answer, clock=clock)
         self.robots_status = 200
         self.arbitrary_hrefs: tuple[str, ...] = ()
         """What /links/arbitrary links to; may be set at any time (not touched by reset())."""
         self.corner_broken = True
+        self._wall_clock = wall_clock
         self._robots_txt: bytes | None = None
         self._robots_is_default = True
-        # Handlers run on the server loop while tests read the bookkeeping from another thread.
-        self._lock = threading.Lock()
-        self._counts: Counter[str] = Counter()
-        self._arrivals: list[tuple[str, float]] = []
-        self._finished: list[tuple[str, float, float]] = []
-        self._in_flight: dict[int, tuple[str, float]] = {}
-        self._request_ids = itertools.count()
+        self._state_lock = threading.Lock()
         self._hits: Counter[str] = Counter()  # per-endpoint state of the /rate/ cases
         self._sessions = 0
         self._bombs = bombs()
         self._exact = self._exact_routes()
         self._patterns = self._pattern_routes()
-        self._tasks: set[asyncio.Task[object]] = set()
-        # Transports still flushing after their handler returned must be aborted on stop too;
-        # weak, so closed ones drop out without bookkeeping.
-        self._transports: weakref.WeakSet[asyncio.WriteTransport] = weakref.WeakSet()
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._error: BaseException | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{HOST}:{self.port}"
 
     @property
     def robots_txt(self) -> bytes | None:
-        with self._lock:
+        with self._state_lock:
             if not self._robots_is_default:
                 return self._robots_txt
         return (
@@ -407,201 +371,30 @@ class HostileSite:
 
     @robots_txt.setter
     def robots_txt(self, value: bytes | None) -> None:
-        with self._lock:
+        with self._state_lock:
             self._robots_txt = value
             self._robots_is_default = False
-
-    # --- bookkeeping -------------------------------------------------------------------------
-
-    def request_counts(self) -> Counter[str]:
-        """Raw request target (path and query, as sent) -> number of requests."""
-        with self._lock:
-            return Counter(self._counts)
-
-    def request_times(self, path_prefix: str) -> list[float]:
-        """time.monotonic() at which each request whose target starts with the prefix arrived."""
-        with self._lock:
-            return [t for target, t in self._arrivals if target.startswith(path_prefix)]
-
-    def max_concurrent(self, path_prefix: str) -> int:
-        """Most requests matching the prefix that were in flight (arrived, not yet answered)
-        at any one moment since the last reset."""
-        with self._lock:
-            intervals = [(s, e) for t, s, e in self._finished if t.startswith(path_prefix)]
-            intervals += [
-                (s, math.inf) for t, s in self._in_flight.values() if t.startswith(path_prefix)
-            ]
-        # Sweep line; at equal times ends (-1) sort before starts, so back-to-back isn't overlap.
-        events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
-        running = peak = 0
-        for _, delta in events:
-            running += delta
-            peak = max(peak, running)
-        return peak
-
-    def in_flight(self, path_prefix: str) -> int:
-        """Requests matching the prefix still being answered now (e.g. an endless body whose
-        client has not hung up yet)."""
-        with self._lock:
-            return sum(t.startswith(path_prefix) for t, _ in self._in_flight.values())
 
     def reset(self) -> None:
         """Forget counts, times, finished requests and per-endpoint state (rate limits, session
         ids). Requests still in flight keep counting towards max_concurrent."""
-        with self._lock:
-            self._counts.clear()
-            self._arrivals.clear()
-            self._finished.clear()
+        super().reset()
+        with self._state_lock:
             self._hits.clear()
             self._sessions = 0
 
-    def _begin(self, target: str) -> int:
-        now = time.monotonic()
-        with self._lock:
-            self._counts[target] += 1
-            self._arrivals.append((target, now))
-            key = next(self._request_ids)
-            self._in_flight[key] = (target, now)
-        return key
-
-    def _end(self, key: int) -> None:
-        with self._lock:
-            target, start = self._in_flight.pop(key)
-            self._finished.append((target, start, time.monotonic()))
-
     def _hit(self, path: str) -> int:
-        with self._lock:
+        with self._state_lock:
             self._hits[path] += 1
             return self._hits[path]
 
     def _new_session(self) -> int:
-        with self._lock:
+        with self._state_lock:
             self._sessions += 1
             return self._sessions
 
-    # --- lifecycle -----------------------------------------------------------------------------
-
-    def __enter__(self) -> HostileSite:
-        ready = threading.Event()
-        self._error = None
-        self._loop = self._stop = None  # a previous run's; the new thread sets its own
-        self._thread = threading.Thread(target=self._run_thread, args=(ready,), daemon=True)
-        self._thread.start()
-        if not ready.wait(_STARTUP_TIMEOUT):
-            self.__exit__()
-            raise RuntimeError(f"hostile site did not start within {_STARTUP_TIMEOUT}s")
-        if self._error is not None:
-            self._thread.join(_STOP_TIMEOUT)
-            raise self._error
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        loop, stop, thread = self._loop, self._stop, self._thread
-        if loop is not None and stop is not None:
-            with contextlib.suppress(RuntimeError):  # loop already closed: nothing left to stop
-                loop.call_soon_threadsafe(stop.set)
-        if thread is not None:
-            thread.join(_STOP_TIMEOUT)
-            if thread.is_alive():
-                raise RuntimeError(f"hostile site did not stop within {_STOP_TIMEOUT}s")
-
-    def _run_thread(self, ready: threading.Event) -> None:
-        try:
-            asyncio.run(self._serve(ready.set))
-        except BaseException as exc:  # re-raised in the caller's thread by __enter__
-            self._error = exc
-        finally:
-            ready.set()
-
-    async def _serve(self, on_ready: Callable[[], None]) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        server = await asyncio.start_server(self._on_connection, HOST, 0, limit=MAX_HEADER_BYTES)
-        self.port = server.sockets[0].getsockname()[1]
-        try:
-            on_ready()
-            await self._stop.wait()
-        finally:
-            server.close()
-            # Abort, not close: close() waits to flush, forever if an endless body's client
-            # stopped reading; abort drops the buffers and closes the socket now.
-            for transport in list(self._transports):
-                transport.abort()
-            tasks = list(self._tasks)
-            for task in tasks:
-                task.cancel()
-            if tasks:
-                await asyncio.wait(tasks, timeout=_STOP_TIMEOUT)
-            await server.wait_closed()
-
-    async def _on_connection(self, reader: StreamReader, writer: StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
-        self._transports.add(writer.transport)
-        try:
-            for _ in range(_MAX_REQUESTS_PER_CONNECTION):
-                try:
-                    async with asyncio.timeout(_IDLE_TIMEOUT):
-                        head = await reader.readuntil(b"\r\n\r\n")
-                except asyncio.LimitOverrunError:
-                    writer.write(_error_reply(431))
-                    await writer.drain()
-                    return
-                if not await self._respond(head, reader, writer):
-                    return
-        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
-            pass  # clients hang up or go idle mid-request; not a server fault
-        except asyncio.CancelledError:
-            # Shutdown. Ending normally matters: Python 3.11's start_server logs a traceback
-            # for every connection task that ends cancelled.
-            writer.transport.abort()
-        finally:
-            if task is not None:
-                self._tasks.discard(task)
-            writer.close()
-
-    async def _respond(self, head: bytes, reader: StreamReader, writer: StreamWriter) -> bool:
-        """Answer one request; True if the connection may carry another."""
-        lines = head.split(b"\r\n")
-        parts = lines[0].split(b" ")
-        if len(parts) != 3 or not parts[1].startswith(b"/"):
-            writer.write(_error_reply(400))
-            await writer.drain()
-            return False
-        method, raw_target, version = parts
-        connection, has_body = b"", False
-        for line in lines[1:]:
-            name, _, value = line.partition(b":")
-            name = name.strip().lower()
-            if name == b"connection":
-                connection = value.strip().lower()
-            elif name in (b"content-length", b"transfer-encoding") and value.strip() != b"0":
-                has_body = True  # bodies are never read, so the stream can't be reused after one
-        persistent = (
-            connection != b"close" if version == b"HTTP/1.1" else connection == b"keep-alive"
-        )
-        key = self._begin(raw_target.decode("latin-1"))
-        try:
-            if method not in (b"GET", b"HEAD"):
-                writer.write(_error_reply(405, ("Allow", "GET, HEAD")))
-                await writer.drain()
-                return False
-            reply = self._route(raw_target.decode("latin-1"))
-            if not isinstance(reply, tuple):
-                # Streamed misbehaviour always ends the connection, whatever the method.
-                await reply(reader, writer)
-                return False
-            status, headers, body = reply
-            keep_alive = persistent and not has_body
-            fields = [("Content-Length", str(len(body))), *headers.items()]
-            if not keep_alive:
-                fields.append(("Connection", "close"))
-            writer.write(_head(status, fields) + (body if method == b"GET" else b""))
-            await writer.drain()
-            return keep_alive
-        finally:
-            self._end(key)
+    def _answer(self, request: Request) -> Reply:
+        return self._route(request.target)
 
     # --- routing -------------------------------------------------------------------------------
 
@@ -726,7 +519,7 @@ class HostileSite:
     def _retry_after_date(self) -> Response:
         if self._hit("/rate/retry-after-date") <= 1:
             # HTTP-dates have whole seconds; rounding up keeps the wait at least 2 s.
-            when = formatdate(math.ceil(time.time()) + RETRY_AFTER_SECONDS, usegmt=True)
+            when = formatdate(math.ceil(self._wall_clock()) + RETRY_AFTER_SECONDS, usegmt=True)
             return 503, {"Content-Type": HTML_TYPE, "Retry-After": when}, _UNAVAILABLE
         return _html("finally")
 
@@ -859,18 +652,12 @@ def _charset_bom() -> Response:
     return 200, {"Content-Type": HTML_TYPE}, body
 
 
-def _error_reply(status: int, *extra: tuple[str, str]) -> bytes:
-    body = f"{status} {_phrase(status)}\n".encode()
-    fields = [("Content-Length", str(len(body))), ("Content-Type", "text/plain"), *extra]
-    return _head(status, [*fields, ("Connection", "close")]) + body
-
-
 # --- streamed misbehaviour ---------------------------------------------------------------------
 
 
 async def _endless(reader: StreamReader, writer: StreamWriter) -> None:
     writer.write(
-        _head(200, [("Content-Type", HTML_TYPE), ("Transfer-Encoding", "chunked")])
+        head(200, [("Content-Type", HTML_TYPE), ("Transfer-Encoding", "chunked")])
         + _chunk(b"<!doctype html>\n<html><head><title>endless</title></head><body>\n")
     )
     chunk = _chunk(_ENDLESS_CHUNK)
@@ -884,36 +671,36 @@ async def _endless(reader: StreamReader, writer: StreamWriter) -> None:
 
 
 async def _wrong_length_short(reader: StreamReader, writer: StreamWriter) -> None:
-    writer.write(_head(200, [("Content-Type", HTML_TYPE), ("Content-Length", 10_000)]))
+    writer.write(head(200, [("Content-Type", HTML_TYPE), ("Content-Length", 10_000)]))
     writer.write(SHORT_BODY)
     await writer.drain()
 
 
 async def _wrong_length_long(reader: StreamReader, writer: StreamWriter) -> None:
     # No "Connection: close": the 4950 extra bytes look like the start of the next response.
-    writer.write(_head(200, [("Content-Type", HTML_TYPE), ("Content-Length", 50)]) + LONG_BODY)
+    writer.write(head(200, [("Content-Type", HTML_TYPE), ("Content-Length", 50)]) + LONG_BODY)
     await writer.drain()
 
 
 async def _no_length(reader: StreamReader, writer: StreamWriter) -> None:
-    writer.write(_head(200, [("Content-Type", HTML_TYPE)]) + NO_LENGTH_BODY)
+    writer.write(head(200, [("Content-Type", HTML_TYPE)]) + NO_LENGTH_BODY)
     await writer.drain()
 
 
 async def _broken_chunked(reader: StreamReader, writer: StreamWriter) -> None:
-    head = _head(200, [("Content-Type", HTML_TYPE), ("Transfer-Encoding", "chunked")])
-    writer.write(head + _chunk(BROKEN_CHUNK) + b"zz\r\n" + b"not a chunk\r\n")
+    start = head(200, [("Content-Type", HTML_TYPE), ("Transfer-Encoding", "chunked")])
+    writer.write(start + _chunk(BROKEN_CHUNK) + b"zz\r\n" + b"not a chunk\r\n")
     await writer.drain()
 
 
 async def _slow_headers(reader: StreamReader, writer: StreamWriter) -> None:
     body = _page("slow headers").encode()
-    head = _head(200, [("Content-Type", HTML_TYPE), ("Content-Length", len(body))])
+    status_and_fields = head(200, [("Content-Type", HTML_TYPE), ("Content-Length", len(body))])
     deadline = time.monotonic() + SLOW_HEADER_LIMIT
-    for i in range(len(head)):
+    for i in range(len(status_and_fields)):
         if time.monotonic() > deadline or _client_gone(reader, writer):
             return
-        writer.write(head[i : i + 1])
+        writer.write(status_and_fields[i : i + 1])
         await writer.drain()
         await asyncio.sleep(SLOW_HEADER_INTERVAL)
     writer.write(body)
@@ -921,7 +708,7 @@ async def _slow_headers(reader: StreamReader, writer: StreamWriter) -> None:
 
 
 async def _slow_body(reader: StreamReader, writer: StreamWriter) -> None:
-    writer.write(_head(200, [("Content-Type", HTML_TYPE), ("Content-Length", SLOW_BODY_LENGTH)]))
+    writer.write(head(200, [("Content-Type", HTML_TYPE), ("Content-Length", SLOW_BODY_LENGTH)]))
     await writer.drain()
     deadline = time.monotonic() + _MAX_STREAM_SECONDS
     for i in range(SLOW_BODY_LENGTH):
@@ -944,8 +731,8 @@ async def _stall(reader: StreamReader, writer: StreamWriter) -> None:
 
 
 async def _reset_mid_body(reader: StreamReader, writer: StreamWriter) -> None:
-    head = _head(200, [("Content-Type", HTML_TYPE), ("Content-Length", SLOW_BODY_LENGTH)])
-    writer.write(head + SLOW_BODY[:RESET_BODY_SENT])
+    start = head(200, [("Content-Type", HTML_TYPE), ("Content-Length", SLOW_BODY_LENGTH)])
+    writer.write(start + SLOW_BODY[:RESET_BODY_SENT])
     await writer.drain()
     # drain() only means "handed to the kernel"; give loopback a moment to deliver it, since a
     # reset discards whatever is still queued.

@@ -1,6 +1,7 @@
 """A small local site whose sitemaps exercise every rule of :mod:`crawler.sitemaps`.
 
-``with SitemapSite() as site:`` serves it on 127.0.0.1 from a background thread. robots.txt
+``with SitemapSite() as site:`` serves it on 127.0.0.1 from a background thread (the tests'
+server core, tests/servers.py). robots.txt
 names a sitemap index and a sitemap that redirects; the index lists a gzip file, a plain XML
 file, a text file, an entity bomb, a missing file, an off-scope file, a file sent with
 ``Content-Encoding: gzip`` and a chain of nested indexes one level too deep. Pages are tiny
@@ -13,12 +14,10 @@ sitemaps arrive shows whether the frontier waits for them.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
-import threading
-import time
-from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+
+from tests.servers import Request, Response, TestServer
 
 NS = 'xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"'
 SITEMAP_DELAY = 0.3
@@ -52,40 +51,16 @@ def _bomb(base: str) -> bytes:
     ).encode()
 
 
-class SitemapSite:
+class SitemapSite(TestServer):
+    """``with SitemapSite() as site:`` serves the site; ``robots=False`` answers robots.txt
+    with a 404 (no sitemaps named)."""
+
     def __init__(self, *, robots: bool = True) -> None:
+        super().__init__(self.respond)
         self.robots = robots
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._lock = threading.Lock()
-        self._counts: Counter[str] = Counter()
 
-    @property
-    def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def request_counts(self) -> Counter[str]:
-        with self._lock:
-            return Counter(self._counts)
-
-    def __enter__(self) -> SitemapSite:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
-
-    def respond(self, path: str) -> tuple[int, dict[str, str], bytes]:
-        base = self.base_url
+    async def respond(self, request: Request) -> Response:
+        path, base = request.target, self.base_url
         if path == "/robots.txt":
             if not self.robots:
                 return 404, {"Content-Type": "text/plain"}, b"no robots.txt\n"
@@ -145,30 +120,10 @@ class SitemapSite:
             "/sitemaps/e.xml": ({}, _urlset(base, "/p/e1")),
         }
         if path == "/moved.xml":
-            time.sleep(SITEMAP_DELAY)
+            await asyncio.sleep(SITEMAP_DELAY)
             return 301, {"Location": "/sitemaps/e.xml"}, b""
         if path in sitemaps:
-            time.sleep(SITEMAP_DELAY)  # the site is slow; the crawl must wait for its sitemaps
+            await asyncio.sleep(SITEMAP_DELAY)  # the site is slow; the crawl must wait for them
             headers, body = sitemaps[path]
             return 200, {"Content-Type": "application/xml", **headers}, body
         return 404, {"Content-Type": "text/html"}, b"<title>not found</title>"
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        site = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                with site._lock:
-                    site._counts[self.path] += 1
-                status, headers, body = site.respond(self.path)
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass  # quiet: the tests read request_counts()
-
-        return Handler

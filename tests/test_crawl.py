@@ -6,7 +6,6 @@ import asyncio
 import sqlite3
 from collections import Counter
 from contextlib import closing
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -14,23 +13,17 @@ import pytest
 
 from crawler import engine, extractors
 from crawler.abort import AbortController
-from crawler.config import Config, load_config
+from crawler.config import Config
 from crawler.demosite import SiteServer, SiteSpec, expected_pages, expected_statuses
 from crawler.engine import Crawl
-from tests.helpers import ThreadedSite, assert_consistent, database, pages, wait_until
+from tests.helpers import assert_consistent, crawl_config, database, pages, wait_until
+from tests.servers import Request, Response, TestServer, html
 
 pytestmark = pytest.mark.anyio
 
 
 def config(**overrides: object) -> Config:
-    base = {
-        "crawl.concurrency": 8,
-        "politeness.per_host_concurrency": 8,
-        "politeness.per_host_delay": 0.0,
-        "runtime.stats_interval": 0.0,
-        "fetch.retry_backoff": 0.01,
-    }
-    return load_config(overrides={**base, **overrides}, environ={})
+    return crawl_config(8, **{"fetch.retry_backoff": 0.01, **overrides})
 
 
 async def crawl(site: SiteServer, db: Path, cfg: Config | None = None) -> engine.CrawlReport:
@@ -98,45 +91,30 @@ async def test_page_budget(tmp_path: Path) -> None:
     assert len(pages(tmp_path / "crawl.db")) == 10
 
 
-class FlakySite(ThreadedSite):
+def flaky_site() -> TestServer:
     """``/`` links to ``/flaky`` then ``/other``; ``/flaky`` answers 503 once, then 200."""
+    flaky_answers = 0
 
-    def __init__(self) -> None:
-        site = self
-        self.counts: Counter[str] = Counter()
+    def answer(request: Request) -> Response:
+        nonlocal flaky_answers
+        if request.path == "/flaky":
+            flaky_answers += 1
+            if flaky_answers == 1:
+                return 503, {"Retry-After": "0"}, b""
+        links = '<a href="/flaky">f</a><a href="/other">o</a>' if request.path == "/" else ""
+        return html(request.path, links)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                site.counts[self.path] += 1
-                if self.path == "/flaky" and site.counts[self.path] == 1:
-                    self.send_response(503)
-                    self.send_header("Retry-After", "0")
-                    body = b""
-                else:
-                    self.send_response(200)
-                    links = (
-                        '<a href="/flaky">f</a><a href="/other">o</a>' if self.path == "/" else ""
-                    )
-                    body = f"<title>{self.path}</title>{links}".encode()
-                    self.send_header("Content-Type", "text/html")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        super().__init__(Handler)
+    return TestServer(answer)
 
 
 async def test_a_retry_pending_when_the_budget_runs_out_is_still_fetched(tmp_path: Path) -> None:
     # /flaky is the budget's last page; its 503 comes after the budget is spent. The retry was
     # charged at the first attempt, so it runs in this run; /other is never started.
     cfg = config(**{"crawl.max_pages": 2, "politeness.robots": False})
-    with FlakySite() as site:
+    with flaky_site() as site:
         seeds = [f"{site.base_url}/"]
         report = await Crawl(cfg, seeds, tmp_path / "crawl.db", AbortController().signal).run()
-    assert site.counts == Counter({"/": 1, "/flaky": 2})
+    assert site.request_counts() == Counter({"/": 1, "/flaky": 2})
     assert report.complete
     assert report.stats.retries == 1
     assert {path: status for path, (status, _) in pages(tmp_path / "crawl.db").items()} == {
@@ -145,28 +123,17 @@ async def test_a_retry_pending_when_the_budget_runs_out_is_still_fetched(tmp_pat
     }
 
 
-class MembersSite(ThreadedSite):
+def members_site() -> TestServer:
     """``/`` sets a session cookie and links to ``/members``, which answers 403 without it."""
 
-    def __init__(self) -> None:
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if self.path == "/members" and self.headers["Cookie"] != "session=1":
-                    self.send_response(403)
-                else:
-                    self.send_response(200)
-                if self.path == "/":
-                    self.send_header("Set-Cookie", "session=1; Path=/")
-                body = f'<title>{self.path}</title><a href="/members">m</a>'.encode()
-                self.send_header("Content-Type", "text/html")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+    def answer(request: Request) -> Response:
+        refused = request.path == "/members" and request.headers.get("cookie") != "session=1"
+        _, headers, body = html(request.path, '<a href="/members">m</a>')
+        if request.path == "/":
+            headers = {**headers, "Set-Cookie": "session=1; Path=/"}
+        return 403 if refused else 200, headers, body
 
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        super().__init__(Handler)
+    return TestServer(answer)
 
 
 @pytest.mark.parametrize(("cookies", "members"), [("per-host", 200), ("off", 403)])
@@ -175,7 +142,7 @@ async def test_fetch_cookies_setting_decides_whether_a_session_cookie_goes_back(
 ) -> None:
     cfg = config(**{"fetch.cookies": cookies, "politeness.robots": False})
     db = tmp_path / "crawl.db"
-    with MembersSite() as site:
+    with members_site() as site:
         await Crawl(cfg, [f"{site.base_url}/"], db, AbortController().signal).run()
     assert {path: status for path, (status, _) in pages(db).items()} == {
         "/": 200,

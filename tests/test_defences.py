@@ -301,6 +301,9 @@ async def test_retry_after_http_date(site: HostileSite, tmp_path: Path) -> None:
     result = await crawl(site, tmp_path, "/rate/retry-after-date", **{"fetch.max_retries": 1})
     assert result.rows["/rate/retry-after-date"]["status"] == 200
     assert min_gap(site.request_times("/rate/")) >= 1.0  # the date was 2-3 s ahead
+    # Negative control: a 500 (no Retry-After) is retried after the short backoff.
+    await crawl(site, tmp_path, "/rate/flaky/401", **{"fetch.max_retries": 1})
+    assert min_gap(site.request_times("/rate/")) < 1.0
 
 
 async def test_transient_5xx_is_retried_with_backoff(site: HostileSite, tmp_path: Path) -> None:

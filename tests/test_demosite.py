@@ -241,8 +241,9 @@ def test_latency_is_concurrent_and_max_concurrent_is_recorded() -> None:
         for t in threads:
             t.join(timeout=10.0)
         assert [status for status, _ in results] == [200] * 5
-        # Serving the sleeps one at a time would make the slowest request take >= 1.5 s.
-        assert all(0.3 <= elapsed < 1.2 for _, elapsed in results), results
+        # Each answer waited out the latency (a floor, never a speed); served one at a time
+        # the five would never overlap: five in flight at once is what shows they were not.
+        assert all(elapsed >= 0.3 for _, elapsed in results), results
         assert slow.max_concurrent == 5
         assert slow.total_requests == 5
 

@@ -11,8 +11,6 @@ import asyncio
 import gc
 import ipaddress
 import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import pytest
 
@@ -21,6 +19,7 @@ from crawler.addresses import AddressBlocked, AddressGuard
 from crawler.config import FetchSection
 from crawler.errors import ConnectFailed, ConnectionDropped
 from crawler.fetch import Fetcher
+from tests.servers import Request, Stream, TestServer
 
 pytestmark = pytest.mark.anyio
 
@@ -28,84 +27,53 @@ TRANSPORTS = ["aiohttp", "httpcore"]
 PAGE = b"<title>page</title>"
 
 
-class Server:
-    """A small HTTP/1.1 server with keep-alive. Records each request (target, headers; values
-    decoded as Latin-1, so byte for byte) as it arrives. A target in ``set_cookie`` answers
-    with that raw Set-Cookie value (``/login``: ``sid=42``); one in ``needs_cookie`` answers 403
-    to a request without a Cookie header; one in ``drop_once`` is, the first time, read and
-    then its connection closed without an answer. One in ``raw`` is answered with those bytes,
-    exactly, in one write; one in ``stray`` leaves those bytes to be written, on the same
-    connection, just before the answer to the next request there (bytes that arrive late)."""
+class WireSite(TestServer):
+    """Answers every request with raw bytes it builds itself, keeping connections alive. A
+    target in ``set_cookie`` answers with that raw Set-Cookie value (``/login``: ``sid=42``);
+    one in ``needs_cookie`` answers 403 to a request without a Cookie header; one in
+    ``drop_once`` is, the first time, read and then its connection closed without an answer.
+    One in ``raw`` is answered with those bytes, exactly, in one write; one in ``stray`` leaves
+    those bytes to be written, on the same connection, just before the answer to the next
+    request there (bytes that arrive late)."""
 
     def __init__(self, host: str) -> None:
-        self.host = host
-        self.requests: list[tuple[str, dict[str, str]]] = []
+        super().__init__(self._answer, host=host)
         self.set_cookie: dict[str, bytes] = {"/login": b"sid=42; Path=/"}
         self.needs_cookie: set[str] = set()
         self.drop_once: set[str] = set()
         self.raw: dict[str, bytes] = {}
         self.stray: dict[str, bytes] = {}
-        self.connections = 0
-        self.port = 0
-        self._writers: set[asyncio.StreamWriter] = set()
+        self._pending: dict[int, bytes] = {}  # connection -> stray bytes left by its last answer
 
-    def url(self, target: str, host: str | None = None) -> str:
-        return f"http://{host or self.host}:{self.port}{target}"
+    def targets(self) -> list[str]:
+        return [request.target for request in self.requests()]
 
     def cookies_sent(self) -> list[str | None]:
-        return [headers.get("cookie") for _, headers in self.requests]
+        return [request.headers.get("cookie") for request in self.requests()]
 
-    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._writers.add(writer)
-        self.connections += 1
-        pending = b""  # stray bytes left by the last answer on this connection
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                request_line, *lines = head.decode("latin-1").split("\r\n")
-                target = request_line.split(" ")[1]
-                fields = (line.split(":", 1) for line in lines if line)
-                self.requests.append((target, {k.lower(): v.strip() for k, v in fields}))
-                if target in self.drop_once:
-                    self.drop_once.discard(target)
-                    return
-                if target in self.raw:
-                    writer.write(pending + self.raw[target])
-                    pending = self.stray.get(target, b"")
-                    await writer.drain()
-                    continue
-                cookie = self.set_cookie.get(target)
-                extra = b"Set-Cookie: %s\r\n" % cookie if cookie is not None else b""
-                refused = target in self.needs_cookie and "cookie" not in self.requests[-1][1]
-                writer.write(
-                    b"%sHTTP/1.1 %s\r\nContent-Type: text/html\r\n"
-                    b"Content-Length: %d\r\n%s\r\n%s"
-                    % (pending, b"403 Forbidden" if refused else b"200 OK", len(PAGE), extra, PAGE)
-                )
-                pending = b""
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass  # the client closed the connection
-        finally:
-            self._writers.discard(writer)
-            writer.close()
-
-    def close_connections(self) -> None:
-        for writer in list(self._writers):
-            writer.close()
+    def _answer(self, request: Request) -> bytes | Stream:
+        target = request.target
+        if target in self.drop_once:
+            self.drop_once.discard(target)
+            return _close_without_answer
+        pending = self._pending.pop(request.connection, b"")
+        if target in self.raw:
+            self._pending[request.connection] = self.stray.get(target, b"")
+            return pending + self.raw[target]
+        cookie = self.set_cookie.get(target)
+        extra = b"Set-Cookie: %s\r\n" % cookie if cookie is not None else b""
+        refused = target in self.needs_cookie and "cookie" not in request.headers
+        return b"%sHTTP/1.1 %s\r\nContent-Type: text/html\r\nContent-Length: %d\r\n%s\r\n%s" % (
+            pending,
+            b"403 Forbidden" if refused else b"200 OK",
+            len(PAGE),
+            extra,
+            PAGE,
+        )
 
 
-@asynccontextmanager
-async def http_server(host: str = "127.0.0.1") -> AsyncIterator[Server]:
-    server = Server(host)
-    listener = await asyncio.start_server(server.serve, host, 0)
-    server.port = listener.sockets[0].getsockname()[1]
-    try:
-        yield server
-    finally:
-        listener.close()
-        server.close_connections()
-        await listener.wait_closed()
+async def _close_without_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    pass  # the server closes the connection when a stream returns
 
 
 def fetcher(
@@ -124,12 +92,12 @@ def fetcher(
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_a_cookie_set_by_one_response_is_sent_back_to_its_host(transport: str) -> None:
-    async with http_server() as server, fetcher(transport, []) as f:
+    async with WireSite("127.0.0.1") as server, fetcher(transport, []) as f:
         await f.fetch(server.url("/before"))
         await f.fetch(server.url("/login"))
         await f.fetch(server.url("/after"))
         await f.fetch(server.url("/other-host", host="localhost"))
-    assert [target for target, _ in server.requests] == [
+    assert server.targets() == [
         "/before",
         "/login",
         "/after",
@@ -145,7 +113,7 @@ async def test_a_cookie_set_by_one_response_is_sent_back_to_its_host(transport: 
 async def test_a_page_that_needs_the_cookie_set_by_the_one_before(
     transport: str, cookies: str, sent: str | None, status: int
 ) -> None:
-    async with http_server() as server, fetcher(transport, [], cookies=cookies) as f:
+    async with WireSite("127.0.0.1") as server, fetcher(transport, [], cookies=cookies) as f:
         server.needs_cookie.add("/members")
         await f.fetch(server.url("/login"))
         members = await f.fetch(server.url("/members"))
@@ -156,8 +124,8 @@ async def test_a_page_that_needs_the_cookie_set_by_the_one_before(
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_a_cookie_set_by_one_loopback_host_is_never_sent_to_another(transport: str) -> None:
     async with (
-        http_server("127.0.0.2") as two,
-        http_server("127.0.0.3") as three,
+        WireSite("127.0.0.2") as two,
+        WireSite("127.0.0.3") as three,
         fetcher(transport, []) as f,
     ):
         await f.fetch(two.url("/login"))
@@ -172,7 +140,7 @@ async def test_a_cookie_with_non_ascii_bytes_goes_back_as_it_came(transport: str
     # A Set-Cookie in UTF-8 (as sites send it): httpx refused to encode the Cookie header
     # built from it, and the exception ended the crawl (issue 23).
     city = "city=Köln".encode()
-    async with http_server() as server, fetcher(transport, []) as f:
+    async with WireSite("127.0.0.1") as server, fetcher(transport, []) as f:
         server.set_cookie["/login"] = city + b"; Path=/"
         await f.fetch(server.url("/login"))
         await f.fetch(server.url("/after"))
@@ -185,7 +153,7 @@ async def test_a_cookie_with_non_ascii_bytes_goes_back_as_it_came(transport: str
 async def test_a_latin_1_cookie_goes_back_too(transport: str, sent: bytes) -> None:
     # httpcore sends the bytes as they came; aiohttp takes headers as text and writes them in
     # UTF-8, so the one byte ö arrives as two.
-    async with http_server() as server, fetcher(transport, []) as f:
+    async with WireSite("127.0.0.1") as server, fetcher(transport, []) as f:
         server.set_cookie["/login"] = b"city=K\xf6ln; Path=/"
         await f.fetch(server.url("/login"))
         await f.fetch(server.url("/after"))
@@ -214,7 +182,7 @@ async def test_a_redirect_httpx_cannot_parse_is_returned_as_received(
     # httpx built the next request even with follow_redirects=False, and raised on these:
     # unsupported_url, or connection_dropped (retried, counted by the circuit breaker). The
     # 302 comes back with its raw Location, for crawler.extract to note redirect_invalid.
-    async with http_server() as server, fetcher(transport, []) as f:
+    async with WireSite("127.0.0.1") as server, fetcher(transport, []) as f:
         server.raw["/moved"] = (
             b"HTTP/1.1 302 Found\r\nLocation: %s\r\nContent-Length: 0\r\n\r\n" % location
         )
@@ -222,7 +190,7 @@ async def test_a_redirect_httpx_cannot_parse_is_returned_as_received(
         after = await f.fetch(server.url("/after"))
     assert (moved.status, moved.location) == (302, location.decode("latin-1"))
     assert after.status == 200
-    assert [target for target, _ in server.requests] == ["/moved", "/after"]
+    assert server.targets() == ["/moved", "/after"]
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -244,7 +212,7 @@ async def test_interim_responses_read_with_the_final_one_are_skipped(
     # RFC 9110 15.2: a client parses and skips any 1xx before the final response; here all of
     # them arrive in one packet with it, and the connection serves the next request.
     final = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n\r\n%s"
-    async with http_server() as server, fetcher(transport, []) as f:
+    async with WireSite("127.0.0.1") as server, fetcher(transport, []) as f:
         server.raw["/hinted"] = interim + final % (len(PAGE), PAGE)
         hinted = await f.fetch(server.url("/hinted"))
         after = await f.fetch(server.url("/after"))
@@ -260,7 +228,7 @@ async def test_bytes_arriving_after_a_bodiless_response_never_reach_the_next_url
 ) -> None:
     # The body a 204/304 may not have, written late (after the client took the response):
     # on the kept-alive connection it was read as the next URL's status line, failing it.
-    async with http_server() as server, fetcher(transport, []) as f:
+    async with WireSite("127.0.0.1") as server, fetcher(transport, []) as f:
         server.raw["/empty"] = b"HTTP/1.1 %s\r\nContent-Type: text/html\r\n\r\n" % status
         server.stray["/empty"] = b"<p>a body this status cannot have</p>"
         empty = await f.fetch(server.url("/empty"))
@@ -275,7 +243,7 @@ async def test_a_body_sent_with_a_204_never_reaches_the_next_url(transport: str)
     # Body bytes in the same packet as the 204: aiohttp's parser read them at once as a next
     # status line and failed the 204 itself; httpcore left them for the next response on the
     # connection. The 204 is what was answered, and the next URL gets a clean connection.
-    async with http_server() as server, fetcher(transport, []) as f:
+    async with WireSite("127.0.0.1") as server, fetcher(transport, []) as f:
         server.raw["/empty"] = b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\nhello"
         empty = await f.fetch(server.url("/empty"))
         after = await f.fetch(server.url("/after"))
@@ -293,7 +261,7 @@ async def test_a_fetched_response_is_freed_at_once_not_by_the_cycle_collector(
 ) -> None:
     # httpx links a response and its stream both ways; the fetcher unlinks them, or every
     # response (aiohttp's under it) waits for the cyclic collector, whose pauses stall the loop.
-    async with http_server() as server, fetcher(transport, []) as f:
+    async with WireSite("127.0.0.1") as server, fetcher(transport, []) as f:
         await f.fetch(server.url("/warm-up"))  # pools and caches made once
         gc.collect()
         gc.disable()
@@ -316,7 +284,7 @@ async def test_a_fetched_response_is_freed_at_once_not_by_the_cycle_collector(
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_each_request_sent_is_announced_once_with_its_url(transport: str) -> None:
     sent: list[str] = []
-    async with http_server() as server, fetcher(transport, sent) as f:
+    async with WireSite("127.0.0.1") as server, fetcher(transport, sent) as f:
         # The hook gets the URL as fetched, not as the transport spells it after parsing
         # (this one's path loses "/a/..", its host its capitals): callers key hosts by it.
         urls = [
@@ -329,7 +297,7 @@ async def test_each_request_sent_is_announced_once_with_its_url(transport: str) 
             assert sent == urls[: urls.index(url)]  # none announced ahead of its fetch
             await f.fetch(url)
     assert sent == urls
-    assert [target for target, _ in server.requests] == ["/robots.txt", "/page", "/page"]
+    assert server.targets() == ["/robots.txt", "/page", "/page"]
 
 
 @pytest.mark.parametrize(("transport", "announced"), [("aiohttp", 0), ("httpcore", 1)])
@@ -355,12 +323,12 @@ async def test_a_connection_closed_before_any_answer_is_not_sent_again(transport
     decides what comes next); neither transport sends the GET again on its own (aiohttp did:
     two requests per attempt). One request, one announcement."""
     sent: list[str] = []
-    async with http_server() as server, fetcher(transport, sent) as f:
+    async with WireSite("127.0.0.1") as server, fetcher(transport, sent) as f:
         url = server.url("/flaky")
         server.drop_once.add("/flaky")
         with pytest.raises(ConnectionDropped):
             await f.fetch(url)
-    assert len(server.requests) == 1
+    assert len(server.targets()) == 1
     assert sent == [url]
 
 
@@ -368,7 +336,7 @@ async def test_a_connection_closed_before_any_answer_is_not_sent_again(transport
 async def test_a_request_the_guard_refuses_is_not_announced(transport: str) -> None:
     sent: list[str] = []
     guard = AddressGuard(seed_hosts=["example.test"])  # 127.0.0.1 is not a seed host
-    async with http_server() as server, fetcher(transport, sent, guard) as f:
+    async with WireSite("127.0.0.1") as server, fetcher(transport, sent, guard) as f:
         with pytest.raises(AddressBlocked):
             await f.fetch(server.url("/"))
         assert sent == []
@@ -376,7 +344,7 @@ async def test_a_request_the_guard_refuses_is_not_announced(transport: str) -> N
         guard.enabled = False
         await f.fetch(server.url("/"))
     assert sent == [server.url("/")]
-    assert len(server.requests) == 1
+    assert len(server.targets()) == 1
 
 
 async def test_a_request_refused_at_connect_time_is_not_announced(
@@ -391,7 +359,7 @@ async def test_a_request_refused_at_connect_time_is_not_announced(
     monkeypatch.setattr(addresses, "_resolve", first_answer)
     sent: list[str] = []
     guard = AddressGuard(seed_hosts=["example.test"])
-    async with http_server() as server, fetcher("aiohttp", sent, guard) as f:
+    async with WireSite("127.0.0.1") as server, fetcher("aiohttp", sent, guard) as f:
         with pytest.raises(AddressBlocked, match="localhost resolves to non-public"):
             await f.fetch(server.url("/", host="localhost"))
-    assert (sent, server.requests) == ([], [])
+    assert (sent, server.targets()) == ([], [])

@@ -16,16 +16,9 @@ from crawler.models import Lease, PageRecord
 from crawler.retries import RetryPolicy
 from crawler.rows import page_rows
 from crawler.store import Store
+from tests.helpers import FakeClock
 
 pytestmark = pytest.mark.anyio
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def config(**overrides: object) -> Config:

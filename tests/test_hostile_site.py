@@ -22,7 +22,7 @@ from email.utils import parsedate_to_datetime
 import httpx
 import pytest
 
-from tests.helpers import wait_until
+from tests.helpers import FakeClock, wait_until
 from tests.hostile_site import (
     BINARY_SIZE,
     BOMB_BLOCK,
@@ -59,10 +59,14 @@ def site() -> Iterator[HostileSite]:
         yield server
 
 
+def http_client(site: HostileSite) -> httpx.Client:
+    # trust_env=False: a proxy from the environment must never see test traffic.
+    return httpx.Client(base_url=site.base_url, trust_env=False, timeout=TIMEOUT)
+
+
 @pytest.fixture
 def client(site: HostileSite) -> Iterator[httpx.Client]:
-    # trust_env=False: a proxy from the environment must never see test traffic.
-    with httpx.Client(base_url=site.base_url, trust_env=False, timeout=TIMEOUT) as c:
+    with http_client(site) as c:
         yield c
 
 
@@ -536,14 +540,16 @@ def test_retry_after_seconds(client: httpx.Client) -> None:
     assert title(responses[2].content) == "finally"
 
 
-def test_retry_after_date(client: httpx.Client) -> None:
-    before = time.time()
-    first = client.get("/rate/retry-after-date")
-    assert first.status_code == 503
-    when = parsedate_to_datetime(first.headers["retry-after"]).timestamp()
-    assert first.headers["retry-after"].endswith(" GMT")
-    assert 2.0 <= when - before <= 3.5
-    second = client.get("/rate/retry-after-date")
+def test_retry_after_date() -> None:
+    wall_clock = FakeClock(1_700_000_000.25)
+    with HostileSite(wall_clock=wall_clock) as site, http_client(site) as client:
+        first = client.get("/rate/retry-after-date")
+        assert first.status_code == 503
+        when = parsedate_to_datetime(first.headers["retry-after"]).timestamp()
+        assert first.headers["retry-after"].endswith(" GMT")
+        # Whole seconds, rounded up: at least Retry-After's 2 s after the site's "now".
+        assert when == 1_700_000_003.0
+        second = client.get("/rate/retry-after-date")
     assert (second.status_code, title(second.content)) == (200, "finally")
 
 
@@ -816,18 +822,19 @@ def test_traps_are_endless(client: httpx.Client) -> None:
 # --- bookkeeping ---------------------------------------------------------------------------------
 
 
-def test_request_counts_and_times(site: HostileSite, client: httpx.Client) -> None:
-    for target in ("/links/target", "/links/%74arget", "/links/target?x=1", "/links/target"):
-        client.get(target)
-        time.sleep(0.1)
+def test_request_counts_and_times() -> None:
+    # Each reading of this clock is one tick later: an arrival and the end of its answer.
+    ticks = itertools.count(100.0)
+    with HostileSite(clock=ticks.__next__) as site, http_client(site) as client:
+        for target in ("/links/target", "/links/%74arget", "/links/target?x=1", "/links/target"):
+            client.get(target)
     assert site.request_counts() == {
         "/links/target": 2,
         "/links/%74arget": 1,
         "/links/target?x=1": 1,
     }
-    times = site.request_times("/links/target")
-    assert len(times) == 3
-    assert all(b - a >= 0.1 for a, b in itertools.pairwise(times))
+    # The clock's time at each arrival, exactly: the request times are the site's clock's.
+    assert site.request_times("/links/target") == [100.0, 104.0, 106.0]
     assert len(site.request_times("/links/")) == 4
     assert site.request_times("/nothing") == []
     assert site.max_concurrent("/links/") == 1

@@ -6,16 +6,16 @@ import json
 import logging
 import os
 import sys
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from crawler.demosite import SiteServer, SiteSpec
 from crawler.logs import JsonFormatter
 from tests.helpers import crawl_process, database, write_config, write_seeds
+from tests.servers import Request, TestServer
+from tests.servers import Response as ServerResponse
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:
@@ -136,27 +136,13 @@ def one_page_site(html: bytes) -> Iterator[str]:
     """A server on 127.0.0.1 whose ``/`` is ``html``; everything else (robots.txt) is a 404.
     Yields the page's URL."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            found = self.path == "/"
-            self.send_response(200 if found else 404)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(html) if found else 0))
-            self.end_headers()
-            if found:
-                self.wfile.write(html)
+    def answer(request: Request) -> ServerResponse:
+        if request.path == "/":
+            return 200, {"Content-Type": "text/html; charset=utf-8"}, html
+        return 404, {"Content-Type": "text/html; charset=utf-8"}, b""
 
-        def log_message(self, format: str, *args: object) -> None:
-            pass  # the test's output is the crawler's stderr, not the server's
-
-    with ThreadingHTTPServer(("127.0.0.1", 0), Handler) as server:
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield f"http://127.0.0.1:{server.server_port}/"
-        finally:
-            server.shutdown()
-            thread.join()
+    with TestServer(answer) as site:
+        yield f"{site.base_url}/"
 
 
 def crawl_one_page(tmp_path: Path, html: bytes, *flags: str) -> str:

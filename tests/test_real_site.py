@@ -12,18 +12,19 @@ Python 3.11.2 once made every relative link lose its first character: 39 404s, t
 from __future__ import annotations
 
 import functools
+import threading
 import urllib.error
 import urllib.request
 from collections import deque
 from collections.abc import Iterator
 from html.parser import HTMLParser
-from http.server import SimpleHTTPRequestHandler
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urldefrag, urljoin, urlsplit
 
 import pytest
 
-from tests.helpers import ThreadedSite, crawl_process, database, write_config, write_seeds
+from tests.helpers import crawl_process, database, write_config, write_seeds
 
 # `make docs-site` unpacks Debian's package into build/ (installing it would also upgrade the
 # system's python3.11, the oldest build CI tests); an installed copy serves as well.
@@ -50,8 +51,17 @@ class _QuietHandler(SimpleHTTPRequestHandler):
 def docs_site() -> Iterator[str]:
     if DOCS is None:
         pytest.skip("no copy of Python's documentation: `make docs-site` unpacks one")
-    with ThreadedSite(functools.partial(_QuietHandler, directory=str(DOCS))) as site:
-        yield f"{site.base_url}/"
+    # The standard library's own server on purpose, not tests/servers.py: the reference.
+    handler = functools.partial(_QuietHandler, directory=str(DOCS))
+    with ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        server.daemon_threads = True
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_port}/"
+        finally:
+            server.shutdown()
+            thread.join(timeout=10)
 
 
 class _Links(HTMLParser):

@@ -20,12 +20,13 @@ from urllib.parse import urlsplit
 import pytest
 
 from crawler.abort import AbortController, AbortReason
-from crawler.config import Config, load_config
+from crawler.config import Config
 from crawler.demosite import SiteServer, SiteSpec, expected_statuses
 from crawler.engine import Crawl
 from tests.held_parsing import HeldParsing
 from tests.helpers import (
     assert_consistent,
+    crawl_config,
     crawl_process,
     pages,
     wait_until,
@@ -41,15 +42,11 @@ SIGTERM = AbortReason.from_signal(signal.SIGTERM)
 
 
 def config(**overrides: object) -> Config:
-    base = {
-        "crawl.concurrency": CONCURRENCY,
-        "politeness.per_host_concurrency": CONCURRENCY,
-        "politeness.per_host_delay": 0.0,
-        "runtime.stats_interval": 0.0,
+    held_parsing = {
         "runtime.parse_processes": 0,  # held parsing replaces build_outcome in this process
         "runtime.parse_threads": CONCURRENCY,
     }
-    return load_config(overrides={**base, **overrides}, environ={})
+    return crawl_config(CONCURRENCY, **{**held_parsing, **overrides})
 
 
 def served(site: SiteServer) -> tuple[Counter[str], Counter[str]]:

@@ -12,29 +12,19 @@ from urllib.parse import urlsplit
 import pytest
 
 from crawler.abort import AbortController
-from crawler.config import Config, SitemapsSection, load_config
+from crawler.config import Config, SitemapsSection
 from crawler.demosite import SiteServer, SiteSpec
 from crawler.engine import Crawl, CrawlReport
 from crawler.errors import ConnectFailed
 from crawler.models import Response
 from crawler.sitemaps import SitemapSeeder, decompress, parse_sitemap
 from crawler.urls import Scope
-from tests.helpers import database
-from tests.sitemap_site import DISALLOWED, EXPECTED, NEVER, SitemapSite, _bomb
-
-NS = 'xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"'
+from tests.helpers import crawl_config, database
+from tests.sitemap_site import DISALLOWED, EXPECTED, NEVER, NS, SitemapSite, _bomb
 
 
 def config(**overrides: object) -> Config:
-    base = {
-        "crawl.concurrency": 4,
-        "crawl.max_depth": 0,
-        "politeness.per_host_concurrency": 4,
-        "politeness.per_host_delay": 0.0,
-        "runtime.stats_interval": 0.0,
-        "sitemaps.enabled": True,
-    }
-    return load_config(overrides={**base, **overrides}, environ={})
+    return crawl_config(**{"crawl.max_depth": 0, "sitemaps.enabled": True, **overrides})
 
 
 async def crawl(seed: str, db: Path, cfg: Config) -> CrawlReport:

@@ -21,6 +21,7 @@ from crawler.models import Lease, Response
 from crawler.spool import Spool
 from crawler.warc import WarcArchive, surt
 from tests.helpers import crawl_process, database, write_config, write_seeds
+from tests.servers import TestServer
 
 USER_AGENT = "crawler/0.1 (+warc test)"
 
@@ -197,13 +198,9 @@ RECEIVED_BODY = b"<p>fine</p>"
 
 
 async def answer_as_received(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """One HTTP/1.0 answer, byte for byte, then close (its body ends at the close)."""
-    try:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(RECEIVED_HEAD + b"\r\n" + RECEIVED_BODY)
-        await writer.drain()
-    finally:
-        writer.close()
+    """One HTTP/1.0 answer, byte for byte; its body ends when the server closes."""
+    writer.write(RECEIVED_HEAD + b"\r\n" + RECEIVED_BODY)
+    await writer.drain()
 
 
 @pytest.mark.anyio
@@ -212,15 +209,11 @@ async def test_the_status_line_and_headers_are_archived_as_received(
     tmp_path: Path, transport: str
 ) -> None:
     # They were archived as "HTTP/1.1 200 OK", "x-latin: caf%C3%A9", names lower-cased.
-    server = await asyncio.start_server(answer_as_received, "127.0.0.1", 0)
-    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/fine"
     section = FetchSection(transport=transport)  # type: ignore[arg-type]
-    try:
+    async with TestServer(lambda request: answer_as_received) as server:
+        url = server.url("/fine")
         async with Fetcher(section, user_agent="t", concurrency=1) as fetcher:
             response = await fetcher.fetch(url)
-    finally:
-        server.close()
-        await server.wait_closed()
     async with WarcArchive(tmp_path, max_bytes=10**9, user_agent="t") as archive:
         archive.add(Lease(1, url, "127.0.0.1", 0), response)
         archive.close()

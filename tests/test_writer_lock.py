@@ -3,28 +3,26 @@ holds a response open so that the first crawl is surely still running, ``kill -9
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import json
 import signal
 import sqlite3
 import threading
 from contextlib import closing
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from types import TracebackType
 
 import pytest
 
 from crawler.errors import StorageError
 from crawler.writer_lock import WriterLock
 from tests.helpers import (
-    ThreadedSite,
     assert_consistent,
     crawl_process,
     pages,
     write_config,
     write_seeds,
 )
+from tests.servers import Request, Response, TestServer, html
 
 HOLD_LIMIT = 60.0
 """A held response is answered after this long at the latest, released or not."""
@@ -32,45 +30,26 @@ WAIT = 30.0
 """Deadline for a process, or the server, to reach the step a test waits for."""
 
 
-class HeldSite(ThreadedSite):
+class HeldSite(TestServer):
     """``/`` links to ``/held``, whose answer waits until :attr:`release` is set;
     :attr:`arrived` is set when a request for it has come in."""
 
     def __init__(self) -> None:
+        super().__init__(self._answer)
         self.arrived = threading.Event()
         self.release = threading.Event()
-        site = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if self.path == "/held":
-                    site.arrived.set()
-                    site.release.wait(HOLD_LIMIT)
-                if self.path == "/robots.txt":
-                    self.send_response(404)
-                    body = b""
-                else:
-                    self.send_response(200)
-                    self.send_header("Content-Type", "text/html")
-                    body = f'<title>{self.path}</title><a href="/held">held</a>'.encode()
-                self.send_header("Content-Length", str(len(body)))
-                with contextlib.suppress(ConnectionError):  # the crawl that asked was killed
-                    self.end_headers()
-                    self.wfile.write(body)
+    async def _answer(self, request: Request) -> Response:
+        if request.path == "/robots.txt":
+            return 404, {}, b""
+        if request.path == "/held":
+            self.arrived.set()
+            await asyncio.to_thread(self.release.wait, HOLD_LIMIT)
+        return html(request.path, '<a href="/held">held</a>')
 
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        super().__init__(Handler)
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release.set()  # before shutdown, which waits for the handler held on it
-        super().__exit__(exc_type, exc, tb)
+    def __exit__(self, *exc_info: object) -> None:
+        self.release.set()  # before the stop, which waits for the answer held on it
+        super().__exit__(*exc_info)
 
 
 def run_args(tmp_path: Path, site: HeldSite, db: Path) -> tuple[str | Path, ...]:
