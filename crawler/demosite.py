@@ -83,7 +83,10 @@ def _unquote_unreserved(match: re.Match[str]) -> str:
 
 def canonical_path(target: str) -> str:
     """The path (no query, no fragment) that `target` routes to, RFC 3986-normalised."""
-    path = urlsplit(urljoin(_ORIGIN + "/", _PCT_RE.sub(_unquote_unreserved, target))).path
+    target = _PCT_RE.sub(_unquote_unreserved, target)
+    if target.startswith("//"):  # a path of a request target, not an authority as in a link
+        target = "/." + target
+    path = urlsplit(urljoin(_ORIGIN + "/", target)).path
     return path or "/"
 
 

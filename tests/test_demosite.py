@@ -105,6 +105,10 @@ def test_model_is_deterministic_and_seeded() -> None:
         ("/page/../page/3", "/page/3"),
         ("/page/3?x=1", "/page/3"),
         ("/a%2fb", "/a%2Fb"),
+        # A request target is a path: '//' starts no authority there (a crawler asks for
+        # http://host//[::1 as '//[::1'; urljoin read it as a broken IPv6 host and raised).
+        ("//[::1", "//[::1"),
+        ("//evil.test/page/3", "//evil.test/page/3"),
     ],
 )
 def test_canonical_path(target: str, expected: str) -> None:
