@@ -1,7 +1,7 @@
 """The ``crawl`` command line (typer). ``crawl run`` is a thin layer over the Python API
 (:mod:`crawler.api`): flags in, the summary and the exit code out.
 
-Exit codes (a contract, see README): 0 the crawl finished; 1 a fatal error (bad config or seeds,
+Exit codes (a contract, see the README): 0 the crawl finished; 1 a fatal error (bad config or seeds,
 unusable database), one line on stderr, a traceback only with ``--debug``; 2 a usage error;
 130 / 143 interrupted by SIGINT / SIGTERM, state saved, running again resumes.
 """
@@ -206,7 +206,8 @@ def stats_command(
         int, typer.Option(min=1, help="Hosts to list, those with the most pages first.")
     ] = DEFAULT_TOP_HOSTS,
     as_json: Annotated[
-        bool, typer.Option("--json", help="Print one JSON object on one line (keys: README).")
+        bool,
+        typer.Option("--json", help="Print one JSON object on one line (keys: docs/database.md)."),
     ] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
 ) -> None:
@@ -243,7 +244,7 @@ def export_command(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
 ) -> None:
     """Write one record per stored page, in storage order (read-only, safe while a crawl
-    runs; fields: README)."""
+    runs; fields: docs/database.md)."""
     if not out:
         raise typer.BadParameter("must be a file name, or - for stdout", param_hint="'--out'")
     try:

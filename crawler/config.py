@@ -30,8 +30,8 @@ DEFAULT_USER_AGENT = "crawler/0.1 (+respects robots.txt)"
 MAX_CONCURRENCY = 10_000
 """``crawl.concurrency`` at most. Every worker is a task started with the crawl (an idle one
 costs ~1.3 KB: 13 MB at this bound, so starting them lazily would save little) and every request
-in flight a socket; one event loop is saturated far below this (README "Performance"). Without
-a bound, 10**9 ran out of memory and 10**6 took 19 s and 1.6 GB to start a 4-page crawl."""
+in flight a socket; one event loop is saturated far below this (docs/performance.md). Without a
+bound, 10**9 ran out of memory and 10**6 took 19 s and 1.6 GB to start a 4-page crawl."""
 MAX_PARSE_PROCESSES = 64
 """``runtime.parse_processes`` at most: each is a Python process of its own (tens of MB)."""
 
@@ -75,7 +75,7 @@ class FetchSection(_Section, frozen=True):
     """Redirect hops followed from one link; each hop is a page through the frontier."""
     transport: Literal["aiohttp", "httpcore"] = "aiohttp"
     """What carries the HTTP/1.1 traffic behind the one httpx client: aiohttp (faster by ~1.9x
-    here, see the README's performance section) or httpx's own httpcore pool."""
+    here, see docs/performance.md) or httpx's own httpcore pool."""
     cookies: Literal["per-host", "off"] = "per-host"
     """per-host: a cookie is kept for the session and sent back only to the host that set it
     (whatever its Domain attribute says); off: never stored, never sent. Not kept over a

@@ -9,7 +9,7 @@ page's tree was built on memory the kernel had to map and zero again. With the t
 - ``python -m crawler.bench.stages``: ``parse_html`` 0.243-0.275 ms a page with glibc's
   default, 0.087-0.089 ms with the heap kept (the same run, the same pages);
 - ``crawl bench -s single-host --no-ceiling``, three alternating pairs on one machine:
-  1,173 / 1,246 / 1,261 pages/s without, 1,348 / 1,446 / 1,366 with (README "Performance").
+  1,173 / 1,246 / 1,261 pages/s without, 1,348 / 1,446 / 1,366 with (git history).
 
 The crawl's own process is left as it is: its buffers (bodies, frames) are smaller and
 outlive each other, and doing the same there made no difference that runs could show.

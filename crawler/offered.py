@@ -5,7 +5,7 @@ page offers ~35 URLs and nearly all of them are known already. The frontier's ta
 known URL (``INSERT OR IGNORE``), but only after the URL has been encoded by the parse worker,
 sent through its pipe, decoded on the event loop and looked up in the table's unique index by
 the database thread: about 0.11 ms of the database thread's CPU per page of 35 known URLs, more
-than half of what it spends on a page (README "Performance").
+than half of what it spends on a page (docs/performance.md and git history).
 
 Only an exact repeat is dropped, and only within one worker process's life, so nothing the
 frontier would have kept is lost: the URL was offered before, by a page whose outcome is

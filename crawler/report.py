@@ -4,7 +4,7 @@ SQLite does all the counting (``GROUP BY``), so the cost is a few sequential sca
 plus index-only scans of ``frontier``, and memory holds only the aggregates: fine for millions of
 pages. All queries read one snapshot (:mod:`crawler.snapshot`), so the numbers agree with each
 other even while a crawl writes. Two shapes of output, one content: :func:`format_text` for
-people, :func:`to_json` for scripts (its keys are a contract, documented in the README).
+people, :func:`to_json` for scripts (its keys are a contract, documented in docs/database.md).
 """
 
 from __future__ import annotations
@@ -153,7 +153,7 @@ def _deferred(conn: sqlite3.Connection, now: float) -> Deferred:
 
 
 def to_json(report: Report) -> dict[str, object]:
-    """The report as the JSON object ``crawl stats --json`` prints (keys: see the README)."""
+    """The report as the JSON object ``crawl stats --json`` prints (keys: see docs/database.md)."""
     return {
         "database": report.database,
         "finished": report.finished,

@@ -23,7 +23,7 @@ Rules (each tested in ``tests/test_robots.py``):
     The rewrite also cuts a group name at its first space or ``/`` (``FooBot/1.0`` names
     ``FooBot``, as for Google) and ends lines only at CR, LF or CRLF (RFC 9309 2.2).
     ``tests/test_robots_conformance.py`` runs Google's and the RFC's cases through
-    :meth:`RobotsPolicy.allows`; the README lists what still differs and why.
+    :meth:`RobotsPolicy.allows`; docs/politeness.md lists what still differs and why.
 4.  3xx: ``Location`` is resolved with :func:`canonicalize` against the current URL and
     followed, to other hosts too, at most ``max_redirects`` (5) times (RFC 9309 2.3.1.2). One
     more, a loop (a URL already fetched), or no usable ``Location``: allow all, since the RFC

@@ -98,7 +98,7 @@ def tune_gc() -> None:
     event loop. What is alive before the crawl (everything imported) is frozen out of them,
     and the young generation is collected after 10,000 allocations instead of 700. On the
     benchmark's fan-out scenario at half scale this took the collector's time from 0.94 s to
-    0.07 s per run and its longest pause from 25 to 11 ms (README "Performance")."""
+    0.07 s per run and its longest pause from 25 to 11 ms (docs/performance.md and git history)."""
     gc.collect()  # what is garbage already is freed, not frozen
     gc.freeze()
     _, older, oldest = gc.get_threshold()

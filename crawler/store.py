@@ -93,7 +93,7 @@ CREATE TABLE IF NOT EXISTS robots (
 # (json_each): one statement step per batch instead of one per row. Each step releases and
 # retakes the GIL, and retaking it can wait for the event loop's turn (up to 5 ms, the
 # interpreter's switch interval): with ~70 rows per page, per-row steps made a 1,024-page
-# batch take seconds on a busy loop (README "Performance").
+# batch take seconds on a busy loop (docs/performance.md and git history).
 _ADD_PAGES = """
 INSERT INTO pages (url, final_url, status, content_type, title, description, canonical, depth,
                    fetched_at, error, size, elapsed_ms, truncated, notes)
@@ -121,7 +121,7 @@ INSERT INTO links (src_url, dst_url) SELECT value ->> 0, value ->> 1 FROM json_e
 # into a per-connection temporary table (one indexed LIMIT query per host, all in one
 # executemany), then leased and returned by one statement. One claim per host instead made
 # the frontier's refills queue behind the sink's batches, one host at a time: with 1,000
-# hosts starting at once most of them sat idle for seconds (README "Performance").
+# hosts starting at once most of them sat idle for seconds (docs/performance.md and git history).
 _CLAIMED_TABLE = "CREATE TEMP TABLE IF NOT EXISTS claimed (id INTEGER PRIMARY KEY)"
 _CLAIM_PICK = """
 INSERT INTO temp.claimed (id)

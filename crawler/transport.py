@@ -4,7 +4,7 @@ httpx stays the crawler's HTTP API; its own transport (httpcore) is the known bo
 pool does O(connections) work per request under a lock, httpx issue 3215) and aiohttp's pool is
 O(1). httpx-aiohttp's transport bridges the two for any use; this one does only what
 :class:`crawler.fetch.Fetcher` needs, which is what made it cheaper on the event loop (measured
-with ``python -m crawler.bench.stages``, README "Performance"):
+with ``python -m crawler.bench.stages``, docs/performance.md and git history):
 
 - the URL goes to aiohttp already parsed and percent-encoded by httpx (``yarl.URL(...,
   encoded=True)``), not encoded a second time;
