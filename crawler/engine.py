@@ -40,6 +40,7 @@ from crawler.frontier import Clock, Frontier
 from crawler.models import Deferred, OnResponse
 from crawler.retries import RetryPolicy
 from crawler.robots import RobotsCache, fetch_robots, robots_token
+from crawler.robots_gate import RobotsGate
 from crawler.services import CrawlServices
 from crawler.sink import Sink
 from crawler.stats import Stats
@@ -160,16 +161,18 @@ class Crawl:
             sink = Sink(store, config.storage, frontier.on_committed)
             await frontier.open(self.seeds)
             await self._traps.resume(store)
+            gate = RobotsGate(
+                robots, frontier=frontier, sink=sink, stats=self.stats, sitemaps=extras.sitemaps
+            )
             worker = Worker(
                 retries,
                 self.stats,
-                self._rules,
                 self._traps,
                 frontier=frontier,
                 fetcher=fetcher,
                 extractor=extractor,
                 sink=sink,
-                robots=robots if config.politeness.robots else None,
+                robots=gate if config.politeness.robots else None,
                 extras=extras,
             )
             async with asyncio.TaskGroup() as services:

@@ -9,8 +9,9 @@ on, starts their tasks in the engine's service group and stops them in order. Th
 - ``async with CrawlServices(config, stats, store=..., ...) as extras`` (opens files and sockets; a
   port in use or an unwritable directory is a :class:`FatalError` before any fetch);
 - :meth:`~CrawlServices.start` once the frontier is open;
-- ``extras.on_response`` for every response, :meth:`~CrawlServices.room` between pages (the
-  archives' backpressure) and :meth:`~CrawlServices.learned` for every robots.txt policy;
+- ``extras.on_response`` for every response and :meth:`~CrawlServices.room` between pages (the
+  archives' backpressure); ``extras.sitemaps`` (None when off) hears of every robots.txt policy
+  from the robots gate (:mod:`crawler.robots_gate`);
 - :meth:`~CrawlServices.workers_done` when the workers have ended (no more responses: the
   archives drain, sitemap reading stops), then :meth:`~CrawlServices.stop` once the sink has
   written everything (the progress display shows its final frame).
@@ -35,7 +36,7 @@ from crawler.gauges import FrontierCounts, Gauges, LoopLag
 from crawler.metrics import MetricsServer
 from crawler.models import Lease, OnResponse, Response
 from crawler.progress import Progress, ProgressMode
-from crawler.robots import RobotsPolicy, origin_of
+from crawler.robots import origin_of
 from crawler.sitemaps import SitemapSeeder
 from crawler.urls import Scope, host_key
 from crawler.warc import WarcArchive
@@ -170,18 +171,6 @@ class CrawlServices:
             await self.warc.room()
         if self.bodies is not None:
             await self.bodies.room()
-
-    def learned(self, policy: RobotsPolicy) -> None:
-        """A robots.txt policy was learned: read the origin's sitemaps (once per run)."""
-        if self.sitemaps is None or (policy.disallow_all and not policy.allow_all):
-            return  # robots.txt unreachable: no requests to this origin until it is asked again
-        sitemaps = policy.sitemaps
-        if not sitemaps:
-            fallback = f"{policy.origin}/sitemap.xml"
-            if not policy.allows(fallback):
-                return
-            sitemaps = (fallback,)
-        self.sitemaps.discover(policy.origin, sitemaps)
 
     def workers_done(self) -> None:
         """The workers have ended: no more responses, no more URLs wanted. Synchronous."""

@@ -48,6 +48,7 @@ from defusedxml.ElementTree import iterparse  # type: ignore[import-untyped]
 from crawler.config import SitemapsSection
 from crawler.errors import PageError
 from crawler.models import Response
+from crawler.robots import RobotsPolicy
 from crawler.urls import DEFAULT_MAX_URL_LENGTH, Scope, canonicalize, host_key
 
 log = logging.getLogger("crawler")
@@ -170,6 +171,19 @@ class SitemapSeeder:
         self.urls = 0
         """URLs offered to the frontier."""
         self.failures = 0
+
+    def learned(self, policy: RobotsPolicy) -> None:
+        """A robots.txt policy was learned: read the sitemaps it names, or ``/sitemap.xml``
+        if it names none and allows it (once per origin and run)."""
+        if policy.disallow_all and not policy.allow_all:
+            return  # robots.txt unreachable: no requests to this origin until it is asked again
+        sitemaps = policy.sitemaps
+        if not sitemaps:
+            fallback = f"{policy.origin}/sitemap.xml"
+            if not policy.allows(fallback):
+                return
+            sitemaps = (fallback,)
+        self.discover(policy.origin, sitemaps)
 
     def discover(self, origin: str, sitemaps: Iterable[str]) -> None:
         """Read ``origin``'s sitemaps (``sitemaps``; empty: ``/sitemap.xml``), once per run.
