@@ -146,10 +146,12 @@ class Crawl:
             self._rules, runtime.parse_processes, runtime.parse_threads, runtime.parse_timeout
         )
         # Progress, metrics, WARC, bodies and sitemaps, as configured (crawler/services.py).
+        sink = Sink(store, config.storage, frontier.on_committed)
         extras = CrawlServices(
             config,
             self.stats,
             store=store,
+            sink=sink,
             frontier=frontier,
             fetcher=fetcher,
             seeds=self.seeds,
@@ -158,7 +160,6 @@ class Crawl:
         )
         async with store, fetcher, robots, extras, extractor:
             self.frontier = frontier
-            sink = Sink(store, config.storage, frontier.on_committed)
             await frontier.open(self.seeds)
             await self._traps.resume(store)
             gate = RobotsGate(

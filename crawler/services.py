@@ -6,8 +6,9 @@ Besides the database a crawl can show its progress (:mod:`crawler.progress`), se
 or on by ``config.output`` / ``config.sitemaps``; :class:`CrawlServices` opens those that are
 on, starts their tasks in the engine's service group and stops them in order. The engine calls:
 
-- ``async with CrawlServices(config, stats, store=..., ...) as extras`` (opens files and sockets; a
-  port in use or an unwritable directory is a :class:`FatalError` before any fetch);
+- ``async with CrawlServices(config, stats, store=..., sink=..., ...) as extras`` (opens files
+  and sockets; a port in use or an unwritable directory is a :class:`FatalError` before any
+  fetch);
 - :meth:`~CrawlServices.start` once the frontier is open;
 - ``extras.on_response`` for every response and :meth:`~CrawlServices.room` between pages (the
   archives' backpressure); ``extras.sitemaps`` (None when off) hears of every robots.txt policy
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from crawler.config import Config
     from crawler.fetch import Fetcher
     from crawler.frontier import Frontier
+    from crawler.sink import Sink
     from crawler.stats import Stats
     from crawler.store import Store
 
@@ -58,6 +60,7 @@ class CrawlServices:
         stats: Stats,
         *,
         store: Store,
+        sink: Sink,
         frontier: Frontier,
         fetcher: Fetcher,
         seeds: Sequence[str],
@@ -70,8 +73,7 @@ class CrawlServices:
         output = config.output
         self._config = config
         self._seeds = seeds
-        self._store = store
-        self._frontier = frontier
+        self._sink = sink
         self._stack = contextlib.AsyncExitStack()
         self._lag_task: asyncio.Task[None] | None = None
         mode = progress_mode(output.progress)
@@ -185,12 +187,9 @@ class CrawlServices:
         if self._lag_task is not None:
             self._lag_task.cancel()  # a probe has no end of its own
 
-    # -- the sitemaps' writes -----------------------------------------------------------------
-
     async def _add_urls(self, urls: Sequence[str]) -> None:
-        rows = [(url, host_key(url), 0, 0) for url in urls]
-        await self._store.add_urls(rows)
-        self._frontier.on_committed(0, {host for _, host, _, _ in rows})
+        # At depth 0, like seeds; through the sink, committed before the sitemap's hold ends.
+        await self._sink.offer([(url, host_key(url), 0, 0) for url in urls])
 
     def __repr__(self) -> str:
         on = [

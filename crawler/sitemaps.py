@@ -27,8 +27,9 @@ Rules (each tested in ``tests/test_sitemaps.py``):
 
 Termination: a crawl whose only work left is reading sitemaps must not end before their URLs
 arrive. :meth:`SitemapSeeder.discover` calls ``hold()`` synchronously, and each origin's job
-calls ``release()`` when it is over, after its URLs are in the frontier; the engine makes a
-hold count as unfinished work. On :meth:`SitemapSeeder.close` the queued jobs are dropped and
+calls ``release()`` when it is over, after its URLs are committed (``add`` returns then: the
+crawl hands them to the sink, :meth:`crawler.sink.Sink.offer`); the frontier counts a hold as
+unfinished work. On :meth:`SitemapSeeder.close` the queued jobs are dropped and
 running ones cancelled, every hold released.
 """
 
@@ -62,7 +63,7 @@ _GZIP_MAGIC = b"\x1f\x8b"
 FetchSitemap = Callable[[str], Awaitable[Response]]
 """GETs one URL (any type, bounded body); raises :class:`PageError` when no response came."""
 AddURLs = Callable[[Sequence[str]], Awaitable[None]]
-"""Offers canonical URLs to the frontier."""
+"""Offers canonical URLs to the frontier; returns once they are stored."""
 
 
 @dataclass(frozen=True, slots=True)
