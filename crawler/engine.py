@@ -40,6 +40,7 @@ from crawler.frontier import Clock, Frontier
 from crawler.models import Deferred, OnResponse
 from crawler.retries import RetryPolicy
 from crawler.robots import RobotsCache, fetch_robots, robots_token
+from crawler.robots_gate import RobotsGate
 from crawler.services import CrawlServices
 from crawler.sink import Sink
 from crawler.stats import Stats
@@ -168,10 +169,12 @@ class Crawl:
             self._rules, runtime.parse_processes, runtime.parse_threads, runtime.parse_timeout
         )
         # Progress, metrics, WARC, bodies and sitemaps, as configured (crawler/services.py).
+        sink = Sink(store, config.storage, frontier.on_committed)
         extras = CrawlServices(
             config,
             self.stats,
             store=store,
+            sink=sink,
             frontier=frontier,
             fetcher=fetcher,
             seeds=self.seeds,
@@ -180,19 +183,20 @@ class Crawl:
         )
         async with store, fetcher, robots, extras, extractor:
             self.frontier = frontier
-            sink = Sink(store, config.storage, frontier.on_committed)
             await frontier.open(self.seeds)
             await self._traps.resume(store)
+            gate = RobotsGate(
+                robots, frontier=frontier, sink=sink, stats=self.stats, sitemaps=extras.sitemaps
+            )
             worker = Worker(
                 retries,
                 self.stats,
-                self._rules,
                 self._traps,
                 frontier=frontier,
                 fetcher=fetcher,
                 extractor=extractor,
                 sink=sink,
-                robots=robots if config.politeness.robots else None,
+                robots=gate if config.politeness.robots else None,
                 extras=extras,
             )
             async with asyncio.TaskGroup() as services:

@@ -1,4 +1,6 @@
-"""Where extraction runs: in worker processes (the default) or in threads, never on the loop.
+"""Where extraction runs: HTML in worker processes (the default) or in threads, never on the
+loop; a response with nothing to parse (not HTML, an error status, a redirect) on the loop, by
+the same :class:`~crawler.extract.LinkRules`, since a trip off it would cost more than the work.
 
 :func:`crawler.extract.build_outcome` (parse the HTML, resolve and canonicalize every link) is
 the crawl's largest CPU cost after HTTP. In a thread it still holds the GIL for most of that
@@ -53,7 +55,7 @@ from typing import BinaryIO, Protocol
 import msgspec
 
 from crawler.errors import FatalError, InternalError
-from crawler.extract import LinkRules, build_outcome, unparsed_outcome
+from crawler.extract import LinkRules, build_outcome, needs_parsing, unparsed_outcome
 from crawler.heap import keep_freed_memory
 from crawler.models import Lease, Outcome, PageRecord, PageRows, Response
 from crawler.offered import RecentlyOffered
@@ -74,7 +76,8 @@ traceback are "" on success."""
 
 
 class Extractor(Protocol):
-    """Turns a response into an :class:`Outcome` off the event loop (``async with`` it)."""
+    """Turns a response into an :class:`Outcome` by the crawl's :class:`LinkRules`: an HTML page
+    off the event loop, any other response (no body to parse) on it (``async with`` it)."""
 
     async def outcome(self, lease: Lease, response: Response, fetched_at: str) -> Outcome: ...
 
@@ -101,6 +104,8 @@ class ThreadExtractor:
         self._slots = asyncio.Semaphore(threads)
 
     async def outcome(self, lease: Lease, response: Response, fetched_at: str) -> Outcome:
+        if not needs_parsing(response):
+            return build_outcome(lease, response, self._rules, fetched_at)
         async with self._slots:
             return await asyncio.to_thread(build_outcome, lease, response, self._rules, fetched_at)
 
@@ -122,13 +127,16 @@ class ProcessExtractor:
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._rules = pickle.dumps(rules)
+        self._rules = rules
+        self._pickled_rules = pickle.dumps(rules)
         self._timeout = timeout
         self._clock = clock
-        self._children = [_Child(self._rules, clock) for _ in range(processes)]
+        self._children = [_Child(self._pickled_rules, clock) for _ in range(processes)]
         self._watchdog: asyncio.Task[None] | None = None
 
     async def outcome(self, lease: Lease, response: Response, fetched_at: str) -> Outcome:
+        if not needs_parsing(response):
+            return build_outcome(lease, response, self._rules, fetched_at)
         child = min(self._children, key=_Child.waiting)
         return await child.submit(lease, response, fetched_at)
 

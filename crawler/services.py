@@ -6,11 +6,13 @@ Besides the database a crawl can show its progress (:mod:`crawler.progress`), se
 or on by ``config.output`` / ``config.sitemaps``; :class:`CrawlServices` opens those that are
 on, starts their tasks in the engine's service group and stops them in order. The engine calls:
 
-- ``async with CrawlServices(config, stats, store=..., ...) as extras`` (opens files and sockets; a
-  port in use or an unwritable directory is a :class:`FatalError` before any fetch);
+- ``async with CrawlServices(config, stats, store=..., sink=..., ...) as extras`` (opens files
+  and sockets; a port in use or an unwritable directory is a :class:`FatalError` before any
+  fetch);
 - :meth:`~CrawlServices.start` once the frontier is open;
-- ``extras.on_response`` for every response, :meth:`~CrawlServices.room` between pages (the
-  archives' backpressure) and :meth:`~CrawlServices.learned` for every robots.txt policy;
+- ``extras.on_response`` for every response and :meth:`~CrawlServices.room` between pages (the
+  archives' backpressure); ``extras.sitemaps`` (None when off) hears of every robots.txt policy
+  from the robots gate (:mod:`crawler.robots_gate`);
 - :meth:`~CrawlServices.workers_done` when the workers have ended (no more responses: the
   archives drain, sitemap reading stops), then :meth:`~CrawlServices.stop` once the sink has
   written everything (the progress display shows its final frame).
@@ -35,7 +37,7 @@ from crawler.gauges import FrontierCounts, Gauges, LoopLag
 from crawler.metrics import MetricsServer
 from crawler.models import Lease, OnResponse, Response
 from crawler.progress import Progress, ProgressMode
-from crawler.robots import RobotsPolicy, origin_of
+from crawler.robots import origin_of
 from crawler.sitemaps import SitemapSeeder
 from crawler.urls import Scope, host_key
 from crawler.warc import WarcArchive
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
     from crawler.config import Config
     from crawler.fetch import Fetcher
     from crawler.frontier import Frontier
+    from crawler.sink import Sink
     from crawler.stats import Stats
     from crawler.store import Store
 
@@ -57,6 +60,7 @@ class CrawlServices:
         stats: Stats,
         *,
         store: Store,
+        sink: Sink,
         frontier: Frontier,
         fetcher: Fetcher,
         seeds: Sequence[str],
@@ -69,8 +73,7 @@ class CrawlServices:
         output = config.output
         self._config = config
         self._seeds = seeds
-        self._store = store
-        self._frontier = frontier
+        self._sink = sink
         self._stack = contextlib.AsyncExitStack()
         self._lag_task: asyncio.Task[None] | None = None
         mode = progress_mode(output.progress)
@@ -171,18 +174,6 @@ class CrawlServices:
         if self.bodies is not None:
             await self.bodies.room()
 
-    def learned(self, policy: RobotsPolicy) -> None:
-        """A robots.txt policy was learned: read the origin's sitemaps (once per run)."""
-        if self.sitemaps is None or (policy.disallow_all and not policy.allow_all):
-            return  # robots.txt unreachable: no requests to this origin until it is asked again
-        sitemaps = policy.sitemaps
-        if not sitemaps:
-            fallback = f"{policy.origin}/sitemap.xml"
-            if not policy.allows(fallback):
-                return
-            sitemaps = (fallback,)
-        self.sitemaps.discover(policy.origin, sitemaps)
-
     def workers_done(self) -> None:
         """The workers have ended: no more responses, no more URLs wanted. Synchronous."""
         for service in (self.warc, self.bodies, self.sitemaps):
@@ -196,12 +187,9 @@ class CrawlServices:
         if self._lag_task is not None:
             self._lag_task.cancel()  # a probe has no end of its own
 
-    # -- the sitemaps' writes -----------------------------------------------------------------
-
     async def _add_urls(self, urls: Sequence[str]) -> None:
-        rows = [(url, host_key(url), 0, 0) for url in urls]
-        await self._store.add_urls(rows)
-        self._frontier.on_committed(0, {host for _, host, _, _ in rows})
+        # At depth 0, like seeds; through the sink, committed before the sitemap's hold ends.
+        await self._sink.offer([(url, host_key(url), 0, 0) for url in urls])
 
     def __repr__(self) -> str:
         on = [

@@ -27,8 +27,9 @@ Rules (each tested in ``tests/test_sitemaps.py``):
 
 Termination: a crawl whose only work left is reading sitemaps must not end before their URLs
 arrive. :meth:`SitemapSeeder.discover` calls ``hold()`` synchronously, and each origin's job
-calls ``release()`` when it is over, after its URLs are in the frontier; the engine makes a
-hold count as unfinished work. On :meth:`SitemapSeeder.close` the queued jobs are dropped and
+calls ``release()`` when it is over, after its URLs are committed (``add`` returns then: the
+crawl hands them to the sink, :meth:`crawler.sink.Sink.offer`); the frontier counts a hold as
+unfinished work. On :meth:`SitemapSeeder.close` the queued jobs are dropped and
 running ones cancelled, every hold released.
 """
 
@@ -48,6 +49,7 @@ from defusedxml.ElementTree import iterparse  # type: ignore[import-untyped]
 from crawler.config import SitemapsSection
 from crawler.errors import PageError
 from crawler.models import Response
+from crawler.robots import RobotsPolicy
 from crawler.urls import DEFAULT_MAX_URL_LENGTH, Scope, canonicalize, host_key
 
 log = logging.getLogger("crawler")
@@ -61,7 +63,7 @@ _GZIP_MAGIC = b"\x1f\x8b"
 FetchSitemap = Callable[[str], Awaitable[Response]]
 """GETs one URL (any type, bounded body); raises :class:`PageError` when no response came."""
 AddURLs = Callable[[Sequence[str]], Awaitable[None]]
-"""Offers canonical URLs to the frontier."""
+"""Offers canonical URLs to the frontier; returns once they are stored."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +172,19 @@ class SitemapSeeder:
         self.urls = 0
         """URLs offered to the frontier."""
         self.failures = 0
+
+    def learned(self, policy: RobotsPolicy) -> None:
+        """A robots.txt policy was learned: read the sitemaps it names, or ``/sitemap.xml``
+        if it names none and allows it (once per origin and run)."""
+        if policy.disallow_all and not policy.allow_all:
+            return  # robots.txt unreachable: no requests to this origin until it is asked again
+        sitemaps = policy.sitemaps
+        if not sitemaps:
+            fallback = f"{policy.origin}/sitemap.xml"
+            if not policy.allows(fallback):
+                return
+            sitemaps = (fallback,)
+        self.discover(policy.origin, sitemaps)
 
     def discover(self, origin: str, sitemaps: Iterable[str]) -> None:
         """Read ``origin``'s sitemaps (``sitemaps``; empty: ``/sitemap.xml``), once per run.

@@ -277,10 +277,11 @@ class Store:
         self,
         pages: Sequence[tuple[int, str, PageRows]],
         robots: Sequence[RobotsRecord] = (),
+        offered: Sequence[NewURL] = (),
     ) -> None:
         """Record pages, each as (frontier id, its new frontier state, its rows: the page, its
-        links and the URLs it offers to the frontier, :mod:`crawler.rows`), and origins'
-        robots.txt outcomes, atomically."""
+        links and the URLs it offers to the frontier, :mod:`crawler.rows`), origins'
+        robots.txt outcomes, and URLs offered outside any page (a sitemap's), atomically."""
         added = json_array(rows.page for _, _, rows in pages)
         links = json_array(rows.links for _, _, rows in pages)
         discovered = json_array(rows.discovered for _, _, rows in pages)
@@ -290,6 +291,7 @@ class Store:
                 (_SET_STATES, _json_rows([(id_, state) for id_, state, _ in pages])),
                 (_ADD_LINKS, [(links,)] if links != "[]" else []),
                 (_ADD_URLS, [(discovered,)] if discovered != "[]" else []),
+                (_ADD_URLS, _json_rows(offered)),
                 (
                     _SET_ROBOTS,
                     [(r.origin, r.status, r.crawl_delay, "\n".join(r.sitemaps)) for r in robots],

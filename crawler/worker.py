@@ -1,9 +1,10 @@
 """A worker: what happens to one lease, from the trap budgets to the sink.
 
 Workers are generic; every decision is asked of the part that owns it: the trap guard
-(budgets), the address guard (via the fetcher), the robots cache, the retry policy (which
-answers go again and when, :mod:`crawler.retries`), the frontier (scheduling retries, cooldowns,
-the circuit breaker, deferral), the page rules (extraction, off the loop for HTML).
+(budgets), the address guard (via the fetcher), the robots gate (:mod:`crawler.robots_gate`),
+the retry policy (which answers go again and when, :mod:`crawler.retries`), the frontier
+(scheduling retries, cooldowns, the circuit breaker, deferral), the extractor (the page rules,
+off the loop for HTML).
 A worker never sleeps: whatever must wait goes back to the frontier with a not-before time.
 
 A lease has two phases. Until its response is received in full (robots.txt, the fetch) it is
@@ -25,19 +26,14 @@ from typing import Protocol
 
 from crawler.addresses import AddressBlocked
 from crawler.errors import FatalError, InternalError, PageError
-from crawler.extract import (
-    LinkRules,
-    build_outcome,
-    failed_outcome,
-    needs_parsing,
-    skipped_outcome,
-)
+from crawler.extract import failed_outcome, skipped_outcome
 from crawler.extractors import Extractor
 from crawler.fetch import Fetcher
 from crawler.frontier import Frontier
-from crawler.models import Lease, OnResponse, Outcome, Response, RobotsRecord
+from crawler.models import Lease, OnResponse, Outcome, Response
 from crawler.retries import RETRY_STATUSES, THROTTLE_STATUSES, RetryPolicy
-from crawler.robots import RobotsCache, RobotsPolicy, origin_of
+from crawler.robots import RobotsPolicy
+from crawler.robots_gate import RobotsGate, Verdict
 from crawler.rows import rows_of
 from crawler.sink import Sink
 from crawler.stats import Stats
@@ -56,13 +52,6 @@ class Listeners(Protocol):
     async def room(self) -> None:
         """Wait while the archives have too much queued (called between pages)."""
 
-    def learned(self, policy: RobotsPolicy) -> None:
-        """A robots.txt policy was learned (the sitemaps it names may be read)."""
-
-
-_DEFER = object()
-"""A worker step's answer meaning: the lease went back to the frontier (retry or deferral)."""
-
 
 class Worker:
     """The per-lease pipeline every worker task runs (:meth:`run`); one instance is shared by
@@ -72,22 +61,19 @@ class Worker:
         self,
         retries: RetryPolicy,
         stats: Stats,
-        rules: LinkRules,
         traps: TrapGuard,
         *,
         frontier: Frontier,
         fetcher: Fetcher,
         extractor: Extractor,
         sink: Sink,
-        robots: RobotsCache | None,
+        robots: RobotsGate | None,
         extras: Listeners,
     ) -> None:
+        """``robots`` None: robots.txt is not asked (``politeness.robots`` off)."""
         self.retries = retries
         self.stats = stats
-        self.rules = rules
         self.traps = traps
-        self.robots_seen: dict[str, float] = {}
-        """origin -> fetched_at of the policy last applied to the frontier and recorded."""
         self.extras = extras
         self.on_response = extras.on_response  # the user's on_response and the archives
         self.frontier = frontier
@@ -141,7 +127,9 @@ class Worker:
             if received is None:
                 return None
             outcome = (
-                await self._extract(lease, received) if isinstance(received, Response) else received
+                await self.extractor.outcome(lease, received, _now())
+                if isinstance(received, Response)
+                else received
             )
             follow = self.traps.worth_following(outcome.follow)
             if follow is not outcome.follow:
@@ -204,11 +192,6 @@ class Worker:
             self.frontier.defer(lease)
             return None
 
-    async def _extract(self, lease: Lease, response: Response) -> Outcome:
-        if not needs_parsing(response):
-            return build_outcome(lease, response, self.rules, _now())
-        return await self.extractor.outcome(lease, response, _now())
-
     async def _handle(self, lease: Lease) -> Outcome | Response | None:
         """The lease's outcome without a response to extract, the response, or None if the
         lease was handed back to the frontier (retry or deferral)."""
@@ -220,63 +203,23 @@ class Worker:
         except AddressBlocked as blocked:
             return skipped_outcome(lease, blocked.describe(), _now())
         if self.robots is not None:
-            verdict = await self._robots_verdict(lease)
-            if verdict is _DEFER:
+            verdict, policy = await self.robots.check(lease)
+            if verdict is Verdict.DISALLOWED:
+                return skipped_outcome(lease, "robots_disallowed", _now())
+            if verdict is Verdict.UNREACHABLE:
+                return self._robots_unavailable(lease, policy)
+            if verdict is Verdict.WAIT_TURN:
+                self.frontier.defer(lease)
                 return None
-            if isinstance(verdict, Outcome):
-                return verdict
         return await self._fetch(lease)
 
-    async def _robots_verdict(self, lease: Lease) -> object:
-        """None to go ahead; an Outcome to record instead of fetching; or _DEFER."""
-        assert self.robots is not None
-        origin = origin_of(lease.url)
-        policy = self.robots.cached(origin)
-        fresh = policy is None
-        if policy is None:
-            policy = await self.robots.policy(origin)
-        if self.robots_seen.get(origin) != policy.fetched_at:
-            self.robots_seen[origin] = policy.fetched_at
-            await self._learn(lease.host, policy)
-        if policy.disallow_all and not policy.allow_all:
-            return self._robots_unavailable(lease, policy)
-        if not policy.allows(lease.url):
-            return skipped_outcome(lease, "robots_disallowed", _now())
-        if fresh and self.frontier.delay_of(lease.host) > 0:
-            # This slot's request went to robots.txt: the page waits its turn like any other.
-            self.frontier.defer(lease)
-            return _DEFER
-        return None
-
-    async def _learn(self, host: str, policy: RobotsPolicy) -> None:
-        self.stats.robots_fetched += 1
-        self.frontier.set_crawl_delay(host, policy.crawl_delay)
-        # Through the sink, in its next batch: waiting here for a transaction of its own
-        # held this worker (and a host's first page) back at the start of a crawl.
-        await self.sink.put(
-            RobotsRecord(policy.origin, policy.status, policy.crawl_delay, policy.sitemaps)
-        )
-        log.debug(
-            "robots.txt of %s: %s",
-            policy.origin,
-            policy.status or "unreachable",
-            extra={
-                "event": "robots",
-                "url": f"{policy.origin}/robots.txt",
-                "host": host,
-                "status": policy.status,
-                "crawl_delay": policy.crawl_delay,
-            },
-        )
-        self.extras.learned(policy)  # the sitemaps it names
-
-    def _robots_unavailable(self, lease: Lease, policy: RobotsPolicy) -> object:
+    def _robots_unavailable(self, lease: Lease, policy: RobotsPolicy) -> Outcome | None:
         # RFC 9309: an unreachable robots.txt means "disallow all" for now; the URL stays
         # pending and the host waits until robots.txt is asked again.
         wait = self.retries.robots_unreachable_retry
         self.frontier.cool_down(lease.host, wait)
         if self._retry(lease, wait):
-            return _DEFER
+            return None
         detail = f"HTTP {policy.status}" if policy.status else "unreachable"
         return skipped_outcome(lease, f"robots_unavailable: robots.txt {detail}", _now())
 

@@ -80,6 +80,21 @@ async def test_threads_give_the_same_outcomes() -> None:
     assert got == [build_outcome(le, r, RULES, NOW) for le, r in CASES]
 
 
+@pytest.mark.parametrize("kind", ["threads", "processes"])
+def test_a_response_with_nothing_to_parse_is_extracted_on_the_loop(kind: str) -> None:
+    # Not entered: no child runs and no thread is asked, and outcome() must not need either.
+    extractor = (
+        ThreadExtractor(RULES, threads=1)
+        if kind == "threads"
+        else ProcessExtractor(RULES, processes=1, timeout=30)
+    )
+    for le, response in CASES[3:5] + CASES[6:]:  # a redirect, an image, a 404
+        step = extractor.outcome(le, response, NOW)
+        with pytest.raises(StopIteration) as done:
+            step.send(None)  # finishes at once, without waiting for anything
+        assert done.value.value == build_outcome(le, response, RULES, NOW)
+
+
 def test_zero_processes_means_threads() -> None:
     assert isinstance(make_extractor(RULES, 0, 4, 30), ThreadExtractor)
     assert isinstance(make_extractor(RULES, 2, 4, 30), ProcessExtractor)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from contextlib import closing
 from pathlib import Path
@@ -131,3 +132,29 @@ async def test_closing_mid_transaction_releases_the_database_for_the_next_writer
         other.execute("BEGIN IMMEDIATE")  # 'database is locked' while the transaction lived on
         other.execute("ROLLBACK")
     del held
+
+
+async def test_urls_offered_through_the_sink_commit_with_its_batch_before_the_offer_returns(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "crawl.db"
+    commits: list[tuple[int, set[str]]] = []
+    async with Store(db) as store:
+        await store.add_urls([(PAGES[0].url, "a.test", 0, 0)])
+        (lease,) = (await store.claim([("a.test", 1)]))["a.test"]
+        sink = Sink(store, StorageSection(), lambda n, hosts: commits.append((n, set(hosts))))
+        await sink.put(Outcome(lease, PAGES[0]))
+        offer = asyncio.create_task(sink.offer([("http://c.test/s", "c.test", 0, 0)]))
+        writer = asyncio.create_task(sink.run())
+        await offer
+        # Returned after the commit, one transaction with the page; the frontier hears of the
+        # sitemap URL's host.
+        assert (sink.committed, sink.batches, commits) == (1, 1, [(1, {"c.test"})])
+        await sink.close()
+        await writer
+    with closing(sqlite3.connect(db)) as conn:
+        rows = conn.execute("SELECT url, host, depth, state FROM frontier ORDER BY id").fetchall()
+    assert rows == [
+        (PAGES[0].url, "a.test", 0, "done"),
+        ("http://c.test/s", "c.test", 0, "pending"),
+    ]
