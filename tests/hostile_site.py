@@ -39,7 +39,7 @@ from typing import Literal
 from urllib.parse import parse_qsl, quote
 
 from crawler.demosite import canonical_path
-from tests.servers import HOST, Reply, Request, Response, TestServer, head
+from tests.servers import HOST, Pace, Reply, Request, Response, TestServer, head
 
 HTML_TYPE = "text/html; charset=utf-8"
 
@@ -336,7 +336,9 @@ class HostileSite(TestServer):
     Bookkeeping methods may be called from any thread. `robots_txt`, `robots_status` and
     `arbitrary_hrefs` may be set at any time; they are not touched by `reset()`, which clears
     only what requests changed. Neither is `corner_broken`: False serves the corner site without
-    its broken corner. `wall_clock` (Unix time) dates the Retry-After of /rate/retry-after-date.
+    its broken corner. `wall_clock` (Unix time) dates the Retry-After of /rate/retry-after-date;
+    `pace` is how /time/slow-headers and /time/slow-body wait between two bytes (a StepPacer
+    lets a test advance the trickle byte by byte).
     """
 
     def __init__(
@@ -344,8 +346,10 @@ class HostileSite(TestServer):
         *,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        pace: Pace = asyncio.sleep,
     ) -> None:
         super().__init__(self._answer, clock=clock)
+        self._pace = pace
         self.robots_status = 200
         self.arbitrary_hrefs: tuple[str, ...] = ()
         """What /links/arbitrary links to; may be set at any time (not touched by reset())."""
@@ -435,8 +439,8 @@ class HostileSite(TestServer):
             "/body/truncated-gzip": lambda q: _encoded("gzip", TRUNCATED_GZIP_BODY),
             "/body/binary-as-html": lambda q: (200, {"Content-Type": HTML_TYPE}, BINARY_BODY),
             "/body/deep-nesting": lambda q: (200, {"Content-Type": HTML_TYPE}, DEEP_NESTING_BODY),
-            "/time/slow-headers": lambda q: _slow_headers,
-            "/time/slow-body": lambda q: _slow_body,
+            "/time/slow-headers": lambda q: self._slow_headers,
+            "/time/slow-body": lambda q: self._slow_body,
             "/time/stall": lambda q: _stall,
             "/time/reset-mid-body": lambda q: _reset_mid_body,
             "/rate/retry-after-seconds": lambda q: self._retry_after_seconds(),
@@ -558,6 +562,32 @@ class HostileSite(TestServer):
         sid = _session_id(self._new_session(), 32).upper()  # the style of Java servlet ids
         hrefs = [f"/traps/jsession/{p};jsessionid={sid}" for p in SESSION_PAGES]
         return _html(f"jsession {page}", hrefs)
+
+    # --- trickles ------------------------------------------------------------------------------
+
+    async def _slow_headers(self, reader: StreamReader, writer: StreamWriter) -> None:
+        body = _page("slow headers").encode()
+        status_and_fields = head(200, [("Content-Type", HTML_TYPE), ("Content-Length", len(body))])
+        deadline = time.monotonic() + SLOW_HEADER_LIMIT
+        for i in range(len(status_and_fields)):
+            if time.monotonic() > deadline or _client_gone(reader, writer):
+                return
+            writer.write(status_and_fields[i : i + 1])
+            await writer.drain()
+            await self._pace(SLOW_HEADER_INTERVAL)
+        writer.write(body)
+        await writer.drain()
+
+    async def _slow_body(self, reader: StreamReader, writer: StreamWriter) -> None:
+        writer.write(head(200, [("Content-Type", HTML_TYPE), ("Content-Length", SLOW_BODY_LENGTH)]))
+        await writer.drain()
+        deadline = time.monotonic() + _MAX_STREAM_SECONDS
+        for i in range(SLOW_BODY_LENGTH):
+            if time.monotonic() > deadline or _client_gone(reader, writer):
+                return
+            writer.write(SLOW_BODY[i : i + 1])
+            await writer.drain()
+            await self._pace(SLOW_BODY_INTERVAL)
 
 
 # --- routes that need no server state --------------------------------------------------------
@@ -691,32 +721,6 @@ async def _broken_chunked(reader: StreamReader, writer: StreamWriter) -> None:
     start = head(200, [("Content-Type", HTML_TYPE), ("Transfer-Encoding", "chunked")])
     writer.write(start + _chunk(BROKEN_CHUNK) + b"zz\r\n" + b"not a chunk\r\n")
     await writer.drain()
-
-
-async def _slow_headers(reader: StreamReader, writer: StreamWriter) -> None:
-    body = _page("slow headers").encode()
-    status_and_fields = head(200, [("Content-Type", HTML_TYPE), ("Content-Length", len(body))])
-    deadline = time.monotonic() + SLOW_HEADER_LIMIT
-    for i in range(len(status_and_fields)):
-        if time.monotonic() > deadline or _client_gone(reader, writer):
-            return
-        writer.write(status_and_fields[i : i + 1])
-        await writer.drain()
-        await asyncio.sleep(SLOW_HEADER_INTERVAL)
-    writer.write(body)
-    await writer.drain()
-
-
-async def _slow_body(reader: StreamReader, writer: StreamWriter) -> None:
-    writer.write(head(200, [("Content-Type", HTML_TYPE), ("Content-Length", SLOW_BODY_LENGTH)]))
-    await writer.drain()
-    deadline = time.monotonic() + _MAX_STREAM_SECONDS
-    for i in range(SLOW_BODY_LENGTH):
-        if time.monotonic() > deadline or _client_gone(reader, writer):
-            return
-        writer.write(SLOW_BODY[i : i + 1])
-        await writer.drain()
-        await asyncio.sleep(SLOW_BODY_INTERVAL)
 
 
 async def _stall(reader: StreamReader, writer: StreamWriter) -> None:
