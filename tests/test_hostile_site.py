@@ -943,20 +943,25 @@ def test_keep_alive_head_and_bad_requests(site: HostileSite) -> None:
 
 
 def test_exit_is_prompt_with_endless_stalled_and_slow_connections_open() -> None:
-    site = HostileSite()
+    # Nothing here ends by itself: the endless body's writes block on a client that does not
+    # read, the stall waits for a request that never ends, the slow headers' pause is never
+    # stepped. Leaving the block must end them all; the server raises if it did not stop
+    # within its stop timeout (waiting them out would never end).
+    pacer = StepPacer()
+    site = HostileSite(pace=pacer)
     with site:
         port = site.port
         assert site.base_url == f"http://127.0.0.1:{port}"
-        # Not reading the endless body: the server's buffers fill and its writes block.
         held = [send(site, p) for p in ("/body/endless", "/time/stall", "/time/slow-headers")]
         idle = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
         held.append(idle)
-        wait_until(lambda: site.in_flight("/") == 3, timeout=2)
-        time.sleep(0.2)
-        start = time.monotonic()
+        wait_until(lambda: site.in_flight("/") == 3, timeout=TIMEOUT)
+        # The kernel's buffers are full: the endless body's writes now wait in the server.
+        wait_until(lambda: site.unsent_bytes() > 0, timeout=TIMEOUT)
+        paused(pacer)
     try:
-        assert time.monotonic() - start < 1.0
         assert site.in_flight("/") == 0
+        assert (pacer.asked, pacer.waiting) == ([SLOW_HEADER_INTERVAL], 0)  # cut short
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT).close()
         stall = held[1]
