@@ -163,6 +163,49 @@ class StepPacer:
         loop.call_soon_threadsafe(_resume, resumed)
 
 
+class Gate:
+    """A hold on handlers that the test lifts: :meth:`wait` returns once :meth:`open` has been
+    called (from any thread), at once if it already was. For a site that must be slow until
+    the client reached a state the test observes, instead of slow for a guessed time."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open = False
+        self._held: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} open={self._open} waiting={self.waiting}>"
+
+    async def wait(self) -> None:
+        loop = asyncio.get_running_loop()
+        opened: asyncio.Future[None] = loop.create_future()
+        entry = (loop, opened)
+        with self._lock:
+            if self._open:
+                return
+            self._held.append(entry)
+        try:
+            await opened
+        finally:  # opened, or cancelled by the server's stop
+            with self._lock:
+                if entry in self._held:
+                    self._held.remove(entry)
+
+    @property
+    def waiting(self) -> int:
+        """Handlers held now."""
+        with self._lock:
+            return len(self._held)
+
+    def open(self) -> None:
+        """Let every held handler go on, and every later one through."""
+        with self._lock:
+            self._open = True
+            held, self._held = self._held, []
+        for loop, opened in held:
+            loop.call_soon_threadsafe(_resume, opened)
+
+
 def _resume(resumed: asyncio.Future[None]) -> None:
     if not resumed.done():  # a pause cancelled meanwhile stays cancelled
         resumed.set_result(None)
