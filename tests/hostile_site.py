@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime
+import fcntl
 import gzip
 import hashlib
 import html
@@ -28,6 +29,7 @@ import random
 import re
 import socket
 import struct
+import termios
 import threading
 import time
 import zlib
@@ -69,6 +71,8 @@ CALENDAR_START = "2024-01-01"
 # only guarantees no loop here runs unbounded if a test leaks a connection.
 _MAX_STREAM_SECONDS = 300.0
 _MAX_READS = 100_000  # bound on the reads of a stalled connection (it is time-capped anyway)
+_ACK_POLLS = 5_000  # /time/reset-mid-body waits at most this many polls for the client's ACK
+_ACK_POLL_INTERVAL = 0.001
 _ENDLESS_CHUNK = b"<p>" + b"x" * 16_000 + b"</p>\n"
 _NUMBER = r"(0|[1-9][0-9]{0,8})"  # no leading zeros (one spelling per page), bounded size
 
@@ -319,6 +323,12 @@ def _chunk(data: bytes) -> bytes:
 def _client_gone(reader: StreamReader, writer: StreamWriter) -> bool:
     # EOF: the client closed its side. is_closing: a write already failed (reset, broken pipe).
     return reader.at_eof() or writer.is_closing()
+
+
+def _unacknowledged_bytes(sock: socket.socket) -> int:
+    """Bytes in the socket's send queue that the peer has not acknowledged (Linux SIOCOUTQ)."""
+    queued = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, struct.pack("i", 0))
+    return int(struct.unpack("i", queued)[0])
 
 
 def _session_id(n: int, length: int = 16) -> str:
@@ -738,11 +748,14 @@ async def _reset_mid_body(reader: StreamReader, writer: StreamWriter) -> None:
     start = head(200, [("Content-Type", HTML_TYPE), ("Content-Length", SLOW_BODY_LENGTH)])
     writer.write(start + SLOW_BODY[:RESET_BODY_SENT])
     await writer.drain()
-    # drain() only means "handed to the kernel"; give loopback a moment to deliver it, since a
-    # reset discards whatever is still queued.
-    await asyncio.sleep(0.05)
     sock = writer.get_extra_info("socket")
     if sock is not None:  # None if the client already left: nothing to reset
+        # drain() only means "handed to the kernel", and a reset discards what the kernel still
+        # queues: wait until the client has acknowledged it all.
+        for _ in range(_ACK_POLLS):
+            if _unacknowledged_bytes(sock) == 0:
+                break
+            await asyncio.sleep(_ACK_POLL_INTERVAL)
         # Linger on with timeout 0: close() sends RST instead of FIN.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     writer.transport.abort()
