@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime
+import fcntl
 import gzip
 import hashlib
 import html
@@ -28,6 +29,7 @@ import random
 import re
 import socket
 import struct
+import termios
 import threading
 import time
 import zlib
@@ -39,7 +41,7 @@ from typing import Literal
 from urllib.parse import parse_qsl, quote
 
 from crawler.demosite import canonical_path
-from tests.servers import HOST, Reply, Request, Response, TestServer, head
+from tests.servers import HOST, Pace, Reply, Request, Response, TestServer, head
 
 HTML_TYPE = "text/html; charset=utf-8"
 
@@ -69,6 +71,8 @@ CALENDAR_START = "2024-01-01"
 # only guarantees no loop here runs unbounded if a test leaks a connection.
 _MAX_STREAM_SECONDS = 300.0
 _MAX_READS = 100_000  # bound on the reads of a stalled connection (it is time-capped anyway)
+_ACK_POLLS = 5_000  # /time/reset-mid-body waits at most this many polls for the client's ACK
+_ACK_POLL_INTERVAL = 0.001
 _ENDLESS_CHUNK = b"<p>" + b"x" * 16_000 + b"</p>\n"
 _NUMBER = r"(0|[1-9][0-9]{0,8})"  # no leading zeros (one spelling per page), bounded size
 
@@ -321,6 +325,12 @@ def _client_gone(reader: StreamReader, writer: StreamWriter) -> bool:
     return reader.at_eof() or writer.is_closing()
 
 
+def _unacknowledged_bytes(sock: socket.socket) -> int:
+    """Bytes in the socket's send queue that the peer has not acknowledged (Linux SIOCOUTQ)."""
+    queued = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, struct.pack("i", 0))
+    return int(struct.unpack("i", queued)[0])
+
+
 def _session_id(n: int, length: int = 16) -> str:
     # Random-looking yet reproducible, so each response's ids are new but a test can recompute.
     return hashlib.sha256(str(n).encode()).hexdigest()[:length]
@@ -336,7 +346,9 @@ class HostileSite(TestServer):
     Bookkeeping methods may be called from any thread. `robots_txt`, `robots_status` and
     `arbitrary_hrefs` may be set at any time; they are not touched by `reset()`, which clears
     only what requests changed. Neither is `corner_broken`: False serves the corner site without
-    its broken corner. `wall_clock` (Unix time) dates the Retry-After of /rate/retry-after-date.
+    its broken corner. `wall_clock` (Unix time) dates the Retry-After of /rate/retry-after-date;
+    `pace` is how /time/slow-headers and /time/slow-body wait between two bytes (a StepPacer
+    lets a test advance the trickle byte by byte).
     """
 
     def __init__(
@@ -344,8 +356,10 @@ class HostileSite(TestServer):
         *,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        pace: Pace = asyncio.sleep,
     ) -> None:
         super().__init__(self._answer, clock=clock)
+        self._pace = pace
         self.robots_status = 200
         self.arbitrary_hrefs: tuple[str, ...] = ()
         """What /links/arbitrary links to; may be set at any time (not touched by reset())."""
@@ -435,8 +449,8 @@ class HostileSite(TestServer):
             "/body/truncated-gzip": lambda q: _encoded("gzip", TRUNCATED_GZIP_BODY),
             "/body/binary-as-html": lambda q: (200, {"Content-Type": HTML_TYPE}, BINARY_BODY),
             "/body/deep-nesting": lambda q: (200, {"Content-Type": HTML_TYPE}, DEEP_NESTING_BODY),
-            "/time/slow-headers": lambda q: _slow_headers,
-            "/time/slow-body": lambda q: _slow_body,
+            "/time/slow-headers": lambda q: self._slow_headers,
+            "/time/slow-body": lambda q: self._slow_body,
             "/time/stall": lambda q: _stall,
             "/time/reset-mid-body": lambda q: _reset_mid_body,
             "/rate/retry-after-seconds": lambda q: self._retry_after_seconds(),
@@ -558,6 +572,32 @@ class HostileSite(TestServer):
         sid = _session_id(self._new_session(), 32).upper()  # the style of Java servlet ids
         hrefs = [f"/traps/jsession/{p};jsessionid={sid}" for p in SESSION_PAGES]
         return _html(f"jsession {page}", hrefs)
+
+    # --- trickles ------------------------------------------------------------------------------
+
+    async def _slow_headers(self, reader: StreamReader, writer: StreamWriter) -> None:
+        body = _page("slow headers").encode()
+        status_and_fields = head(200, [("Content-Type", HTML_TYPE), ("Content-Length", len(body))])
+        deadline = time.monotonic() + SLOW_HEADER_LIMIT
+        for i in range(len(status_and_fields)):
+            if time.monotonic() > deadline or _client_gone(reader, writer):
+                return
+            writer.write(status_and_fields[i : i + 1])
+            await writer.drain()
+            await self._pace(SLOW_HEADER_INTERVAL)
+        writer.write(body)
+        await writer.drain()
+
+    async def _slow_body(self, reader: StreamReader, writer: StreamWriter) -> None:
+        writer.write(head(200, [("Content-Type", HTML_TYPE), ("Content-Length", SLOW_BODY_LENGTH)]))
+        await writer.drain()
+        deadline = time.monotonic() + _MAX_STREAM_SECONDS
+        for i in range(SLOW_BODY_LENGTH):
+            if time.monotonic() > deadline or _client_gone(reader, writer):
+                return
+            writer.write(SLOW_BODY[i : i + 1])
+            await writer.drain()
+            await self._pace(SLOW_BODY_INTERVAL)
 
 
 # --- routes that need no server state --------------------------------------------------------
@@ -693,32 +733,6 @@ async def _broken_chunked(reader: StreamReader, writer: StreamWriter) -> None:
     await writer.drain()
 
 
-async def _slow_headers(reader: StreamReader, writer: StreamWriter) -> None:
-    body = _page("slow headers").encode()
-    status_and_fields = head(200, [("Content-Type", HTML_TYPE), ("Content-Length", len(body))])
-    deadline = time.monotonic() + SLOW_HEADER_LIMIT
-    for i in range(len(status_and_fields)):
-        if time.monotonic() > deadline or _client_gone(reader, writer):
-            return
-        writer.write(status_and_fields[i : i + 1])
-        await writer.drain()
-        await asyncio.sleep(SLOW_HEADER_INTERVAL)
-    writer.write(body)
-    await writer.drain()
-
-
-async def _slow_body(reader: StreamReader, writer: StreamWriter) -> None:
-    writer.write(head(200, [("Content-Type", HTML_TYPE), ("Content-Length", SLOW_BODY_LENGTH)]))
-    await writer.drain()
-    deadline = time.monotonic() + _MAX_STREAM_SECONDS
-    for i in range(SLOW_BODY_LENGTH):
-        if time.monotonic() > deadline or _client_gone(reader, writer):
-            return
-        writer.write(SLOW_BODY[i : i + 1])
-        await writer.drain()
-        await asyncio.sleep(SLOW_BODY_INTERVAL)
-
-
 async def _stall(reader: StreamReader, writer: StreamWriter) -> None:
     # Reading (not sleeping) notices at once when the client gives up and closes.
     try:
@@ -734,11 +748,14 @@ async def _reset_mid_body(reader: StreamReader, writer: StreamWriter) -> None:
     start = head(200, [("Content-Type", HTML_TYPE), ("Content-Length", SLOW_BODY_LENGTH)])
     writer.write(start + SLOW_BODY[:RESET_BODY_SENT])
     await writer.drain()
-    # drain() only means "handed to the kernel"; give loopback a moment to deliver it, since a
-    # reset discards whatever is still queued.
-    await asyncio.sleep(0.05)
     sock = writer.get_extra_info("socket")
     if sock is not None:  # None if the client already left: nothing to reset
+        # drain() only means "handed to the kernel", and a reset discards what the kernel still
+        # queues: wait until the client has acknowledged it all.
+        for _ in range(_ACK_POLLS):
+            if _unacknowledged_bytes(sock) == 0:
+                break
+            await asyncio.sleep(_ACK_POLL_INTERVAL)
         # Linger on with timeout 0: close() sends RST instead of FIN.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     writer.transport.abort()

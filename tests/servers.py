@@ -80,6 +80,8 @@ class Request:
 
 
 Handler = Callable[[Request], Reply | Awaitable[Reply]]
+Pace = Callable[[float], Awaitable[None]]
+"""How a trickling handler waits between two writes: ``asyncio.sleep`` or a :class:`StepPacer`."""
 
 
 def phrase(status: int) -> str:
@@ -108,6 +110,105 @@ def html(title: str, body: str = "", status: int = 200) -> Response:
     """A tiny HTML page (the small sites' answer)."""
     page = f"<title>{title}</title>{body}".encode()
     return status, {"Content-Type": "text/html"}, page
+
+
+class StepPacer:
+    """A :data:`Pace` the test drives: each pause lasts until the test calls :meth:`step`.
+
+    A trickle paced by it writes exactly one step's bytes per call, so a test can read what was
+    sent at each pause instead of counting bytes over a stretch of wall-clock time. Pauses run
+    on the server's loop (any thread); :meth:`step` and the counts may be used from any thread.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._asked: list[float] = []
+        self._paused: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} pauses={len(self.asked)} waiting={self.waiting}>"
+
+    async def __call__(self, seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        resumed: asyncio.Future[None] = loop.create_future()
+        entry = (loop, resumed)
+        with self._lock:
+            self._asked.append(seconds)
+            self._paused.append(entry)
+        try:
+            await resumed
+        finally:  # resumed, or cancelled by the server's stop
+            with self._lock:
+                if entry in self._paused:
+                    self._paused.remove(entry)
+
+    @property
+    def asked(self) -> list[float]:
+        """The length of every pause asked for so far, in seconds, in order."""
+        with self._lock:
+            return list(self._asked)
+
+    @property
+    def waiting(self) -> int:
+        """Pauses not yet ended."""
+        with self._lock:
+            return len(self._paused)
+
+    def step(self) -> None:
+        """End the oldest pause (the test must have seen one waiting)."""
+        with self._lock:
+            if not self._paused:
+                raise AssertionError("step() with no pause waiting")
+            loop, resumed = self._paused.pop(0)
+        loop.call_soon_threadsafe(_resume, resumed)
+
+
+class Gate:
+    """A hold on handlers that the test lifts: :meth:`wait` returns once :meth:`open` has been
+    called (from any thread), at once if it already was. For a site that must be slow until
+    the client reached a state the test observes, instead of slow for a guessed time."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open = False
+        self._held: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} open={self._open} waiting={self.waiting}>"
+
+    async def wait(self) -> None:
+        loop = asyncio.get_running_loop()
+        opened: asyncio.Future[None] = loop.create_future()
+        entry = (loop, opened)
+        with self._lock:
+            if self._open:
+                return
+            self._held.append(entry)
+        try:
+            await opened
+        finally:  # opened, or cancelled by the server's stop
+            with self._lock:
+                if entry in self._held:
+                    self._held.remove(entry)
+
+    @property
+    def waiting(self) -> int:
+        """Handlers held now."""
+        with self._lock:
+            return len(self._held)
+
+    def open(self) -> None:
+        """Let every held handler go on, and every later one through."""
+        with self._lock:
+            self._open = True
+            held, self._held = self._held, []
+        for loop, opened in held:
+            loop.call_soon_threadsafe(_resume, opened)
+
+
+def _resume(resumed: asyncio.Future[None]) -> None:
+    if not resumed.done():  # a pause cancelled meanwhile stays cancelled
+        resumed.set_result(None)
 
 
 class TestServer:
@@ -193,6 +294,19 @@ class TestServer:
         client has not hung up yet)."""
         with self._lock:
             return sum(t.startswith(path_prefix) for t, _ in self._in_flight.values())
+
+    def unsent_bytes(self) -> int:
+        """Bytes handlers wrote that the kernel has not taken yet: non-zero once a client that
+        stopped reading has let its socket buffers fill, so the handler's writes block. For a
+        server run by ``with server:``, asked from another thread (it waits for the loop)."""
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None or threading.current_thread() is thread:
+            raise RuntimeError("unsent_bytes() is for a `with server:` run, from another thread")
+
+        async def count() -> int:  # on the server's loop: its transports are not thread-safe
+            return sum(transport.get_write_buffer_size() for transport in self._transports)
+
+        return asyncio.run_coroutine_threadsafe(count(), loop).result(_STOP_TIMEOUT)
 
     @property
     def connections(self) -> int:

@@ -7,20 +7,19 @@ file, a text file, an entity bomb, a missing file, an off-scope file, a file sen
 ``Content-Encoding: gzip`` and a chain of nested indexes one level too deep. Pages are tiny
 HTML documents without links, so everything beyond the seed is reached through sitemaps.
 
-``EXPECTED`` is the set of page paths the sitemaps lead to (in scope, allowed, not refused);
-``SITEMAP_DELAY`` slows every sitemap response, so a crawl whose seed is done long before the
-sitemaps arrive shows whether the frontier waits for them.
+``EXPECTED`` is the set of page paths the sitemaps lead to (in scope, allowed, not refused).
+Given a :class:`~tests.servers.Gate`, every sitemap response waits until the test opens it: a
+crawl whose seed is done while its sitemaps are still held shows whether the frontier waits
+for them.
 """
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 
-from tests.servers import Request, Response, TestServer
+from tests.servers import Gate, Request, Response, TestServer
 
 NS = 'xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"'
-SITEMAP_DELAY = 0.3
 
 EXPECTED = frozenset({"/p/a1", "/p/a2", "/p/b1", "/p/b2", "/p/c1", "/p/d1", "/p/e1", "/p/f1"})
 """Pages the sitemaps offer that the crawl must fetch."""
@@ -53,11 +52,12 @@ def _bomb(base: str) -> bytes:
 
 class SitemapSite(TestServer):
     """``with SitemapSite() as site:`` serves the site; ``robots=False`` answers robots.txt
-    with a 404 (no sitemaps named)."""
+    with a 404 (no sitemaps named); ``hold`` holds every sitemap response until it opens."""
 
-    def __init__(self, *, robots: bool = True) -> None:
+    def __init__(self, *, robots: bool = True, hold: Gate | None = None) -> None:
         super().__init__(self.respond)
         self.robots = robots
+        self._hold = hold
 
     async def respond(self, request: Request) -> Response:
         path, base = request.target, self.base_url
@@ -119,11 +119,11 @@ class SitemapSite(TestServer):
             "/sitemaps/n.xml": ({}, _urlset(base, "/p/n1")),
             "/sitemaps/e.xml": ({}, _urlset(base, "/p/e1")),
         }
+        if self._hold is not None and (path == "/moved.xml" or path in sitemaps):
+            await self._hold.wait()
         if path == "/moved.xml":
-            await asyncio.sleep(SITEMAP_DELAY)
             return 301, {"Location": "/sitemaps/e.xml"}, b""
         if path in sitemaps:
-            await asyncio.sleep(SITEMAP_DELAY)  # the site is slow; the crawl must wait for them
             headers, body = sitemaps[path]
             return 200, {"Content-Type": "application/xml", **headers}, body
         return 404, {"Content-Type": "text/html"}, b"<title>not found</title>"

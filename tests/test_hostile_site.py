@@ -6,7 +6,6 @@ httpx.Client (short timeouts, no proxies from the environment) where its reactio
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import html
 import itertools
@@ -37,6 +36,8 @@ from tests.hostile_site import (
     NO_LENGTH_BODY,
     SHORT_BODY,
     SLOW_BODY,
+    SLOW_BODY_INTERVAL,
+    SLOW_HEADER_INTERVAL,
     TRUNCATED_GZIP_BODY,
     TRUNCATED_GZIP_FULL,
     ZSTD_BOMB_IS_REAL,
@@ -46,6 +47,8 @@ from tests.hostile_site import (
     index_paths,
     trap_paths,
 )
+from tests.servers import StepPacer
+from tests.servers import head as head_bytes
 
 TIMEOUT = 2.0
 ANCHOR_RE = re.compile(r'<a [^>]*href="([^"]*)"')
@@ -453,49 +456,101 @@ def test_binary_as_html(site: HostileSite) -> None:
 # --- time ----------------------------------------------------------------------------------------
 
 
-def test_slow_headers_trickle_one_byte_at_a_time(site: HostileSite) -> None:
-    with send(site, "/time/slow-headers") as sock:
-        start = time.monotonic()
-        sock.settimeout(0.8)
-        first = sock.recv(100)
-        assert first == b"H"
-        assert time.monotonic() - start < 0.4
-        data = first
-        sock.settimeout(0.1)
-        for _ in range(20):  # ~1 s of polling
-            with contextlib.suppress(TimeoutError):
-                data += sock.recv(100)
-            if time.monotonic() - start > 1.0:
-                break
-        # Bytes at 0 and 0.5 s, and perhaps 1.0 s: nowhere near the end of the header.
-        assert data in (b"HT", b"HTT")
-        assert site.in_flight("/time/slow-headers") == 1
-    # The next tick notices the client has gone and ends the response.
-    wait_until(lambda: site.in_flight("/time/slow-headers") == 0, timeout=2)
+def receive(sock: socket.socket, data: bytes, size: int) -> bytes:
+    """``data`` plus what arrives on ``sock`` until there are at least ``size`` bytes (or the
+    server closes; bounded by the socket timeout)."""
+    for _ in range(10_000):
+        if len(data) >= size:
+            break
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
-def test_slow_body_trickles_after_prompt_headers(site: HostileSite) -> None:
-    with send(site, "/time/slow-body") as sock:
-        start = time.monotonic()
-        data = b""
-        for _ in range(100):
-            data += sock.recv(1000)
-            if b"\r\n\r\n" in data:
+def paused(pacer: StepPacer) -> None:
+    """Wait until the trickle has written its step and waits for the next."""
+    wait_until(lambda: pacer.waiting == 1, timeout=TIMEOUT)
+
+
+def step_until_gone(site: HostileSite, pacer: StepPacer, path: str) -> int:
+    """After the client closed: end pauses until the trickle notices; how many it took."""
+    for steps in range(10):
+        wait_until(lambda: site.in_flight(path) == 0 or pacer.waiting == 1, timeout=TIMEOUT)
+        if site.in_flight(path) == 0:
+            return steps
+        pacer.step()
+    raise AssertionError(f"{path} still trickling to a client that left")
+
+
+def test_slow_headers_trickle_one_byte_per_pause() -> None:
+    pacer = StepPacer()
+    with HostileSite(pace=pacer) as site, send(site, "/time/slow-headers") as sock:
+        # Before any pause ends, exactly one byte is out: the first is sent at once.
+        paused(pacer)
+        data = receive(sock, b"", 1)
+        assert data == b"H"
+        # Each pause ends with exactly one more byte of the head, to its blank line.
+        for sent in itertools.count(2):
+            pacer.step()
+            paused(pacer)
+            data = receive(sock, data, sent)
+            assert len(data) == sent, data
+            if data.endswith(b"\r\n\r\n"):
                 break
-        assert time.monotonic() - start < 0.5
-        status, headers = parse_head(data)
-        assert (status, headers["content-length"]) == (200, "100000")
-        sock.settimeout(0.1)
-        for _ in range(20):
-            with contextlib.suppress(TimeoutError):
-                data += sock.recv(1000)
-            if time.monotonic() - start > 1.0:
-                break
-        body = data.partition(b"\r\n\r\n")[2]
-        assert 4 <= len(body) <= 7  # one byte per 0.2 s over ~1 s
-        assert body == SLOW_BODY[: len(body)]
-        assert len(SLOW_BODY) == 100_000
-    wait_until(lambda: site.in_flight("/time/slow-body") == 0, timeout=2)
+        assert pacer.asked == [SLOW_HEADER_INTERVAL] * len(data)
+        # After the last byte's pause the body follows at once, and the response ends.
+        pacer.step()
+        response = data + read_to_close(sock)
+    status, headers = parse_head(response)
+    body = response.partition(b"\r\n\r\n")[2]
+    assert (status, headers["content-type"], int(headers["content-length"])) == (
+        200,
+        HTML_TYPE,
+        len(body),
+    )
+    assert TITLE_RE.findall(body.decode()) == ["slow headers"]
+    assert len(pacer.asked) == len(data)  # no pause after the body
+
+
+def test_slow_headers_end_when_the_client_leaves() -> None:
+    pacer = StepPacer()
+    with HostileSite(pace=pacer) as site:
+        with send(site, "/time/slow-headers") as sock:
+            paused(pacer)
+            pacer.step()
+            paused(pacer)
+            assert receive(sock, b"", 2) == b"HT"
+            assert site.in_flight("/time/slow-headers") == 1
+        # The next tick notices the client has gone (or the one after, if the tick raced
+        # the client's FIN and wrote one more byte into the closed connection).
+        assert step_until_gone(site, pacer, "/time/slow-headers") <= 2
+
+
+def test_slow_body_trickles_one_byte_per_pause_after_prompt_headers() -> None:
+    pacer = StepPacer()
+    with HostileSite(pace=pacer) as site:
+        with send(site, "/time/slow-body") as sock:
+            # The whole head and one body byte are out before the first pause ends.
+            paused(pacer)
+            fields = [("Content-Type", HTML_TYPE), ("Content-Length", 100_000)]
+            head_size = len(head_bytes(200, fields))
+            data = receive(sock, b"", head_size + 1)
+            status, headers = parse_head(data)
+            assert (status, headers["content-length"]) == (200, "100000")
+            assert data.index(b"\r\n\r\n") + 4 == head_size
+            assert len(data) == head_size + 1
+            for sent in range(2, 7):
+                pacer.step()
+                paused(pacer)
+                data = receive(sock, data, head_size + sent)
+                assert len(data) == head_size + sent
+            body = data[head_size:]
+            assert body == SLOW_BODY[: len(body)]
+            assert pacer.asked == [SLOW_BODY_INTERVAL] * len(body)
+            assert len(SLOW_BODY) == 100_000
+        assert step_until_gone(site, pacer, "/time/slow-body") <= 2
 
 
 def test_stall_sends_nothing(site: HostileSite) -> None:
@@ -888,20 +943,25 @@ def test_keep_alive_head_and_bad_requests(site: HostileSite) -> None:
 
 
 def test_exit_is_prompt_with_endless_stalled_and_slow_connections_open() -> None:
-    site = HostileSite()
+    # Nothing here ends by itself: the endless body's writes block on a client that does not
+    # read, the stall waits for a request that never ends, the slow headers' pause is never
+    # stepped. Leaving the block must end them all; the server raises if it did not stop
+    # within its stop timeout (waiting them out would never end).
+    pacer = StepPacer()
+    site = HostileSite(pace=pacer)
     with site:
         port = site.port
         assert site.base_url == f"http://127.0.0.1:{port}"
-        # Not reading the endless body: the server's buffers fill and its writes block.
         held = [send(site, p) for p in ("/body/endless", "/time/stall", "/time/slow-headers")]
         idle = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
         held.append(idle)
-        wait_until(lambda: site.in_flight("/") == 3, timeout=2)
-        time.sleep(0.2)
-        start = time.monotonic()
+        wait_until(lambda: site.in_flight("/") == 3, timeout=TIMEOUT)
+        # The kernel's buffers are full: the endless body's writes now wait in the server.
+        wait_until(lambda: site.unsent_bytes() > 0, timeout=TIMEOUT)
+        paused(pacer)
     try:
-        assert time.monotonic() - start < 1.0
         assert site.in_flight("/") == 0
+        assert (pacer.asked, pacer.waiting) == ([SLOW_HEADER_INTERVAL], 0)  # cut short
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT).close()
         stall = held[1]
