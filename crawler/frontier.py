@@ -307,10 +307,12 @@ class Frontier:
         self._queue(entry)
 
     def request_sent(self, url: str) -> None:
-        """The request for ``url`` (a lease's, or robots.txt) is being sent now: the host's
-        next one starts no earlier than ``delay`` from now. Dispatch already counted the delay
-        from the moment it handed the lease out; what happened in between (robots.txt, a slow
-        connect, a busy loop) must not shorten the gap the server sees."""
+        """The request for ``url`` (a lease's, robots.txt, a sitemap) is being sent now: the
+        host's next one starts no earlier than ``delay`` from now. The fetcher calls this for
+        every request it sends (``Fetcher(on_request_sent=...)``, wired by the engine).
+        Dispatch already counted the delay from the moment it handed the lease out; what
+        happened in between (robots.txt, a slow connect, a busy loop) must not shorten the gap
+        the server sees."""
         entry = self._host(host_key(url))
         slot = entry.slot
         now = self._clock()
