@@ -480,11 +480,12 @@ class Frontier:
                 return
             self._timer.cancel()
         self._timer_due = due
-        self._timer = asyncio.get_running_loop().call_later(due - now, self.wake)
+        self._timer = asyncio.get_running_loop().call_later(due - now, self._wake)
 
-    def wake(self) -> None:
-        """Decide again what is due now. A timer calls this when the earliest waiting host
-        becomes due; tests that drive the clock by hand call it after moving the clock."""
+    def _wake(self) -> None:
+        """Decide again what is due now: the timer calls this when the earliest waiting host
+        becomes due. (Every :meth:`lease` decides again too, so a test that moves its clock
+        by hand only has to ask.)"""
         if self._timer is not None:
             self._timer.cancel()
         self._timer = None

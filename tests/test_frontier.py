@@ -136,10 +136,8 @@ async def test_per_host_delay_without_blocking_other_hosts(tmp_path: Path) -> No
             frontier.request_sent(lease.url)
         assert await try_lease(frontier) == "waiting"  # a.test must wait 10 s
         clock.now += 9.9
-        frontier.wake()
         assert await try_lease(frontier) == "waiting"
         clock.now += 0.1
-        frontier.wake()
         third = await try_lease(frontier)
         assert isinstance(third, Lease)
         assert third.url == "http://a.test/2"
@@ -204,15 +202,12 @@ async def test_with_two_allowed_the_next_url_waits_for_the_last_one_to_be_sent(
         first = await try_lease(frontier)
         assert isinstance(first, Lease)
         clock.now += 10.0
-        frontier.wake()
         assert await try_lease(frontier) == "waiting"
         clock.now += 2.0
         frontier.request_sent(first.url)
         clock.now += 9.9
-        frontier.wake()
         assert await try_lease(frontier) == "waiting"
         clock.now += 0.1
-        frontier.wake()
         second = await try_lease(frontier)
         assert isinstance(second, Lease)
         assert second.url == SEEDS[1]
@@ -226,7 +221,6 @@ async def test_retry_waits_for_its_backoff(tmp_path: Path) -> None:
         frontier.retry(lease, 5.0)
         assert await try_lease(frontier) == "waiting"
         clock.now += 5.0
-        frontier.wake()
         again = await try_lease(frontier)
         assert isinstance(again, Lease)
         assert (again.url, again.attempt) == (lease.url, 1)
@@ -343,7 +337,6 @@ async def test_a_host_in_cooldown_is_pending_and_others_keep_working(tmp_path: P
         assert await try_lease(frontier) == "waiting"  # a.test is pending, not finished
         assert state(frontier) is FrontierState.RUNNING
         clock.now += 30.0
-        frontier.wake()
         later = await try_lease(frontier)
         assert isinstance(later, Lease)
         assert later.host == "a.test"
@@ -375,7 +368,6 @@ async def test_a_deferred_host_is_left_to_a_run_after_its_stored_time(tmp_path: 
     async with running_frontier(db, [], cfg, clock, wall_clock=wall) as frontier:
         assert await try_lease(frontier) == "waiting"
         clock.now += 600.0
-        frontier.wake()
         again = await try_lease(frontier)
         assert isinstance(again, Lease)
         assert again.host == "a.test"
@@ -427,10 +419,8 @@ async def test_the_delay_counts_from_the_request_not_only_from_the_dispatch(
         clock.now += 3.0
         frontier.request_sent(first.url)
         clock.now += 7.0  # 1010: dispatch + delay
-        frontier.wake()
         assert await try_lease(frontier) == "waiting"
         clock.now += 3.0  # 1013: request + delay
-        frontier.wake()
         assert isinstance(await try_lease(frontier), Lease)
 
 
@@ -449,7 +439,6 @@ async def test_a_url_skipped_without_a_request_gives_its_turn_back(
         frontier.request_sent(first.url)
         await record(frontier, frontier._store, first)
         clock.now += 10.0
-        frontier.wake()
         second = await try_lease(frontier)
         assert isinstance(second, Lease)
         if fetched:
@@ -477,13 +466,11 @@ async def test_a_skipped_url_keeps_its_turn_while_another_of_its_host_is_out(
         assert isinstance(first, Lease)
         frontier.request_sent(first.url)
         clock.now += 10.0
-        frontier.wake()
         second = await try_lease(frontier)
         assert isinstance(second, Lease)
         await record(frontier, frontier._store, second, fetched=False)
         assert await try_lease(frontier) == "waiting"
         clock.now += 10.0
-        frontier.wake()
         assert isinstance(await try_lease(frontier), Lease)
 
 
@@ -501,7 +488,6 @@ async def test_a_crawl_delay_learnt_from_robots_txt_spaces_the_page_from_that_re
         frontier.defer(first)
         assert await try_lease(frontier) == "waiting"
         clock.now += 2.0
-        frontier.wake()
         again = await try_lease(frontier)
         assert isinstance(again, Lease)
         assert again.url == first.url
@@ -524,7 +510,6 @@ async def test_a_retry_still_runs_once_the_budget_is_spent(tmp_path: Path) -> No
         assert state(frontier) is FrontierState.RUNNING  # not finished: the retry is pending
         assert await try_lease(frontier) == "waiting"
         clock.now += 5.0
-        frontier.wake()
         again = await try_lease(frontier)
         assert isinstance(again, Lease)
         assert (again.url, again.attempt) == (second.url, 1)
@@ -550,7 +535,6 @@ async def test_no_new_url_starts_once_the_budget_is_spent(tmp_path: Path) -> Non
         assert state(frontier) is FrontierState.RUNNING
         assert await try_lease(frontier) == "waiting"
         clock.now += 5.0
-        frontier.wake()
         again = await try_lease(frontier)
         assert isinstance(again, Lease)
         assert (again.host, again.attempt) == ("a.test", 1)
@@ -575,7 +559,6 @@ async def test_a_deferred_lease_keeps_its_place_in_the_budget(tmp_path: Path) ->
         frontier.cool_down("b.test", 10.0)
         assert await try_lease(frontier) == "waiting"  # not a.test/2 instead
         clock.now += 10.0
-        frontier.wake()
         again = await try_lease(frontier)
         assert again == leases["b.test"]
         await record(frontier, frontier._store, again)
