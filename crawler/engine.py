@@ -155,7 +155,7 @@ class Crawl:
             transport=self._transport,
             guard=guard,
             # The host's next request is spaced from when this one really went out.
-            on_request_sent=frontier.request_started,
+            on_request_sent=frontier.request_sent,
         )
         robots = RobotsCache(
             partial(fetch_robots, fetcher),

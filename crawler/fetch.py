@@ -332,7 +332,17 @@ class _Client(httpx.AsyncClient):
 _sending: ContextVar[str | None] = ContextVar("crawler_fetch_sending", default=None)
 """The URL (as given to :meth:`Fetcher.fetch`) of the request this task is sending through
 aiohttp. aiohttp's request knows only its own parse of it, which may be spelt otherwise
-(httpx and yarl normalize), and the hook's caller keys its hosts by the URL it fetched."""
+(httpx and yarl normalize), and the hook's caller keys its hosts by the URL it fetched.
+
+Why a context variable, when "a request went out" otherwise goes straight from the request
+to ``on_request_sent`` (the frontier's ``request_sent``, then the host's slot): aiohttp makes
+the request object itself, inside ``session.request``, and takes nothing per request that
+reaches it but trace configs (eight signals fired per request, listened to or not: slower,
+see :mod:`crawler.transport`); its client middlewares (aiohttp 3.12, newer than we require)
+see the request before it is written and the response after, not the moment between. A
+context variable is per task, which is exactly "the request this task is sending", costs a
+set and a reset per fetch, and needs nothing from :meth:`Fetcher.fetch`'s callers: every
+request through the fetcher (a page, robots.txt, a sitemap) is announced, none can forget."""
 
 
 def _aiohttp_transport(

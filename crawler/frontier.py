@@ -131,15 +131,18 @@ class Frontier:
         self._refills: asyncio.Queue[_Host | None] = asyncio.Queue()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_due = float("inf")
-        self.state = FrontierState.NEW
-        self.in_flight = 0
-        self.uncommitted = 0
-        self.claims_running = 0
-        self.holds = 0
+        # The counters below are the frontier's own: callers read them through snapshot().
+        self._state = FrontierState.NEW
+        self._in_flight = 0
+        self._uncommitted = 0
+        """Outcomes released to the sink and not committed yet."""
+        self._claims_running = 0
+        """Claims (and deferrals) queued for the claim service or running in it."""
+        self._holds = 0
         """Work outside the frontier that may still add URLs (e.g. reading a sitemap)."""
-        self.recorded_before = 0
+        self._recorded_before = 0
         """Pages the database held when this run started (the budget counts them)."""
-        self.started = 0
+        self._started = 0
         """URLs handed out for the first time in this run: what the page budget charges
         (retries and deferred leases handed out again are not counted again)."""
 
@@ -147,7 +150,7 @@ class Frontier:
 
     async def open(self, seeds: Iterable[str]) -> None:
         """Resume the database's frontier, offer the seeds, and start handing out work."""
-        if self.state is not FrontierState.NEW:
+        if self._state is not FrontierState.NEW:
             raise RuntimeError(f"frontier already opened: {self!r}")
         await self._store.reset_leases()
         now = self._wall_clock()
@@ -160,8 +163,8 @@ class Frontier:
                 host.slot.cool_down(self._clock() + wait)
         await self._store.add_urls([(url, host_key(url), 0, 0) for url in seeds])
         counts = await self._store.state_counts()
-        self.recorded_before = counts["done"] + counts["failed"] + counts["skipped"]
-        self.state = FrontierState.RUNNING
+        self._recorded_before = counts["done"] + counts["failed"] + counts["skipped"]
+        self._state = FrontierState.RUNNING
         self._signal.add_callback(self._on_abort)
         self.on_committed(0, await self._store.pending_hosts())
 
@@ -184,7 +187,7 @@ class Frontier:
             finally:
                 for host in batch:
                     host.refilling = False
-                    self.claims_running -= 1
+                    self._claims_running -= 1
                     self._refills.task_done()
             for host, generation, (name, want) in zip(hosts, generations, wants, strict=True):
                 if host.deferred:
@@ -201,19 +204,20 @@ class Frontier:
         batch = [await self._refills.get()]
         while not self._refills.empty():
             batch.append(self._refills.get_nowait())
-        if self.state is FrontierState.CLOSED:
+        if self._state is FrontierState.CLOSED:
             return None
         return [host for host in batch if host is not None]
 
-    async def claims_settled(self) -> None:
-        """Return once no claim is queued or running: what is in memory is all there is."""
+    async def _claims_settled(self) -> None:
+        """Return once no claim is queued or running: what is in memory is all there is. (For
+        tests, which ask for a lease only once the database has had its say.)"""
         await self._refills.join()
 
     def close(self) -> None:
         """Stop handing out work; waiting workers get None. Idempotent."""
-        if self.state is FrontierState.CLOSED:
+        if self._state is FrontierState.CLOSED:
             return
-        self.state = FrontierState.CLOSED
+        self._state = FrontierState.CLOSED
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -230,7 +234,7 @@ class Frontier:
 
     async def lease(self) -> Lease | None:
         """The next URL to fetch, waiting as long as needed; None when the crawl is over."""
-        if self.state is not FrontierState.RUNNING:
+        if self._state is not FrontierState.RUNNING:
             return None
         waiter: asyncio.Future[Lease | None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
@@ -247,7 +251,7 @@ class Frontier:
         False: it was skipped without a request, so the host's next URL need not wait the
         delay for it (a robots.txt-disallowed link costs no turn of the host)."""
         self._finish(lease, fetched)
-        self.uncommitted += 1
+        self._uncommitted += 1
         self._dispatch()
 
     def retry(self, lease: Lease, delay: float) -> None:
@@ -288,7 +292,7 @@ class Frontier:
         name = host.slot.host
         until = self._wall_clock() + seconds
         self._deferrals[name] = max(until, self._deferrals.get(name, until))
-        self.claims_running += 1  # the claim service stores it; the run cannot end before
+        self._claims_running += 1  # the claim service stores it; the run cannot end before
         self._refills.put_nowait(host)
         self._dispatch()
 
@@ -302,11 +306,13 @@ class Frontier:
         entry.slot.set_delay(max(self._configured_delay(host), capped))
         self._queue(entry)
 
-    def request_started(self, url: str) -> None:
-        """The request for ``url`` (a lease's, or robots.txt) is being sent now: the host's
-        next one starts no earlier than ``delay`` from now. Dispatch already counted the delay
-        from the moment it handed the lease out; what happened in between (robots.txt, a slow
-        connect, a busy loop) must not shorten the gap the server sees."""
+    def request_sent(self, url: str) -> None:
+        """The request for ``url`` (a lease's, robots.txt, a sitemap) is being sent now: the
+        host's next one starts no earlier than ``delay`` from now. The fetcher calls this for
+        every request it sends (``Fetcher(on_request_sent=...)``, wired by the engine).
+        Dispatch already counted the delay from the moment it handed the lease out; what
+        happened in between (robots.txt, a slow connect, a busy loop) must not shorten the gap
+        the server sees."""
         entry = self._host(host_key(url))
         slot = entry.slot
         now = self._clock()
@@ -314,7 +320,7 @@ class Frontier:
         slot.sent(now, self._spacing(slot.delay), url)
         if slot.delay:
             self._queue(entry)
-            if self.state is FrontierState.RUNNING:
+            if self._state is FrontierState.RUNNING:
                 self._arm_timer(now)  # the host may have been waiting for this send
 
     def delay_of(self, host: str) -> float:
@@ -327,16 +333,16 @@ class Frontier:
         self._queue(entry)
         self._dispatch()
 
-    def throttled(self, host: str, retry_after: float | None) -> float:
-        """The host answered 429/503: cool down (Retry-After or doubling). Returns seconds."""
+    def throttled(self, host: str, status: int, retry_after: float | None) -> float | None:
+        """``host`` answered 429/503 (already counted by :meth:`host_failed`). If that answer
+        speaks for the whole host (see :class:`HostSlot`), cool it down (Retry-After or
+        doubling) and return the seconds; None: it was one URL's answer, the host goes on."""
         entry = self._host(host)
+        if not entry.slot.speaks_for_host(status):
+            return None
         seconds = entry.slot.throttled(self._clock(), retry_after, self._retries)
         self._queue(entry)
         return seconds
-
-    def speaks_for_host(self, host: str, status: int) -> bool:
-        """Whether this 429/503 of ``host`` cools the whole host (see :class:`HostSlot`)."""
-        return self._host(host).slot.speaks_for_host(status)
 
     def host_succeeded(self, host: str) -> None:
         self._host(host).slot.succeeded()
@@ -351,15 +357,15 @@ class Frontier:
     def hold(self) -> None:
         """Keep the crawl from finishing until :meth:`release_hold`: something that may still
         add URLs is running (the frontier cannot see it otherwise)."""
-        self.holds += 1
+        self._holds += 1
 
     def release_hold(self) -> None:
-        self.holds -= 1
+        self._holds -= 1
         self._dispatch()
 
     def on_committed(self, pages: int, hosts_with_new_urls: Iterable[str]) -> None:
         """The sink committed ``pages`` outcomes, which may have added URLs for these hosts."""
-        self.uncommitted -= pages
+        self._uncommitted -= pages
         for name in hosts_with_new_urls:
             host = self._host(name)
             host.added += 1
@@ -390,7 +396,7 @@ class Frontier:
     def _finish(self, lease: Lease, fetched: bool = True) -> _Host:
         host = self._hosts[lease.host]
         host.slot.finish(lease, fetched)
-        self.in_flight -= 1
+        self._in_flight -= 1
         self._queue(host)
         return host
 
@@ -405,15 +411,15 @@ class Frontier:
             and not host.deferred
             and len(host.slot.window) < self._window // 2
             and host.maybe_pending_in_db()
-            and self.state is FrontierState.RUNNING
+            and self._state is FrontierState.RUNNING
         ):
             host.refilling = True
-            self.claims_running += 1
+            self._claims_running += 1
             self._refills.put_nowait(host)
 
     @property
-    def budget_spent(self) -> bool:
-        return 0 < self._max_pages <= self.recorded_before + self.started
+    def _budget_spent(self) -> bool:
+        return 0 < self._max_pages <= self._recorded_before + self._started
 
     def _ready_at(self, host: _Host) -> float | None:
         """When ``host`` may next start a URL: once the budget is spent, only one already
@@ -422,11 +428,11 @@ class Frontier:
         drop out of the ready heap for good. A deferred host never is."""
         if host.deferred:
             return None
-        return host.slot.ready_at(new_urls=not self.budget_spent)
+        return host.slot.ready_at(new_urls=not self._budget_spent)
 
     def _dispatch(self) -> None:
         """Give due hosts' URLs to waiting workers; then arm a timer or finish."""
-        if self.state is not FrontierState.RUNNING:
+        if self._state is not FrontierState.RUNNING:
             return
         now = self._clock()
         # Entries queued before the budget ran out may be early: they are checked again below.
@@ -448,9 +454,9 @@ class Frontier:
                 continue
             charged = host.slot.retry_due(now)  # handed out before: already charged
             lease = host.slot.start(now, self._spacing(host.slot.delay))
-            self.in_flight += 1
+            self._in_flight += 1
             if not charged:
-                self.started += 1
+                self._started += 1
             waiter.set_result(lease)
             self._queue(host)
         self._arm_timer(now)
@@ -474,11 +480,12 @@ class Frontier:
                 return
             self._timer.cancel()
         self._timer_due = due
-        self._timer = asyncio.get_running_loop().call_later(due - now, self.wake)
+        self._timer = asyncio.get_running_loop().call_later(due - now, self._wake)
 
-    def wake(self) -> None:
-        """Decide again what is due now. A timer calls this when the earliest waiting host
-        becomes due; tests that drive the clock by hand call it after moving the clock."""
+    def _wake(self) -> None:
+        """Decide again what is due now: the timer calls this when the earliest waiting host
+        becomes due. (Every :meth:`lease` decides again too, so a test that moves its clock
+        by hand only has to ask.)"""
         if self._timer is not None:
             self._timer.cancel()
         self._timer = None
@@ -486,10 +493,10 @@ class Frontier:
         self._dispatch()
 
     def _finished(self) -> bool:
-        if self.in_flight or self.uncommitted or self.claims_running or self.holds:
+        if self._in_flight or self._uncommitted or self._claims_running or self._holds:
             return False
         hosts = (h for h in self._hosts.values() if not h.deferred)  # theirs waits for later
-        if self.budget_spent:  # only the URLs already charged to it are left to run
+        if self._budget_spent:  # only the URLs already charged to it are left to run
             return not any(h.slot.retries for h in hosts)
         return not any(h.slot.has_work() or h.maybe_pending_in_db() for h in hosts)
 
@@ -498,22 +505,22 @@ class Frontier:
         now = self._clock()
         hosts = self._hosts.values()
         return FrontierSnapshot(
-            state=self.state.value,
+            state=self._state.value,
             hosts=len(self._hosts),
             hosts_cooling_down=sum(1 for h in hosts if h.slot.cooldown_until > now),
             hosts_paused=sum(1 for h in hosts if h.slot.tripped),
             windowed=sum(len(h.slot.window) + len(h.slot.retries) for h in hosts),
-            in_flight=self.in_flight,
-            uncommitted=self.uncommitted,
-            started=self.started,
-            recorded_before=self.recorded_before,
+            in_flight=self._in_flight,
+            uncommitted=self._uncommitted,
+            started=self._started,
+            recorded_before=self._recorded_before,
         )
 
     def __repr__(self) -> str:
         windowed = sum(len(h.slot.window) + len(h.slot.retries) for h in self._hosts.values())
         return (
-            f"<Frontier {self.state.value} hosts={len(self._hosts)} windowed={windowed} "
-            f"in_flight={self.in_flight} uncommitted={self.uncommitted} "
-            f"claims={self.claims_running} started={self.started} "
+            f"<Frontier {self._state.value} hosts={len(self._hosts)} windowed={windowed} "
+            f"in_flight={self._in_flight} uncommitted={self._uncommitted} "
+            f"claims={self._claims_running} started={self._started} "
             f"waiting_workers={len(self._waiters)}>"
         )

@@ -250,13 +250,11 @@ class Worker:
                     return None
             counted = self._host_failed(lease, for_host=status == 429)
             delay = retry_after  # one path's answer: only this URL waits (None: backoff)
-            if (
-                status in THROTTLE_STATUSES
-                and counted
-                and frontier.speaks_for_host(lease.host, status)
-            ):
-                delay = frontier.throttled(lease.host, retry_after)
-                self.stats.throttled += 1
+            if status in THROTTLE_STATUSES and counted:
+                cooldown = frontier.throttled(lease.host, status, retry_after)
+                if cooldown is not None:  # the host's answer: all its URLs wait
+                    delay = cooldown
+                    self.stats.throttled += 1
             if self._retry(lease, delay):
                 return None
         else:

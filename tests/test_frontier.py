@@ -52,9 +52,14 @@ async def running_frontier(
             frontier.close()
 
 
+def state(frontier: Frontier) -> FrontierState:
+    """The frontier's state, as its snapshot tells it."""
+    return FrontierState(frontier.snapshot().state)
+
+
 async def try_lease(frontier: Frontier) -> Lease | str | None:
     """Lease, but give up (returning "waiting") once the frontier would make us wait."""
-    await frontier.claims_settled()
+    await frontier._claims_settled()  # else "waiting" may only mean a claim is still running
     result: list[Lease | None] = []
 
     async def take() -> None:
@@ -101,7 +106,7 @@ async def test_hands_out_seeds_in_order_then_finishes(tmp_path: Path) -> None:
             await record(frontier, store, lease)
         assert got == SEEDS
         assert await frontier.lease() is None
-        assert frontier.state is FrontierState.CLOSED
+        assert state(frontier) is FrontierState.CLOSED
         assert (await store.state_counts())["done"] == 3
 
 
@@ -128,13 +133,11 @@ async def test_per_host_delay_without_blocking_other_hosts(tmp_path: Path) -> No
         ]
         for lease in first:
             assert isinstance(lease, Lease)
-            frontier.request_started(lease.url)
+            frontier.request_sent(lease.url)
         assert await try_lease(frontier) == "waiting"  # a.test must wait 10 s
         clock.now += 9.9
-        frontier.wake()
         assert await try_lease(frontier) == "waiting"
         clock.now += 0.1
-        frontier.wake()
         third = await try_lease(frontier)
         assert isinstance(third, Lease)
         assert third.url == "http://a.test/2"
@@ -150,7 +153,7 @@ async def test_a_delayed_host_wakes_its_waiting_worker_by_itself(tmp_path: Path)
             tg.start_soon(frontier.run)
             first = await frontier.lease()
             assert isinstance(first, Lease)
-            frontier.request_started(first.url)
+            frontier.request_sent(first.url)
             with anyio.fail_after(5):
                 second = await frontier.lease()
             assert isinstance(second, Lease)
@@ -180,7 +183,7 @@ async def test_a_worker_waiting_on_an_unsent_request_is_woken_once_it_is_sent(
             tg.start_soon(second_worker)
             await anyio.wait_all_tasks_blocked()
             assert got == []  # the first URL has not been sent: its host starts nothing
-            frontier.request_started(first.url)
+            frontier.request_sent(first.url)
             with anyio.fail_after(5):
                 await handed_over.wait()
             assert isinstance(got[0], Lease)
@@ -199,15 +202,12 @@ async def test_with_two_allowed_the_next_url_waits_for_the_last_one_to_be_sent(
         first = await try_lease(frontier)
         assert isinstance(first, Lease)
         clock.now += 10.0
-        frontier.wake()
         assert await try_lease(frontier) == "waiting"
         clock.now += 2.0
-        frontier.request_started(first.url)
+        frontier.request_sent(first.url)
         clock.now += 9.9
-        frontier.wake()
         assert await try_lease(frontier) == "waiting"
         clock.now += 0.1
-        frontier.wake()
         second = await try_lease(frontier)
         assert isinstance(second, Lease)
         assert second.url == SEEDS[1]
@@ -221,7 +221,6 @@ async def test_retry_waits_for_its_backoff(tmp_path: Path) -> None:
         frontier.retry(lease, 5.0)
         assert await try_lease(frontier) == "waiting"
         clock.now += 5.0
-        frontier.wake()
         again = await try_lease(frontier)
         assert isinstance(again, Lease)
         assert (again.url, again.attempt) == (lease.url, 1)
@@ -291,7 +290,7 @@ async def test_page_budget_counts_earlier_runs(tmp_path: Path) -> None:
         assert isinstance(lease, Lease)
         await record(frontier, frontier._store, lease)
     async with running_frontier(tmp_path / "db", SEEDS, cfg) as frontier:
-        assert frontier.recorded_before == 1
+        assert frontier.snapshot().recorded_before == 1
         lease = await frontier.lease()
         assert isinstance(lease, Lease)
         assert await try_lease(frontier) == "waiting"  # budget spent, one still in flight
@@ -331,14 +330,13 @@ async def test_a_host_in_cooldown_is_pending_and_others_keep_working(tmp_path: P
     cfg = config(**{"politeness.per_host_concurrency": 5})
     seeds = ["http://a.test/1", "http://a.test/2", "http://b.test/1", "http://b.test/2"]
     async with running_frontier(tmp_path / "db", seeds, cfg, clock) as frontier:
-        await frontier.claims_settled()
+        await frontier._claims_settled()
         frontier.cool_down("a.test", 30.0)
         got = [await try_lease(frontier), await try_lease(frontier)]
         assert [lease.host for lease in got if isinstance(lease, Lease)] == ["b.test", "b.test"]
         assert await try_lease(frontier) == "waiting"  # a.test is pending, not finished
-        assert frontier.state is FrontierState.RUNNING
+        assert state(frontier) is FrontierState.RUNNING
         clock.now += 30.0
-        frontier.wake()
         later = await try_lease(frontier)
         assert isinstance(later, Lease)
         assert later.host == "a.test"
@@ -358,19 +356,18 @@ async def test_a_deferred_host_is_left_to_a_run_after_its_stored_time(tmp_path: 
         assert isinstance(other, Lease)
         assert other.host == "b.test"  # a.test's second URL is never handed out
         await record(frontier, frontier._store, other)
-        assert frontier.state is FrontierState.CLOSED  # finished: a.test does not count as work
+        assert state(frontier) is FrontierState.CLOSED  # finished: a.test does not count as work
     async with Store(db) as store:
         assert (await store.state_counts())["pending"] == 2
         assert await store.host_deferrals(wall.now) == {"a.test": wall.now + 86400.0}
     wall.now += 86400.0 - 700.0  # a later run, still more than the cap ahead: left alone
     async with running_frontier(db, [], cfg, wall_clock=wall) as frontier:
-        assert frontier.state is FrontierState.CLOSED
+        assert state(frontier) is FrontierState.CLOSED
     wall.now += 100.0  # 600 s ahead: within the cap, waited out in the run
     clock = FakeClock()
     async with running_frontier(db, [], cfg, clock, wall_clock=wall) as frontier:
         assert await try_lease(frontier) == "waiting"
         clock.now += 600.0
-        frontier.wake()
         again = await try_lease(frontier)
         assert isinstance(again, Lease)
         assert again.host == "a.test"
@@ -420,12 +417,10 @@ async def test_the_delay_counts_from_the_request_not_only_from_the_dispatch(
         first = await try_lease(frontier)
         assert isinstance(first, Lease)
         clock.now += 3.0
-        frontier.request_started(first.url)
+        frontier.request_sent(first.url)
         clock.now += 7.0  # 1010: dispatch + delay
-        frontier.wake()
         assert await try_lease(frontier) == "waiting"
         clock.now += 3.0  # 1013: request + delay
-        frontier.wake()
         assert isinstance(await try_lease(frontier), Lease)
 
 
@@ -441,14 +436,13 @@ async def test_a_url_skipped_without_a_request_gives_its_turn_back(
     async with running_frontier(tmp_path / "db", SEEDS, cfg, clock) as frontier:
         first = await try_lease(frontier)
         assert isinstance(first, Lease)
-        frontier.request_started(first.url)
+        frontier.request_sent(first.url)
         await record(frontier, frontier._store, first)
         clock.now += 10.0
-        frontier.wake()
         second = await try_lease(frontier)
         assert isinstance(second, Lease)
         if fetched:
-            frontier.request_started(second.url)
+            frontier.request_sent(second.url)
         await record(frontier, frontier._store, second, fetched=fetched)
         third = await try_lease(frontier)
         if fetched:
@@ -470,15 +464,13 @@ async def test_a_skipped_url_keeps_its_turn_while_another_of_its_host_is_out(
     async with running_frontier(tmp_path / "db", SEEDS, cfg, clock) as frontier:
         first = await try_lease(frontier)
         assert isinstance(first, Lease)
-        frontier.request_started(first.url)
+        frontier.request_sent(first.url)
         clock.now += 10.0
-        frontier.wake()
         second = await try_lease(frontier)
         assert isinstance(second, Lease)
         await record(frontier, frontier._store, second, fetched=False)
         assert await try_lease(frontier) == "waiting"
         clock.now += 10.0
-        frontier.wake()
         assert isinstance(await try_lease(frontier), Lease)
 
 
@@ -491,12 +483,11 @@ async def test_a_crawl_delay_learnt_from_robots_txt_spaces_the_page_from_that_re
     async with running_frontier(tmp_path / "db", SEEDS, config(), clock) as frontier:
         first = await try_lease(frontier)
         assert isinstance(first, Lease)
-        frontier.request_started("http://a.test/robots.txt")
+        frontier.request_sent("http://a.test/robots.txt")
         frontier.set_crawl_delay(first.host, 2.0)
         frontier.defer(first)
         assert await try_lease(frontier) == "waiting"
         clock.now += 2.0
-        frontier.wake()
         again = await try_lease(frontier)
         assert isinstance(again, Lease)
         assert again.url == first.url
@@ -513,19 +504,19 @@ async def test_a_retry_still_runs_once_the_budget_is_spent(tmp_path: Path) -> No
         await record(frontier, frontier._store, first)
         second = await try_lease(frontier)
         assert isinstance(second, Lease)
-        assert frontier.budget_spent
+        budget = frontier.snapshot()
+        assert budget.recorded_before + budget.started == cfg.crawl.max_pages  # spent
         frontier.retry(second, 5.0)  # e.g. a 503
-        assert frontier.state is FrontierState.RUNNING  # not finished: the retry is pending
+        assert state(frontier) is FrontierState.RUNNING  # not finished: the retry is pending
         assert await try_lease(frontier) == "waiting"
         clock.now += 5.0
-        frontier.wake()
         again = await try_lease(frontier)
         assert isinstance(again, Lease)
         assert (again.url, again.attempt) == (second.url, 1)
         assert await try_lease(frontier) == "waiting"  # finished only once it is recorded
         await record(frontier, frontier._store, again)
         assert await frontier.lease() is None
-        assert frontier.state is FrontierState.CLOSED
+        assert state(frontier) is FrontierState.CLOSED
         assert (await frontier._store.state_counts())["done"] == 2
 
 
@@ -541,15 +532,14 @@ async def test_no_new_url_starts_once_the_budget_is_spent(tmp_path: Path) -> Non
         assert sorted(leases) == ["a.test", "b.test"]
         frontier.retry(leases["a.test"], 5.0)
         await record(frontier, frontier._store, leases["b.test"])
-        assert frontier.state is FrontierState.RUNNING
+        assert state(frontier) is FrontierState.RUNNING
         assert await try_lease(frontier) == "waiting"
         clock.now += 5.0
-        frontier.wake()
         again = await try_lease(frontier)
         assert isinstance(again, Lease)
         assert (again.host, again.attempt) == ("a.test", 1)
         assert await try_lease(frontier) == "waiting"
-        assert frontier.started == 2
+        assert frontier.snapshot().started == 2
         await record(frontier, frontier._store, again)
         assert await frontier.lease() is None
 
@@ -569,9 +559,8 @@ async def test_a_deferred_lease_keeps_its_place_in_the_budget(tmp_path: Path) ->
         frontier.cool_down("b.test", 10.0)
         assert await try_lease(frontier) == "waiting"  # not a.test/2 instead
         clock.now += 10.0
-        frontier.wake()
         again = await try_lease(frontier)
         assert again == leases["b.test"]
         await record(frontier, frontier._store, again)
         assert await frontier.lease() is None
-        assert frontier.started == 2
+        assert frontier.snapshot().started == 2
