@@ -112,7 +112,46 @@ def html(title: str, body: str = "", status: int = 200) -> Response:
     return status, {"Content-Type": "text/html"}, page
 
 
-class StepPacer:
+class _Parked:
+    """Handlers parked on their server's loop until a test thread lets them go: the one
+    mechanism under :class:`StepPacer` and :class:`Gate`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._parked: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+
+    async def _park(self, through: Callable[[], bool] = lambda: False) -> None:
+        """Wait until released, or not at all if ``through()`` (checked under the lock)."""
+        loop = asyncio.get_running_loop()
+        entry = (loop, loop.create_future())
+        with self._lock:
+            if through():
+                return
+            self._parked.append(entry)
+        try:
+            await entry[1]
+        finally:  # released, or cancelled by the server's stop
+            with self._lock:
+                if entry in self._parked:
+                    self._parked.remove(entry)
+
+    @property
+    def waiting(self) -> int:
+        """Handlers parked now."""
+        with self._lock:
+            return len(self._parked)
+
+    def _release(self, count: int | None) -> int:
+        """Let the oldest ``count`` parked handlers go (all of them for None); how many."""
+        with self._lock:
+            end = len(self._parked) if count is None else count
+            released, self._parked = self._parked[:end], self._parked[end:]
+        for loop, parked in released:
+            loop.call_soon_threadsafe(_resume, parked)
+        return len(released)
+
+
+class StepPacer(_Parked):
     """A :data:`Pace` the test drives: each pause lasts until the test calls :meth:`step`.
 
     A trickle paced by it writes exactly one step's bytes per call, so a test can read what was
@@ -121,26 +160,18 @@ class StepPacer:
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        super().__init__()
         self._asked: list[float] = []
-        self._paused: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} pauses={len(self.asked)} waiting={self.waiting}>"
 
     async def __call__(self, seconds: float) -> None:
-        loop = asyncio.get_running_loop()
-        resumed: asyncio.Future[None] = loop.create_future()
-        entry = (loop, resumed)
-        with self._lock:
+        def record() -> bool:
             self._asked.append(seconds)
-            self._paused.append(entry)
-        try:
-            await resumed
-        finally:  # resumed, or cancelled by the server's stop
-            with self._lock:
-                if entry in self._paused:
-                    self._paused.remove(entry)
+            return False
+
+        await self._park(record)
 
     @property
     def asked(self) -> list[float]:
@@ -148,62 +179,32 @@ class StepPacer:
         with self._lock:
             return list(self._asked)
 
-    @property
-    def waiting(self) -> int:
-        """Pauses not yet ended."""
-        with self._lock:
-            return len(self._paused)
-
     def step(self) -> None:
         """End the oldest pause (the test must have seen one waiting)."""
-        with self._lock:
-            if not self._paused:
-                raise AssertionError("step() with no pause waiting")
-            loop, resumed = self._paused.pop(0)
-        loop.call_soon_threadsafe(_resume, resumed)
+        if not self._release(1):
+            raise AssertionError("step() with no pause waiting")
 
 
-class Gate:
+class Gate(_Parked):
     """A hold on handlers that the test lifts: :meth:`wait` returns once :meth:`open` has been
     called (from any thread), at once if it already was. For a site that must be slow until
     the client reached a state the test observes, instead of slow for a guessed time."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        super().__init__()
         self._open = False
-        self._held: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} open={self._open} waiting={self.waiting}>"
 
     async def wait(self) -> None:
-        loop = asyncio.get_running_loop()
-        opened: asyncio.Future[None] = loop.create_future()
-        entry = (loop, opened)
-        with self._lock:
-            if self._open:
-                return
-            self._held.append(entry)
-        try:
-            await opened
-        finally:  # opened, or cancelled by the server's stop
-            with self._lock:
-                if entry in self._held:
-                    self._held.remove(entry)
-
-    @property
-    def waiting(self) -> int:
-        """Handlers held now."""
-        with self._lock:
-            return len(self._held)
+        await self._park(lambda: self._open)
 
     def open(self) -> None:
         """Let every held handler go on, and every later one through."""
         with self._lock:
             self._open = True
-            held, self._held = self._held, []
-        for loop, opened in held:
-            loop.call_soon_threadsafe(_resume, opened)
+        self._release(None)
 
 
 def _resume(resumed: asyncio.Future[None]) -> None:
