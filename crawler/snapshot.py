@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from crawler.errors import StorageError
-from crawler.store import SCHEMA_VERSION, crawl_schema_version
+from crawler.schema import SCHEMA_VERSION, crawl_schema_version
 
 # Readers only wait in rare cases (WAL recovery after a crash, a checkpoint restart); bounded.
 _BUSY_TIMEOUT = 5.0

@@ -1,4 +1,7 @@
-"""The crawl database: schema, migrations and every SQL statement, behind one connection.
+"""The crawl database behind one connection: every SQL statement a crawl runs.
+
+The tables and their version are :mod:`crawler.schema`'s; this module opens the database
+(creating or checking the schema first) and writes and reads it.
 
 One aiosqlite connection (one thread) is the only writer; an ``asyncio.Lock`` makes each
 write a whole transaction, so a page row and the frontier state change that records it commit
@@ -24,70 +27,16 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from types import TracebackType
 
 import aiosqlite
 import msgspec
 
 from crawler.errors import StorageError
 from crawler.models import Deferred, Lease, PageRows, RobotsRecord
+from crawler.resource import AsyncResource
 from crawler.rows import json_array
+from crawler.schema import prepare
 from crawler.writer_lock import WriterLock
-
-SCHEMA_VERSION = 1
-CRAWL_TABLES = frozenset({"meta", "frontier", "pages"})
-"""The tables that make a SQLite file a crawl database (with ``meta.schema_version``)."""
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (
-    key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS frontier (
-    id    INTEGER PRIMARY KEY,
-    url   TEXT NOT NULL UNIQUE,
-    host  TEXT NOT NULL,
-    depth INTEGER NOT NULL,
-    hops  INTEGER NOT NULL DEFAULT 0,
-    state TEXT NOT NULL DEFAULT 'pending'
-          CHECK (state IN ('pending', 'leased', 'done', 'failed', 'skipped'))
-);
--- Claims read one host's pending rows in id (discovery) order: this index serves them.
-CREATE INDEX IF NOT EXISTS frontier_host_state ON frontier (host, state);
-CREATE TABLE IF NOT EXISTS pages (
-    url          TEXT PRIMARY KEY,
-    final_url    TEXT,
-    status       INTEGER,
-    content_type TEXT,
-    title        TEXT,
-    description  TEXT,
-    canonical    TEXT,
-    depth        INTEGER NOT NULL,
-    fetched_at   TEXT NOT NULL,
-    error        TEXT,
-    size         INTEGER NOT NULL DEFAULT 0,
-    elapsed_ms   REAL NOT NULL DEFAULT 0,
-    truncated    INTEGER NOT NULL DEFAULT 0,
-    notes        TEXT
-);
-CREATE TABLE IF NOT EXISTS links (
-    src_url TEXT NOT NULL,
-    dst_url TEXT NOT NULL
-);
--- Hosts that asked (Retry-After) to wait longer than politeness.max_retry_after: none of their
--- URLs is fetched before not_before (Unix seconds), in this run or a later one.
-CREATE TABLE IF NOT EXISTS host_deferrals (
-    host       TEXT PRIMARY KEY,
-    not_before REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS robots (
-    origin      TEXT PRIMARY KEY,
-    status      INTEGER,
-    fetched_at  TEXT NOT NULL,
-    crawl_delay REAL,
-    sitemaps    TEXT NOT NULL DEFAULT ''
-);
-"""
 
 # A batch's rows go in as one JSON array parameter per statement, expanded by SQLite
 # (json_each): one statement step per batch instead of one per row. Each step releases and
@@ -162,7 +111,7 @@ NewURL = tuple[str, str, int, int]
 """(canonical url, host key, depth, redirect hops) offered to the frontier table."""
 
 
-class Store:
+class Store(AsyncResource):
     """Owner of the database connection and of its writer lock. Use ``async with Store(path)
     as store``; raises :class:`StorageError` if another process writes the database."""
 
@@ -174,20 +123,12 @@ class Store:
         self._identity: tuple[int, int] | None = None
         """(device, inode) of the file opened: see :meth:`_check_in_place`."""
 
-    async def __aenter__(self) -> Store:
+    async def _aopen(self) -> None:
         await asyncio.to_thread(self._writer_lock.acquire)
-        try:
-            await self._open()
-        except BaseException:
-            await self.aclose()
-            raise
-        return self
-
-    async def _open(self) -> None:
         # Schema and version checks run on a plain connection in a worker thread first: a file
         # that can't be opened fails there, before aiosqlite starts its own thread (whose
         # clean-up after a failed connect can outlive the event loop).
-        await asyncio.to_thread(_prepare, self.path)
+        await asyncio.to_thread(prepare, self.path)
         try:
             self._conn = await aiosqlite.connect(self.path, isolation_level=None)
             await self._conn.execute("PRAGMA synchronous=NORMAL")
@@ -197,17 +138,9 @@ class Store:
         except (sqlite3.Error, OSError) as exc:
             raise StorageError(f"cannot open database {self.path}: {exc}") from None
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
+    async def _aclose(self) -> None:
         """Close the connection (an open transaction is rolled back), then release the writer
-        lock, also if closing failed: the next writer starts after our last commit. Idempotent."""
+        lock, also if closing failed: the next writer starts after our last commit."""
         conn, self._conn = self._conn, None
         try:
             if conn is not None:
@@ -371,48 +304,6 @@ class Store:
         counts = {"pending": 0, "leased": 0, "done": 0, "failed": 0, "skipped": 0}
         counts.update({row[0]: row[1] for row in rows})
         return counts
-
-
-def _prepare(path: Path) -> None:
-    """Create or check the schema; WAL mode is a property of the file, set once here.
-
-    A database with tables that are not ours is refused before anything is written to it:
-    another program's file must not get our tables and WAL mode (nor fail only later, at the
-    first write into a ``pages`` table of another shape)."""
-    try:
-        with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
-            version = crawl_schema_version(conn, path)
-            if version is None or version == str(SCHEMA_VERSION):
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.executescript(_SCHEMA)
-            if version is None:
-                conn.execute(
-                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
-                )
-    except sqlite3.Error as exc:
-        raise StorageError(f"cannot open database {path}: {exc}") from None
-    if version is not None and version != str(SCHEMA_VERSION):
-        raise StorageError(
-            f"database {path} has schema version {version!r}, this crawler knows "
-            f"{SCHEMA_VERSION}; use another --db or --fresh"
-        )
-
-
-def crawl_schema_version(conn: sqlite3.Connection, path: Path) -> str | None:
-    """The ``meta.schema_version`` of the database on ``conn``, as stored (text); None for a
-    database with nothing in it yet (a new or empty file). Raises :class:`StorageError` for a
-    database that is not a crawl database: it has other tables, or ours without a version."""
-    objects = conn.execute("SELECT type, name FROM sqlite_master").fetchall()
-    if not objects:
-        return None
-    if missing := CRAWL_TABLES - {name for type_, name in objects if type_ == "table"}:
-        raise StorageError(
-            f"{path} is not a crawl database (no {', '.join(sorted(missing))} table)"
-        )
-    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    if row is None:
-        raise StorageError(f"{path} is not a crawl database (no schema_version in its meta table)")
-    return str(row[0])
 
 
 def _identity(path: Path) -> tuple[int, int]:

@@ -15,7 +15,7 @@ Why ``flock`` on a file of its own:
 - POSIX record locks (``fcntl.lockf``), the kind SQLite itself takes on the database file, are
   the process's, and all of them are dropped when the process closes *any* descriptor of that
   file: each sqlite3 connection that the crawl opens to the database and closes (the schema
-  check, the progress snapshots) would silently release a lock taken on it;
+  check, the progress display's counts) would silently release a lock taken on it;
 - the descriptor is not inherited (Python's default): the parse worker processes, started
   with ``exec``, never hold the lock, so it goes with the crawl's own process.
 
