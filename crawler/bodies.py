@@ -31,10 +31,10 @@ import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
 
 from crawler.errors import StorageError
 from crawler.models import Lease, Response
+from crawler.resource import AsyncResource
 from crawler.spool import Spool
 
 SCHEMA = """
@@ -76,9 +76,9 @@ class _Body:
     truncated: bool
 
 
-class BodyStore:
+class BodyStore(AsyncResource):
     """Owner of the bodies database. ``async with BodyStore(path) as bodies``; run :meth:`run`
-    as a service task; :meth:`close` after the last response."""
+    as a service task; :meth:`finish` after the last response."""
 
     def __init__(self, path: Path, *, spool_bytes: int = DEFAULT_SPOOL_BYTES) -> None:
         self.path = path
@@ -87,23 +87,17 @@ class BodyStore:
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
 
-    async def __aenter__(self) -> BodyStore:
+    async def _aopen(self) -> None:
         await asyncio.to_thread(self._open)
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+    async def _aclose(self) -> None:
+        self.finish()
         # Shielded: a batch still being written in its thread finishes first (the lock).
-        await asyncio.shield(asyncio.to_thread(self._close))
+        await asyncio.shield(asyncio.to_thread(self._close_connection))
 
     def add(self, lease: Lease, response: Response) -> None:
         """Queue the body of one response, if it has one (synchronous, no I/O)."""
-        if response.body and not self._spool.closed:
+        if response.body and not self._spool.finished:
             fetched_at = datetime.now(UTC).isoformat(timespec="milliseconds")
             item = _Body(
                 lease.url,
@@ -120,13 +114,13 @@ class BodyStore:
         await self._spool.room()
 
     async def run(self) -> None:
-        """Write batches until closed and drained (a service task)."""
+        """Write batches until finished and drained (a service task)."""
         while batch := await self._spool.take():
             await asyncio.to_thread(self._write, batch)
 
-    def close(self) -> None:
+    def finish(self) -> None:
         """No more bodies: :meth:`run` writes what is queued and returns. Idempotent."""
-        self._spool.close()
+        self._spool.finish()
 
     def _open(self) -> None:
         try:
@@ -172,7 +166,7 @@ class BodyStore:
                 raise StorageError(f"cannot write bodies to {self.path}: {exc}") from None
             self.written += len(rows)
 
-    def _close(self) -> None:
+    def _close_connection(self) -> None:
         with self._lock:
             conn, self._conn = self._conn, None
             if conn is not None:

@@ -209,7 +209,7 @@ class Crawl:
                     # Sync steps first: they must happen even when we are being cancelled.
                     frontier.close()
                     extras.workers_done()
-                await sink.close()  # not on cancellation: the writer may be gone by then
+                await sink.finish()  # not on cancellation: the writer may be gone by then
                 await asyncio.wait([writer])  # so the final progress shows what was written
                 extras.stop()
             database = await store.state_counts()

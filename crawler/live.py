@@ -19,17 +19,18 @@ import asyncio
 import io
 import sys
 import threading
-from types import TracebackType
 from typing import TextIO
 
 from rich.console import Console, RenderableType
 from rich.live import Live
 from rich.text import Text
 
+from crawler.resource import AsyncResource
+
 MAX_BUFFERED_LINES = 100_000
 
 
-class LiveDisplay:
+class LiveDisplay(AsyncResource):
     """``async with LiveDisplay() as display: await display.draw(frame)``."""
 
     def __init__(self, console: Console | None = None) -> None:
@@ -46,19 +47,15 @@ class LiveDisplay:
             transient=False,
         )
 
-    async def __aenter__(self) -> LiveDisplay:
+    async def _aopen(self) -> None:
         self._live.start()
         sys.stderr = self._logs
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        sys.stderr = self._real_stderr
-        # Waits for a frame being drawn in its thread (rich's lock), then leaves the last one.
+    async def _aclose(self) -> None:
+        if sys.stderr is self._logs:  # not if the display never opened
+            sys.stderr = self._real_stderr
+        # Waits for a frame being drawn in its thread (rich's lock), then leaves the last one
+        # (nothing when the display never started).
         self._live.stop()
         if leftover := self._logs.drain():  # lines logged after the last frame
             self._real_stderr.write(leftover)

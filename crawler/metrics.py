@@ -30,7 +30,6 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterable
-from types import TracebackType
 
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
@@ -44,6 +43,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from crawler.errors import FatalError
 from crawler.gauges import STATES, CrawlSample, Gauges
+from crawler.resource import AsyncResource
 from crawler.stats import LATENCY_BUCKETS
 
 log = logging.getLogger("crawler")
@@ -166,7 +166,7 @@ class _Fixed(Collector):
         return iter(self._families)
 
 
-class MetricsServer:
+class MetricsServer(AsyncResource):
     """Serves ``/metrics`` and ``/healthz`` while open; see the module docstring."""
 
     def __init__(self, gauges: Gauges, host: str, port: int) -> None:
@@ -184,7 +184,7 @@ class MetricsServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
-    async def __aenter__(self) -> MetricsServer:
+    async def _aopen(self) -> None:
         try:
             self._server = await asyncio.start_server(
                 self._serve, self.host, self.port, limit=MAX_REQUEST_BYTES
@@ -199,18 +199,9 @@ class MetricsServer:
             self.url,
             extra={"event": "metrics_listening", "url": f"{self.url}/metrics"},
         )
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Stop listening and end the open connections. Idempotent."""
+    async def _aclose(self) -> None:
+        """Stop listening and end the open connections."""
         server, self._server = self._server, None
         if server is None:
             return

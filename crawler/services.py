@@ -6,19 +6,20 @@ Besides the database a crawl can show its progress (:mod:`crawler.progress`), se
 or on by ``config.output`` / ``config.sitemaps``; :class:`CrawlServices` opens those that are
 on, starts their tasks in the engine's service group and stops them in order. The engine calls:
 
-- ``async with CrawlServices(config, stats, store=..., sink=..., ...) as extras`` (opens files
-  and sockets; a port in use or an unwritable directory is a :class:`FatalError` before any
-  fetch);
+- ``async with CrawlServices(config, stats, store=..., sink=..., ...) as extras`` (an
+  :class:`~crawler.resource.AsyncResource`: opens files and sockets; a port in use or an
+  unwritable directory is a :class:`FatalError` before any fetch);
 - :meth:`~CrawlServices.start` once the frontier is open;
 - ``extras.on_response`` for every response and :meth:`~CrawlServices.room` between pages (the
   archives' backpressure); ``extras.sitemaps`` (None when off) hears of every robots.txt policy
   from the robots gate (:mod:`crawler.robots_gate`);
 - :meth:`~CrawlServices.workers_done` when the workers have ended (no more responses: the
-  archives drain, sitemap reading stops), then :meth:`~CrawlServices.stop` once the sink has
-  written everything (the progress display shows its final frame).
+  archives finish, writing what is queued; sitemap reading stops), then
+  :meth:`~CrawlServices.stop` once the sink has written everything (the progress display
+  shows its final frame).
 
 On cancellation the task group cancels the tasks and leaving ``async with`` closes every file
-and socket (each service's own ``__aexit__``).
+and socket (each service's own ``aclose``, in the reverse order of opening).
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ import sys
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING
 
 from crawler.bodies import BodyStore, bodies_path
@@ -37,6 +37,7 @@ from crawler.gauges import FrontierCounts, Gauges, LoopLag
 from crawler.metrics import MetricsServer
 from crawler.models import Lease, OnResponse, Response
 from crawler.progress import Progress, ProgressMode
+from crawler.resource import AsyncResource
 from crawler.robots import origin_of
 from crawler.sitemaps import SitemapSeeder
 from crawler.urls import Scope, host_key
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
     from crawler.store import Store
 
 
-class CrawlServices:
+class CrawlServices(AsyncResource):
     """See the module docstring."""
 
     def __init__(
@@ -134,21 +135,13 @@ class CrawlServices:
         )
         """What the workers call for every response (None when nobody listens)."""
 
-    async def __aenter__(self) -> CrawlServices:
-        async with contextlib.AsyncExitStack() as stack:
-            for service in (self.warc, self.bodies, self.metrics):
-                if service is not None:
-                    await stack.enter_async_context(service)
-            self._stack = stack.pop_all()
-        return self
+    async def _aopen(self) -> None:
+        for service in (self.warc, self.bodies, self.metrics):
+            if service is not None:
+                await self._stack.enter_async_context(service)
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._stack.__aexit__(exc_type, exc, tb)
+    async def _aclose(self) -> None:
+        await self._stack.aclose()  # also what a failed _aopen had opened
 
     def start(self, group: asyncio.TaskGroup) -> None:
         """Start the service tasks (the frontier is open)."""
@@ -176,9 +169,11 @@ class CrawlServices:
 
     def workers_done(self) -> None:
         """The workers have ended: no more responses, no more URLs wanted. Synchronous."""
-        for service in (self.warc, self.bodies, self.sitemaps):
-            if service is not None:
-                service.close()
+        for archive in (self.warc, self.bodies):
+            if archive is not None:
+                archive.finish()
+        if self.sitemaps is not None:
+            self.sitemaps.close()
 
     def stop(self) -> None:
         """Everything is written: show the final progress, stop the probes."""

@@ -20,7 +20,7 @@ Besides the sink, only the frontier writes, its own state: the seeds as it opens
 sink runs), its claims (which must answer with the leases claimed) and its deferred hosts. All
 writes go through the store's one connection, one transaction at a time.
 
-Closing: :meth:`close` lets :meth:`run` drain the queue, write the last batch and return.
+Finishing: :meth:`finish` lets :meth:`run` drain the queue, write the last batch and return.
 A storage failure (disk full, read-only file) raises :class:`StorageError` out of :meth:`run`:
 the crawl ends, and every batch committed before it stays in the database.
 """
@@ -39,7 +39,7 @@ from crawler.store import NewURL, Store
 OnCommit = Callable[[int, Iterable[str]], None]
 """Called after each commit with the number of outcomes and the hosts that may have new URLs."""
 
-_CLOSE = None
+_FINISH = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,43 +58,43 @@ class Sink:
         self._queue: asyncio.Queue[Outcome | RobotsRecord | _Offer | None] = asyncio.Queue(
             maxsize=4 * config.batch_size
         )
-        self._closed = False
+        self._finished = False
         self.committed = 0
         """Outcomes written so far."""
         self.batches = 0
 
     async def put(self, item: Outcome | RobotsRecord) -> None:
         """Queue ``item`` for writing; waits while the queue is full."""
-        if self._closed:
-            raise RuntimeError("sink is closed")
+        if self._finished:
+            raise RuntimeError("sink is finished: no more input")
         await self._queue.put(item)
 
     async def offer(self, urls: Sequence[NewURL]) -> None:
         """Offer ``urls`` to the frontier table in the next batch and return once committed
         (known URLs are ignored). Cancelling the caller does not take them back."""
-        if self._closed:
-            raise RuntimeError("sink is closed")
+        if self._finished:
+            raise RuntimeError("sink is finished: no more input")
         committed = asyncio.get_running_loop().create_future()
         await self._queue.put(_Offer(urls, committed))
         await committed
 
-    async def close(self) -> None:
+    async def finish(self) -> None:
         """No more outcomes; :meth:`run` writes what is queued and returns. Idempotent."""
-        if not self._closed:
-            self._closed = True
-            await self._queue.put(_CLOSE)
+        if not self._finished:
+            self._finished = True
+            await self._queue.put(_FINISH)
 
     async def run(self) -> None:
-        """Write batches until closed and drained."""
+        """Write batches until finished and drained."""
         while True:
             item = await self._queue.get()
             batch: list[Outcome] = []
             robots: list[RobotsRecord] = []
             offers: list[_Offer] = []
-            closing = False
+            finishing = False
             while True:
-                if item is _CLOSE:
-                    closing = True  # always the last item: put() refuses after close()
+                if item is _FINISH:
+                    finishing = True  # always the last item: put() refuses after finish()
                 elif isinstance(item, Outcome):
                     batch.append(item)
                 elif isinstance(item, RobotsRecord):
@@ -109,7 +109,7 @@ class Sink:
                 item = self._queue.get_nowait()
             if batch or robots or offers:
                 await self._write(batch, robots, offers)
-            if closing:
+            if finishing:
                 return
 
     async def _write(
@@ -131,5 +131,5 @@ class Sink:
     def __repr__(self) -> str:
         return (
             f"<Sink queued={self._queue.qsize()} committed={self.committed} "
-            f"batches={self.batches} closed={self._closed}>"
+            f"batches={self.batches} finished={self._finished}>"
         )

@@ -9,7 +9,7 @@ slow disk slows the crawl instead of growing memory, as the sink does for the da
 
 The writer takes everything queued at once (:meth:`Spool.take`), so a busy crawl writes in
 large batches and a quiet one writes each response at once (group commit, no timer).
-:meth:`Spool.close` ends it: ``take`` returns what is left, then an empty list.
+:meth:`Spool.finish` ends it: ``take`` returns what is left, then an empty list.
 """
 
 from __future__ import annotations
@@ -29,16 +29,17 @@ class Spool(Generic[T]):
         self.queued_bytes = 0
         self._items: deque[T] = deque()
         self._ready = asyncio.Event()
-        """Set while there is something to take (or the spool is closed)."""
+        """Set while there is something to take (or the spool is finished)."""
         self._room = asyncio.Event()
-        """Set while the queued bytes are under the limit (or the spool is closed)."""
+        """Set while the queued bytes are under the limit (or the spool is finished)."""
         self._room.set()
-        self.closed = False
+        self.finished = False
+        """No more items will come (:meth:`finish`)."""
 
     def put(self, item: T, size: int) -> None:
         """Queue ``item`` (``size`` bytes). Never waits; see :meth:`room`."""
-        if self.closed:
-            raise RuntimeError("spool is closed")
+        if self.finished:
+            raise RuntimeError("spool is finished: no more items")
         self._items.append(item)
         self.queued_bytes += size
         self._ready.set()
@@ -50,9 +51,9 @@ class Spool(Generic[T]):
         await self._room.wait()
 
     async def take(self) -> list[T]:
-        """Everything queued, waiting until there is something; [] once closed and empty."""
+        """Everything queued, waiting until there is something; [] once finished and empty."""
         while not self._items:
-            if self.closed:
+            if self.finished:
                 return []
             self._ready.clear()
             await self._ready.wait()
@@ -62,14 +63,14 @@ class Spool(Generic[T]):
         self._room.set()
         return items
 
-    def close(self) -> None:
+    def finish(self) -> None:
         """No more items: :meth:`take` drains what is queued, then returns []. Idempotent."""
-        self.closed = True
+        self.finished = True
         self._ready.set()
         self._room.set()
 
     def __repr__(self) -> str:
         return (
             f"<Spool items={len(self._items)} bytes={self.queued_bytes}/{self.max_bytes} "
-            f"closed={self.closed}>"
+            f"finished={self.finished}>"
         )

@@ -97,13 +97,13 @@ async def test_the_sink_writes_robots_records_with_its_batches(tmp_path: Path) -
         await sink.put(RobotsRecord("http://a.test", 200, 2.5, ("http://a.test/s.xml",)))
         await sink.put(Outcome(lease, PAGES[0]))
         await sink.put(RobotsRecord("http://b.test", None, None))
-        await sink.close()
+        await sink.finish()
         await sink.run()
         assert (sink.committed, sink.batches, commits) == (1, 1, [1])
         # A robots.txt outcome with no page to go with it is written too.
         alone = Sink(store, StorageSection(), lambda count, hosts: commits.append(count))
         await alone.put(RobotsRecord("http://a.test", 404, None))
-        await alone.close()
+        await alone.finish()
         await alone.run()
         assert (alone.committed, alone.batches, commits) == (0, 1, [1, 0])
     with closing(sqlite3.connect(db)) as conn:
@@ -150,7 +150,7 @@ async def test_urls_offered_through_the_sink_commit_with_its_batch_before_the_of
         # Returned after the commit, one transaction with the page; the frontier hears of the
         # sitemap URL's host.
         assert (sink.committed, sink.batches, commits) == (1, 1, [(1, {"c.test"})])
-        await sink.close()
+        await sink.finish()
         await writer
     with closing(sqlite3.connect(db)) as conn:
         rows = conn.execute("SELECT url, host, depth, state FROM frontier ORDER BY id").fetchall()

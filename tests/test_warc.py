@@ -19,7 +19,8 @@ from crawler.engine import Crawl
 from crawler.fetch import ACCEPT, ACCEPT_ENCODING, Fetcher
 from crawler.models import Lease, Response
 from crawler.spool import Spool
-from crawler.warc import WarcArchive, surt
+from crawler.warc import WarcArchive
+from crawler.warc_records import surt
 from tests.helpers import crawl_process, database, write_config, write_seeds
 from tests.servers import TestServer
 
@@ -175,7 +176,7 @@ async def test_decoded_bodies_get_consistent_headers(tmp_path: Path) -> None:
     async with WarcArchive(tmp_path, max_bytes=10**9, user_agent="t") as archive:
         for response in (gzipped, cut, image):
             archive.add(lease, response)
-        archive.close()
+        archive.finish()
         async with asyncio.timeout(10):
             await archive.run()
     (path,) = archive.files
@@ -216,7 +217,7 @@ async def test_the_status_line_and_headers_are_archived_as_received(
             response = await fetcher.fetch(url)
     async with WarcArchive(tmp_path, max_bytes=10**9, user_agent="t") as archive:
         archive.add(Lease(1, url, "127.0.0.1", 0), response)
-        archive.close()
+        archive.finish()
         async with asyncio.timeout(10):
             await archive.run()
     (path,) = archive.files
@@ -247,7 +248,7 @@ async def test_spool_holds_producers_back_while_full() -> None:
     async with asyncio.timeout(5):
         await waiter  # ...until the writer takes the queue
     spool.put(3, 1)
-    spool.close()
+    spool.finish()
     assert await spool.take() == [3]
     assert await spool.take() == []
     with pytest.raises(RuntimeError):

@@ -133,7 +133,7 @@ async def _thread_and_sink(
             writer = asyncio.create_task(sink.run())
             for outcome in outcomes:
                 await sink.put(outcome)
-            await sink.close()
+            await sink.finish()
             await writer
             echo(_line("sink: page, links, discovered URLs", time.process_time() - started, count))
 
