@@ -6,7 +6,8 @@
     ├── FatalError                the run cannot go on: clear message, exit code 1
     │   ├── ConfigError           bad config file, key or value (names the key)
     │   ├── SeedsError            unreadable seeds file or no valid seed
-    │   └── StorageError          the database cannot be opened or written
+    │   ├── StorageError          the database cannot be opened or written
+    │   └── ExtractorFailed       no parse worker process can be started (extractors.py)
     └── PageError                 one page failed: recorded with its reason, the crawl goes on
         ├── TransientError        worth retrying later (through the frontier, never by sleeping)
         │   ├── ConnectFailed         connection refused, DNS failure, reset before response
@@ -14,12 +15,20 @@
         │   └── ConnectionDropped     the peer closed or reset the connection mid-response
         └── PermanentError        retrying will not help
             ├── InvalidResponse       the server broke the HTTP protocol
+            │   └── UnsupportedEncoding   a Content-Encoding that was not asked for (fetch.py)
             ├── UnsupportedURL        the URL cannot be requested
+            ├── AddressBlocked        the address guard refused the host's address; recorded
+            │                         as skipped, not failed (addresses.py)
             └── InternalError         anything else raised while handling one URL
 
+The classes are defined here, except the three marked with the module that raises them (each
+is one part's own case of a class of this module). ``tests/test_errors.py`` checks that the
+tree above is the tree in the code.
+
 An HTTP status is never an error here: every response is a page, recorded with its status;
-the worker decides whether a 5xx is retried. Only ``fetch.py`` names httpx's exceptions;
-it translates them into this tree at one boundary.
+the worker decides whether a 5xx is retried. Only the fetch layer (``fetch.py``, over
+``transport.py``) names httpx's and aiohttp's exceptions; it translates them into this tree at
+one boundary.
 
 No exception raised while handling one URL may end the crawl (a hostile page finds the bug
 no test did). The worker handles one lease inside one ``try`` (``Worker._outcome``): a
