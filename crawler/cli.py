@@ -28,7 +28,7 @@ from crawler.engine import CrawlReport
 from crawler.errors import FatalError, find_fatal
 from crawler.export import ExportFormat, export_to_file, export_to_stream
 from crawler.logs import LogFormat, setup_logging
-from crawler.report import DEFAULT_TOP_HOSTS, format_json, format_text, read_report
+from crawler.summary import DEFAULT_TOP_HOSTS, format_json, format_text, read_summary
 from crawler.version import __version__
 
 log = logging.getLogger("crawler")
@@ -215,11 +215,11 @@ def stats_command(
     statuses, errors, depths, top hosts, throughput per minute."""
     try:
         _require_stdout(ctx, "the report")
-        report = read_report(db, top=top)
+        summary = read_summary(db, top=top)
     except Exception as exc:
         _fail(exc, debug)
     try:
-        typer.echo(format_json(report) if as_json else format_text(report))
+        typer.echo(format_json(summary) if as_json else format_text(summary))
     except OSError as exc:
         typer.echo(f"error: cannot write the report to stdout: {_stdout_failed(exc)}", err=True)
         raise typer.Exit(1) from None

@@ -4,12 +4,12 @@ and the metrics endpoint.
 A sample combines four sources, each read at the cost it can afford:
 
 - the run's counters (:class:`~crawler.stats.Stats`): in memory, free;
-- the frontier's snapshot: O(hosts), synchronous, on the loop;
+- the frontier's own counts (hosts, in flight, cooling down): O(hosts), synchronous, on the loop;
 - the database's frontier counts (pending, leased, done, ... and the hosts with work left):
   queries over the ``frontier`` table, which grow with the crawl, so they run in a thread on
   a separate read-only connection (WAL: the reader never waits for the crawl's writer nor
   delays it), at most once per ``min_interval`` and less often when they are slow
-  (:class:`FrontierCounts`);
+  (:class:`DatabaseCountReader`);
 - the event loop's lag: how late a periodic timer fires (:class:`LoopLag`). A loop that
   blocks shows here first: every timer, read and write of the crawl is that late too.
 
@@ -61,7 +61,7 @@ class DatabaseCounts:
         return self.states["leased"]
 
 
-class FrontierCounts:
+class DatabaseCountReader:
     """Reads :class:`DatabaseCounts` beside a running crawl; see the module docstring.
 
     :meth:`read` returns the latest counts, refreshed first if they are older than the current
@@ -206,20 +206,20 @@ class Gauges:
         self,
         stats: Stats,
         frontier: Callable[[], Frontier | None],
-        counts: FrontierCounts,
+        database_counts: DatabaseCountReader,
         *,
         lag: LoopLag | None = None,
         max_pages: int = 0,
     ) -> None:
         self.stats = stats
         self._frontier = frontier
-        self.counts = counts
+        self.database_counts = database_counts
         self.lag = lag
         self.max_pages = max_pages
 
     async def sample(self, *, fresh: bool = False) -> CrawlSample:
         """Read the database counts (off the loop, cached) and take a sample."""
-        database = await self.counts.read(fresh=fresh)
+        database = await self.database_counts.read(fresh=fresh)
         return self.sample_now(database)
 
     def sample_now(self, database: DatabaseCounts | None = None) -> CrawlSample:

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from crawler.bodies import BodyStore, bodies_path
-from crawler.gauges import FrontierCounts, Gauges, LoopLag
+from crawler.gauges import DatabaseCountReader, Gauges, LoopLag
 from crawler.metrics import MetricsServer
 from crawler.models import Lease, OnResponse, Response
 from crawler.progress import Progress, ProgressMode
@@ -83,7 +83,7 @@ class CrawlServices(AsyncResource):
         self.gauges = Gauges(
             stats,
             lambda: frontier,
-            FrontierCounts(store.path),
+            DatabaseCountReader(store.path),
             lag=self.lag,
             max_pages=config.crawl.max_pages,
         )

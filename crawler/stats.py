@@ -1,4 +1,5 @@
-"""Counters for one run, and the lines that report them."""
+"""This run's counters: what :class:`~crawler.engine.CrawlReport` returns and what the progress
+display and the metrics read (through :mod:`crawler.gauges`)."""
 
 from __future__ import annotations
 

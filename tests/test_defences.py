@@ -24,7 +24,7 @@ from crawler.config import load_config
 from crawler.demosite import SiteServer, SiteSpec, expected_statuses
 from crawler.engine import Crawl, CrawlReport
 from crawler.models import Lease, Response
-from crawler.report import format_text, read_report
+from crawler.summary import format_text, read_summary
 from tests.helpers import database
 from tests.hostile_site import CORNER_BROKEN_EVERY, CORNER_PAGES, HostileSite
 
@@ -278,11 +278,11 @@ async def test_a_retry_after_above_the_cap_leaves_the_host_to_a_later_run(
         assert (report.deferred.urls, report.deferred.hosts) == (2, 1)
         assert report.deferred.until is not None
         assert before + 86400 <= report.deferred.until <= time.time() + 86400
-        stats = read_report(db)
-        assert (stats.frontier["pending"], stats.frontier["leased"]) == (2, 0)
-        assert stats.deferred == report.deferred
-        assert "2 URLs of 1 hosts deferred until" in format_text(stats)
-        assert read_report(db, now=report.deferred.until).deferred.urls == 0  # then: due
+        summary = read_summary(db)
+        assert (summary.frontier["pending"], summary.frontier["leased"]) == (2, 0)
+        assert summary.deferred == report.deferred
+        assert "2 URLs of 1 hosts deferred until" in format_text(summary)
+        assert read_summary(db, now=report.deferred.until).deferred.urls == 0  # then: due
 
         again = await run()  # a later run, before the stored time: not one request
         assert site.request_counts() == {}

@@ -21,9 +21,9 @@ from crawler.config import load_config
 from crawler.demosite import SiteServer, SiteSpec, expected_statuses
 from crawler.engine import Crawl
 from crawler.errors import StorageError
-from crawler.report import Report, format_text, read_report
 from crawler.snapshot import read_snapshot
 from crawler.store import Store
+from crawler.summary import CrawlSummary, format_text, read_summary
 from tests.crawl_dbs import crawl_demo_site, make_synthetic_db
 from tests.helpers import database
 
@@ -202,7 +202,7 @@ def test_a_large_database_is_summarized_in_sql_in_small_memory(large: Path) -> N
     db = large
     tracemalloc.start()
     try:
-        report = read_report(db, top=3)
+        summary = read_summary(db, top=3)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -211,22 +211,22 @@ def test_a_large_database_is_summarized_in_sql_in_small_memory(large: Path) -> N
 
     # Synthetic page i has status (200, 200, 200, 301, 404, None)[i % 6]: residues 0 and 1
     # occur once more in 200,000 rows. Failures cycle through three errors: 11,111 each.
-    assert report.statuses == [(200, 100_001), (301, 33_333), (404, 33_333), (None, 33_333)]
-    assert report.errors == [
+    assert summary.statuses == [(200, 100_001), (301, 33_333), (404, 33_333), (None, 33_333)]
+    assert summary.errors == [
         ("connect_failed", 11_111),
         ("invalid_response", 11_111),
         ("timeout", 11_111),
     ]
-    assert report.depths == [(0, 50_000), (1, 50_000), (2, 50_000), (3, 50_000)]
-    assert report.frontier == {
+    assert summary.depths == [(0, 50_000), (1, 50_000), (2, 50_000), (3, 50_000)]
+    assert summary.frontier == {
         "done": 166_667,
         "failed": 33_333,
         "skipped": 0,
         "pending": 1_000,
         "leased": 0,
     }
-    assert report.hosts == 7
-    assert [(h.host, h.pages, h.queued) for h in report.top_hosts] == [
+    assert summary.hosts == 7
+    assert [(h.host, h.pages, h.queued) for h in summary.top_hosts] == [
         ("h0.test", 28_572, 143),
         ("h1.test", 28_572, 143),
         ("h2.test", 28_572, 143),
@@ -236,19 +236,19 @@ def test_a_large_database_is_summarized_in_sql_in_small_memory(large: Path) -> N
         "SELECT host, count(*) FROM pages JOIN frontier USING (url) WHERE status IS NULL "
         "AND host IN ('h0.test', 'h1.test', 'h2.test') GROUP BY host ORDER BY host",
     )
-    assert [(h.host, h.failed) for h in report.top_hosts] == failed_by_join
-    assert report.pages == 200_000
-    assert report.bytes == query(db, "SELECT sum(size) FROM pages")[0][0]
-    assert report.first_fetch == "2026-11-25T01:00:00.000+00:00"
-    assert report.last_fetch == "2026-11-25T03:46:39.950+00:00"
+    assert [(h.host, h.failed) for h in summary.top_hosts] == failed_by_join
+    assert summary.pages == 200_000
+    assert summary.bytes == query(db, "SELECT sum(size) FROM pages")[0][0]
+    assert summary.first_fetch == "2026-11-25T01:00:00.000+00:00"
+    assert summary.last_fetch == "2026-11-25T03:46:39.950+00:00"
     # One page every 50 ms: 1,200 per minute, for 166 minutes and 40 seconds.
-    assert len(report.throughput) == 167
-    assert report.throughput[0] == ("2026-11-25T01:00:00+00:00", 1_200)
-    assert report.throughput[-1] == ("2026-11-25T03:46:00+00:00", 800)
+    assert len(summary.throughput) == 167
+    assert summary.throughput[0] == ("2026-11-25T01:00:00+00:00", 1_200)
+    assert summary.throughput[-1] == ("2026-11-25T03:46:00+00:00", 800)
 
 
 def test_text_of_a_long_crawl_merges_minutes_into_buckets(large: Path) -> None:
-    lines = format_text(read_report(large)).splitlines()
+    lines = format_text(read_summary(large)).splitlines()
     start = lines.index("throughput (pages per minute, UTC; average over 10-minute buckets)")
     rows = lines[start + 1 :]
     # 167 minutes in 10-minute buckets: 17 rows, the last one 6 minutes and 40 seconds long.
@@ -297,7 +297,7 @@ def test_top_limits_the_host_list(tmp_path: Path) -> None:
 @pytest.mark.anyio
 async def test_stats_taken_during_a_crawl_agree_with_themselves(tmp_path: Path) -> None:
     db = tmp_path / "live.db"
-    async with Store(db):  # the schema exists before the first snapshot
+    async with Store(db):  # the schema exists before the first summary
         pass
     config = load_config(
         overrides={
@@ -312,19 +312,19 @@ async def test_stats_taken_during_a_crawl_agree_with_themselves(tmp_path: Path) 
         crawl = asyncio.create_task(
             Crawl(config, [f"{site.base_url}/"], db, AbortController().signal).run()
         )
-        reports: list[Report] = []
+        summaries: list[CrawlSummary] = []
         while not crawl.done():
-            reports.append(await asyncio.to_thread(read_report, db))
+            summaries.append(await asyncio.to_thread(read_summary, db))
         await crawl
-    final = read_report(db)
-    mid_crawl = [r for r in reports if 0 < r.pages < final.pages]
-    assert mid_crawl, "no snapshot was taken while the crawl ran"
-    for report in reports:
-        recorded = sum(report.frontier.values()) - report.frontier["pending"]
-        recorded -= report.frontier["leased"]
-        assert sum(n for _, n in report.statuses) == report.pages == recorded
-        assert sum(n for _, n in report.depths) == report.pages
-        assert sum(n for _, n in report.throughput) == report.pages
-        assert sum(h.pages for h in report.top_hosts) == report.pages
+    final = read_summary(db)
+    mid_crawl = [r for r in summaries if 0 < r.pages < final.pages]
+    assert mid_crawl, "no summary was read while the crawl ran"
+    for summary in summaries:
+        recorded = sum(summary.frontier.values()) - summary.frontier["pending"]
+        recorded -= summary.frontier["leased"]
+        assert sum(n for _, n in summary.statuses) == summary.pages == recorded
+        assert sum(n for _, n in summary.depths) == summary.pages
+        assert sum(n for _, n in summary.throughput) == summary.pages
+        assert sum(h.pages for h in summary.top_hosts) == summary.pages
     assert final.finished
     assert not mid_crawl[0].finished

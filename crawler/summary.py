@@ -73,7 +73,7 @@ class HostCount:
 
 
 @dataclass(frozen=True, slots=True)
-class Report:
+class CrawlSummary:
     """Everything ``crawl stats`` shows, as plain data."""
 
     database: str
@@ -113,7 +113,9 @@ class Report:
         return (datetime.fromisoformat(self.last_fetch) - first).total_seconds()
 
 
-def read_report(path: Path, top: int = DEFAULT_TOP_HOSTS, now: float | None = None) -> Report:
+def read_summary(
+    path: Path, top: int = DEFAULT_TOP_HOSTS, now: float | None = None
+) -> CrawlSummary:
     """Summarize the crawl database at ``path`` (read-only; safe while a crawl writes it).
 
     ``top`` caps the host list. Raises :class:`~crawler.errors.StorageError` for a missing or
@@ -125,7 +127,7 @@ def read_report(path: Path, top: int = DEFAULT_TOP_HOSTS, now: float | None = No
         pages, size, first, last = conn.execute(_TOTALS).fetchone()
         frontier = dict.fromkeys(FRONTIER_STATES, 0)
         frontier.update(conn.execute(_FRONTIER).fetchall())
-        return Report(
+        return CrawlSummary(
             database=str(path),
             frontier=frontier,
             pages=pages,
@@ -152,69 +154,71 @@ def _deferred(conn: sqlite3.Connection, now: float) -> Deferred:
     )
 
 
-def to_json(report: Report) -> dict[str, object]:
-    """The report as the JSON object ``crawl stats --json`` prints (keys: see docs/database.md)."""
+def to_json(summary: CrawlSummary) -> dict[str, object]:
+    """The summary as the JSON object ``crawl stats --json`` prints (keys: see docs/database.md)."""
     return {
-        "database": report.database,
-        "finished": report.finished,
-        "frontier": dict(report.frontier),
-        "pages": report.pages,
-        "bytes": report.bytes,
-        "first_fetch": report.first_fetch,
-        "last_fetch": report.last_fetch,
-        "span_seconds": round(report.span_seconds, 3),
-        "statuses": [{"status": status, "pages": n} for status, n in report.statuses],
-        "errors": [{"reason": reason, "pages": n} for reason, n in report.errors],
-        "depths": [{"depth": depth, "pages": n} for depth, n in report.depths],
-        "hosts": report.hosts,
+        "database": summary.database,
+        "finished": summary.finished,
+        "frontier": dict(summary.frontier),
+        "pages": summary.pages,
+        "bytes": summary.bytes,
+        "first_fetch": summary.first_fetch,
+        "last_fetch": summary.last_fetch,
+        "span_seconds": round(summary.span_seconds, 3),
+        "statuses": [{"status": status, "pages": n} for status, n in summary.statuses],
+        "errors": [{"reason": reason, "pages": n} for reason, n in summary.errors],
+        "depths": [{"depth": depth, "pages": n} for depth, n in summary.depths],
+        "hosts": summary.hosts,
         "top_hosts": [
             {"host": h.host, "pages": h.pages, "failed": h.failed, "queued": h.queued}
-            for h in report.top_hosts
+            for h in summary.top_hosts
         ],
-        "throughput": [{"minute": minute, "pages": n} for minute, n in report.throughput],
+        "throughput": [{"minute": minute, "pages": n} for minute, n in summary.throughput],
         "deferred": {
-            "urls": report.deferred.urls,
-            "hosts": report.deferred.hosts,
-            "until": None if report.deferred.until is None else iso_seconds(report.deferred.until),
+            "urls": summary.deferred.urls,
+            "hosts": summary.deferred.hosts,
+            "until": None
+            if summary.deferred.until is None
+            else iso_seconds(summary.deferred.until),
         },
     }
 
 
-def format_json(report: Report) -> str:
-    """:func:`to_json` on one line, so periodic snapshots can be appended as JSON Lines."""
-    return json.dumps(to_json(report), ensure_ascii=False)
+def format_json(summary: CrawlSummary) -> str:
+    """:func:`to_json` on one line, so periodic summaries can be appended as JSON Lines."""
+    return json.dumps(to_json(summary), ensure_ascii=False)
 
 
-def format_text(report: Report) -> str:
-    """The report for people: a header, then one small table per histogram."""
-    f = report.frontier
+def format_text(summary: CrawlSummary) -> str:
+    """The summary for people: a header, then one small table per histogram."""
+    f = summary.frontier
     progress = (
         "finished"
-        if report.finished
+        if summary.finished
         else f"not finished: {f['pending'] + f['leased']:,} URLs to go "
         "(still running, or stopped: `crawl run` resumes)"
     )
     lines = [
-        f"crawl database {report.database}: {progress}",
+        f"crawl database {summary.database}: {progress}",
         f"  frontier  {sum(f.values()):,} URLs: "
         + ", ".join(f"{n:,} {state}" for state, n in f.items()),
-        f"  pages     {report.pages:,} stored, {_human_bytes(report.bytes)}",
+        f"  pages     {summary.pages:,} stored, {_human_bytes(summary.bytes)}",
     ]
-    if report.deferred.urls:
-        lines.append(f"  deferred  {report.deferred.describe()} (Retry-After)")
-    if report.first_fetch is not None:
-        span = report.span_seconds
-        took = _human_duration(span) + (f", {report.pages / span:.1f} pages/s" if span > 0 else "")
-        lines.append(f"  fetched   {report.first_fetch} to {report.last_fetch} ({took})")
+    if summary.deferred.urls:
+        lines.append(f"  deferred  {summary.deferred.describe()} (Retry-After)")
+    if summary.first_fetch is not None:
+        span = summary.span_seconds
+        took = _human_duration(span) + (f", {summary.pages / span:.1f} pages/s" if span > 0 else "")
+        lines.append(f"  fetched   {summary.first_fetch} to {summary.last_fetch} ({took})")
     lines += _section(
         "statuses",
-        [("none" if s is None else str(s), n) for s, n in report.statuses],
-        report.pages,
+        [("none" if s is None else str(s), n) for s, n in summary.statuses],
+        summary.pages,
     )
-    lines += _section("errors by reason", report.errors, report.pages)
-    lines += _section("depths", [(str(d), n) for d, n in report.depths], report.pages)
-    lines += _hosts_section(report)
-    lines += _throughput_section(report.throughput)
+    lines += _section("errors by reason", summary.errors, summary.pages)
+    lines += _section("depths", [(str(d), n) for d, n in summary.depths], summary.pages)
+    lines += _hosts_section(summary)
+    lines += _throughput_section(summary.throughput)
     return "\n".join(lines)
 
 
@@ -228,16 +232,16 @@ def _section(title: str, rows: list[tuple[str, int]], total: int) -> list[str]:
     ]
 
 
-def _hosts_section(report: Report) -> list[str]:
-    title = f"top hosts by pages ({len(report.top_hosts)} of {report.hosts:,})"
-    if not report.top_hosts:
+def _hosts_section(summary: CrawlSummary) -> list[str]:
+    title = f"top hosts by pages ({len(summary.top_hosts)} of {summary.hosts:,})"
+    if not summary.top_hosts:
         return ["", title, "  (none)"]
-    host_width = max(len(h.host) for h in report.top_hosts)
-    cells = [(f"{h.pages:,}", f"{h.failed:,}", f"{h.queued:,}") for h in report.top_hosts]
+    host_width = max(len(h.host) for h in summary.top_hosts)
+    cells = [(f"{h.pages:,}", f"{h.failed:,}", f"{h.queued:,}") for h in summary.top_hosts]
     pw, fw, qw = (max(len(row[i]) for row in cells) for i in range(3))
     return ["", title] + [
         f"  {h.host:<{host_width}}  {p:>{pw}} pages  {f:>{fw}} failed  {q:>{qw}} queued"
-        for h, (p, f, q) in zip(report.top_hosts, cells, strict=True)
+        for h, (p, f, q) in zip(summary.top_hosts, cells, strict=True)
     ]
 
 
