@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from crawler import __version__
 from crawler.cli import app
-from crawler.demosite import SiteServer, SiteSpec, expected_statuses
+from crawler.demo import SiteServer, SiteSpec, expected_statuses
 from tests.crawl_dbs import make_synthetic_db
 from tests.helpers import (
     assert_consistent,
