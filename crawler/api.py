@@ -31,6 +31,9 @@ from crawler.writer_lock import WriterLock
 
 log = logging.getLogger("crawler")
 
+DEFAULT_DB = Path("crawl.db")
+"""The crawl database when none is given (``crawl run`` without ``--db``, :func:`run` and
+:func:`crawl` without ``db``): relative, so in the working directory."""
 SeedsSource = Path | str | Iterable[str]
 """A seeds file (a ``Path``: one URL per line, as for ``crawl run``), one URL (a ``str``), or
 URLs (any other iterable of ``str``)."""
@@ -99,7 +102,7 @@ OVERRIDE_KEYS: Mapping[str, str] = {
 def run(
     seeds: SeedsSource,
     *,
-    db: str | os.PathLike[str] = "crawl.db",
+    db: str | os.PathLike[str] = DEFAULT_DB,
     config: ConfigSource = None,
     fresh: bool = False,
     **overrides: Unpack[Overrides],
@@ -134,7 +137,7 @@ def run(
 async def crawl(
     seeds: SeedsSource,
     *,
-    db: str | os.PathLike[str] = "crawl.db",
+    db: str | os.PathLike[str] = DEFAULT_DB,
     config: ConfigSource = None,
     signal: AbortSignal | None = None,
     fresh: bool = False,

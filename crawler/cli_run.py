@@ -12,10 +12,13 @@ import typer
 
 from crawler import api, runtime
 from crawler.cli_output import fail, setup_command_logging, stdout_failed
-from crawler.config import MAX_CONCURRENCY
+from crawler.config import MAX_CONCURRENCY, MAX_PORT, Config
 from crawler.engine import CrawlReport
 
 log = logging.getLogger("crawler")
+
+_DEFAULTS = Config()
+"""Named in help texts whose option defaults to the config's value (None: not given)."""
 
 
 class LogFormatChoice(enum.StrEnum):
@@ -30,7 +33,7 @@ def run(
     ],
     db: Annotated[
         Path, typer.Option(help="SQLite database to write; an existing one is resumed.")
-    ] = Path("crawl.db"),
+    ] = api.DEFAULT_DB,
     config: Annotated[
         Path | None,
         typer.Option("--config", "-c", help="TOML config file (see configs/default.toml)."),
@@ -81,11 +84,12 @@ def run(
     metrics_port: Annotated[
         int | None,
         typer.Option(
-            min=0, max=65535, help="Serve Prometheus /metrics and /healthz on PORT (0: off)."
+            min=0, max=MAX_PORT, help="Serve Prometheus /metrics and /healthz on PORT (0: off)."
         ),
     ] = None,
     metrics_host: Annotated[
-        str | None, typer.Option(help="Address for --metrics-port (default 127.0.0.1).")
+        str | None,
+        typer.Option(help=f"Address for --metrics-port (default {_DEFAULTS.output.metrics_host})."),
     ] = None,
     warc: Annotated[
         Path | None,
