@@ -35,11 +35,11 @@ def stats_command(
     statuses, errors, depths, top hosts, throughput per minute."""
     try:
         _require_stdout(ctx, "the report")
-        report = read_report(db, top=top)
+        summary = read_report(db, top=top)
     except Exception as exc:
         fail(exc, debug)
     try:
-        typer.echo(format_json(report) if as_json else format_text(report))
+        typer.echo(format_json(summary) if as_json else format_text(summary))
     except OSError as exc:
         typer.echo(f"error: cannot write the report to stdout: {stdout_failed(exc)}", err=True)
         raise typer.Exit(1) from None

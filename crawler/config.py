@@ -160,7 +160,7 @@ class RuntimeSection(_Section, frozen=True):
     uvloop: bool = True
     grace_period: NonNegativeSeconds = 5.0
     """After the first SIGINT/SIGTERM, in-flight fetches get this long before being cancelled;
-    pages already received are extracted and stored after it too (each within
+    pages already received are parsed and stored after it too (each within
     ``parse_timeout``)."""
     stats_interval: NonNegativeSeconds = 10.0
     """Seconds between plain progress lines on stderr (not a terminal); 0 turns them off."""
