@@ -1,13 +1,14 @@
 """The public Python API: ``crawler.run`` blocks like ``crawl run``; ``await crawler.crawl``
 runs inside an event loop that is already running (an async program, Jupyter).
 
-Both take the seeds (a list of URLs, or the ``Path`` of a seeds file), the database, the config
+Both take the seeds (URLs, one URL, or the ``Path`` of a seeds file), the database, the config
 (a :class:`~crawler.config.Config`, the path of a TOML file, or None for the defaults) and the
 keyword overrides of :class:`Overrides`, the CLI's flags by their config names. They check all of
 it before any request, as the CLI does, and raise a :class:`~crawler.errors.FatalError` subclass
 with the CLI's message: :class:`ConfigError`, :class:`SeedsError`, :class:`StorageError`. What
 goes wrong with one URL is never raised: it is recorded, and counted in the returned report.
-The CLI (``crawler.cli``) is a thin layer over this module: flags in, summary and exit code out.
+``crawl run`` (:mod:`crawler.cli_run`) is a thin layer over this module: flags in, summary
+and exit code out.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ from crawler.writer_lock import WriterLock
 
 log = logging.getLogger("crawler")
 
+DEFAULT_DB = Path("crawl.db")
+"""The crawl database when none is given (``crawl run`` without ``--db``, :func:`run` and
+:func:`crawl` without ``db``): relative, so in the working directory."""
 SeedsSource = Path | str | Iterable[str]
 """A seeds file (a ``Path``: one URL per line, as for ``crawl run``), one URL (a ``str``), or
 URLs (any other iterable of ``str``)."""
@@ -99,7 +103,7 @@ OVERRIDE_KEYS: Mapping[str, str] = {
 def run(
     seeds: SeedsSource,
     *,
-    db: str | os.PathLike[str] = "crawl.db",
+    db: str | os.PathLike[str] = DEFAULT_DB,
     config: ConfigSource = None,
     fresh: bool = False,
     **overrides: Unpack[Overrides],
@@ -134,7 +138,7 @@ def run(
 async def crawl(
     seeds: SeedsSource,
     *,
-    db: str | os.PathLike[str] = "crawl.db",
+    db: str | os.PathLike[str] = DEFAULT_DB,
     config: ConfigSource = None,
     signal: AbortSignal | None = None,
     fresh: bool = False,

@@ -32,6 +32,8 @@ MAX_CONCURRENCY = 10_000
 costs ~1.3 KB: 13 MB at this bound, so starting them lazily would save little) and every request
 in flight a socket; one event loop is saturated far below this (docs/performance.md). Without a
 bound, 10**9 ran out of memory and 10**6 took 19 s and 1.6 GB to start a 4-page crawl."""
+MAX_PORT = 65535
+"""``output.metrics_port`` at most: the largest TCP port."""
 MAX_PARSE_PROCESSES = 64
 """``runtime.parse_processes`` at most: each is a Python process of its own (tens of MB)."""
 
@@ -158,7 +160,7 @@ class RuntimeSection(_Section, frozen=True):
     uvloop: bool = True
     grace_period: NonNegativeSeconds = 5.0
     """After the first SIGINT/SIGTERM, in-flight fetches get this long before being cancelled;
-    pages already received are extracted and stored after it too (each within
+    pages already received are parsed and stored after it too (each within
     ``parse_timeout``)."""
     stats_interval: NonNegativeSeconds = 10.0
     """Seconds between plain progress lines on stderr (not a terminal); 0 turns them off."""
@@ -180,7 +182,7 @@ class OutputSection(_Section, frozen=True):
     ``runtime.stats_interval`` seconds; ``--quiet`` is off."""
     log_format: Literal["text", "json"] = "text"
     """json: one JSON object per line (ts, level, event, message, url, host, status, reason)."""
-    metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
+    metrics_port: Annotated[int, msgspec.Meta(ge=0, le=MAX_PORT)] = 0
     """Serve Prometheus metrics on this port (``/metrics``, ``/healthz``); 0: off."""
     metrics_host: str = "127.0.0.1"
     """Address the metrics endpoint binds to."""

@@ -76,7 +76,7 @@ def run(
     handling. Raises :class:`ForcedStop` if a second signal cancelled it."""
     controller = controller or AbortController()
     tune_gc()
-    with asyncio.Runner(loop_factory=_loop_factory(use_uvloop)) as runner:
+    with asyncio.Runner(loop_factory=loop_factory(use_uvloop)) as runner:
         try:
             return runner.run(_supervise(main, controller))
         except asyncio.CancelledError:
@@ -105,7 +105,9 @@ def tune_gc() -> None:
     gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, older, oldest)
 
 
-def _loop_factory(use_uvloop: bool) -> Callable[[], asyncio.AbstractEventLoop] | None:
+def loop_factory(use_uvloop: bool) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """What makes the event loop for ``asyncio.Runner``: uvloop's if asked for and installed
+    (else a warning), None (asyncio's own) otherwise."""
     if not use_uvloop:
         return None
     try:

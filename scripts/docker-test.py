@@ -46,7 +46,7 @@ from urllib.parse import urlsplit
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run as a script: the crawler package is the repo's own
 
-from crawler.demosite import SiteServer, SiteSpec, expected_statuses  # noqa: E402
+from crawler.demo import SiteServer, SiteSpec, expected_statuses  # noqa: E402
 
 BUILD = REPO / "build"
 WHEELHOUSE = BUILD / "wheelhouse"

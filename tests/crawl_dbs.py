@@ -11,7 +11,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from crawler.cli import app
-from crawler.demosite import SiteServer, SiteSpec
+from crawler.demo import SiteServer, SiteSpec
 from crawler.store import Store
 from tests.helpers import database, write_config, write_seeds
 

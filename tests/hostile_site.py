@@ -40,7 +40,7 @@ from email.utils import formatdate
 from typing import Literal
 from urllib.parse import parse_qsl, quote
 
-from crawler.demosite import canonical_path
+from crawler.demo import canonical_path
 from tests.servers import HOST, Pace, Reply, Request, Response, TestServer, head
 
 HTML_TYPE = "text/html; charset=utf-8"

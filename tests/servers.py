@@ -21,7 +21,7 @@ client blocks, or runs in another process); ``async with server:`` serves on the
 loop, so what it received is known exactly when the client's call returns. Both stop
 promptly with connections still open (endless, stalled or unread ones are aborted).
 
-``crawler.demosite.SiteServer`` (the product's demo site, with its own spec and latency) and
+``crawler.demo.SiteServer`` (the product's demo site, with its own spec and latency) and
 ``crawler.bench.server`` (the benchmark's fast multi-process server) keep their own: they ship
 in the package, which cannot import its tests, and the bench's figures depend on its speed.
 """
@@ -43,7 +43,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from http import HTTPStatus
 from typing import Self
 
-from crawler.demosite import MAX_HEADER_BYTES
+from crawler.demo import MAX_HEADER_BYTES
 
 HOST = "127.0.0.1"
 

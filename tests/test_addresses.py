@@ -77,7 +77,7 @@ async def test_dns_rebinding_is_caught_at_connect_time(
 
     from crawler import addresses
     from crawler.config import FetchSection
-    from crawler.demosite import SiteServer, SiteSpec
+    from crawler.demo import SiteServer, SiteSpec
     from crawler.fetch import Fetcher
 
     async def first_answer(host: str, port: int) -> list[addresses.Address]:

@@ -24,7 +24,7 @@ import crawler
 from crawler import api
 from crawler.cli import app
 from crawler.config import CrawlSection, OutputSection, PolitenessSection, RuntimeSection
-from crawler.demosite import SiteServer, SiteSpec, expected_statuses
+from crawler.demo import SiteServer, SiteSpec, expected_statuses
 from crawler.errors import StorageError
 from crawler.store import Store
 from tests.helpers import assert_consistent, database, pages, wait_until, write_seeds

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from crawler import __version__
 from crawler.cli import app
-from crawler.demosite import SiteServer, SiteSpec, expected_statuses
+from crawler.demo import SiteServer, SiteSpec, expected_statuses
 from tests.crawl_dbs import make_synthetic_db
 from tests.helpers import (
     assert_consistent,
@@ -401,7 +401,7 @@ def test_a_crawl_started_with_a_standard_stream_closed_completes(
     assert_consistent(db)
 
 
-@pytest.mark.parametrize(("command", "what"), [("stats", "the report"), ("export", "the export")])
+@pytest.mark.parametrize(("command", "what"), [("stats", "the summary"), ("export", "the export")])
 def test_stats_and_export_with_stdout_closed_say_so_in_one_line(
     tmp_path: Path, command: str, what: str
 ) -> None:
@@ -464,8 +464,8 @@ def test_stats_and_export_onto_a_full_disk_or_a_gone_reader_exit_1_with_one_line
         proc = crawl_process(command, db, stdout=stdout)
         _, err = proc.communicate(timeout=60)
     expected = {
-        ("stats", "full"): "error: cannot write the report to stdout: No space left on device",
-        ("stats", "gone"): "error: cannot write the report to stdout: the output pipe closed",
+        ("stats", "full"): "error: cannot write the summary to stdout: No space left on device",
+        ("stats", "gone"): "error: cannot write the summary to stdout: the output pipe closed",
         ("export", "full"): "error: cannot write the export to stdout: No space left on device; "
         "it is incomplete",
         ("export", "gone"): "error: the output pipe closed before the export finished",

@@ -14,7 +14,7 @@ import pytest
 from crawler import engine, extractors
 from crawler.abort import AbortController
 from crawler.config import Config
-from crawler.demosite import SiteServer, SiteSpec, expected_pages, expected_statuses
+from crawler.demo import SiteServer, SiteSpec, expected_pages, expected_statuses
 from crawler.engine import Crawl
 from tests.helpers import assert_consistent, crawl_config, database, pages, wait_until
 from tests.servers import Request, Response, TestServer, html

@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from crawler.cli import app
-from crawler.demosite import SiteServer, SiteSpec, expected_statuses
+from crawler.demo import SiteServer, SiteSpec, expected_statuses
 from tests.crawl_dbs import make_synthetic_db, synthetic_page
 from tests.helpers import crawl_process, database, wait_until, write_config, write_seeds
 

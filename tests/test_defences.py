@@ -21,7 +21,7 @@ import pytest
 
 from crawler.abort import AbortController, AbortReason
 from crawler.config import load_config
-from crawler.demosite import SiteServer, SiteSpec, expected_statuses
+from crawler.demo import SiteServer, SiteSpec, expected_statuses
 from crawler.engine import Crawl, CrawlReport
 from crawler.models import Lease, Response
 from crawler.summary import format_text, read_summary
@@ -222,7 +222,7 @@ async def test_no_robots_flag_warns(tmp_path: Path) -> None:
 
 
 async def test_per_host_concurrency_cap_on_the_wire(tmp_path: Path) -> None:
-    from crawler.demosite import SiteServer, SiteSpec
+    from crawler.demo import SiteServer, SiteSpec
 
     with SiteServer(SiteSpec(pages=40, latency=0.02)) as demo:
         config = {**BASE_CONFIG, "crawl.concurrency": 8, "politeness.per_host_concurrency": 2}

@@ -40,7 +40,7 @@ import typer.main
 
 from crawler.cli import app
 from crawler.config import Config, load_config
-from crawler.demosite import SiteServer, SiteSpec
+from crawler.demo import SiteServer, SiteSpec
 from crawler.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent

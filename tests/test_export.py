@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from crawler import export
 from crawler.cli import app
-from crawler.demosite import SiteSpec, expected_statuses
+from crawler.demo import SiteSpec, expected_statuses
 from crawler.errors import FatalError, StorageError
 from crawler.export import FIELDS, ExportFormat, export_to_file
 from tests.crawl_dbs import TRICKY_TITLES, crawl_demo_site, make_synthetic_db

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from crawler.demosite import SiteServer, SiteSpec
+from crawler.demo import SiteServer, SiteSpec
 from crawler.logs import JsonFormatter
 from tests.helpers import crawl_process, database, write_config, write_seeds
 from tests.servers import Request, TestServer

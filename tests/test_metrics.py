@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from crawler.abort import AbortController
 from crawler.config import load_config
-from crawler.demosite import SiteServer, SiteSpec
+from crawler.demo import SiteServer, SiteSpec
 from crawler.engine import Crawl
 from crawler.frontier import FrontierSnapshot
 from crawler.gauges import CrawlSample, DatabaseCountReader, DatabaseCounts, Gauges

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from crawler.cli import app
-from crawler.demosite import SiteServer, SiteSpec
+from crawler.demo import SiteServer, SiteSpec
 from crawler.errors import SeedsError
 from crawler.seeds import read_seeds
 from tests.helpers import pages, write_config

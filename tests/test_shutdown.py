@@ -21,7 +21,7 @@ import pytest
 
 from crawler.abort import AbortController, AbortReason
 from crawler.config import Config
-from crawler.demosite import SiteServer, SiteSpec, expected_statuses
+from crawler.demo import SiteServer, SiteSpec, expected_statuses
 from crawler.engine import Crawl
 from tests.held_parsing import HeldParsing
 from tests.helpers import (

@@ -14,7 +14,7 @@ import pytest
 
 from crawler.abort import AbortController
 from crawler.config import Config, SitemapsSection
-from crawler.demosite import SiteServer, SiteSpec
+from crawler.demo import SiteServer, SiteSpec
 from crawler.engine import Crawl, CrawlReport
 from crawler.errors import ConnectFailed
 from crawler.models import Response

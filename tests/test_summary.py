@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from crawler.abort import AbortController
 from crawler.cli import app
 from crawler.config import load_config
-from crawler.demosite import SiteServer, SiteSpec, expected_statuses
+from crawler.demo import SiteServer, SiteSpec, expected_statuses
 from crawler.engine import Crawl
 from crawler.errors import StorageError
 from crawler.snapshot import read_snapshot

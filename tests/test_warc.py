@@ -14,7 +14,7 @@ from warcio.archiveiterator import ArchiveIterator  # type: ignore[import-untype
 
 from crawler.abort import AbortController
 from crawler.config import Config, FetchSection, load_config
-from crawler.demosite import SiteServer, SiteSpec, render
+from crawler.demo import SiteServer, SiteSpec, render
 from crawler.engine import Crawl
 from crawler.fetch import ACCEPT, ACCEPT_ENCODING, Fetcher
 from crawler.models import Lease, Response

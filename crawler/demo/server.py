@@ -1,204 +1,27 @@
-"""Bundled demo site: a deterministic synthetic website and a fast asyncio HTTP/1.1 server.
-
-The site model (`SiteSpec`, `render`, `expected_pages`, `expected_statuses`) is pure and knows
-nothing about sockets, so the benchmark harness can grow it without touching `SiteServer`.
+"""The demo site's server: a fast asyncio HTTP/1.1 server (keep-alive, pipelining, HEAD) that
+serves a `SiteSpec`, on a background thread (`with SiteServer(spec) as site:`) or on the running
+loop (`await site.serve(stop)`), counting every request for the tests.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
-import dataclasses
-import functools
-import html
-import os
-import random
-import re
-import signal
-import string
 import threading
 from asyncio import StreamReader, StreamWriter
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable
 from http import HTTPStatus
-from urllib.parse import urljoin, urlsplit
+
+from crawler.demo.site import SiteSpec, render
 
 MAX_HEADER_BYTES = 16 * 1024
-HTML_TYPE = "text/html; charset=utf-8"
-HOME_TITLE = "Demo site"
-BIG_TITLE = "Big page"
-Response = tuple[int, dict[str, str], bytes]
-
-# Links are resolved against a placeholder origin because the real port is unknown while rendering.
-_ORIGIN = "http://demo.invalid"
-_UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")
-_PCT_RE = re.compile(r"%([0-9A-Fa-f]{2})")
-_PAGE_RE = re.compile(r"/page/(0|[1-9][0-9]*)")  # no leading zeros: one canonical path per page
-_REDIRECT_RE = re.compile(r"/redirect/(0|[1-9][0-9]*)")
-_HREF_RE = re.compile(r'href="([^"]*)"')
-_TITLE_RE = re.compile(r"<title>(.*?)</title>", re.DOTALL)
-_FILLER = "lorem ipsum dolor sit amet consectetur adipiscing elit "
 _CACHE_LIMIT = 10_000  # unknown paths are unbounded; a scanner must not grow memory forever
 _STARTUP_TIMEOUT = 10.0
 _STOP_TIMEOUT = 5.0
 # Keep-alive connections end when the client closes or asks to; this cap only bounds the loop.
 _MAX_REQUESTS_PER_CONNECTION = 10**9
 _MAX_STALLED_READS = 100_000  # what a stalled client may send; bounds the loop, not the wait
-
-# Equivalent spellings of `/page/j`, so the crawler's URL canonicalisation gets exercised.
-_LINK_FORMS: tuple[Callable[[int], str], ...] = (
-    lambda j: f"/page/{j}",
-    lambda j: f"../page/{j}",
-    lambda j: f"/page/{j}#section",
-    lambda j: f"/page/./{j}",
-    lambda j: f"/%70age/{j}",
-    lambda j: str(j),  # relative to /page/i, as "page.html" is to "/docs/index.html"
-    lambda j: f"./{j}",
-    lambda j: "/page/" + "".join(f"%{ord(c):02x}" for c in str(j)),
-)
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class SiteSpec:
-    pages: int = 200
-    links_per_page: int = 8
-    seed: int = 0
-    latency: float = 0.0
-    page_padding: int = 0
-    big_page_bytes: int = 0
-
-    def __post_init__(self) -> None:
-        if self.pages < 1:
-            raise ValueError(f"pages must be >= 1, got {self.pages}")
-        sizes = (self.links_per_page, self.page_padding, self.big_page_bytes, self.latency)
-        if min(sizes) < 0:
-            raise ValueError("links_per_page, page_padding, big_page_bytes, latency must be >= 0")
-
-
-def _unquote_unreserved(match: re.Match[str]) -> str:
-    char = chr(int(match[1], 16))
-    return char if char in _UNRESERVED else "%" + match[1].upper()
-
-
-def canonical_path(target: str) -> str:
-    """The path (no query, no fragment) that `target` routes to, RFC 3986-normalised."""
-    target = _PCT_RE.sub(_unquote_unreserved, target)
-    if target.startswith("//"):  # a path of a request target, not an authority as in a link
-        target = "/." + target
-    path = urlsplit(urljoin(_ORIGIN + "/", target)).path
-    return path or "/"
-
-
-def _page_hrefs(spec: SiteSpec, i: int) -> list[str]:
-    rng = random.Random(spec.seed * 1_000_003 + i)
-    # The i -> i+1 chain makes every page reachable from / whatever the random links are.
-    hrefs = [f"/page/{i + 1}"] if i + 1 < spec.pages else []
-    for k in range(spec.links_per_page if spec.pages > 1 else 0):
-        j = rng.randrange(spec.pages - 1)
-        if j >= i:  # skip self so each link really goes to another page
-            j += 1
-        hrefs.append(_LINK_FORMS[(i + k) % len(_LINK_FORMS)](j))
-    if i % 10 == 0:
-        hrefs += [f"/missing/{i}", f"/redirect/{i}"]
-        hrefs += ["mailto:someone@example.invalid", "javascript:void(0)"]
-    if i == 0 and spec.big_page_bytes > 0:
-        hrefs.append("/big")
-    return hrefs
-
-
-def _html(title: str, description: str, hrefs: list[str], extra: str = "") -> bytes:
-    items = "".join(f'<li><a href="{html.escape(h)}">{html.escape(h)}</a></li>\n' for h in hrefs)
-    return (
-        f'<!doctype html>\n<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>\n'
-        f'<meta name="description" content="{html.escape(description)}">\n</head>\n'
-        f'<body><h1 id="section">{html.escape(title)}</h1>\n<ul>\n{items}</ul>\n{extra}'
-        "</body></html>\n"
-    ).encode()
-
-
-def _big_page(spec: SiteSpec) -> bytes:
-    description = "A large page with many links."
-    size = len(_html(BIG_TITLE, description, []))
-    hrefs: list[str] = []
-    for k in range(spec.big_page_bytes):  # every link adds bytes, so the size check ends it first
-        if size >= spec.big_page_bytes:
-            break
-        hrefs.append(f"/page/{k % spec.pages}")
-        size += len('<li><a href=""></a></li>\n') + 2 * len(hrefs[-1])
-    return _html(BIG_TITLE, description, hrefs)
-
-
-def render(spec: SiteSpec, path: str, base_url: str = _ORIGIN) -> Response:
-    """(status, headers, body) for `path`; `base_url` only feeds the absolute Sitemap URLs."""
-    p = canonical_path(path)
-    if p == "/":
-        home = [f"/page/{i}" for i in range(min(spec.pages, 5))]
-        return 200, {"Content-Type": HTML_TYPE}, _html(HOME_TITLE, "Synthetic crawl target.", home)
-    if p == "/robots.txt":
-        robots = f"User-agent: *\nDisallow: /private/\nSitemap: {base_url}/sitemap.xml\n"
-        return 200, {"Content-Type": "text/plain; charset=utf-8"}, robots.encode()
-    if p == "/sitemap.xml":
-        urls = "".join(f"<url><loc>{base_url}/page/{i}</loc></url>\n" for i in range(spec.pages))
-        xmlns = "http://www.sitemaps.org/schemas/sitemap/0.9"
-        sitemap = f'<?xml version="1.0"?>\n<urlset xmlns="{xmlns}">\n{urls}</urlset>\n'
-        return 200, {"Content-Type": "application/xml"}, sitemap.encode()
-    if p == "/big" and spec.big_page_bytes > 0:
-        return 200, {"Content-Type": HTML_TYPE}, _big_page(spec)
-    if (m := _PAGE_RE.fullmatch(p)) and (i := int(m[1])) < spec.pages:
-        description = f"Synthetic demo page {i} of {spec.pages}."
-        filler = (_FILLER * (spec.page_padding // len(_FILLER) + 1))[: spec.page_padding]
-        extra = f"<p>{filler}</p>\n" if filler else ""
-        body = _html(f"Page {i}", description, _page_hrefs(spec, i), extra)
-        return 200, {"Content-Type": HTML_TYPE}, body
-    if (m := _REDIRECT_RE.fullmatch(p)) and (i := int(m[1])) < spec.pages:
-        location = f"/page/{(i * 7 + 3) % spec.pages}"
-        body = _html("Moved", "Moved permanently.", [location])
-        return 301, {"Content-Type": HTML_TYPE, "Location": location}, body
-    return 404, {"Content-Type": HTML_TYPE}, _html("Not found", "No such page.", ["/"])
-
-
-def _resolve(base: str, href: str) -> str | None:
-    parts = urlsplit(urljoin(_ORIGIN + base, html.unescape(href)))
-    if parts.scheme != "http" or parts.netloc != urlsplit(_ORIGIN).netloc:
-        return None  # mailto:, javascript: and off-site links are not crawled
-    return canonical_path(parts.path) + (f"?{parts.query}" if parts.query else "")
-
-
-@functools.lru_cache(maxsize=16)
-def _walk(spec: SiteSpec) -> tuple[dict[str, int], dict[str, str]]:
-    statuses: dict[str, int] = {}
-    titles: dict[str, str] = {}
-    queue = deque(["/"])
-    # Terminates: each path is queued once and the model only links to finitely many paths.
-    while queue:
-        path = queue.popleft()
-        status, headers, body = render(spec, path)
-        statuses[path] = status
-        hrefs: list[str] = []
-        if "Location" in headers:
-            hrefs = [headers["Location"]]
-        elif status == 200 and headers["Content-Type"] == HTML_TYPE:
-            text = body.decode()
-            if title := _TITLE_RE.search(text):
-                titles[path] = html.unescape(title[1])
-            hrefs = _HREF_RE.findall(text)
-        for href in hrefs:
-            target = _resolve(path, href)
-            if target is not None and target not in statuses:
-                statuses[target] = 0  # placeholder marks it queued; overwritten when visited
-                queue.append(target)
-    return statuses, titles
-
-
-def expected_statuses(spec: SiteSpec) -> dict[str, int]:
-    """Every path a correct crawler starting from / fetches (robots.txt excluded), by status."""
-    return dict(_walk(spec)[0])
-
-
-def expected_pages(spec: SiteSpec) -> dict[str, str]:
-    """Every HTML page a correct crawler starting from / stores, mapped to its title."""
-    return dict(_walk(spec)[1])
 
 
 def _reply(status: int, extra: str = "") -> bytes:
@@ -428,51 +251,3 @@ async def _until_client_leaves(reader: StreamReader) -> None:
     for _ in range(_MAX_STALLED_READS):
         if not await reader.read(65536):
             return
-
-
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
-    try:
-        import uvloop
-    except ImportError:  # uvloop is optional (e.g. Windows); asyncio's loop is just slower
-        return asyncio.new_event_loop
-    return uvloop.new_event_loop
-
-
-async def _serve_until_signal(site: SiteServer, ready_file: str | None) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-
-    def ready() -> None:
-        if ready_file:
-            # Write then rename, so a script polling for the file never reads half a URL; and
-            # before printing, so whichever signal a script waits for, both are in place.
-            tmp = f"{ready_file}.{os.getpid()}.tmp"
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.write(site.base_url)
-            os.replace(tmp, ready_file)
-        print(f"listening on {site.base_url}", flush=True)
-
-    await site.serve(stop, ready)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m crawler.demosite", description=__doc__)
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--ready-file", metavar="PATH", help="write the base URL here once bound")
-    # One option per SiteSpec field, so the CLI grows with the spec (--pages, --latency, ...).
-    defaults = SiteSpec()
-    for field in dataclasses.fields(SiteSpec):
-        value = getattr(defaults, field.name)
-        flag = "--" + field.name.replace("_", "-")
-        parser.add_argument(flag, dest=field.name, type=type(value), default=value)
-    args = vars(parser.parse_args(argv))
-    port, ready_file = args.pop("port"), args.pop("ready_file")
-    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.run(_serve_until_signal(SiteServer(SiteSpec(**args), port=port), ready_file))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,5 +1,5 @@
-"""``make run``: start the bundled demo site on 127.0.0.1, crawl it with ``crawl run``, show
-what was stored.
+"""``make run`` (``python -m crawler.demo``): start the bundled demo site on 127.0.0.1, crawl it
+with ``crawl run``, show what was stored.
 
 Both run as real processes, exactly as a user would run them; the output goes to
 ``demo-output/`` (the seeds file and the database, ready to open with ``sqlite3``).
@@ -15,7 +15,8 @@ from contextlib import closing
 from pathlib import Path
 
 OUTPUT = Path("demo-output")
-CONFIG = Path(__file__).resolve().parent.parent / "configs" / "demo.toml"
+# In a checkout (`make run`); an installed package has no configs/ and crawls with the defaults.
+CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo.toml"
 PAGES = 500
 STARTUP_DEADLINE = 15.0
 
@@ -23,7 +24,7 @@ STARTUP_DEADLINE = 15.0
 def main() -> int:
     OUTPUT.mkdir(exist_ok=True)
     site = subprocess.Popen(
-        [sys.executable, "-m", "crawler.demosite", "--port", "0", "--pages", str(PAGES)],
+        [sys.executable, "-m", "crawler.demo.serve", "--port", "0", "--pages", str(PAGES)],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -1,4 +1,4 @@
-"""The bundled demo site: model, thread-mode server and process mode."""
+"""The bundled demo site (crawler.demo): model, thread-mode server, process mode and `make run`."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from typing import IO
 import httpx
 import pytest
 
-from crawler.demosite import (
+from crawler.demo import (
     BIG_TITLE,
     HOME_TITLE,
     MAX_HEADER_BYTES,
@@ -32,6 +32,8 @@ from crawler.demosite import (
     expected_statuses,
     render,
 )
+from crawler.demo.__main__ import PAGES
+from tests.helpers import pages
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = SiteSpec(pages=40, links_per_page=6, seed=7, big_page_bytes=20_000)
@@ -328,7 +330,7 @@ def readline_with_deadline(stream: IO[str], timeout: float) -> str:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_process_mode(tmp_path: Path, sig: signal.Signals) -> None:
     ready_file = tmp_path / "ready"
-    cmd = [sys.executable, "-m", "crawler.demosite", "--port", "0", "--pages", "20"]
+    cmd = [sys.executable, "-m", "crawler.demo.serve", "--port", "0", "--pages", "20"]
     cmd += ["--latency", "0.01", "--ready-file", str(ready_file)]
     proc = subprocess.Popen(
         cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -353,3 +355,32 @@ def test_process_mode(tmp_path: Path, sig: signal.Signals) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.communicate(timeout=10.0)
+
+
+def test_make_run_crawls_the_whole_demo_site_with_the_demo_config(tmp_path: Path) -> None:
+    """``make run`` (``python -m crawler.demo``), as a user runs it: both processes real, the
+    output in ``demo-output/`` of the working directory."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "crawler.demo"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert readline_with_deadline(proc.stdout, timeout=15.0).startswith("demo site: ")
+        command = readline_with_deadline(proc.stdout, timeout=15.0)
+        # Without configs/demo.toml the crawl keeps the default 1 s per-host delay (minutes).
+        assert command.endswith(f" --config {ROOT / 'configs' / 'demo.toml'}\n"), command
+        out, err = proc.communicate(timeout=120.0)
+        assert proc.returncode == 0, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=10.0)
+    db = tmp_path / "demo-output" / "demo.db"
+    assert {path: status for path, (status, _) in pages(db).items()} == expected_statuses(
+        SiteSpec(pages=PAGES)
+    )
+    assert f"first pages stored in {Path('demo-output') / 'demo.db'}" in out
