@@ -15,6 +15,7 @@
         └── PermanentError        retrying will not help
             ├── InvalidResponse       the server broke the HTTP protocol
             ├── UnsupportedURL        the URL cannot be requested
+            ├── TurnRefused           the frontier gives the host no more turns this run
             └── InternalError         anything else raised while handling one URL
 
 An HTTP status is never an error here: every response is a page, recorded with its status;
@@ -117,6 +118,13 @@ class InvalidResponse(PermanentError):
 
 class UnsupportedURL(PermanentError):
     reason = "unsupported_url"
+
+
+class TurnRefused(PermanentError):
+    """A request that is not a lease's (a sitemap file) gets no turn of its host: the host is
+    deferred for this run, or the crawl is stopping (``Frontier.turn``)."""
+
+    reason = "turn_refused"
 
 
 class InternalError(PermanentError):

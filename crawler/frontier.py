@@ -39,11 +39,14 @@ import itertools
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 
 from crawler.abort import AbortReason, AbortSignal
 from crawler.config import PolitenessSection
+from crawler.errors import TurnRefused
+from crawler.host_feedback import HostFeedback
 from crawler.models import Lease
 from crawler.politeness import HostSlot
 from crawler.retries import RetryPolicy
@@ -59,12 +62,14 @@ MIN_WINDOW = 32
 class FrontierState(enum.Enum):
     NEW = "new"
     RUNNING = "running"
-    CLOSED = "closed"
+    STOPPED = "stopped"
     """Finished or aborted: ``lease()`` returns None from now on."""
 
 
 @dataclass(frozen=True, slots=True)
-class FrontierSnapshot:
+class FrontierCounts:
+    """What the frontier holds now (:meth:`Frontier.counts`), for progress and metrics."""
+
     state: str
     hosts: int
     hosts_cooling_down: int
@@ -92,6 +97,8 @@ class _Host:
     """The time this host is queued under in the ready heap (None: not queued)."""
     deferred: bool = False
     """Given up on for this run: it asked to wait past ``politeness.max_retry_after``."""
+    turns: deque[tuple[Lease, asyncio.Future[None]]] = field(default_factory=deque)
+    """Turns asked for (:meth:`Frontier.turn`), first come first served: token, waiter."""
 
     def maybe_pending_in_db(self) -> bool:
         return self.added > self.exhausted
@@ -131,7 +138,13 @@ class Frontier:
         self._refills: asyncio.Queue[_Host | None] = asyncio.Queue()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_due = float("inf")
-        # The counters below are the frontier's own: callers read them through snapshot().
+        self._feedback = HostFeedback(
+            self._slot, self._rescheduled, politeness=politeness, policy=retries, clock=clock
+        )
+        self._turn_ids = itertools.count(1)
+        self._turn_hosts: set[_Host] = set()
+        """Hosts with a turn waiting (:meth:`turn`)."""
+        # The counters below are the frontier's own: callers read them through counts().
         self._state = FrontierState.NEW
         self._in_flight = 0
         self._uncommitted = 0
@@ -145,6 +158,11 @@ class Frontier:
         self._started = 0
         """URLs handed out for the first time in this run: what the page budget charges
         (retries and deferred leases handed out again are not counted again)."""
+
+    @property
+    def hosts(self) -> HostFeedback:
+        """Where the worker and the robots gate say what they learnt about a host."""
+        return self._feedback
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -204,7 +222,7 @@ class Frontier:
         batch = [await self._refills.get()]
         while not self._refills.empty():
             batch.append(self._refills.get_nowait())
-        if self._state is FrontierState.CLOSED:
+        if self._state is FrontierState.STOPPED:
             return None
         return [host for host in batch if host is not None]
 
@@ -213,11 +231,12 @@ class Frontier:
         tests, which ask for a lease only once the database has had its say.)"""
         await self._refills.join()
 
-    def close(self) -> None:
-        """Stop handing out work; waiting workers get None. Idempotent."""
-        if self._state is FrontierState.CLOSED:
+    def stop(self) -> None:
+        """Stop handing out work: waiting workers get None, waiting turns
+        :class:`~crawler.errors.TurnRefused`. Idempotent."""
+        if self._state is FrontierState.STOPPED:
             return
-        self._state = FrontierState.CLOSED
+        self._state = FrontierState.STOPPED
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -225,10 +244,12 @@ class Frontier:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)
+        for host in list(self._turn_hosts):
+            self._refuse_turns(host, "the crawl is stopping")
         self._refills.put_nowait(None)
 
     def _on_abort(self, reason: AbortReason) -> None:
-        self.close()
+        self.stop()
 
     # -- the worker's side ---------------------------------------------------------------------
 
@@ -289,6 +310,7 @@ class Frontier:
         host.deferred = True
         host.slot.window.clear()  # leased in the database: storing the deferral hands them back
         host.slot.retries.clear()
+        self._refuse_turns(host, "the host is deferred for this run")
         name = host.slot.host
         until = self._wall_clock() + seconds
         self._deferrals[name] = max(until, self._deferrals.get(name, until))
@@ -296,15 +318,65 @@ class Frontier:
         self._refills.put_nowait(host)
         self._dispatch()
 
-    # -- what the engine learns about a host ---------------------------------------------------
+    # -- requests that are not a lease's --------------------------------------------------------
 
-    def set_crawl_delay(self, host: str, crawl_delay: float | None) -> None:
-        """Apply robots.txt's Crawl-delay: the host's delay becomes the larger of it (capped)
-        and the configured delay."""
-        entry = self._host(host)
-        capped = min(crawl_delay or 0.0, self._politeness.max_crawl_delay)
-        entry.slot.set_delay(max(self._configured_delay(host), capped))
-        self._queue(entry)
+    @asynccontextmanager
+    async def turn(self, url: str) -> AsyncIterator[None]:
+        """``async with frontier.turn(url):`` send one request for ``url`` that is not a
+        lease's (a sitemap file) inside the block. Entering waits for a turn of the host given
+        out like a lease's, in the same slot: the host's concurrency cap, its delay (from
+        when the request is sent, :meth:`request_sent`) and its cooldown hold for it too.
+        Leaving gives the place under the cap back. Raises
+        :class:`~crawler.errors.TurnRefused` if the host is deferred for this run or the
+        frontier stops first. A turn is not work: it neither keeps the crawl from finishing
+        (see :meth:`hold`) nor counts against the page budget."""
+        host = self._host(host_key(url))
+        if host.deferred or self._state is FrontierState.STOPPED:
+            raise TurnRefused(f"no turn for {url}: the host is deferred or the crawl stopping")
+        token = Lease(-next(self._turn_ids), url, host.slot.host, 0)  # no database id
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        host.turns.append((token, waiter))
+        self._turn_hosts.add(host)
+        self._dispatch()
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.cancelled():  # not given yet: give up the place in the queue
+                host.turns = deque(turn for turn in host.turns if turn[1] is not waiter)
+            elif waiter.exception() is None:  # given just as we were cancelled
+                self._end_turn(host, token)
+            raise
+        try:
+            yield
+        finally:
+            self._end_turn(host, token)
+
+    def _grant_turns(self, now: float) -> None:
+        """Give the turns whose host allows a request to start now."""
+        for host in list(self._turn_hosts):
+            slot = host.slot
+            while host.turns and (ready := slot.turn_at()) is not None and ready <= now:
+                token, waiter = host.turns.popleft()
+                if not waiter.done():  # else its task was cancelled while waiting
+                    slot.reserve(token, now, self._spacing(slot.delay))
+                    waiter.set_result(None)
+            if not host.turns:
+                self._turn_hosts.discard(host)
+            self._queue(host)  # its leases wait behind the turns given
+
+    def _refuse_turns(self, host: _Host, why: str) -> None:
+        while host.turns:
+            token, waiter = host.turns.popleft()
+            if not waiter.done():
+                waiter.set_exception(TurnRefused(f"no turn for {token.url}: {why}"))
+        self._turn_hosts.discard(host)
+
+    def _end_turn(self, host: _Host, token: Lease) -> None:
+        host.slot.finish(token)
+        self._queue(host)
+        self._dispatch()
+
+    # -- what the engine learns about a host ---------------------------------------------------
 
     def request_sent(self, url: str) -> None:
         """The request for ``url`` (a lease's, robots.txt, a sitemap) is being sent now: the
@@ -322,37 +394,6 @@ class Frontier:
             self._queue(entry)
             if self._state is FrontierState.RUNNING:
                 self._arm_timer(now)  # the host may have been waiting for this send
-
-    def delay_of(self, host: str) -> float:
-        return self._host(host).slot.delay
-
-    def cool_down(self, host: str, seconds: float) -> None:
-        """Start nothing on ``host`` for ``seconds`` (its URLs stay pending)."""
-        entry = self._host(host)
-        entry.slot.cool_down(self._clock() + seconds)
-        self._queue(entry)
-        self._dispatch()
-
-    def throttled(self, host: str, status: int, retry_after: float | None) -> float | None:
-        """``host`` answered 429/503 (already counted by :meth:`host_failed`). If that answer
-        speaks for the whole host (see :class:`HostSlot`), cool it down (Retry-After or
-        doubling) and return the seconds; None: it was one URL's answer, the host goes on."""
-        entry = self._host(host)
-        if not entry.slot.speaks_for_host(status):
-            return None
-        seconds = entry.slot.throttled(self._clock(), retry_after, self._retries)
-        self._queue(entry)
-        return seconds
-
-    def host_succeeded(self, host: str) -> None:
-        self._host(host).slot.succeeded()
-
-    def host_failed(self, host: str) -> bool:
-        """Count a failure of ``host``; True if its circuit breaker trips (the host pauses)."""
-        entry = self._host(host)
-        tripped = entry.slot.failed(self._clock(), self._retries)
-        self._queue(entry)
-        return tripped
 
     def hold(self) -> None:
         """Keep the crawl from finishing until :meth:`release_hold`: something that may still
@@ -377,21 +418,16 @@ class Frontier:
     def _host(self, name: str) -> _Host:
         host = self._hosts.get(name)
         if host is None:
-            override = self._politeness.hosts.get(name)
-            concurrency = override and override.concurrency
-            slot = HostSlot(
-                name,
-                concurrency or self._politeness.per_host_concurrency,
-                self._configured_delay(name),
-            )
-            host = self._hosts[name] = _Host(slot)
+            host = self._hosts[name] = _Host(HostSlot.configured(self._politeness, name))
         return host
 
-    def _configured_delay(self, name: str) -> float:
-        override = self._politeness.hosts.get(name)
-        if override is not None and override.delay is not None:
-            return override.delay
-        return self._politeness.per_host_delay
+    def _slot(self, name: str) -> HostSlot:
+        return self._host(name).slot
+
+    def _rescheduled(self, name: str) -> None:
+        """``name``'s slot changed (:class:`HostFeedback`): schedule the host again."""
+        self._queue(self._host(name))
+        self._dispatch()
 
     def _finish(self, lease: Lease, fetched: bool = True) -> _Host:
         host = self._hosts[lease.host]
@@ -435,6 +471,8 @@ class Frontier:
         if self._state is not FrontierState.RUNNING:
             return
         now = self._clock()
+        if self._turn_hosts:  # first: a turn waits only for its host, never for a worker
+            self._grant_turns(now)
         # Entries queued before the budget ran out may be early: they are checked again below.
         while self._waiters and self._due:
             due, _, host = self._due[0]
@@ -453,7 +491,7 @@ class Frontier:
                 self._queue(host)
                 continue
             charged = host.slot.retry_due(now)  # handed out before: already charged
-            lease = host.slot.start(now, self._spacing(host.slot.delay))
+            lease = host.slot.begin(now, self._spacing(host.slot.delay))
             self._in_flight += 1
             if not charged:
                 self._started += 1
@@ -461,7 +499,7 @@ class Frontier:
             self._queue(host)
         self._arm_timer(now)
         if self._finished():
-            self.close()
+            self.stop()
 
     def _spacing(self, delay: float) -> float:
         jitter = self._politeness.delay_jitter
@@ -472,9 +510,13 @@ class Frontier:
     def _arm_timer(self, now: float) -> None:
         while self._due and self._due[0][2].due != self._due[0][0]:
             heapq.heappop(self._due)  # drop stale heads so the timer aims at a real one
-        if not self._waiters or not self._due or self._due[0][0] <= now:
+        due = self._due[0][0] if self._waiters and self._due else float("inf")
+        for host in self._turn_hosts:
+            ready = host.slot.turn_at()
+            if ready is not None:
+                due = min(due, ready)
+        if due <= now or due == float("inf"):
             return
-        due = self._due[0][0]
         if self._timer is not None:
             if self._timer_due <= due:
                 return
@@ -484,8 +526,8 @@ class Frontier:
 
     def _wake(self) -> None:
         """Decide again what is due now: the timer calls this when the earliest waiting host
-        becomes due. (Every :meth:`lease` decides again too, so a test that moves its clock
-        by hand only has to ask.)"""
+        becomes due, or a waiting turn's host. (Every :meth:`lease` decides again too, so a
+        test that moves its clock by hand only has to ask.)"""
         if self._timer is not None:
             self._timer.cancel()
         self._timer = None
@@ -500,11 +542,11 @@ class Frontier:
             return not any(h.slot.retries for h in hosts)
         return not any(h.slot.has_work() or h.maybe_pending_in_db() for h in hosts)
 
-    def snapshot(self) -> FrontierSnapshot:
+    def counts(self) -> FrontierCounts:
         """Counts for progress displays and metrics; O(hosts), so for periodic use only."""
         now = self._clock()
         hosts = self._hosts.values()
-        return FrontierSnapshot(
+        return FrontierCounts(
             state=self._state.value,
             hosts=len(self._hosts),
             hosts_cooling_down=sum(1 for h in hosts if h.slot.cooldown_until > now),

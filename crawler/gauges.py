@@ -4,12 +4,13 @@ and the metrics endpoint.
 A sample combines four sources, each read at the cost it can afford:
 
 - the run's counters (:class:`~crawler.stats.Stats`): in memory, free;
-- the frontier's snapshot: O(hosts), synchronous, on the loop;
+- the frontier's counts (:meth:`~crawler.frontier.Frontier.counts`): O(hosts), synchronous,
+  on the loop;
 - the database's frontier counts (pending, leased, done, ... and the hosts with work left):
   queries over the ``frontier`` table, which grow with the crawl, so they run in a thread on
   a separate read-only connection (WAL: the reader never waits for the crawl's writer nor
   delays it), at most once per ``min_interval`` and less often when they are slow
-  (:class:`FrontierCounts`);
+  (:class:`DatabaseCounter`);
 - the event loop's lag: how late a periodic timer fires (:class:`LoopLag`). A loop that
   blocks shows here first: every timer, read and write of the crawl is that late too.
 
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crawler.errors import StorageError
-from crawler.frontier import Frontier, FrontierSnapshot
+from crawler.frontier import Frontier, FrontierCounts
 from crawler.snapshot import read_snapshot
 from crawler.stats import Stats
 
@@ -61,7 +62,7 @@ class DatabaseCounts:
         return self.states["leased"]
 
 
-class FrontierCounts:
+class DatabaseCounter:
     """Reads :class:`DatabaseCounts` beside a running crawl; see the module docstring.
 
     :meth:`read` returns the latest counts, refreshed first if they are older than the current
@@ -176,7 +177,7 @@ class CrawlSample:
     breaker_trips: int
     latency_counts: tuple[int, ...]
     latency_sum: float
-    frontier: FrontierSnapshot | None
+    frontier: FrontierCounts | None
     """None before the frontier exists."""
     database: DatabaseCounts | None
     """None until the database was counted once."""
@@ -206,7 +207,7 @@ class Gauges:
         self,
         stats: Stats,
         frontier: Callable[[], Frontier | None],
-        counts: FrontierCounts,
+        counts: DatabaseCounter,
         *,
         lag: LoopLag | None = None,
         max_pages: int = 0,
@@ -241,7 +242,7 @@ class Gauges:
             breaker_trips=stats.hosts_paused,
             latency_counts=tuple(stats.latency_counts),
             latency_sum=stats.latency_sum,
-            frontier=frontier.snapshot() if frontier is not None else None,
+            frontier=frontier.counts() if frontier is not None else None,
             database=database,
             loop_lag=self.lag.latest if self.lag else 0.0,
             loop_lag_peak=self.lag.peak if self.lag else 0.0,

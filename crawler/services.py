@@ -33,7 +33,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from crawler.bodies import BodyStore, bodies_path
-from crawler.gauges import FrontierCounts, Gauges, LoopLag
+from crawler.gauges import DatabaseCounter, Gauges, LoopLag
 from crawler.metrics import MetricsServer
 from crawler.models import Lease, OnResponse, Response
 from crawler.progress import Progress, ProgressMode
@@ -82,7 +82,7 @@ class CrawlServices:
         self.gauges = Gauges(
             stats,
             lambda: frontier,
-            FrontierCounts(store.path),
+            DatabaseCounter(store.path),
             lag=self.lag,
             max_pages=config.crawl.max_pages,
         )
@@ -115,7 +115,7 @@ class CrawlServices:
                 scope=scope,
                 hold=frontier.hold,
                 release=frontier.release_hold,
-                delay_of=frontier.delay_of,
+                turn=frontier.turn,
                 max_url_length=config.crawl.max_url_length,
             )
             if config.sitemaps.enabled
@@ -176,9 +176,11 @@ class CrawlServices:
 
     def workers_done(self) -> None:
         """The workers have ended: no more responses, no more URLs wanted. Synchronous."""
-        for service in (self.warc, self.bodies, self.sitemaps):
+        for service in (self.warc, self.bodies):
             if service is not None:
                 service.close()
+        if self.sitemaps is not None:
+            self.sitemaps.stop()
 
     def stop(self) -> None:
         """Everything is written: show the final progress, stop the probes."""

@@ -17,8 +17,8 @@ from crawler.abort import AbortController
 from crawler.config import load_config
 from crawler.demosite import SiteServer, SiteSpec
 from crawler.engine import Crawl
-from crawler.frontier import FrontierSnapshot
-from crawler.gauges import CrawlSample, DatabaseCounts, FrontierCounts, Gauges
+from crawler.frontier import FrontierCounts
+from crawler.gauges import CrawlSample, DatabaseCounter, DatabaseCounts, Gauges
 from crawler.metrics import MAX_CONNECTIONS, REQUEST_TIMEOUT, MetricsServer, exposition
 from crawler.stats import LATENCY_BUCKETS, Stats
 from tests.helpers import crawl_process, write_config, write_seeds
@@ -58,7 +58,7 @@ def test_one_sample_value_by_value() -> None:
         breaker_trips=1,
         latency_counts=tuple(latency),
         latency_sum=42.0,
-        frontier=FrontierSnapshot("running", 3, 1, 1, 10, 4, 0, 20, 100),
+        frontier=FrontierCounts("running", 3, 1, 1, 10, 4, 0, 20, 100),
         database=DatabaseCounts(
             {"pending": 50, "leased": 14, "done": 108, "failed": 3, "skipped": 9}, 2
         ),
@@ -201,7 +201,7 @@ def test_a_port_in_use_is_a_fatal_error(tmp_path: Path) -> None:
 async def test_idle_connections_do_not_lock_out_healthz(tmp_path: Path) -> None:
     # Sixteen connections that never send a request (a port scanner, a stuck client) used to
     # take every slot for REQUEST_TIMEOUT: /healthz was closed unanswered for 10 s.
-    gauges = Gauges(Stats(), lambda: None, FrontierCounts(tmp_path / "c.db"))
+    gauges = Gauges(Stats(), lambda: None, DatabaseCounter(tmp_path / "c.db"))
     async with MetricsServer(gauges, "127.0.0.1", 0) as server:
         idle = [
             await asyncio.open_connection("127.0.0.1", server.port)

@@ -24,7 +24,7 @@ from crawler.cli import app
 from crawler.config import load_config
 from crawler.demosite import SiteServer, SiteSpec, expected_statuses
 from crawler.engine import Crawl
-from crawler.gauges import CrawlSample, FrontierCounts, Gauges
+from crawler.gauges import CrawlSample, DatabaseCounter, Gauges
 from crawler.progress import Progress, ProgressNumbers, Rate, render_frame
 from crawler.services import progress_mode
 from tests.helpers import crawl_process, write_config, write_seeds
@@ -119,7 +119,7 @@ async def test_live_display_during_a_real_crawl(tmp_path: Path) -> None:
         gauges = Gauges(
             crawl.stats,
             lambda: crawl.frontier,
-            FrontierCounts(tmp_path / "c.db", min_interval=0.0),
+            DatabaseCounter(tmp_path / "c.db", min_interval=0.0),
             max_pages=cfg.crawl.max_pages,
         )
         progress = Progress(gauges, "live", interval=0, console=console, refresh=0.01)
