@@ -39,18 +39,19 @@ import itertools
 import random
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 
 from crawler.abort import AbortReason, AbortSignal
+from crawler.claims import ClaimService
 from crawler.config import PolitenessSection
-from crawler.errors import TurnRefused
 from crawler.host_feedback import HostFeedback
 from crawler.models import Lease
 from crawler.politeness import HostSlot
 from crawler.retries import RetryPolicy
 from crawler.store import Store
+from crawler.turns import Turns
 from crawler.urls import host_key
 
 Clock = Callable[[], float]
@@ -89,16 +90,13 @@ class FrontierCounts:
 class _Host:
     slot: HostSlot
     added: int = 0
-    """Bumped whenever URLs for this host may have been added to the database."""
+    """See :class:`crawler.claims.ClaimedHost`, as ``exhausted``."""
     exhausted: int = 0
-    """The value of ``added`` when a claim last came back short: equal means none left."""
     refilling: bool = False
     due: float | None = None
     """The time this host is queued under in the ready heap (None: not queued)."""
     deferred: bool = False
     """Given up on for this run: it asked to wait past ``politeness.max_retry_after``."""
-    turns: deque[tuple[Lease, asyncio.Future[None]]] = field(default_factory=deque)
-    """Turns asked for (:meth:`Frontier.turn`), first come first served: token, waiter."""
 
     def maybe_pending_in_db(self) -> bool:
         return self.added > self.exhausted
@@ -127,30 +125,29 @@ class Frontier:
         self._signal = signal
         self._clock = clock
         self._wall_clock = retries.wall_clock
-        self._deferrals: dict[str, float] = {}
-        """Deferred hosts' not-before (Unix time), until the claim service has stored them."""
         self._random = random.Random()
-        self._window = max(MIN_WINDOW, 4 * politeness.per_host_concurrency)
+        window = max(MIN_WINDOW, 4 * politeness.per_host_concurrency)
+        self._claims: ClaimService[_Host] = ClaimService(store, window, self._claimed)
         self._hosts: dict[str, _Host] = {}
         self._due: list[tuple[float, int, _Host]] = []
         self._tiebreak = itertools.count()
         self._waiters: deque[asyncio.Future[Lease | None]] = deque()
-        self._refills: asyncio.Queue[_Host | None] = asyncio.Queue()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_due = float("inf")
         self._feedback = HostFeedback(
             self._slot, self._rescheduled, politeness=politeness, policy=retries, clock=clock
         )
-        self._turn_ids = itertools.count(1)
-        self._turn_hosts: set[_Host] = set()
-        """Hosts with a turn waiting (:meth:`turn`)."""
+        self._turns = Turns(
+            self._slot,
+            refused=self._no_turn,
+            changed=lambda slot: self._rescheduled(slot.host),
+            spacing=self._spacing,
+        )
         # The counters below are the frontier's own: callers read them through counts().
         self._state = FrontierState.NEW
         self._in_flight = 0
         self._uncommitted = 0
         """Outcomes released to the sink and not committed yet."""
-        self._claims_running = 0
-        """Claims (and deferrals) queued for the claim service or running in it."""
         self._holds = 0
         """Work outside the frontier that may still add URLs (e.g. reading a sitemap)."""
         self._recorded_before = 0
@@ -187,49 +184,14 @@ class Frontier:
         self.on_committed(0, await self._store.pending_hosts())
 
     async def run(self) -> None:
-        """The claim service: refills host windows from the database until the frontier closes.
-
-        Every host queued for a refill while the previous claim ran goes into the next one,
-        as one transaction: claims share the single database writer with the sink, and one
-        claim per host left most hosts waiting behind it when many start at once.
-        """
-        while (batch := await self._next_claims()) is not None:
-            try:
-                if self._deferrals:  # before any claim: a claim skips a deferred host
-                    deferrals, self._deferrals = self._deferrals, {}
-                    await self._store.defer_hosts(list(deferrals.items()))
-                hosts = [host for host in dict.fromkeys(batch) if not host.deferred]
-                generations = [host.added for host in hosts]
-                wants = [(host.slot.host, self._window - len(host.slot.window)) for host in hosts]
-                claimed = await self._store.claim(wants) if wants else {}
-            finally:
-                for host in batch:
-                    host.refilling = False
-                    self._claims_running -= 1
-                    self._refills.task_done()
-            for host, generation, (name, want) in zip(hosts, generations, wants, strict=True):
-                if host.deferred:
-                    continue  # deferred while claiming: storing that hands these URLs back
-                leases = claimed.get(name, [])
-                if len(leases) < want:
-                    host.exhausted = generation
-                host.slot.window.extend(leases)
-                self._queue(host)
-            self._dispatch()
-
-    async def _next_claims(self) -> list[_Host] | None:
-        """Every host queued for a refill, once there is one; None when the frontier closes."""
-        batch = [await self._refills.get()]
-        while not self._refills.empty():
-            batch.append(self._refills.get_nowait())
-        if self._state is FrontierState.STOPPED:
-            return None
-        return [host for host in batch if host is not None]
+        """The claim service (:mod:`crawler.claims`): refills host windows from the database
+        until the frontier stops."""
+        await self._claims.run()
 
     async def _claims_settled(self) -> None:
         """Return once no claim is queued or running: what is in memory is all there is. (For
         tests, which ask for a lease only once the database has had its say.)"""
-        await self._refills.join()
+        await self._claims.settled()
 
     def stop(self) -> None:
         """Stop handing out work: waiting workers get None, waiting turns
@@ -244,9 +206,8 @@ class Frontier:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)
-        for host in list(self._turn_hosts):
-            self._refuse_turns(host, "the crawl is stopping")
-        self._refills.put_nowait(None)
+        self._turns.refuse_all("the crawl is stopping")
+        self._claims.stop()
 
     def _on_abort(self, reason: AbortReason) -> None:
         self.stop()
@@ -310,71 +271,27 @@ class Frontier:
         host.deferred = True
         host.slot.window.clear()  # leased in the database: storing the deferral hands them back
         host.slot.retries.clear()
-        self._refuse_turns(host, "the host is deferred for this run")
-        name = host.slot.host
-        until = self._wall_clock() + seconds
-        self._deferrals[name] = max(until, self._deferrals.get(name, until))
-        self._claims_running += 1  # the claim service stores it; the run cannot end before
-        self._refills.put_nowait(host)
+        self._turns.refuse(host.slot.host, "the host is deferred for this run")
+        self._claims.defer(host, self._wall_clock() + seconds)  # the run cannot end before
         self._dispatch()
 
     # -- requests that are not a lease's --------------------------------------------------------
 
-    @asynccontextmanager
-    async def turn(self, url: str) -> AsyncIterator[None]:
+    def turn(self, url: str) -> AbstractAsyncContextManager[None]:
         """``async with frontier.turn(url):`` send one request for ``url`` that is not a
-        lease's (a sitemap file) inside the block. Entering waits for a turn of the host given
-        out like a lease's, in the same slot: the host's concurrency cap, its delay (from
-        when the request is sent, :meth:`request_sent`) and its cooldown hold for it too.
-        Leaving gives the place under the cap back. Raises
+        lease's (a sitemap file) inside the block (:mod:`crawler.turns`). Entering waits for a
+        turn of the host, given like a lease in the same slot: the host's concurrency cap,
+        its delay (from when the request is sent, :meth:`request_sent`) and its cooldown hold
+        for it too. Leaving gives the place under the cap back. Raises
         :class:`~crawler.errors.TurnRefused` if the host is deferred for this run or the
         frontier stops first. A turn is not work: it neither keeps the crawl from finishing
         (see :meth:`hold`) nor counts against the page budget."""
-        host = self._host(host_key(url))
-        if host.deferred or self._state is FrontierState.STOPPED:
-            raise TurnRefused(f"no turn for {url}: the host is deferred or the crawl stopping")
-        token = Lease(-next(self._turn_ids), url, host.slot.host, 0)  # no database id
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        host.turns.append((token, waiter))
-        self._turn_hosts.add(host)
-        self._dispatch()
-        try:
-            await waiter
-        except asyncio.CancelledError:
-            if waiter.cancelled():  # not given yet: give up the place in the queue
-                host.turns = deque(turn for turn in host.turns if turn[1] is not waiter)
-            elif waiter.exception() is None:  # given just as we were cancelled
-                self._end_turn(host, token)
-            raise
-        try:
-            yield
-        finally:
-            self._end_turn(host, token)
+        return self._turns.turn(url)
 
-    def _grant_turns(self, now: float) -> None:
-        """Give the turns whose host allows a request to start now."""
-        for host in list(self._turn_hosts):
-            slot = host.slot
-            while host.turns and (ready := slot.turn_at()) is not None and ready <= now:
-                token, waiter = host.turns.popleft()
-                if not waiter.done():  # else its task was cancelled while waiting
-                    slot.reserve(token, now, self._spacing(slot.delay))
-                    waiter.set_result(None)
-            if not host.turns:
-                self._turn_hosts.discard(host)
-            self._queue(host)  # its leases wait behind the turns given
-
-    def _refuse_turns(self, host: _Host, why: str) -> None:
-        while host.turns:
-            token, waiter = host.turns.popleft()
-            if not waiter.done():
-                waiter.set_exception(TurnRefused(f"no turn for {token.url}: {why}"))
-        self._turn_hosts.discard(host)
-
-    def _end_turn(self, host: _Host, token: Lease) -> None:
-        host.slot.finish(token)
-        self._queue(host)
-        self._dispatch()
+    def _no_turn(self, name: str) -> str | None:
+        if self._state is FrontierState.STOPPED:
+            return "the crawl is stopping"
+        return "the host is deferred for this run" if self._host(name).deferred else None
 
     # -- what the engine learns about a host ---------------------------------------------------
 
@@ -429,6 +346,11 @@ class Frontier:
         self._queue(self._host(name))
         self._dispatch()
 
+    def _claimed(self, hosts: Sequence[_Host]) -> None:
+        for host in hosts:
+            self._queue(host)
+        self._dispatch()
+
     def _finish(self, lease: Lease, fetched: bool = True) -> _Host:
         host = self._hosts[lease.host]
         host.slot.finish(lease, fetched)
@@ -442,16 +364,8 @@ class Frontier:
         if due is not None and due != host.due:
             host.due = due
             heapq.heappush(self._due, (due, next(self._tiebreak), host))
-        if (
-            not host.refilling
-            and not host.deferred
-            and len(host.slot.window) < self._window // 2
-            and host.maybe_pending_in_db()
-            and self._state is FrontierState.RUNNING
-        ):
-            host.refilling = True
-            self._claims_running += 1
-            self._refills.put_nowait(host)
+        if self._state is FrontierState.RUNNING:
+            self._claims.refill(host)  # its window may be running low
 
     @property
     def _budget_spent(self) -> bool:
@@ -471,8 +385,9 @@ class Frontier:
         if self._state is not FrontierState.RUNNING:
             return
         now = self._clock()
-        if self._turn_hosts:  # first: a turn waits only for its host, never for a worker
-            self._grant_turns(now)
+        if self._turns:  # first: a turn waits only for its host, never for a worker
+            for slot in self._turns.give(now):
+                self._queue(self._hosts[slot.host])  # its leases wait behind the turn
         # Entries queued before the budget ran out may be early: they are checked again below.
         while self._waiters and self._due:
             due, _, host = self._due[0]
@@ -511,10 +426,8 @@ class Frontier:
         while self._due and self._due[0][2].due != self._due[0][0]:
             heapq.heappop(self._due)  # drop stale heads so the timer aims at a real one
         due = self._due[0][0] if self._waiters and self._due else float("inf")
-        for host in self._turn_hosts:
-            ready = host.slot.turn_at()
-            if ready is not None:
-                due = min(due, ready)
+        if self._turns and (turn := self._turns.earliest()) is not None:
+            due = min(due, turn)
         if due <= now or due == float("inf"):
             return
         if self._timer is not None:
@@ -535,7 +448,7 @@ class Frontier:
         self._dispatch()
 
     def _finished(self) -> bool:
-        if self._in_flight or self._uncommitted or self._claims_running or self._holds:
+        if self._in_flight or self._uncommitted or self._claims.running or self._holds:
             return False
         hosts = (h for h in self._hosts.values() if not h.deferred)  # theirs waits for later
         if self._budget_spent:  # only the URLs already charged to it are left to run
@@ -563,6 +476,6 @@ class Frontier:
         return (
             f"<Frontier {self._state.value} hosts={len(self._hosts)} windowed={windowed} "
             f"in_flight={self._in_flight} uncommitted={self._uncommitted} "
-            f"claims={self._claims_running} started={self._started} "
+            f"claims={self._claims.running} started={self._started} "
             f"waiting_workers={len(self._waiters)}>"
         )
