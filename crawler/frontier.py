@@ -12,9 +12,13 @@ How a URL moves::
         '-- reset when a run starts                retry() <------'       commit: done/failed
 
 Scheduling is decided synchronously (:meth:`_dispatch`): a heap of hosts keyed by the time they
-may next start a request; a free worker gets the earliest host that is due. A host waiting out
-its delay or a retry is *pending*, not finished, and holds no worker: a timer wakes the
-dispatcher when the earliest host becomes due.
+may next start a request (:mod:`crawler.schedule`); a free worker gets the earliest host that
+is due. A host waiting out its delay or a retry is *pending*, not finished, and holds no worker:
+a timer wakes the dispatcher when the earliest host becomes due. Windows are refilled by the
+claim service (:mod:`crawler.claims`, :meth:`run`). A request that is not a lease's (a sitemap
+file) takes a turn of its host's slot (:meth:`turn`, :mod:`crawler.turns`), given before the
+leases; what the crawl learns about a host goes to ``frontier.hosts``
+(:mod:`crawler.host_feedback`).
 
 The page budget (``crawl.max_pages``, counted across runs) is charged when a URL is handed out
 for the first time. Once it is spent no new URL starts, but URLs already charged still do: retries
@@ -34,8 +38,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import heapq
-import itertools
 import random
 import time
 from collections import deque
@@ -50,6 +52,7 @@ from crawler.host_feedback import HostFeedback
 from crawler.models import Lease
 from crawler.politeness import HostSlot
 from crawler.retries import RetryPolicy
+from crawler.schedule import Alarm, ReadyHeap
 from crawler.store import Store
 from crawler.turns import Turns
 from crawler.urls import host_key
@@ -94,7 +97,7 @@ class _Host:
     exhausted: int = 0
     refilling: bool = False
     due: float | None = None
-    """The time this host is queued under in the ready heap (None: not queued)."""
+    """The time this host is queued under in the ready heap (:class:`ReadyHeap`)."""
     deferred: bool = False
     """Given up on for this run: it asked to wait past ``politeness.max_retry_after``."""
 
@@ -129,11 +132,11 @@ class Frontier:
         window = max(MIN_WINDOW, 4 * politeness.per_host_concurrency)
         self._claims: ClaimService[_Host] = ClaimService(store, window, self._claimed)
         self._hosts: dict[str, _Host] = {}
-        self._due: list[tuple[float, int, _Host]] = []
-        self._tiebreak = itertools.count()
+        self._ready: ReadyHeap[_Host] = ReadyHeap()
         self._waiters: deque[asyncio.Future[Lease | None]] = deque()
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_due = float("inf")
+        self._alarm = Alarm(self._dispatch)
+        """Wakes the dispatcher when the earliest waiting host (or turn) becomes due. (Every
+        :meth:`lease` decides again too, so a test that moves its clock only has to ask.)"""
         self._feedback = HostFeedback(
             self._slot, self._rescheduled, politeness=politeness, policy=retries, clock=clock
         )
@@ -199,9 +202,7 @@ class Frontier:
         if self._state is FrontierState.STOPPED:
             return
         self._state = FrontierState.STOPPED
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._alarm.cancel()
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
@@ -238,28 +239,21 @@ class Frontier:
 
     def retry(self, lease: Lease, delay: float) -> None:
         """Fetch ``lease`` again after ``delay`` seconds (never by sleeping a worker)."""
-        host = self._finish(lease)
-        if host.deferred:  # its URLs wait for a later run (pending in the database)
-            self._dispatch()
-            return
-        host.slot.schedule_retry(
-            Lease(lease.id, lease.url, lease.host, lease.depth, lease.attempt + 1),
-            self._clock() + delay,
-        )
-        self._queue(host)
-        self._dispatch()
+        again = Lease(lease.id, lease.url, lease.host, lease.depth, lease.attempt + 1)
+        self._again(self._finish(lease), again, self._clock() + delay)
 
     def defer(self, lease: Lease) -> None:
         """Put ``lease`` back, unfetched and not counted as an attempt, ahead of its host's
         window: it starts again when the host's politeness allows (e.g. after the request that
         fetched the host's robots.txt). It stays charged to the page budget, so it goes back as
         a retry due now: once the budget is spent it still starts, and no new URL in its place."""
-        host = self._finish(lease, fetched=False)  # a robots.txt request, if any, was counted
-        if host.deferred:
-            self._dispatch()
-            return
-        host.slot.schedule_retry(lease, self._clock())
-        self._queue(host)
+        # fetched=False: a robots.txt request, if any, was counted when it was sent.
+        self._again(self._finish(lease, fetched=False), lease, self._clock())
+
+    def _again(self, host: _Host, lease: Lease, not_before: float) -> None:
+        if not host.deferred:  # else its URLs wait for a later run (pending in the database)
+            host.slot.schedule_retry(lease, not_before)
+            self._queue(host)
         self._dispatch()
 
     def defer_host(self, lease: Lease, seconds: float) -> None:
@@ -361,9 +355,8 @@ class Frontier:
     def _queue(self, host: _Host) -> None:
         """Put ``host`` in the ready heap under its current due time (if it has one)."""
         due = self._ready_at(host)
-        if due is not None and due != host.due:
-            host.due = due
-            heapq.heappush(self._due, (due, next(self._tiebreak), host))
+        if due is not None:
+            self._ready.push(host, due)
         if self._state is FrontierState.RUNNING:
             self._claims.refill(host)  # its window may be running low
 
@@ -389,14 +382,7 @@ class Frontier:
             for slot in self._turns.give(now):
                 self._queue(self._hosts[slot.host])  # its leases wait behind the turn
         # Entries queued before the budget ran out may be early: they are checked again below.
-        while self._waiters and self._due:
-            due, _, host = self._due[0]
-            if due > now:
-                break
-            heapq.heappop(self._due)
-            if host.due != due:
-                continue  # a stale entry: the host was re-queued under another time
-            host.due = None
+        while self._waiters and (host := self._ready.pop_due(now)) is not None:
             ready = self._ready_at(host)
             if ready is None or ready > now:  # its state (or the budget) changed since queued
                 self._queue(host)
@@ -423,29 +409,11 @@ class Frontier:
         return delay * self._random.uniform(1 - jitter, 1 + jitter)
 
     def _arm_timer(self, now: float) -> None:
-        while self._due and self._due[0][2].due != self._due[0][0]:
-            heapq.heappop(self._due)  # drop stale heads so the timer aims at a real one
-        due = self._due[0][0] if self._waiters and self._due else float("inf")
+        due = self._ready.earliest() if self._waiters else None
         if self._turns and (turn := self._turns.earliest()) is not None:
-            due = min(due, turn)
-        if due <= now or due == float("inf"):
-            return
-        if self._timer is not None:
-            if self._timer_due <= due:
-                return
-            self._timer.cancel()
-        self._timer_due = due
-        self._timer = asyncio.get_running_loop().call_later(due - now, self._wake)
-
-    def _wake(self) -> None:
-        """Decide again what is due now: the timer calls this when the earliest waiting host
-        becomes due, or a waiting turn's host. (Every :meth:`lease` decides again too, so a
-        test that moves its clock by hand only has to ask.)"""
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = None
-        self._timer_due = float("inf")
-        self._dispatch()
+            due = turn if due is None else min(due, turn)
+        if due is not None and due > now:
+            self._alarm.ring_at(due, now)
 
     def _finished(self) -> bool:
         if self._in_flight or self._uncommitted or self._claims.running or self._holds:
