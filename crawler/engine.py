@@ -7,7 +7,7 @@
         inner TaskGroup: N workers      crawler.worker: lease → robots → fetch → extract → sink
 
 Nesting encodes the shutdown order: workers end first (the frontier ran out of work, or the
-abort signal closed it and in-flight fetches finished within the grace period, or were
+abort signal stopped it and in-flight fetches finished within the grace period, or were
 cancelled on the wire when it ran out: ``Worker.cut_off``; a page already received is extracted
 and handed to the sink either way), then the sink writes what is queued, then the services
 stop, then the client and the database close. A second signal cancels the whole run: every
