@@ -7,7 +7,7 @@
         inner TaskGroup: N workers      crawler.worker: lease → robots → fetch → extract → sink
 
 Nesting encodes the shutdown order: workers end first (the frontier ran out of work, or the
-abort signal closed it and in-flight fetches finished within the grace period, or were
+abort signal stopped it and in-flight fetches finished within the grace period, or were
 cancelled on the wire when it ran out: ``Worker.cut_off``; a page already received is extracted
 and handed to the sink either way), then the sink writes what is queued, then the services
 stop, then the client and the database close. A second signal cancels the whole run: every
@@ -110,7 +110,7 @@ class Crawl:
         self.config = config
         self.on_response = on_response
         self.frontier: Frontier | None = None
-        """Set while running: for progress displays and metrics (``snapshot()``)."""
+        """Set while running: for progress displays and metrics (``counts()``)."""
         self.seeds = list(seeds)
         self.db_path = db_path
         self.signal = signal
@@ -186,13 +186,16 @@ class Crawl:
             await frontier.open(self.seeds)
             await self._traps.resume(store)
             gate = RobotsGate(
-                robots, frontier=frontier, sink=sink, stats=self.stats, sitemaps=extras.sitemaps
+                robots,
+                hosts=frontier.hosts,
+                sink=sink,
+                stats=self.stats,
+                sitemaps=extras.sitemaps,
             )
             worker = Worker(
-                retries,
+                frontier,
                 self.stats,
                 self._traps,
-                frontier=frontier,
                 fetcher=fetcher,
                 extractor=extractor,
                 sink=sink,
@@ -207,7 +210,7 @@ class Crawl:
                     await self._run_workers(worker)
                 finally:
                     # Sync steps first: they must happen even when we are being cancelled.
-                    frontier.close()
+                    frontier.stop()
                     extras.workers_done()
                 await sink.finish()  # not on cancellation: the writer may be gone by then
                 await asyncio.wait([writer])  # so the final progress shows what was written

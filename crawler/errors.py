@@ -17,6 +17,7 @@
             ├── InvalidResponse       the server broke the HTTP protocol
             │   └── UnsupportedEncoding   a Content-Encoding that was not asked for (fetch.py)
             ├── UnsupportedURL        the URL cannot be requested
+            ├── TurnRefused           the frontier gives the host no more turns this run
             ├── AddressBlocked        the address guard refused the host's address; recorded
             │                         as skipped, not failed (addresses.py)
             └── InternalError         anything else raised while handling one URL
@@ -126,6 +127,13 @@ class InvalidResponse(PermanentError):
 
 class UnsupportedURL(PermanentError):
     reason = "unsupported_url"
+
+
+class TurnRefused(PermanentError):
+    """A request that is not a lease's (a sitemap file) gets no turn of its host: the host is
+    deferred for this run, or the crawl is stopping (``Frontier.turn``)."""
+
+    reason = "turn_refused"
 
 
 class InternalError(PermanentError):

@@ -12,9 +12,13 @@ How a URL moves::
         '-- reset when a run starts                retry() <------'       commit: done/failed
 
 Scheduling is decided synchronously (:meth:`_dispatch`): a heap of hosts keyed by the time they
-may next start a request; a free worker gets the earliest host that is due. A host waiting out
-its delay or a retry is *pending*, not finished, and holds no worker: a timer wakes the
-dispatcher when the earliest host becomes due.
+may next start a request (:mod:`crawler.schedule`); a free worker gets the earliest host that
+is due. A host waiting out its delay or a retry is *pending*, not finished, and holds no worker:
+a timer wakes the dispatcher when the earliest host becomes due. Windows are refilled by the
+claim service (:mod:`crawler.claims`, :meth:`run`). A request that is not a lease's (a sitemap
+file) takes a turn of its host's slot (:meth:`turn`, :mod:`crawler.turns`), given before the
+leases; what the crawl learns about a host goes to ``frontier.hosts``
+(:mod:`crawler.host_feedback`).
 
 The page budget (``crawl.max_pages``, counted across runs) is charged when a URL is handed out
 for the first time. Once it is spent no new URL starts, but URLs already charged still do: retries
@@ -34,20 +38,23 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import heapq
-import itertools
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 from crawler.abort import AbortReason, AbortSignal
+from crawler.claims import ClaimService
 from crawler.config import PolitenessSection
+from crawler.host_feedback import HostFeedback
 from crawler.models import Lease
 from crawler.politeness import HostSlot
 from crawler.retries import RetryPolicy
+from crawler.schedule import Alarm, ReadyHeap
 from crawler.store import Store
+from crawler.turns import Turns
 from crawler.urls import host_key
 
 Clock = Callable[[], float]
@@ -59,12 +66,14 @@ MIN_WINDOW = 32
 class FrontierState(enum.Enum):
     NEW = "new"
     RUNNING = "running"
-    CLOSED = "closed"
+    STOPPED = "stopped"
     """Finished or aborted: ``lease()`` returns None from now on."""
 
 
 @dataclass(frozen=True, slots=True)
-class FrontierSnapshot:
+class FrontierCounts:
+    """What the frontier holds now (:meth:`Frontier.counts`), for progress and metrics."""
+
     state: str
     hosts: int
     hosts_cooling_down: int
@@ -84,12 +93,11 @@ class FrontierSnapshot:
 class _Host:
     slot: HostSlot
     added: int = 0
-    """Bumped whenever URLs for this host may have been added to the database."""
+    """See :class:`crawler.claims.ClaimedHost`, as ``exhausted``."""
     exhausted: int = 0
-    """The value of ``added`` when a claim last came back short: equal means none left."""
     refilling: bool = False
     due: float | None = None
-    """The time this host is queued under in the ready heap (None: not queued)."""
+    """The time this host is queued under in the ready heap (:class:`ReadyHeap`)."""
     deferred: bool = False
     """Given up on for this run: it asked to wait past ``politeness.max_retry_after``."""
 
@@ -120,24 +128,29 @@ class Frontier:
         self._signal = signal
         self._clock = clock
         self._wall_clock = retries.wall_clock
-        self._deferrals: dict[str, float] = {}
-        """Deferred hosts' not-before (Unix time), until the claim service has stored them."""
         self._random = random.Random()
-        self._window = max(MIN_WINDOW, 4 * politeness.per_host_concurrency)
+        window = max(MIN_WINDOW, 4 * politeness.per_host_concurrency)
+        self._claims: ClaimService[_Host] = ClaimService(store, window, self._claimed)
         self._hosts: dict[str, _Host] = {}
-        self._due: list[tuple[float, int, _Host]] = []
-        self._tiebreak = itertools.count()
+        self._ready: ReadyHeap[_Host] = ReadyHeap()
         self._waiters: deque[asyncio.Future[Lease | None]] = deque()
-        self._refills: asyncio.Queue[_Host | None] = asyncio.Queue()
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_due = float("inf")
-        # The counters below are the frontier's own: callers read them through snapshot().
+        self._alarm = Alarm(self._dispatch)
+        """Wakes the dispatcher when the earliest waiting host (or turn) becomes due. (Every
+        :meth:`lease` decides again too, so a test that moves its clock only has to ask.)"""
+        self._feedback = HostFeedback(
+            self._slot, self._rescheduled, politeness=politeness, policy=retries, clock=clock
+        )
+        self._turns = Turns(
+            self._slot,
+            refused=self._no_turn,
+            changed=lambda slot: self._rescheduled(slot.host),
+            spacing=self._spacing,
+        )
+        # The counters below are the frontier's own: callers read them through counts().
         self._state = FrontierState.NEW
         self._in_flight = 0
         self._uncommitted = 0
         """Outcomes released to the sink and not committed yet."""
-        self._claims_running = 0
-        """Claims (and deferrals) queued for the claim service or running in it."""
         self._holds = 0
         """Work outside the frontier that may still add URLs (e.g. reading a sitemap)."""
         self._recorded_before = 0
@@ -145,6 +158,11 @@ class Frontier:
         self._started = 0
         """URLs handed out for the first time in this run: what the page budget charges
         (retries and deferred leases handed out again are not counted again)."""
+
+    @property
+    def hosts(self) -> HostFeedback:
+        """Where the worker and the robots gate say what they learnt about a host."""
+        return self._feedback
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -169,66 +187,31 @@ class Frontier:
         self.on_committed(0, await self._store.pending_hosts())
 
     async def run(self) -> None:
-        """The claim service: refills host windows from the database until the frontier closes.
-
-        Every host queued for a refill while the previous claim ran goes into the next one,
-        as one transaction: claims share the single database writer with the sink, and one
-        claim per host left most hosts waiting behind it when many start at once.
-        """
-        while (batch := await self._next_claims()) is not None:
-            try:
-                if self._deferrals:  # before any claim: a claim skips a deferred host
-                    deferrals, self._deferrals = self._deferrals, {}
-                    await self._store.defer_hosts(list(deferrals.items()))
-                hosts = [host for host in dict.fromkeys(batch) if not host.deferred]
-                generations = [host.added for host in hosts]
-                wants = [(host.slot.host, self._window - len(host.slot.window)) for host in hosts]
-                claimed = await self._store.claim(wants) if wants else {}
-            finally:
-                for host in batch:
-                    host.refilling = False
-                    self._claims_running -= 1
-                    self._refills.task_done()
-            for host, generation, (name, want) in zip(hosts, generations, wants, strict=True):
-                if host.deferred:
-                    continue  # deferred while claiming: storing that hands these URLs back
-                leases = claimed.get(name, [])
-                if len(leases) < want:
-                    host.exhausted = generation
-                host.slot.window.extend(leases)
-                self._queue(host)
-            self._dispatch()
-
-    async def _next_claims(self) -> list[_Host] | None:
-        """Every host queued for a refill, once there is one; None when the frontier closes."""
-        batch = [await self._refills.get()]
-        while not self._refills.empty():
-            batch.append(self._refills.get_nowait())
-        if self._state is FrontierState.CLOSED:
-            return None
-        return [host for host in batch if host is not None]
+        """The claim service (:mod:`crawler.claims`): refills host windows from the database
+        until the frontier stops."""
+        await self._claims.run()
 
     async def _claims_settled(self) -> None:
         """Return once no claim is queued or running: what is in memory is all there is. (For
         tests, which ask for a lease only once the database has had its say.)"""
-        await self._refills.join()
+        await self._claims.settled()
 
-    def close(self) -> None:
-        """Stop handing out work; waiting workers get None. Idempotent."""
-        if self._state is FrontierState.CLOSED:
+    def stop(self) -> None:
+        """Stop handing out work: waiting workers get None, waiting turns
+        :class:`~crawler.errors.TurnRefused`. Idempotent."""
+        if self._state is FrontierState.STOPPED:
             return
-        self._state = FrontierState.CLOSED
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._state = FrontierState.STOPPED
+        self._alarm.cancel()
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)
-        self._refills.put_nowait(None)
+        self._turns.refuse_all("the crawl is stopping")
+        self._claims.stop()
 
     def _on_abort(self, reason: AbortReason) -> None:
-        self.close()
+        self.stop()
 
     # -- the worker's side ---------------------------------------------------------------------
 
@@ -256,28 +239,21 @@ class Frontier:
 
     def retry(self, lease: Lease, delay: float) -> None:
         """Fetch ``lease`` again after ``delay`` seconds (never by sleeping a worker)."""
-        host = self._finish(lease)
-        if host.deferred:  # its URLs wait for a later run (pending in the database)
-            self._dispatch()
-            return
-        host.slot.schedule_retry(
-            Lease(lease.id, lease.url, lease.host, lease.depth, lease.attempt + 1),
-            self._clock() + delay,
-        )
-        self._queue(host)
-        self._dispatch()
+        again = Lease(lease.id, lease.url, lease.host, lease.depth, lease.attempt + 1)
+        self._again(self._finish(lease), again, self._clock() + delay)
 
     def defer(self, lease: Lease) -> None:
         """Put ``lease`` back, unfetched and not counted as an attempt, ahead of its host's
         window: it starts again when the host's politeness allows (e.g. after the request that
         fetched the host's robots.txt). It stays charged to the page budget, so it goes back as
         a retry due now: once the budget is spent it still starts, and no new URL in its place."""
-        host = self._finish(lease, fetched=False)  # a robots.txt request, if any, was counted
-        if host.deferred:
-            self._dispatch()
-            return
-        host.slot.schedule_retry(lease, self._clock())
-        self._queue(host)
+        # fetched=False: a robots.txt request, if any, was counted when it was sent.
+        self._again(self._finish(lease, fetched=False), lease, self._clock())
+
+    def _again(self, host: _Host, lease: Lease, not_before: float) -> None:
+        if not host.deferred:  # else its URLs wait for a later run (pending in the database)
+            host.slot.schedule_retry(lease, not_before)
+            self._queue(host)
         self._dispatch()
 
     def defer_host(self, lease: Lease, seconds: float) -> None:
@@ -289,22 +265,29 @@ class Frontier:
         host.deferred = True
         host.slot.window.clear()  # leased in the database: storing the deferral hands them back
         host.slot.retries.clear()
-        name = host.slot.host
-        until = self._wall_clock() + seconds
-        self._deferrals[name] = max(until, self._deferrals.get(name, until))
-        self._claims_running += 1  # the claim service stores it; the run cannot end before
-        self._refills.put_nowait(host)
+        self._turns.refuse(host.slot.host, "the host is deferred for this run")
+        self._claims.defer(host, self._wall_clock() + seconds)  # the run cannot end before
         self._dispatch()
 
-    # -- what the engine learns about a host ---------------------------------------------------
+    # -- requests that are not a lease's --------------------------------------------------------
 
-    def set_crawl_delay(self, host: str, crawl_delay: float | None) -> None:
-        """Apply robots.txt's Crawl-delay: the host's delay becomes the larger of it (capped)
-        and the configured delay."""
-        entry = self._host(host)
-        capped = min(crawl_delay or 0.0, self._politeness.max_crawl_delay)
-        entry.slot.set_delay(max(self._configured_delay(host), capped))
-        self._queue(entry)
+    def turn(self, url: str) -> AbstractAsyncContextManager[None]:
+        """``async with frontier.turn(url):`` send one request for ``url`` that is not a
+        lease's (a sitemap file) inside the block (:mod:`crawler.turns`). Entering waits for a
+        turn of the host, given like a lease in the same slot: the host's concurrency cap,
+        its delay (from when the request is sent, :meth:`request_sent`) and its cooldown hold
+        for it too. Leaving gives the place under the cap back. Raises
+        :class:`~crawler.errors.TurnRefused` if the host is deferred for this run or the
+        frontier stops first. A turn is not work: it neither keeps the crawl from finishing
+        (see :meth:`hold`) nor counts against the page budget."""
+        return self._turns.turn(url)
+
+    def _no_turn(self, name: str) -> str | None:
+        if self._state is FrontierState.STOPPED:
+            return "the crawl is stopping"
+        return "the host is deferred for this run" if self._host(name).deferred else None
+
+    # -- what the engine learns about a host ---------------------------------------------------
 
     def request_sent(self, url: str) -> None:
         """The request for ``url`` (a lease's, robots.txt, a sitemap) is being sent now: the
@@ -322,37 +305,6 @@ class Frontier:
             self._queue(entry)
             if self._state is FrontierState.RUNNING:
                 self._arm_timer(now)  # the host may have been waiting for this send
-
-    def delay_of(self, host: str) -> float:
-        return self._host(host).slot.delay
-
-    def cool_down(self, host: str, seconds: float) -> None:
-        """Start nothing on ``host`` for ``seconds`` (its URLs stay pending)."""
-        entry = self._host(host)
-        entry.slot.cool_down(self._clock() + seconds)
-        self._queue(entry)
-        self._dispatch()
-
-    def throttled(self, host: str, status: int, retry_after: float | None) -> float | None:
-        """``host`` answered 429/503 (already counted by :meth:`host_failed`). If that answer
-        speaks for the whole host (see :class:`HostSlot`), cool it down (Retry-After or
-        doubling) and return the seconds; None: it was one URL's answer, the host goes on."""
-        entry = self._host(host)
-        if not entry.slot.speaks_for_host(status):
-            return None
-        seconds = entry.slot.throttled(self._clock(), retry_after, self._retries)
-        self._queue(entry)
-        return seconds
-
-    def host_succeeded(self, host: str) -> None:
-        self._host(host).slot.succeeded()
-
-    def host_failed(self, host: str) -> bool:
-        """Count a failure of ``host``; True if its circuit breaker trips (the host pauses)."""
-        entry = self._host(host)
-        tripped = entry.slot.failed(self._clock(), self._retries)
-        self._queue(entry)
-        return tripped
 
     def hold(self) -> None:
         """Keep the crawl from finishing until :meth:`release_hold`: something that may still
@@ -377,21 +329,21 @@ class Frontier:
     def _host(self, name: str) -> _Host:
         host = self._hosts.get(name)
         if host is None:
-            override = self._politeness.hosts.get(name)
-            concurrency = override and override.concurrency
-            slot = HostSlot(
-                name,
-                concurrency or self._politeness.per_host_concurrency,
-                self._configured_delay(name),
-            )
-            host = self._hosts[name] = _Host(slot)
+            host = self._hosts[name] = _Host(HostSlot.configured(self._politeness, name))
         return host
 
-    def _configured_delay(self, name: str) -> float:
-        override = self._politeness.hosts.get(name)
-        if override is not None and override.delay is not None:
-            return override.delay
-        return self._politeness.per_host_delay
+    def _slot(self, name: str) -> HostSlot:
+        return self._host(name).slot
+
+    def _rescheduled(self, name: str) -> None:
+        """``name``'s slot changed (:class:`HostFeedback`): schedule the host again."""
+        self._queue(self._host(name))
+        self._dispatch()
+
+    def _claimed(self, hosts: Sequence[_Host]) -> None:
+        for host in hosts:
+            self._queue(host)
+        self._dispatch()
 
     def _finish(self, lease: Lease, fetched: bool = True) -> _Host:
         host = self._hosts[lease.host]
@@ -403,19 +355,10 @@ class Frontier:
     def _queue(self, host: _Host) -> None:
         """Put ``host`` in the ready heap under its current due time (if it has one)."""
         due = self._ready_at(host)
-        if due is not None and due != host.due:
-            host.due = due
-            heapq.heappush(self._due, (due, next(self._tiebreak), host))
-        if (
-            not host.refilling
-            and not host.deferred
-            and len(host.slot.window) < self._window // 2
-            and host.maybe_pending_in_db()
-            and self._state is FrontierState.RUNNING
-        ):
-            host.refilling = True
-            self._claims_running += 1
-            self._refills.put_nowait(host)
+        if due is not None:
+            self._ready.push(host, due)
+        if self._state is FrontierState.RUNNING:
+            self._claims.refill(host)  # its window may be running low
 
     @property
     def _budget_spent(self) -> bool:
@@ -435,15 +378,11 @@ class Frontier:
         if self._state is not FrontierState.RUNNING:
             return
         now = self._clock()
+        if self._turns:  # first: a turn waits only for its host, never for a worker
+            for slot in self._turns.give(now):
+                self._queue(self._hosts[slot.host])  # its leases wait behind the turn
         # Entries queued before the budget ran out may be early: they are checked again below.
-        while self._waiters and self._due:
-            due, _, host = self._due[0]
-            if due > now:
-                break
-            heapq.heappop(self._due)
-            if host.due != due:
-                continue  # a stale entry: the host was re-queued under another time
-            host.due = None
+        while self._waiters and (host := self._ready.pop_due(now)) is not None:
             ready = self._ready_at(host)
             if ready is None or ready > now:  # its state (or the budget) changed since queued
                 self._queue(host)
@@ -453,7 +392,7 @@ class Frontier:
                 self._queue(host)
                 continue
             charged = host.slot.retry_due(now)  # handed out before: already charged
-            lease = host.slot.start(now, self._spacing(host.slot.delay))
+            lease = host.slot.begin(now, self._spacing(host.slot.delay))
             self._in_flight += 1
             if not charged:
                 self._started += 1
@@ -461,7 +400,7 @@ class Frontier:
             self._queue(host)
         self._arm_timer(now)
         if self._finished():
-            self.close()
+            self.stop()
 
     def _spacing(self, delay: float) -> float:
         jitter = self._politeness.delay_jitter
@@ -470,41 +409,25 @@ class Frontier:
         return delay * self._random.uniform(1 - jitter, 1 + jitter)
 
     def _arm_timer(self, now: float) -> None:
-        while self._due and self._due[0][2].due != self._due[0][0]:
-            heapq.heappop(self._due)  # drop stale heads so the timer aims at a real one
-        if not self._waiters or not self._due or self._due[0][0] <= now:
-            return
-        due = self._due[0][0]
-        if self._timer is not None:
-            if self._timer_due <= due:
-                return
-            self._timer.cancel()
-        self._timer_due = due
-        self._timer = asyncio.get_running_loop().call_later(due - now, self._wake)
-
-    def _wake(self) -> None:
-        """Decide again what is due now: the timer calls this when the earliest waiting host
-        becomes due. (Every :meth:`lease` decides again too, so a test that moves its clock
-        by hand only has to ask.)"""
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = None
-        self._timer_due = float("inf")
-        self._dispatch()
+        due = self._ready.earliest() if self._waiters else None
+        if self._turns and (turn := self._turns.earliest()) is not None:
+            due = turn if due is None else min(due, turn)
+        if due is not None and due > now:
+            self._alarm.ring_at(due, now)
 
     def _finished(self) -> bool:
-        if self._in_flight or self._uncommitted or self._claims_running or self._holds:
+        if self._in_flight or self._uncommitted or self._claims.running or self._holds:
             return False
         hosts = (h for h in self._hosts.values() if not h.deferred)  # theirs waits for later
         if self._budget_spent:  # only the URLs already charged to it are left to run
             return not any(h.slot.retries for h in hosts)
         return not any(h.slot.has_work() or h.maybe_pending_in_db() for h in hosts)
 
-    def snapshot(self) -> FrontierSnapshot:
+    def counts(self) -> FrontierCounts:
         """Counts for progress displays and metrics; O(hosts), so for periodic use only."""
         now = self._clock()
         hosts = self._hosts.values()
-        return FrontierSnapshot(
+        return FrontierCounts(
             state=self._state.value,
             hosts=len(self._hosts),
             hosts_cooling_down=sum(1 for h in hosts if h.slot.cooldown_until > now),
@@ -521,6 +444,6 @@ class Frontier:
         return (
             f"<Frontier {self._state.value} hosts={len(self._hosts)} windowed={windowed} "
             f"in_flight={self._in_flight} uncommitted={self._uncommitted} "
-            f"claims={self._claims_running} started={self._started} "
+            f"claims={self._claims.running} started={self._started} "
             f"waiting_workers={len(self._waiters)}>"
         )

@@ -4,7 +4,8 @@ and the metrics endpoint.
 A sample combines four sources, each read at the cost it can afford:
 
 - the run's counters (:class:`~crawler.stats.Stats`): in memory, free;
-- the frontier's own counts (hosts, in flight, cooling down): O(hosts), synchronous, on the loop;
+- the frontier's counts (:meth:`~crawler.frontier.Frontier.counts`): O(hosts), synchronous,
+  on the loop;
 - the database's frontier counts (pending, leased, done, ... and the hosts with work left):
   queries over the ``frontier`` table, which grow with the crawl, so they run in a thread on
   a separate read-only connection (WAL: the reader never waits for the crawl's writer nor
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crawler.errors import StorageError
-from crawler.frontier import Frontier, FrontierSnapshot
+from crawler.frontier import Frontier, FrontierCounts
 from crawler.snapshot import read_snapshot
 from crawler.stats import Stats
 
@@ -176,7 +177,7 @@ class CrawlSample:
     breaker_trips: int
     latency_counts: tuple[int, ...]
     latency_sum: float
-    frontier: FrontierSnapshot | None
+    frontier: FrontierCounts | None
     """None before the frontier exists."""
     database: DatabaseCounts | None
     """None until the database was counted once."""
@@ -241,7 +242,7 @@ class Gauges:
             breaker_trips=stats.hosts_paused,
             latency_counts=tuple(stats.latency_counts),
             latency_sum=stats.latency_sum,
-            frontier=frontier.snapshot() if frontier is not None else None,
+            frontier=frontier.counts() if frontier is not None else None,
             database=database,
             loop_lag=self.lag.latest if self.lag else 0.0,
             loop_lag_peak=self.lag.peak if self.lag else 0.0,

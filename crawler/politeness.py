@@ -29,6 +29,7 @@ import itertools
 from collections import deque
 from dataclasses import dataclass, field
 
+from crawler.config import PolitenessSection
 from crawler.models import Lease
 from crawler.retries import RetryPolicy
 
@@ -38,6 +39,14 @@ HOST_WIDE_503_PATHS = 3
 """Distinct URLs failing in a row (this 503 included, no success between) from which a 503 is
 the host's answer rather than one path's: enough that a few broken pages among good ones never
 cool the whole host, few enough that a host down for maintenance gets only a few requests."""
+
+
+def configured_delay(politeness: PolitenessSection, host: str) -> float:
+    """``host``'s delay as configured: its ``[politeness.hosts]`` override, else the default."""
+    override = politeness.hosts.get(host)
+    if override is not None and override.delay is not None:
+        return override.delay
+    return politeness.per_host_delay
 
 
 @dataclass(slots=True, eq=False)
@@ -75,6 +84,17 @@ class HostSlot:
     tripped: bool = False
     """The circuit breaker is open: the host was paused and has not succeeded since."""
 
+    @classmethod
+    def configured(cls, politeness: PolitenessSection, host: str) -> HostSlot:
+        """A new slot for ``host`` with its configured concurrency and delay."""
+        override = politeness.hosts.get(host)
+        concurrency = override and override.concurrency
+        return cls(
+            host,
+            concurrency or politeness.per_host_concurrency,
+            configured_delay(politeness, host),
+        )
+
     def has_work(self) -> bool:
         return bool(self.window) or bool(self.retries)
 
@@ -82,27 +102,42 @@ class HostSlot:
         """Earliest time a request to this host may start, or None if none can be started
         (no work, or at the concurrency cap: a release will ask again). With ``new_urls``
         False only :attr:`retries` count (the window's URLs were never handed out)."""
-        if self.active >= self.concurrency or (self.delay and self.unsent is not None):
+        turn = self.turn_at()
+        if turn is None:
             return None
         if self.window and new_urls:
-            return max(self.next_start, self.cooldown_until)
+            return turn
         if self.retries:
-            return max(self.next_start, self.cooldown_until, self.retries[0][0])
+            return max(turn, self.retries[0][0])
         return None
 
-    def start(self, now: float, spacing: float | None = None) -> Lease:
-        """Take the next URL (a due retry first) and count the request as started at ``now``.
+    def turn_at(self) -> float | None:
+        """Earliest time the host's next request may start, whatever it is for; None while
+        the rules let none start (at the concurrency cap, or the last one not sent yet)."""
+        if self.active >= self.concurrency or (self.delay and self.unsent is not None):
+            return None
+        return max(self.next_start, self.cooldown_until)
 
-        Callers only start a slot whose :meth:`ready_at` is at or before ``now``.
+    def begin(self, now: float, spacing: float | None = None) -> Lease:
+        """Take the next URL (a due retry first): its request begins at ``now``.
+
+        Callers only begin a URL of a slot whose :meth:`ready_at` is at or before ``now``.
         """
         lease = heapq.heappop(self.retries)[2] if self.retry_due(now) else self.window.popleft()
-        self.active += 1
-        self.unsent = lease
-        self.next_start = now + (self.delay if spacing is None else spacing)
+        self.reserve(lease, now, spacing)
         return lease
 
+    def reserve(self, request: Lease, now: float, spacing: float | None = None) -> None:
+        """Count ``request`` (a URL handed out, or a turn for a request that is not a URL's,
+        see :meth:`crawler.frontier.Frontier.turn`) as begun at ``now``: it holds a place
+        under the concurrency cap until :meth:`finish`, and the next starts ``spacing`` (the
+        delay) later. Callers only reserve when :meth:`turn_at` is at or before ``now``."""
+        self.active += 1
+        self.unsent = request
+        self.next_start = now + (self.delay if spacing is None else spacing)
+
     def retry_due(self, now: float) -> bool:
-        """Whether :meth:`start` at ``now`` takes a retry rather than a URL of the window."""
+        """Whether :meth:`begin` at ``now`` takes a retry rather than a URL of the window."""
         return bool(self.retries) and self.retries[0][0] <= now
 
     def sent(self, now: float, spacing: float, url: str) -> None:
@@ -124,7 +159,7 @@ class HostSlot:
     def finish(self, lease: Lease, fetched: bool = True) -> None:
         """``lease``, handed out, is done with (recorded, or handed back for a retry).
         ``fetched`` False: no request went out for it (robots.txt forbids it, a trap budget,
-        the address guard), so the turn :meth:`start` reserved for it is given back, unless
+        the address guard), so the turn :meth:`reserve` took for it is given back, unless
         another URL of this host is still out: its reservation may be the one that counts."""
         if self.unsent is not None and self.unsent.id == lease.id:
             self.unsent = None  # it never went out (or did and failed): nothing to wait for

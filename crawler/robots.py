@@ -74,6 +74,7 @@ from protego._protego import (
 
 from crawler.config import PolitenessSection
 from crawler.errors import PageError
+from crawler.resource import AsyncResource, ResourceState
 from crawler.urls import canonicalize, host_key
 
 if TYPE_CHECKING:
@@ -226,7 +227,7 @@ def _regrouped(text: str) -> str:
     return "\n".join(out)
 
 
-class RobotsCache:
+class RobotsCache(AsyncResource):
     """robots.txt policies by origin, one small entry each, for the product ``token`` (as
     :func:`robots_token` gives it). Owns its fetch tasks: close it with :meth:`aclose` or
     ``async with`` (the module docstring gives the cancellation contract)."""
@@ -255,7 +256,6 @@ class RobotsCache:
         self._max_redirects = max_redirects
         self._policies: dict[str, RobotsPolicy] = {}
         self._fetching: dict[str, asyncio.Task[RobotsPolicy]] = {}
-        self._closed = False
 
     def cached(self, origin: str) -> RobotsPolicy | None:
         """The policy of ``origin`` if known and not expired, else None. Never fetches."""
@@ -271,7 +271,7 @@ class RobotsCache:
         policy = self.cached(origin)
         if policy is not None:
             return policy
-        if self._closed:
+        if self.state is ResourceState.CLOSED:
             raise RuntimeError("RobotsCache is closed")
         task = self._fetching.get(origin)
         if task is None:
@@ -290,9 +290,8 @@ class RobotsCache:
                 raise RuntimeError(f"RobotsCache closed while fetching {origin}") from None
             raise
 
-    async def aclose(self) -> None:
-        """Cancel the fetches in flight and wait for them to end. Idempotent."""
-        self._closed = True
+    async def _aclose(self) -> None:
+        """Cancel the fetches in flight and wait for them to end."""
         tasks = list(self._fetching.values())
         self._fetching.clear()
         for task in tasks:
@@ -300,16 +299,10 @@ class RobotsCache:
         if tasks:
             await asyncio.wait(tasks)
 
-    async def __aenter__(self) -> RobotsCache:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
     def __repr__(self) -> str:
         return (
             f"<RobotsCache origins={len(self._policies)} fetching={len(self._fetching)} "
-            f"closed={self._closed}>"
+            f"state={self.state.value}>"
         )
 
     def _forget(self, origin: str, task: asyncio.Task[RobotsPolicy]) -> None:

@@ -4,8 +4,9 @@ place a robots.txt answer goes from once it is learned.
 :meth:`RobotsGate.check` gets the origin's policy from the :class:`~crawler.robots.RobotsCache`
 (fetching it once per origin and expiry) and says whether the lease may be fetched. The first
 time a policy (or a refetched one) is seen, it is applied where it matters, each once: the
-host's Crawl-delay to the frontier, the record of it to the sink (written in the sink's next
-batch), the count to the stats, and the sitemaps it names to the sitemap seeder.
+host's Crawl-delay to the frontier's host feedback, the record of it to the sink (written in
+the sink's next batch), the count to the stats, and the sitemaps it names to the sitemap
+seeder.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import enum
 import logging
 
-from crawler.frontier import Frontier
+from crawler.host_feedback import HostFeedback
 from crawler.models import Lease, RobotsRecord
 from crawler.robots import RobotsCache, RobotsPolicy, origin_of
 from crawler.sink import Sink
@@ -42,13 +43,13 @@ class RobotsGate:
         self,
         cache: RobotsCache,
         *,
-        frontier: Frontier,
+        hosts: HostFeedback,
         sink: Sink,
         stats: Stats,
         sitemaps: SitemapSeeder | None,
     ) -> None:
         self._cache = cache
-        self._frontier = frontier
+        self._hosts = hosts
         self._sink = sink
         self._stats = stats
         self._sitemaps = sitemaps
@@ -70,14 +71,14 @@ class RobotsGate:
             return Verdict.UNREACHABLE, policy
         if not policy.allows(lease.url):
             return Verdict.DISALLOWED, policy
-        if fresh and self._frontier.delay_of(lease.host) > 0:
+        if fresh and self._hosts.delay(lease.host) > 0:
             # This slot's request went to robots.txt: the page waits its turn like any other.
             return Verdict.WAIT_TURN, policy
         return Verdict.FETCH, policy
 
     async def _learn(self, host: str, policy: RobotsPolicy) -> None:
         self._stats.robots_fetched += 1
-        self._frontier.set_crawl_delay(host, policy.crawl_delay)
+        self._hosts.set_crawl_delay(host, policy.crawl_delay)
         # Through the sink, in its next batch: waiting here for a transaction of its own
         # held this worker (and a host's first page) back at the start of a crawl.
         await self._sink.put(

@@ -116,7 +116,7 @@ class CrawlServices(AsyncResource):
                 scope=scope,
                 hold=frontier.hold,
                 release=frontier.release_hold,
-                delay_of=frontier.delay_of,
+                turn=frontier.turn,
                 max_url_length=config.crawl.max_url_length,
             )
             if config.sitemaps.enabled
@@ -173,7 +173,7 @@ class CrawlServices(AsyncResource):
             if archive is not None:
                 archive.finish()
         if self.sitemaps is not None:
-            self.sitemaps.close()
+            self.sitemaps.stop()
 
     def stop(self) -> None:
         """Everything is written: show the final progress, stop the probes."""

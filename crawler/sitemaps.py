@@ -16,8 +16,9 @@ Rules (each tested in ``tests/test_sitemaps.py``):
     document keeps the URLs read before the fault.
 3.  Limits per origin: ``sitemaps.max_files`` files read (indexes included), ``max_urls`` URLs
     offered. Origins are read ``sitemaps.concurrency`` at a time; the files of one origin one
-    after the other, spaced by the host's politeness delay (they do not go through the
-    frontier, so this is how they stay polite).
+    after the other, each request (a redirect's too) in a turn of its host given by the
+    frontier like a page's (``Frontier.turn``): the host's concurrency cap, delay, Crawl-delay
+    and cooldown space sitemap files and pages alike.
 4.  Only in-scope URLs count, canonicalized like links; sitemap files themselves must be in
     scope too. Redirects of sitemap files are followed (:data:`MAX_REDIRECTS`, in scope).
 5.  URLs are offered to the frontier after each file, at depth 0 (like seeds: they start the
@@ -29,7 +30,7 @@ Termination: a crawl whose only work left is reading sitemaps must not end befor
 arrive. :meth:`SitemapSeeder.discover` calls ``hold()`` synchronously, and each origin's job
 calls ``release()`` when it is over, after its URLs are committed (``add`` returns then: the
 crawl hands them to the sink, :meth:`crawler.sink.Sink.offer`); the frontier counts a hold as
-unfinished work. On :meth:`SitemapSeeder.close` the queued jobs are dropped and
+unfinished work. On :meth:`SitemapSeeder.stop` the queued jobs are dropped and
 running ones cancelled, every hold released.
 """
 
@@ -39,6 +40,7 @@ import asyncio
 import logging
 import zlib
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from io import BytesIO
 from typing import Literal
@@ -50,7 +52,7 @@ from crawler.config import SitemapsSection
 from crawler.errors import PageError
 from crawler.models import Response
 from crawler.robots import RobotsPolicy
-from crawler.urls import DEFAULT_MAX_URL_LENGTH, Scope, canonicalize, host_key
+from crawler.urls import DEFAULT_MAX_URL_LENGTH, Scope, canonicalize
 
 log = logging.getLogger("crawler")
 
@@ -64,6 +66,9 @@ FetchSitemap = Callable[[str], Awaitable[Response]]
 """GETs one URL (any type, bounded body); raises :class:`PageError` when no response came."""
 AddURLs = Callable[[Sequence[str]], Awaitable[None]]
 """Offers canonical URLs to the frontier; returns once they are stored."""
+TakeTurn = Callable[[str], AbstractAsyncContextManager[None]]
+"""``async with turn(url):`` waits for the turn of ``url``'s host to send a request for it
+(``Frontier.turn``); may raise :class:`PageError` (no turn will come)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +156,7 @@ class SitemapSeeder:
         scope: Scope,
         hold: Callable[[], None],
         release: Callable[[], None],
-        delay_of: Callable[[str], float] = lambda host: 0.0,
+        turn: TakeTurn,
         max_url_length: int = DEFAULT_MAX_URL_LENGTH,
     ) -> None:
         self.config = config
@@ -160,13 +165,13 @@ class SitemapSeeder:
         self._scope = scope
         self._hold = hold
         self._release = release
-        self._delay_of = delay_of
+        self._turn = turn
         self._max_url_length = max_url_length
         self._origins: set[str] = set()
         self._fetched: set[str] = set()
         self._jobs: asyncio.Queue[_Job | None] = asyncio.Queue()
         self._running: set[asyncio.Task[None]] = set()
-        self._closed = False
+        self._stopped = False
         self.files = 0
         """Sitemap files read (fetched with status 200)."""
         self.urls = 0
@@ -189,14 +194,14 @@ class SitemapSeeder:
     def discover(self, origin: str, sitemaps: Iterable[str]) -> None:
         """Read ``origin``'s sitemaps (``sitemaps``; empty: ``/sitemap.xml``), once per run.
         Synchronous: the hold is taken before this returns."""
-        if self._closed or origin in self._origins:
+        if self._stopped or origin in self._origins:
             return
         self._origins.add(origin)
         self._hold()
         self._jobs.put_nowait(_Job(origin, tuple(sitemaps) or (f"{origin}/sitemap.xml",)))
 
     async def run(self) -> None:
-        """Start a task per origin, ``config.concurrency`` reading at once, until closed."""
+        """Start a task per origin, ``config.concurrency`` reading at once, until stopped."""
         slots = asyncio.Semaphore(self.config.concurrency)
         async with asyncio.TaskGroup() as group:
             while (job := await self._jobs.get()) is not None:
@@ -204,11 +209,12 @@ class SitemapSeeder:
                 self._running.add(task)
                 task.add_done_callback(self._running.discard)
 
-    def close(self) -> None:
-        """Stop: drop queued jobs, cancel running ones (each releases its hold). Idempotent."""
-        if self._closed:
+    def stop(self) -> None:
+        """Drop queued jobs, cancel running ones (each releases its hold): :meth:`run` returns
+        once they have ended. Idempotent."""
+        if self._stopped:
             return
-        self._closed = True
+        self._stopped = True
         while not self._jobs.empty():
             if self._jobs.get_nowait() is not None:
                 self._release()
@@ -242,8 +248,6 @@ class SitemapSeeder:
             if url in self._fetched:
                 continue
             self._fetched.add(url)
-            if files:
-                await asyncio.sleep(self._delay_of(host_key(url)))  # politeness between files
             files += 1
             doc = await self._read(url, config.max_urls - offered)
             if doc is None:
@@ -279,7 +283,8 @@ class SitemapSeeder:
         target = url
         for _ in range(MAX_REDIRECTS + 1):
             try:
-                response = await self._fetch(target)
+                async with self._turn(target):
+                    response = await self._fetch(target)
             except PageError as error:
                 self._failed(url, error.reason, error.describe())
                 return None
@@ -325,5 +330,5 @@ class SitemapSeeder:
     def __repr__(self) -> str:
         return (
             f"<SitemapSeeder origins={len(self._origins)} running={len(self._running)} "
-            f"files={self.files} urls={self.urls} closed={self._closed}>"
+            f"files={self.files} urls={self.urls} stopped={self._stopped}>"
         )

@@ -2,9 +2,10 @@
 
 Workers are generic; every decision is asked of the part that owns it: the trap guard
 (budgets), the address guard (via the fetcher), the robots gate (:mod:`crawler.robots_gate`),
-the retry policy (which answers go again and when, :mod:`crawler.retries`), the frontier
-(scheduling retries, cooldowns, the circuit breaker, deferral), the extractor (the page rules,
-off the loop for HTML).
+the frontier (scheduling retries, deferral) and its host feedback
+(:mod:`crawler.host_feedback`: cooldowns, the circuit breaker, and the retry policy that says
+which answers go again and when, :mod:`crawler.retries`), the extractor (the page rules, off
+the loop for HTML).
 A worker never sleeps: whatever must wait goes back to the frontier with a not-before time.
 
 A lease has two phases. Until its response is received in full (robots.txt, the fetch) it is
@@ -31,7 +32,7 @@ from crawler.extractors import Extractor
 from crawler.fetch import Fetcher
 from crawler.frontier import Frontier
 from crawler.models import Lease, OnResponse, Outcome, Response
-from crawler.retries import RETRY_STATUSES, THROTTLE_STATUSES, RetryPolicy
+from crawler.retries import RETRY_STATUSES, THROTTLE_STATUSES
 from crawler.robots import RobotsPolicy
 from crawler.robots_gate import RobotsGate, Verdict
 from crawler.rows import rows_of
@@ -59,19 +60,21 @@ class Worker:
 
     def __init__(
         self,
-        retries: RetryPolicy,
+        frontier: Frontier,
         stats: Stats,
         traps: TrapGuard,
         *,
-        frontier: Frontier,
         fetcher: Fetcher,
         extractor: Extractor,
         sink: Sink,
         robots: RobotsGate | None,
         extras: Listeners,
     ) -> None:
-        """``robots`` None: robots.txt is not asked (``politeness.robots`` off)."""
-        self.retries = retries
+        """``frontier`` hands out the leases and, as ``frontier.hosts``, hears what is learnt
+        about their hosts and gives the retry policy. ``robots`` None: robots.txt is not asked
+        (``politeness.robots`` off)."""
+        self.hosts = frontier.hosts
+        self.retries = frontier.hosts.policy
         self.stats = stats
         self.traps = traps
         self.extras = extras
@@ -217,7 +220,7 @@ class Worker:
         # RFC 9309: an unreachable robots.txt means "disallow all" for now; the URL stays
         # pending and the host waits until robots.txt is asked again.
         wait = self.retries.robots_unreachable_retry
-        self.frontier.cool_down(lease.host, wait)
+        self.hosts.cool_down(lease.host, wait)
         if self._retry(lease, wait):
             return None
         detail = f"HTTP {policy.status}" if policy.status else "unreachable"
@@ -226,7 +229,6 @@ class Worker:
     async def _fetch(self, lease: Lease) -> Outcome | Response | None:
         """Fetch one lease: its response, its outcome if it failed, None if it was handed back
         for a retry."""
-        frontier = self.frontier
         try:
             # Checked in _handle; a changed DNS answer is caught again at connect time.
             response = await self.fetcher.fetch(lease.url, checked=True)
@@ -251,14 +253,14 @@ class Worker:
             counted = self._host_failed(lease, for_host=status == 429)
             delay = retry_after  # one path's answer: only this URL waits (None: backoff)
             if status in THROTTLE_STATUSES and counted:
-                cooldown = frontier.throttled(lease.host, status, retry_after)
+                cooldown = self.hosts.throttled(lease.host, status, retry_after)
                 if cooldown is not None:  # the host's answer: all its URLs wait
                     delay = cooldown
                     self.stats.throttled += 1
             if self._retry(lease, delay):
                 return None
         else:
-            frontier.host_succeeded(lease.host)
+            self.hosts.succeeded(lease.host)
         return response
 
     def _host_failed(self, lease: Lease, *, for_host: bool) -> bool:
@@ -270,7 +272,7 @@ class Worker:
         if lease.attempt and not for_host:
             return False
         host = lease.host
-        if self.frontier.host_failed(host):
+        if self.hosts.failed(host):
             self.stats.hosts_paused += 1
             log.warning(
                 "%s keeps failing: paused for %gs (circuit breaker)",

@@ -3,6 +3,7 @@ server-side condition with a deadline, a clock moved by hand."""
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import subprocess
 import sys
@@ -101,6 +102,13 @@ def assert_consistent(db: Path) -> None:
             "AND url NOT IN (SELECT url FROM pages)"
         ).fetchone()[0]
     assert (recorded_but_open, finished_without_page) == (0, 0)
+
+
+def min_gap(times: list[float]) -> float:
+    """The shortest time between two of ``times`` (at least two)."""
+    times = sorted(times)
+    assert len(times) >= 2
+    return min(b - a for a, b in itertools.pairwise(times))
 
 
 class FakeClock:

@@ -25,7 +25,7 @@ from crawler.demo import SiteServer, SiteSpec, expected_statuses
 from crawler.engine import Crawl, CrawlReport
 from crawler.models import Lease, Response
 from crawler.summary import format_text, read_summary
-from tests.helpers import database
+from tests.helpers import database, min_gap
 from tests.hostile_site import CORNER_BROKEN_EVERY, CORNER_PAGES, HostileSite
 
 pytestmark = pytest.mark.anyio
@@ -186,12 +186,6 @@ async def test_crawl_delay_is_respected_on_the_wire(site: HostileSite, tmp_path:
     site.robots_txt = b"User-agent: *\nAllow: /\n"
     await crawl(site, tmp_path, *pages)
     assert min_gap(site.request_times("/rate/")) < 0.2
-
-
-def min_gap(times: list[float]) -> float:
-    times = sorted(times)
-    assert len(times) >= 2
-    return min(b - a for a, b in itertools.pairwise(times))
 
 
 async def test_no_robots_flag_warns(tmp_path: Path) -> None:

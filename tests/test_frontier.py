@@ -11,6 +11,7 @@ import pytest
 
 from crawler.abort import AbortController, AbortReason
 from crawler.config import Config, load_config
+from crawler.errors import TurnRefused
 from crawler.frontier import Frontier, FrontierState
 from crawler.models import Lease, PageRecord
 from crawler.retries import RetryPolicy
@@ -49,12 +50,12 @@ async def running_frontier(
         async with anyio.create_task_group() as tg:
             tg.start_soon(frontier.run)
             yield frontier
-            frontier.close()
+            frontier.stop()
 
 
 def state(frontier: Frontier) -> FrontierState:
-    """The frontier's state, as its snapshot tells it."""
-    return FrontierState(frontier.snapshot().state)
+    """The frontier's state, as its counts tell it."""
+    return FrontierState(frontier.counts().state)
 
 
 async def try_lease(frontier: Frontier) -> Lease | str | None:
@@ -106,7 +107,7 @@ async def test_hands_out_seeds_in_order_then_finishes(tmp_path: Path) -> None:
             await record(frontier, store, lease)
         assert got == SEEDS
         assert await frontier.lease() is None
-        assert state(frontier) is FrontierState.CLOSED
+        assert state(frontier) is FrontierState.STOPPED
         assert (await store.state_counts())["done"] == 3
 
 
@@ -157,7 +158,7 @@ async def test_a_delayed_host_wakes_its_waiting_worker_by_itself(tmp_path: Path)
             with anyio.fail_after(5):
                 second = await frontier.lease()
             assert isinstance(second, Lease)
-            frontier.close()
+            frontier.stop()
 
 
 async def test_a_worker_waiting_on_an_unsent_request_is_woken_once_it_is_sent(
@@ -187,7 +188,7 @@ async def test_a_worker_waiting_on_an_unsent_request_is_woken_once_it_is_sent(
             with anyio.fail_after(5):
                 await handed_over.wait()
             assert isinstance(got[0], Lease)
-            frontier.close()
+            frontier.stop()
 
 
 async def test_with_two_allowed_the_next_url_waits_for_the_last_one_to_be_sent(
@@ -278,7 +279,7 @@ async def test_hosts_waiting_for_urls_together_are_claimed_together(tmp_path: Pa
         async with anyio.create_task_group() as tg:
             tg.start_soon(frontier.run)
             leases = [await frontier.lease() for _ in seeds]
-            frontier.close()
+            frontier.stop()
     assert sorted(lease.url for lease in leases if lease) == sorted(seeds)
     assert calls == [50]
 
@@ -290,7 +291,7 @@ async def test_page_budget_counts_earlier_runs(tmp_path: Path) -> None:
         assert isinstance(lease, Lease)
         await record(frontier, frontier._store, lease)
     async with running_frontier(tmp_path / "db", SEEDS, cfg) as frontier:
-        assert frontier.snapshot().recorded_before == 1
+        assert frontier.counts().recorded_before == 1
         lease = await frontier.lease()
         assert isinstance(lease, Lease)
         assert await try_lease(frontier) == "waiting"  # budget spent, one still in flight
@@ -312,7 +313,7 @@ async def test_abort_releases_waiting_workers(tmp_path: Path) -> None:
             await anyio.wait_all_tasks_blocked()
             controller.abort(AbortReason("test", 1))
         assert results == [None]
-        assert "closed" in repr(frontier)
+        assert "stopped" in repr(frontier)
 
 
 async def test_leases_of_a_stopped_run_go_back_to_pending(tmp_path: Path) -> None:
@@ -331,7 +332,7 @@ async def test_a_host_in_cooldown_is_pending_and_others_keep_working(tmp_path: P
     seeds = ["http://a.test/1", "http://a.test/2", "http://b.test/1", "http://b.test/2"]
     async with running_frontier(tmp_path / "db", seeds, cfg, clock) as frontier:
         await frontier._claims_settled()
-        frontier.cool_down("a.test", 30.0)
+        frontier.hosts.cool_down("a.test", 30.0)
         got = [await try_lease(frontier), await try_lease(frontier)]
         assert [lease.host for lease in got if isinstance(lease, Lease)] == ["b.test", "b.test"]
         assert await try_lease(frontier) == "waiting"  # a.test is pending, not finished
@@ -356,13 +357,13 @@ async def test_a_deferred_host_is_left_to_a_run_after_its_stored_time(tmp_path: 
         assert isinstance(other, Lease)
         assert other.host == "b.test"  # a.test's second URL is never handed out
         await record(frontier, frontier._store, other)
-        assert state(frontier) is FrontierState.CLOSED  # finished: a.test does not count as work
+        assert state(frontier) is FrontierState.STOPPED  # finished: a.test does not count as work
     async with Store(db) as store:
         assert (await store.state_counts())["pending"] == 2
         assert await store.host_deferrals(wall.now) == {"a.test": wall.now + 86400.0}
     wall.now += 86400.0 - 700.0  # a later run, still more than the cap ahead: left alone
     async with running_frontier(db, [], cfg, wall_clock=wall) as frontier:
-        assert state(frontier) is FrontierState.CLOSED
+        assert state(frontier) is FrontierState.STOPPED
     wall.now += 100.0  # 600 s ahead: within the cap, waited out in the run
     clock = FakeClock()
     async with running_frontier(db, [], cfg, clock, wall_clock=wall) as frontier:
@@ -389,10 +390,10 @@ async def test_crawl_delay_raises_the_delay_up_to_the_cap(tmp_path: Path) -> Non
     cfg = config(**{"politeness.per_host_concurrency": 5, "politeness.max_crawl_delay": 20.0,
                     "politeness.per_host_delay": 1.0})  # fmt: skip
     async with running_frontier(tmp_path / "db", SEEDS, cfg, clock) as frontier:
-        frontier.set_crawl_delay("a.test", 99.0)
-        assert frontier.delay_of("a.test") == 20.0
-        frontier.set_crawl_delay("a.test", 0.5)  # never below the configured delay
-        assert frontier.delay_of("a.test") == 1.0
+        frontier.hosts.set_crawl_delay("a.test", 99.0)
+        assert frontier.hosts.delay("a.test") == 20.0
+        frontier.hosts.set_crawl_delay("a.test", 0.5)  # never below the configured delay
+        assert frontier.hosts.delay("a.test") == 1.0
 
 
 async def test_jitter_spreads_the_delay(tmp_path: Path) -> None:
@@ -484,7 +485,7 @@ async def test_a_crawl_delay_learnt_from_robots_txt_spaces_the_page_from_that_re
         first = await try_lease(frontier)
         assert isinstance(first, Lease)
         frontier.request_sent("http://a.test/robots.txt")
-        frontier.set_crawl_delay(first.host, 2.0)
+        frontier.hosts.set_crawl_delay(first.host, 2.0)
         frontier.defer(first)
         assert await try_lease(frontier) == "waiting"
         clock.now += 2.0
@@ -504,7 +505,7 @@ async def test_a_retry_still_runs_once_the_budget_is_spent(tmp_path: Path) -> No
         await record(frontier, frontier._store, first)
         second = await try_lease(frontier)
         assert isinstance(second, Lease)
-        budget = frontier.snapshot()
+        budget = frontier.counts()
         assert budget.recorded_before + budget.started == cfg.crawl.max_pages  # spent
         frontier.retry(second, 5.0)  # e.g. a 503
         assert state(frontier) is FrontierState.RUNNING  # not finished: the retry is pending
@@ -516,7 +517,7 @@ async def test_a_retry_still_runs_once_the_budget_is_spent(tmp_path: Path) -> No
         assert await try_lease(frontier) == "waiting"  # finished only once it is recorded
         await record(frontier, frontier._store, again)
         assert await frontier.lease() is None
-        assert state(frontier) is FrontierState.CLOSED
+        assert state(frontier) is FrontierState.STOPPED
         assert (await frontier._store.state_counts())["done"] == 2
 
 
@@ -539,7 +540,7 @@ async def test_no_new_url_starts_once_the_budget_is_spent(tmp_path: Path) -> Non
         assert isinstance(again, Lease)
         assert (again.host, again.attempt) == ("a.test", 1)
         assert await try_lease(frontier) == "waiting"
-        assert frontier.snapshot().started == 2
+        assert frontier.counts().started == 2
         await record(frontier, frontier._store, again)
         assert await frontier.lease() is None
 
@@ -556,11 +557,99 @@ async def test_a_deferred_lease_keeps_its_place_in_the_budget(tmp_path: Path) ->
         assert sorted(leases) == ["a.test", "b.test"]
         await record(frontier, frontier._store, leases["a.test"])
         frontier.defer(leases["b.test"])
-        frontier.cool_down("b.test", 10.0)
+        frontier.hosts.cool_down("b.test", 10.0)
         assert await try_lease(frontier) == "waiting"  # not a.test/2 instead
         clock.now += 10.0
         again = await try_lease(frontier)
         assert again == leases["b.test"]
         await record(frontier, frontier._store, again)
         assert await frontier.lease() is None
-        assert frontier.snapshot().started == 2
+        assert frontier.counts().started == 2
+
+
+async def test_a_sitemap_request_takes_its_hosts_turn_like_a_page(tmp_path: Path) -> None:
+    # A page of a.test goes out at 1000: a sitemap file of a.test waits until 1010, then the
+    # next page waits until 1020. b.test's sitemap file, the negative control, goes at once.
+    clock = FakeClock()
+    cfg = config(**{"politeness.per_host_concurrency": 5, "politeness.per_host_delay": 10.0})
+    seeds = ["http://a.test/1", "http://a.test/2"]
+    async with running_frontier(tmp_path / "db", seeds, cfg, clock) as frontier:
+        page = await try_lease(frontier)
+        assert isinstance(page, Lease)
+        frontier.request_sent(page.url)
+        sent: dict[str, float] = {}
+        done = anyio.Event()
+
+        async def sitemap(url: str) -> None:
+            async with frontier.turn(url):
+                sent[url] = clock.now
+                frontier.request_sent(url)
+                await done.wait()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(sitemap, "http://a.test/sitemap.xml")
+            tg.start_soon(sitemap, "http://b.test/sitemap.xml")
+            await anyio.wait_all_tasks_blocked()
+            assert sent == {"http://b.test/sitemap.xml": 1000.0}
+            clock.now = 1009.9
+            assert await try_lease(frontier) == "waiting"
+            assert "http://a.test/sitemap.xml" not in sent
+            clock.now = 1010.0
+            assert await try_lease(frontier) == "waiting"  # the turn went to the sitemap
+            assert sent["http://a.test/sitemap.xml"] == 1010.0
+            clock.now = 1019.9
+            assert await try_lease(frontier) == "waiting"
+            clock.now = 1020.0
+            second = await try_lease(frontier)
+            assert isinstance(second, Lease)
+            assert second.url == "http://a.test/2"
+            done.set()
+
+
+async def test_a_turn_waits_out_its_hosts_cooldown_and_cap(tmp_path: Path) -> None:
+    clock = FakeClock()
+    async with running_frontier(tmp_path / "db", SEEDS, config(), clock) as frontier:
+        page = await try_lease(frontier)  # per_host_concurrency 1: the host is full
+        assert isinstance(page, Lease)
+        given = anyio.Event()
+
+        async def sitemap() -> None:
+            async with frontier.turn("http://a.test/sitemap.xml"):
+                given.set()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(sitemap)
+            await anyio.wait_all_tasks_blocked()
+            assert not given.is_set()  # at the cap
+            frontier.hosts.cool_down("a.test", 30.0)
+            await record(frontier, frontier._store, page)
+            await anyio.wait_all_tasks_blocked()
+            assert not given.is_set()  # cooling down
+            clock.now += 30.0
+            await try_lease(frontier)
+            await anyio.wait_all_tasks_blocked()
+            assert given.is_set()
+
+
+async def test_a_turn_is_refused_once_the_frontier_stops(tmp_path: Path) -> None:
+    async with running_frontier(tmp_path / "db", SEEDS, config()) as frontier:
+        page = await try_lease(frontier)
+        assert isinstance(page, Lease)
+        refused: list[BaseException] = []
+
+        async def sitemap() -> None:
+            try:
+                async with frontier.turn("http://a.test/sitemap.xml"):
+                    raise AssertionError("no turn while the host is full")
+            except TurnRefused as exc:
+                refused.append(exc)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(sitemap)
+            await anyio.wait_all_tasks_blocked()
+            assert refused == []
+            frontier.stop()
+        assert len(refused) == 1
+        with pytest.raises(TurnRefused):
+            async with frontier.turn("http://b.test/sitemap.xml"):
+                raise AssertionError("no turn once stopped")

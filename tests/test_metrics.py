@@ -17,7 +17,7 @@ from crawler.abort import AbortController
 from crawler.config import load_config
 from crawler.demo import SiteServer, SiteSpec
 from crawler.engine import Crawl
-from crawler.frontier import FrontierSnapshot
+from crawler.frontier import FrontierCounts
 from crawler.gauges import CrawlSample, DatabaseCountReader, DatabaseCounts, Gauges
 from crawler.metrics import MAX_CONNECTIONS, REQUEST_TIMEOUT, MetricsServer, exposition
 from crawler.stats import LATENCY_BUCKETS, Stats
@@ -58,7 +58,7 @@ def test_one_sample_value_by_value() -> None:
         breaker_trips=1,
         latency_counts=tuple(latency),
         latency_sum=42.0,
-        frontier=FrontierSnapshot("running", 3, 1, 1, 10, 4, 0, 20, 100),
+        frontier=FrontierCounts("running", 3, 1, 1, 10, 4, 0, 20, 100),
         database=DatabaseCounts(
             {"pending": 50, "leased": 14, "done": 108, "failed": 3, "skipped": 9}, 2
         ),

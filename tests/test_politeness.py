@@ -39,7 +39,7 @@ def test_a_fresh_slot_is_ready_at_once() -> None:
 
 def test_starts_are_spaced_by_the_delay() -> None:
     s = slot(concurrency=5, delay=1.5)
-    first = s.start(10.0)
+    first = s.begin(10.0)
     s.sent(10.0, 1.5, first.url)
     assert s.ready_at() == 11.5
 
@@ -49,7 +49,7 @@ def test_with_a_delay_nothing_starts_before_the_last_url_handed_out_is_sent() ->
     # at t=11.2: had the second started at 11, its request could reach the server before or
     # just after the first one's. It waits for that send and is spaced from it.
     s = slot(concurrency=2, delay=1.0)
-    first = s.start(10.0)
+    first = s.begin(10.0)
     assert s.ready_at() is None
     s.sent(11.2, 1.0, "http://h/robots.txt")  # another request of the host's: not the URL's
     assert s.ready_at() is None
@@ -59,27 +59,27 @@ def test_with_a_delay_nothing_starts_before_the_last_url_handed_out_is_sent() ->
 
 def test_a_url_that_never_goes_out_frees_its_host() -> None:
     s = slot(concurrency=2, delay=1.0)
-    first = s.start(10.0)
+    first = s.begin(10.0)
     s.finish(first, fetched=False)  # refused before any request (a connect that failed, say)
     assert s.ready_at() is not None
 
 
 def test_without_a_delay_unsent_urls_do_not_hold_the_host() -> None:
     s = slot(concurrency=2, delay=0.0)
-    s.start(10.0)
+    s.begin(10.0)
     assert s.ready_at() == 10.0
 
 
 def test_no_delay_means_ready_again_at_once() -> None:
     s = slot(concurrency=5, delay=0.0)
-    s.start(10.0)
+    s.begin(10.0)
     assert s.ready_at() == 10.0
 
 
 def test_concurrency_cap_blocks_until_a_request_finishes() -> None:
     s = slot(concurrency=2, delay=0.0)
-    first = s.start(0.0)
-    s.start(0.0)
+    first = s.begin(0.0)
+    s.begin(0.0)
     assert s.ready_at() is None
     s.finish(first)
     assert s.ready_at() == 0.0
@@ -87,7 +87,7 @@ def test_concurrency_cap_blocks_until_a_request_finishes() -> None:
 
 def test_urls_come_out_in_window_order() -> None:
     s = slot(concurrency=3, delay=0.0)
-    assert [s.start(0.0).id for _ in range(3)] == [0, 1, 2]
+    assert [s.begin(0.0).id for _ in range(3)] == [0, 1, 2]
 
 
 def test_a_retry_waits_for_its_not_before_time() -> None:
@@ -99,7 +99,7 @@ def test_a_retry_waits_for_its_not_before_time() -> None:
 
 def test_a_retry_also_obeys_the_delay() -> None:
     s = slot(urls=1, delay=5.0, concurrency=2)
-    s.sent(28.0, 5.0, s.start(28.0).url)  # next start allowed at 33
+    s.sent(28.0, 5.0, s.begin(28.0).url)  # next start allowed at 33
     s.schedule_retry(lease(7, attempt=1), not_before=30.0)
     assert s.ready_at() == 33.0
 
@@ -107,8 +107,8 @@ def test_a_retry_also_obeys_the_delay() -> None:
 def test_a_due_retry_goes_before_the_window() -> None:
     s = slot(urls=2, delay=0.0, concurrency=5)
     s.schedule_retry(lease(7, attempt=1), not_before=5.0)
-    assert s.start(1.0).id == 0  # the retry is not due yet
-    assert s.start(6.0).id == 7
+    assert s.begin(1.0).id == 0  # the retry is not due yet
+    assert s.begin(6.0).id == 7
 
 
 # -- cooldowns, throttling, circuit breaker ---------------------------------------------------

@@ -162,14 +162,15 @@ async def test_the_database_failing_still_ends_the_crawl(
     site: HostileSite, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The crawl's own machinery is not one URL's failure: a StorageError out of a worker's
-    # step (here the frontier's) ends the run; the CLI prints it as one line, exit 1.
+    # step (here the frontier's host feedback) ends the run; the CLI prints it as one line,
+    # exit 1.
     from crawler.errors import StorageError
-    from crawler.frontier import Frontier
+    from crawler.host_feedback import HostFeedback
 
-    def host_succeeded(self: Frontier, host: str) -> None:
+    def succeeded(self: HostFeedback, host: str) -> None:
         raise StorageError("cannot write to database: disk I/O error")
 
-    monkeypatch.setattr(Frontier, "host_succeeded", host_succeeded)
+    monkeypatch.setattr(HostFeedback, "succeeded", succeeded)
     with pytest.raises(ExceptionGroup) as info:
         await crawl(site, tmp_path, *PLAIN_PAGES)
     assert info.group_contains(StorageError, match="disk I/O error")

@@ -579,12 +579,12 @@ async def test_concurrent_callers_share_one_fetch() -> None:
         for _ in range(10):
             tg.start_soon(ask)
         await anyio.wait_all_tasks_blocked()
-        assert repr(cache) == "<RobotsCache origins=0 fetching=1 closed=False>"
+        assert repr(cache) == "<RobotsCache origins=0 fetching=1 state=new>"
         fetch.gate.set()
     assert fetch.calls == [ROBOTS]
     assert len(results) == 10
     assert all(r is results[0] for r in results)
-    assert repr(cache) == "<RobotsCache origins=1 fetching=0 closed=False>"
+    assert repr(cache) == "<RobotsCache origins=1 fetching=0 state=new>"
 
 
 async def test_each_origin_is_fetched_once() -> None:
@@ -594,7 +594,7 @@ async def test_each_origin_is_fetched_once() -> None:
         await cache.policy(ORIGIN)
         await cache.policy(other)
     assert fetch.calls == [ROBOTS, other + "/robots.txt"]
-    assert repr(cache) == "<RobotsCache origins=2 fetching=0 closed=False>"
+    assert repr(cache) == "<RobotsCache origins=2 fetching=0 state=new>"
 
 
 async def test_policy_rejects_a_non_origin() -> None:
@@ -656,10 +656,10 @@ async def test_aclose_cancels_fetches_in_flight() -> None:
     fetch.gate = asyncio.Event()
     waiter = asyncio.create_task(cache.policy(ORIGIN))
     await anyio.wait_all_tasks_blocked()
-    assert repr(cache) == "<RobotsCache origins=1 fetching=1 closed=False>"
+    assert repr(cache) == "<RobotsCache origins=1 fetching=1 state=new>"
     await cache.aclose()
     assert fetch.cancelled == 1
-    assert repr(cache) == "<RobotsCache origins=1 fetching=0 closed=True>"
+    assert repr(cache) == "<RobotsCache origins=1 fetching=0 state=closed>"
     with pytest.raises(RuntimeError, match="closed while fetching"):
         await waiter
     with pytest.raises(RuntimeError, match="closed"):
@@ -677,6 +677,6 @@ async def test_async_with_closes_the_cache() -> None:
         task = asyncio.create_task(cache.policy(ORIGIN))
         await anyio.wait_all_tasks_blocked()
     assert fetch.cancelled == 1
-    assert repr(cache) == "<RobotsCache origins=0 fetching=0 closed=True>"
+    assert repr(cache) == "<RobotsCache origins=0 fetching=0 state=closed>"
     with pytest.raises(RuntimeError):
         await task

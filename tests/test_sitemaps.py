@@ -4,6 +4,7 @@ demo site and of a site whose sitemaps break every rule (``tests/sitemap_site.py
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import sqlite3
 from collections.abc import Sequence
@@ -20,7 +21,7 @@ from crawler.errors import ConnectFailed
 from crawler.models import Response
 from crawler.sitemaps import SitemapSeeder, decompress, parse_sitemap
 from crawler.urls import Scope
-from tests.helpers import crawl_config, database, wait_until
+from tests.helpers import crawl_config, database, min_gap, wait_until
 from tests.servers import Gate
 from tests.sitemap_site import DISALLOWED, EXPECTED, NEVER, NS, SitemapSite, _bomb
 
@@ -31,6 +32,11 @@ def config(**overrides: object) -> Config:
 
 async def crawl(seed: str, db: Path, cfg: Config) -> CrawlReport:
     return await Crawl(cfg, [seed], db, AbortController().signal).run()
+
+
+def any_turn(url: str) -> contextlib.nullcontext[None]:
+    """A turn given at once: the seeder's own bookkeeping, without a frontier."""
+    return contextlib.nullcontext()
 
 
 def frontier_rows(db: Path) -> dict[str, tuple[str, int]]:
@@ -118,7 +124,7 @@ def test_gzip_is_inflated_within_the_cap() -> None:
 
 
 @pytest.mark.anyio
-async def test_close_cancels_reading_and_releases_every_hold() -> None:
+async def test_stop_cancels_reading_and_releases_every_hold() -> None:
     started = asyncio.Event()
     holds: list[int] = []
 
@@ -137,6 +143,7 @@ async def test_close_cancels_reading_and_releases_every_hold() -> None:
         scope=Scope(["a.test", "b.test"]),
         hold=lambda: holds.append(1),
         release=lambda: holds.append(-1),
+        turn=any_turn,
     )
     seeder.discover("http://a.test", ())
     seeder.discover("http://b.test", ())  # queued behind a.test (concurrency 1)
@@ -145,7 +152,7 @@ async def test_close_cancels_reading_and_releases_every_hold() -> None:
     async with asyncio.timeout(10), asyncio.TaskGroup() as group:
         group.create_task(seeder.run())
         await started.wait()
-        seeder.close()
+        seeder.stop()
     assert sum(holds) == 0
     assert len(holds) == 4
 
@@ -183,6 +190,7 @@ async def test_failures_are_logged_and_reading_goes_on(caplog: pytest.LogCapture
         scope=Scope(["a.test"]),
         hold=lambda: holds.append(1),
         release=release,
+        turn=any_turn,
     )
     seeder.discover(
         "http://a.test",
@@ -191,7 +199,7 @@ async def test_failures_are_logged_and_reading_goes_on(caplog: pytest.LogCapture
     async with asyncio.timeout(10), asyncio.TaskGroup() as group:
         task = group.create_task(seeder.run())
         await done.wait()  # the job releases its hold when it is over
-        seeder.close()
+        seeder.stop()
     assert task.done()
     assert added == ["http://a.test/ok.xml/p"]
     assert seeder.failures == 2
@@ -259,6 +267,25 @@ async def test_limits_per_origin(tmp_path: Path) -> None:
     assert len(frontier_rows(tmp_path / "urls.db")) == 1 + 3
     # Two files: the index (its children are not read) and moved.xml (-> e.xml).
     assert set(frontier_rows(tmp_path / "files.db")) == {"/", "/p/e1"}
+
+
+@pytest.mark.anyio
+async def test_sitemap_files_and_pages_of_a_host_keep_its_delay(tmp_path: Path) -> None:
+    # robots.txt, the seed, the sitemap files (a redirect's target too) and the pages they
+    # offer: every request to the host takes its turn in the frontier's slot for it.
+    limits = {"sitemaps.max_files": 2, "politeness.per_host_concurrency": 4}
+    with SitemapSite() as site:
+        delayed = config(**limits, **{"politeness.per_host_delay": 0.4})
+        await crawl(f"{site.base_url}/", tmp_path / "delay.db", delayed)
+        requested = site.request_counts()
+        spaced = min_gap(site.request_times("/"))
+        site.reset()
+        # Negative control: without a delay the same requests come close together.
+        await crawl(f"{site.base_url}/", tmp_path / "none.db", config(**limits))
+        unspaced = min_gap(site.request_times("/"))
+    assert {"/robots.txt", "/", "/sitemap_index.xml", "/moved.xml", "/p/e1"} <= set(requested)
+    assert spaced >= 0.3  # starts are 0.4 s apart; arrivals may bunch up a little
+    assert unspaced < 0.2
 
 
 @pytest.mark.anyio
