@@ -56,7 +56,7 @@ import msgspec
 
 from crawler.errors import FatalError, InternalError
 from crawler.extract import LinkRules, build_outcome, needs_parsing, unparsed_outcome
-from crawler.heap import keep_freed_memory
+from crawler.malloc import keep_freed_memory
 from crawler.models import Lease, Outcome, PageRecord, PageRows, Response
 from crawler.offered import RecentlyOffered
 
@@ -426,7 +426,7 @@ def serve(inp: BinaryIO, out: BinaryIO) -> None:
 
 
 def main() -> None:
-    keep_freed_memory()  # a tree per page: see crawler.heap
+    keep_freed_memory()  # a tree per page: see crawler.malloc
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     # The protocol owns fd 1; anything printed by mistake goes to stderr instead.
