@@ -33,11 +33,11 @@ import httpx
 from crawler.abort import AbortReason, AbortSignal
 from crawler.addresses import AddressGuard
 from crawler.config import Config
-from crawler.extract import LinkRules
 from crawler.extractors import make_extractor
 from crawler.fetch import Fetcher
 from crawler.frontier import Clock, Frontier
 from crawler.models import Deferred, OnResponse
+from crawler.outcome import LinkRules
 from crawler.retries import RetryPolicy
 from crawler.robots import RobotsCache, fetch_robots, robots_token
 from crawler.robots_gate import RobotsGate

@@ -1,8 +1,8 @@
 """Where extraction runs: HTML in worker processes (the default) or in threads, never on the
 loop; a response with nothing to parse (not HTML, an error status, a redirect) on the loop, by
-the same :class:`~crawler.extract.LinkRules`, since a trip off it would cost more than the work.
+the same :class:`~crawler.outcome.LinkRules`, since a trip off it would cost more than the work.
 
-:func:`crawler.extract.build_outcome` (parse the HTML, resolve and canonicalize every link) is
+:func:`crawler.outcome.build_outcome` (parse the HTML, resolve and canonicalize every link) is
 the crawl's largest CPU cost after HTTP. In a thread it still holds the GIL for most of that
 time, so the event loop and the parsing share one core: a crawl measured on the benchmark's
 single-host scenario spent 1.25 ms of event loop, 0.97 ms of parse threads and 0.43 ms of
@@ -12,7 +12,7 @@ parsing cores of its own and leaves the loop about 0.05 ms of messaging per page
 Protocol between the crawl and ``python -m crawler.extractors`` (one child per process slot):
 frames of a 4-byte big-endian length and a msgpack body on the child's stdin and stdout.
 
-- first frame to the child: the pickled :class:`~crawler.extract.LinkRules`; it answers
+- first frame to the child: the pickled :class:`~crawler.outcome.LinkRules`; it answers
   ``READY`` once it can parse;
 - a job: ``(job_id, lease, response, fetched_at)``; the answer:
   ``(job_id, "", "", page, links, follow, follow_depth, follow_hops, rows)``, or, if
@@ -55,10 +55,10 @@ from typing import BinaryIO, Protocol
 import msgspec
 
 from crawler.errors import FatalError, InternalError
-from crawler.extract import LinkRules, build_outcome, needs_parsing, unparsed_outcome
 from crawler.malloc import keep_freed_memory
 from crawler.models import Lease, Outcome, PageRecord, PageRows, Response
 from crawler.offered import RecentlyOffered
+from crawler.outcome import LinkRules, build_outcome, needs_parsing, unparsed_outcome
 
 log = logging.getLogger("crawler")
 

@@ -325,7 +325,7 @@ class _Client(httpx.AsyncClient):
         # response: the page failed (unsupported_url, or connection_dropped, retried and
         # counted by the circuit breaker) instead of being kept as the 3xx it is. The crawler
         # never follows redirects here (the frontier does), so it sends the one request; the
-        # raw Location goes to crawler.extract's redirect rules. No public API turns this off.
+        # raw Location goes to crawler.outcome's redirect rules. No public API turns this off.
         return await self._send_single_request(request)
 
 

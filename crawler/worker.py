@@ -26,11 +26,11 @@ from typing import Protocol
 
 from crawler.addresses import AddressBlocked
 from crawler.errors import FatalError, InternalError, PageError
-from crawler.extract import failed_outcome, skipped_outcome
 from crawler.extractors import Extractor
 from crawler.fetch import Fetcher
 from crawler.frontier import Frontier
 from crawler.models import Lease, OnResponse, Outcome, Response
+from crawler.outcome import failed_outcome, skipped_outcome
 from crawler.retries import RETRY_STATUSES, THROTTLE_STATUSES, RetryPolicy
 from crawler.robots import RobotsPolicy
 from crawler.robots_gate import RobotsGate, Verdict

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from crawler.errors import InternalError
-from crawler.extract import LinkRules, build_outcome
 from crawler.extractors import (
     ExtractorFailed,
     ProcessExtractor,
@@ -20,7 +19,8 @@ from crawler.extractors import (
     make_extractor,
 )
 from crawler.models import Lease, Response
-from tests.test_extract import RULES
+from crawler.outcome import LinkRules, build_outcome
+from tests.test_outcome import RULES
 
 pytestmark = pytest.mark.anyio
 

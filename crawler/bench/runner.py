@@ -37,8 +37,8 @@ from crawler.bench.measure import (
 from crawler.bench.transports import make_transport
 from crawler.config import load_config
 from crawler.engine import Crawl, CrawlReport
-from crawler.extract import build_outcome
 from crawler.models import Response
+from crawler.outcome import build_outcome
 from crawler.runtime import tune_gc
 
 PARSE_MODES = ("default", "process", "thread", "inline", "hybrid")

@@ -34,10 +34,10 @@ from crawler.bench.transports import make_transport, missing
 from crawler.bench.web import HTML_TYPE, Web, WebSpec
 from crawler.config import Config, load_config
 from crawler.engine import Crawl
-from crawler.extract import LinkRules, build_outcome
 from crawler.fetch import Fetcher
 from crawler.malloc import keep_freed_memory
 from crawler.models import Lease, Outcome, Response
+from crawler.outcome import LinkRules, build_outcome
 from crawler.parse import parse_html
 from crawler.sink import Sink
 from crawler.store import Store
