@@ -1,4 +1,4 @@
-"""Page-level rules of a response's outcome (crawler.outcome): redirects, robots directives, nofollow."""
+"""A response's outcome (crawler.outcome): redirects, robots directives, nofollow."""
 
 from __future__ import annotations
 
