@@ -3,7 +3,7 @@
 Workers are generic; every decision is asked of the part that owns it: the trap guard
 (budgets), the address guard (via the fetcher), the robots gate (:mod:`crawler.robots_gate`),
 the retry policy (which answers go again and when, :mod:`crawler.retries`), the frontier
-(scheduling retries, cooldowns, the circuit breaker, deferral), the extractor (the page rules,
+(scheduling retries, cooldowns, the circuit breaker, deferral), the parse pool (the page rules,
 off the loop for HTML).
 A worker never sleeps: whatever must wait goes back to the frontier with a not-before time.
 
@@ -26,11 +26,11 @@ from typing import Protocol
 
 from crawler.addresses import AddressBlocked
 from crawler.errors import FatalError, InternalError, PageError
-from crawler.extractors import Extractor
 from crawler.fetch import Fetcher
 from crawler.frontier import Frontier
 from crawler.models import Lease, OnResponse, Outcome, Response
 from crawler.outcome import failed_outcome, skipped_outcome
+from crawler.parse_pool import ParsePool
 from crawler.retries import RETRY_STATUSES, THROTTLE_STATUSES, RetryPolicy
 from crawler.robots import RobotsPolicy
 from crawler.robots_gate import RobotsGate, Verdict
@@ -65,7 +65,7 @@ class Worker:
         *,
         frontier: Frontier,
         fetcher: Fetcher,
-        extractor: Extractor,
+        parse_pool: ParsePool,
         sink: Sink,
         robots: RobotsGate | None,
         extras: Listeners,
@@ -78,7 +78,7 @@ class Worker:
         self.on_response = extras.on_response  # the user's on_response and the archives
         self.frontier = frontier
         self.fetcher = fetcher
-        self.extractor = extractor
+        self.parse_pool = parse_pool
         self.sink = sink
         self.robots = robots
         self._on_the_wire: set[asyncio.Timeout] = set()
@@ -127,7 +127,7 @@ class Worker:
             if received is None:
                 return None
             outcome = (
-                await self.extractor.outcome(lease, received, _now())
+                await self.parse_pool.outcome(lease, received, _now())
                 if isinstance(received, Response)
                 else received
             )

@@ -30,12 +30,12 @@ def test_keep_freed_memory_leaves_other_c_libraries_alone(monkeypatch: pytest.Mo
 
 
 def test_the_parse_worker_keeps_freed_memory(monkeypatch: pytest.MonkeyPatch) -> None:
-    from crawler import extractors
+    from crawler import parse_child
 
     called: list[bool] = []
-    monkeypatch.setattr(extractors, "keep_freed_memory", lambda: called.append(True) or True)
-    monkeypatch.setattr(extractors, "serve", lambda inp, out: None)
-    monkeypatch.setattr(extractors.os, "dup2", lambda a, b: None)
-    monkeypatch.setattr(extractors.signal, "signal", lambda *a: None)
-    extractors.main()
+    monkeypatch.setattr(parse_child, "keep_freed_memory", lambda: called.append(True) or True)
+    monkeypatch.setattr(parse_child, "serve", lambda inp, out: None)
+    monkeypatch.setattr(parse_child.os, "dup2", lambda a, b: None)
+    monkeypatch.setattr(parse_child.signal, "signal", lambda *a: None)
+    parse_child.main()
     assert called == [True]

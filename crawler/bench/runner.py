@@ -8,8 +8,8 @@ harness compares are chosen here:
 - ``transport``: which HTTP transport sits behind the one httpx client (see
   :mod:`crawler.bench.transports`);
 - ``parse``: ``default`` (as configured), ``process`` (one worker process,
-  :class:`~crawler.extractors.ProcessExtractor`), ``thread`` (``asyncio.to_thread``,
-  :class:`~crawler.extractors.ThreadExtractor`), ``inline`` (parse on the event loop) or
+  :class:`~crawler.parse_pool.ProcessParsePool`), ``thread`` (``asyncio.to_thread``,
+  :class:`~crawler.parse_pool.ThreadParsePool`), ``inline`` (parse on the event loop) or
   ``hybrid`` (inline up to ``inline_max_bytes``, a thread above). The last two replace
   ``asyncio.to_thread`` for the parse call only, in this process only.
 """
