@@ -6,7 +6,8 @@
     ├── FatalError                the run cannot go on: clear message, exit code 1
     │   ├── ConfigError           bad config file, key or value (names the key)
     │   ├── SeedsError            unreadable seeds file or no valid seed
-    │   └── StorageError          the database cannot be opened or written
+    │   ├── StorageError          the database cannot be opened or written
+    │   └── ParsePoolFailed       no parse worker process can start (crawler.parse_pool)
     └── PageError                 one page failed: recorded with its reason, the crawl goes on
         ├── TransientError        worth retrying later (through the frontier, never by sleeping)
         │   ├── ConnectFailed         connection refused, DNS failure, reset before response
@@ -14,7 +15,9 @@
         │   └── ConnectionDropped     the peer closed or reset the connection mid-response
         └── PermanentError        retrying will not help
             ├── InvalidResponse       the server broke the HTTP protocol
+            │   └── UnsupportedEncoding   a Content-Encoding not asked for (crawler.capped_body)
             ├── UnsupportedURL        the URL cannot be requested
+            ├── AddressBlocked        a non-public address (crawler.addresses, the SSRF guard)
             └── InternalError         anything else raised while handling one URL
 
 An HTTP status is never an error here: every response is a page, recorded with its status;
