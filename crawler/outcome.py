@@ -48,7 +48,7 @@ class LinkRules:
 
 
 def needs_parsing(response: Response) -> bool:
-    """Worth a trip to a thread: a successful HTML response with a body."""
+    """Worth a trip off the loop (to the parse pool): a successful HTML response with a body."""
     return bool(response.body) and 200 <= response.status < 300 and response.is_html
 
 
