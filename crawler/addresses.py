@@ -150,4 +150,7 @@ class GuardedResolver(AbstractResolver):
         return allowed
 
     async def close(self) -> None:
+        # aiohttp's AbstractResolver.close, kept under the library's name. A connector closes
+        # only a resolver it made itself, so this one is not called by ours; the threaded
+        # resolver inside holds nothing to release.
         await self._resolver.close()

@@ -4,7 +4,7 @@
 
     Store, Fetcher, RobotsCache, CrawlServices    (async with: closed last, also when cancelled)
     outer TaskGroup (services): sink writer · frontier claims · progress, metrics, archives
-        inner TaskGroup: N workers      crawler.worker: lease → robots → fetch → extract → sink
+        inner TaskGroup: N workers      crawler.worker: lease → robots → fetch → parse → sink
 
 Nesting encodes the shutdown order: workers end first (the frontier ran out of work, or the
 abort signal stopped it and in-flight fetches finished within the grace period, or were
@@ -33,11 +33,11 @@ import httpx
 from crawler.abort import AbortReason, AbortSignal
 from crawler.addresses import AddressGuard
 from crawler.config import Config
-from crawler.extract import LinkRules
-from crawler.extractors import make_extractor
 from crawler.fetch import Fetcher
 from crawler.frontier import Clock, Frontier
 from crawler.models import Deferred, OnResponse
+from crawler.outcome import LinkRules
+from crawler.parse_pool import make_parse_pool
 from crawler.retries import RetryPolicy
 from crawler.robots import RobotsCache, fetch_robots, robots_token
 from crawler.robots_gate import RobotsGate
@@ -165,7 +165,7 @@ class Crawl:
             unreachable_retry=config.politeness.robots_unreachable_retry,
         )
         runtime = config.runtime
-        extractor = make_extractor(
+        parse_pool = make_parse_pool(
             self._rules, runtime.parse_processes, runtime.parse_threads, runtime.parse_timeout
         )
         # Progress, metrics, WARC, bodies and sitemaps, as configured (crawler/services.py).
@@ -181,7 +181,7 @@ class Crawl:
             scope=self._rules.scope,
             on_response=self.on_response,
         )
-        async with store, fetcher, robots, extras, extractor:
+        async with store, fetcher, robots, extras, parse_pool:
             self.frontier = frontier
             await frontier.open(self.seeds)
             await self._traps.resume(store)
@@ -197,7 +197,7 @@ class Crawl:
                 self.stats,
                 self._traps,
                 fetcher=fetcher,
-                extractor=extractor,
+                parse_pool=parse_pool,
                 sink=sink,
                 robots=gate if config.politeness.robots else None,
                 extras=extras,

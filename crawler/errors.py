@@ -7,7 +7,7 @@
     │   ├── ConfigError           bad config file, key or value (names the key)
     │   ├── SeedsError            unreadable seeds file or no valid seed
     │   ├── StorageError          the database cannot be opened or written
-    │   └── ExtractorFailed       no parse worker process can be started (extractors.py)
+    │   └── ParsePoolFailed       no parse worker process can start (crawler.parse_pool)
     └── PageError                 one page failed: recorded with its reason, the crawl goes on
         ├── TransientError        worth retrying later (through the frontier, never by sleeping)
         │   ├── ConnectFailed         connection refused, DNS failure, reset before response
@@ -15,11 +15,12 @@
         │   └── ConnectionDropped     the peer closed or reset the connection mid-response
         └── PermanentError        retrying will not help
             ├── InvalidResponse       the server broke the HTTP protocol
-            │   └── UnsupportedEncoding   a Content-Encoding that was not asked for (fetch.py)
+            │   └── UnsupportedEncoding   a Content-Encoding that was not asked for
+            │                             (crawler.capped_body)
             ├── UnsupportedURL        the URL cannot be requested
             ├── TurnRefused           the frontier gives the host no more turns this run
             ├── AddressBlocked        the address guard refused the host's address; recorded
-            │                         as skipped, not failed (addresses.py)
+            │                         as skipped, not failed (crawler.addresses)
             └── InternalError         anything else raised while handling one URL
 
 The classes are defined here, except the three marked with the module that raises them (each

@@ -1,9 +1,10 @@
 """The fetch layer: one shared ``httpx.AsyncClient``, streamed and capped bodies, typed errors.
 
 This module and :mod:`crawler.transport` (the default transport behind the client, over
-aiohttp) are the only ones that import httpx and aiohttp. Their exceptions are translated into
-the :mod:`crawler.errors` tree here, at one boundary (:func:`_translate`), so the rest of the
-crawler never sees a transport library's names.
+aiohttp) are the only ones that use httpx and aiohttp (:mod:`crawler.addresses` implements
+aiohttp's resolver interface; the engine passes an injected transport through). Their
+exceptions are translated into the :mod:`crawler.errors` tree here, at one boundary
+(:func:`_translate`), so the rest of the crawler never sees a transport library's names.
 
 Per request:
 
@@ -11,10 +12,11 @@ Per request:
   ``Location``, whatever it holds, and the engine sends the target through the frontier
   (scope, dedup, politeness);
 - the address guard is asked before every request (no connection to private addresses);
-- the body is read only for HTML (decided from the headers) and decoded here, not by httpx, so
-  that decompression itself stops at ``max_body_bytes``: a gzip bomb costs at most the cap.
-  We ask only for gzip and deflate; a body in an encoding we did not ask for (br, zstd, ...)
-  is refused unread (``unsupported_encoding``);
+- the body is read only for HTML (decided from the headers), and decoded by
+  :mod:`crawler.capped_body`, not by httpx, so that decompression itself stops at
+  ``max_body_bytes``: a gzip bomb costs at most the cap. We ask only for gzip and deflate; a
+  body in an encoding we did not ask for (br, zstd, ...) is refused unread
+  (``unsupported_encoding``);
 - connect and read timeouts bound each step, and ``total_timeout`` bounds the whole response,
   so a server that drips one byte at a time cannot hold a worker;
 - ``Fetcher(on_request_sent=...)`` hears when each request really goes out, for politeness.
@@ -32,17 +34,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-import zlib
 from collections.abc import Callable
-from contextvars import ContextVar
-from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 import httpx
 
-from crawler.addresses import AddressBlocked, AddressGuard, AddressRefused, GuardedResolver
+from crawler.addresses import AddressBlocked, AddressGuard, AddressRefused
+from crawler.capped_body import read_capped
 from crawler.config import FetchSection
 from crawler.cookies import HostCookies
 from crawler.errors import (
@@ -54,28 +54,17 @@ from crawler.errors import (
     UnsupportedURL,
 )
 from crawler.models import Response, is_html_type
-from crawler.transport import (
-    BODILESS_STATUSES,
-    AiohttpTransport,
-    ClosingAfterBodiless,
-    announcing_request_class,
-    head_tidying_connector,
-)
+from crawler.resource import AsyncResource
+from crawler.transport import BODILESS_STATUSES, aiohttp_transport, sending_url
 
 ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1"
-KEEPALIVE_SECONDS = 5.0
-"""Idle connections are closed after this long (httpx's default)."""
 ACCEPT_ENCODING = "gzip, deflate"
-"""Only what :class:`_Decoder` can stop at the size cap."""
+"""Only what :mod:`crawler.capped_body` can stop decoding at the size cap."""
 _NO_BODY = httpx.ByteStream(b"")
 """Every request's body: a GET sends none (the stream holds no state, so one serves all)."""
 
 
-class UnsupportedEncoding(InvalidResponse):
-    reason = "unsupported_encoding"
-
-
-class Fetcher:
+class Fetcher(AsyncResource):
     """Owns the crawl's one HTTP client. Use ``async with Fetcher(...) as fetcher``.
 
     ``on_request_sent(url)``, if given, is called once for each request that goes out, with the
@@ -106,7 +95,7 @@ class Fetcher:
         self._sent_by_transport = False
         """Whether the transport calls ``on_request_sent`` (else :meth:`_get` does)."""
         if transport is None and config.transport == "aiohttp":
-            transport = _aiohttp_transport(concurrency, guard, on_request_sent)
+            transport = aiohttp_transport(concurrency, guard, on_request_sent)
             self._sent_by_transport = on_request_sent is not None
         self._client = _Client(
             headers={
@@ -132,17 +121,13 @@ class Fetcher:
         self._extensions = {"timeout": self._client.timeout.as_dict()}
         self._headers = self._client.headers.raw
 
-    async def __aenter__(self) -> Fetcher:
+    async def _aopen(self) -> None:
         await self._client.__aenter__()
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._client.__aexit__(exc_type, exc, tb)
+    async def _aclose(self) -> None:
+        # Closes the transport too (aiohttp's session and its connections, or httpcore's
+        # pool), opened or not.
+        await self._client.aclose()
 
     async def fetch(
         self, url: str, *, any_type: bool = False, max_bytes: int = 0, checked: bool = False
@@ -178,11 +163,11 @@ class Fetcher:
         request = self._request(url)
         if self._sent_by_transport:
             # The transport's request class finds the URL here (same task, same context).
-            token = _sending.set(url)
+            token = sending_url.set(url)
             try:
                 response = await self._client.send(request, stream=True)
             finally:
-                _sending.reset(token)
+                sending_url.reset(token)
         else:
             if self._on_request_sent is not None:
                 self._on_request_sent(url)
@@ -203,7 +188,7 @@ class Fetcher:
                 )
             if (any_type or is_html_type(content_type)) and not response.is_redirect:
                 encoding = wanted.get("content-encoding", "")
-                body, truncated, notes = await _read_capped(response, encoding, cap)
+                body, truncated, notes = await read_capped(response.aiter_raw(), encoding, cap)
             return Response(
                 url=url,
                 status=response.status_code,
@@ -252,7 +237,7 @@ class Fetcher:
         return request
 
     def __repr__(self) -> str:
-        return f"<Fetcher closed={self._client.is_closed}>"
+        return f"<Fetcher state={self.state.value}>"
 
 
 _WANTED_HEADERS = frozenset(
@@ -325,133 +310,8 @@ class _Client(httpx.AsyncClient):
         # response: the page failed (unsupported_url, or connection_dropped, retried and
         # counted by the circuit breaker) instead of being kept as the 3xx it is. The crawler
         # never follows redirects here (the frontier does), so it sends the one request; the
-        # raw Location goes to crawler.extract's redirect rules. No public API turns this off.
+        # raw Location goes to crawler.outcome's redirect rules. No public API turns this off.
         return await self._send_single_request(request)
-
-
-_sending: ContextVar[str | None] = ContextVar("crawler_fetch_sending", default=None)
-"""The URL (as given to :meth:`Fetcher.fetch`) of the request this task is sending through
-aiohttp. aiohttp's request knows only its own parse of it, which may be spelt otherwise
-(httpx and yarl normalize), and the hook's caller keys its hosts by the URL it fetched.
-
-Why a context variable, when "a request went out" otherwise goes straight from the request
-to ``on_request_sent`` (the frontier's ``request_sent``, then the host's slot): aiohttp makes
-the request object itself, inside ``session.request``, and takes nothing per request that
-reaches it but trace configs (eight signals fired per request, listened to or not: slower,
-see :mod:`crawler.transport`); its client middlewares (aiohttp 3.12, newer than we require)
-see the request before it is written and the response after, not the moment between. A
-context variable is per task, which is exactly "the request this task is sending", costs a
-set and a reset per fetch, and needs nothing from :meth:`Fetcher.fetch`'s callers: every
-request through the fetcher (a page, robots.txt, a sitemap) is announced, none can forget."""
-
-
-def _aiohttp_transport(
-    connections: int, guard: AddressGuard | None, on_request_sent: Callable[[str], None] | None
-) -> httpx.AsyncBaseTransport:
-    """Our aiohttp transport (:mod:`crawler.transport`) over a session tuned for crawling."""
-    request_class = aiohttp.ClientRequest
-    if on_request_sent is not None:
-
-        def sent() -> None:
-            url = _sending.get()
-            if url is not None:  # else not one of our fetches
-                on_request_sent(url)
-
-        request_class = announcing_request_class(sent)
-
-    def session() -> aiohttp.ClientSession:
-        # Created lazily, inside the running loop, as aiohttp requires.
-        connector = head_tidying_connector(
-            limit=connections,
-            limit_per_host=0,  # per-host limits are the frontier's job
-            keepalive_timeout=KEEPALIVE_SECONDS,
-            resolver=GuardedResolver(guard) if guard is not None and guard.enabled else None,
-        )
-        client = aiohttp.ClientSession(
-            connector=connector,
-            auto_decompress=False,  # _Decoder decodes, bounded by the size cap
-            cookie_jar=aiohttp.DummyCookieJar(),  # the fetcher keeps them (crawler.cookies)
-            trust_env=False,
-            request_class=request_class,
-            response_class=ClosingAfterBodiless,
-        )
-        # aiohttp sends a GET again, once, when its connection is reset or closed before the
-        # response (on a new connection too): under the frontier's retries every such URL was
-        # requested twice per attempt, and the host saw 2 x (fetch.max_retries + 1) requests.
-        # The frontier's budget is the only one. No public switch exists (aiohttp issue
-        # #10790); aiohttp's own test client clears this same flag.
-        client._retry_connection = False
-        return client
-
-    return AiohttpTransport(session)
-
-
-async def _read_capped(
-    response: httpx.Response, encoding: str, cap: int
-) -> tuple[bytes, bool, tuple[str, ...]]:
-    """Read and decode (from Content-Encoding ``encoding``) the body up to ``cap`` decoded bytes.
-
-    Returns the body, whether there was more, and notes (``truncated_encoding`` when a
-    compressed stream ended early)."""
-    decoder = _Decoder(encoding)
-    chunks: list[bytes] = []
-    size = 0
-    async for raw in response.aiter_raw():
-        chunk = decoder.decode(raw, cap - size + 1)  # one byte over the cap tells "more"
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > cap:
-            return b"".join(chunks)[:cap], True, ()
-    chunks.append(decoder.flush(cap - size + 1))
-    body = b"".join(chunks)
-    if len(body) > cap:
-        return body[:cap], True, ()
-    return body, False, () if decoder.complete else ("truncated_encoding",)
-
-
-class _Decoder:
-    """Content-Encoding decoding whose output per call is bounded (``max_length``): the
-    decompressor keeps the rest of its input, so memory never exceeds the cap by much."""
-
-    def __init__(self, encoding: str) -> None:
-        encoding = encoding.strip().lower()
-        self._first = True
-        self._maybe_raw = False
-        if encoding in ("", "identity"):
-            self._zlib = None
-        elif encoding in ("gzip", "x-gzip"):
-            self._zlib = zlib.decompressobj(zlib.MAX_WBITS | 16)
-        elif encoding == "deflate":
-            self._zlib = zlib.decompressobj(zlib.MAX_WBITS)
-            self._maybe_raw = True  # many servers send raw deflate without the zlib header
-        else:
-            raise UnsupportedEncoding(f"Content-Encoding {encoding!r} was not asked for")
-
-    def decode(self, data: bytes, max_length: int) -> bytes:
-        if self._zlib is None:
-            return data
-        data = self._zlib.unconsumed_tail + data  # what an earlier bounded call held back
-        try:
-            out = self._zlib.decompress(data, max_length)
-        except zlib.error as exc:
-            if self._first and self._maybe_raw:
-                self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
-                self._first = False
-                return self.decode(data, max_length)
-            raise InvalidResponse(f"bad compressed body: {exc}") from None
-        self._first = False
-        return out
-
-    def flush(self, max_length: int) -> bytes:
-        if self._zlib is None:
-            return b""
-        # Input held back by max_length is in unconsumed_tail; give it a last bounded chance.
-        tail = self._zlib.unconsumed_tail
-        return self._zlib.decompress(tail, max_length) if tail else self._zlib.flush()
-
-    @property
-    def complete(self) -> bool:
-        return self._zlib is None or self._zlib.eof
 
 
 def _translate(exc: httpx.HTTPError | aiohttp.ClientError) -> PageError:

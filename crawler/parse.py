@@ -1,8 +1,10 @@
 """Turn a fetched HTML body into a :class:`ParsedPage`.
 
 This is the only module that imports selectolax, so the parser can be swapped in one place.
-``parse_html`` runs in worker threads via ``asyncio.to_thread``: it keeps no state between
-calls (lexbor parsers are not thread-safe, so each call builds its own) and does no I/O.
+``parse_html`` runs off the event loop, in the parse pool (:mod:`crawler.parse_pool`): in a
+worker process by default, in threads with ``runtime.parse_processes = 0``. It keeps no state
+between calls (lexbor parsers are not thread-safe, so each call builds its own) and does no
+I/O, so either is safe.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ JSON array (:mod:`crawler.store`). A page's share of those arrays (~35 links, ~3
 URLs each with its host key) is Python work per link: done by the sink on the event loop, it
 was ~8% of the loop's time on the fan-out benchmark, where the loop is what limits the crawl.
 So the parse worker encodes them, off the loop, right after finding the links
-(:func:`crawler.extract.build_outcome`), and the sink only joins the pieces (:func:`json_array`).
+(:func:`crawler.outcome.build_outcome`), and the sink only joins the pieces (:func:`json_array`).
 An outcome without them (a redirect, a failure, a page whose followed links changed) is encoded
 by the worker, on the loop, with the same :func:`page_rows`. Either way a page's rows are encoded
 while its URL is handled (:meth:`crawler.worker.Worker._outcome`), never in the sink's batch: a

@@ -1,4 +1,5 @@
-"""The default transport behind the crawl's ``httpx.AsyncClient``: one aiohttp session.
+"""The default transport behind the crawl's ``httpx.AsyncClient``: one aiohttp session, built
+for crawling by :func:`aiohttp_transport`.
 
 httpx stays the crawler's HTTP API; its own transport (httpcore) is the known bottleneck (its
 pool does O(connections) work per request under a lock, httpx issue 3215) and aiohttp's pool is
@@ -11,8 +12,9 @@ with ``python -m crawler.bench.stages``, docs/performance.md and git history):
 - the timeouts become one ``aiohttp.ClientTimeout``, built once per distinct value, and the
   request headers one ``CIMultiDict``, built once per distinct set;
 - "the request was sent" comes from a :class:`aiohttp.ClientRequest` subclass
-  (:func:`announcing_request_class`) rather than a trace config, whose signals aiohttp fires
-  about eight times per request whether or not anyone listens to them;
+  (:func:`announcing_request_class`, told which URL by :data:`sending_url`) rather than a
+  trace config, whose signals aiohttp fires about eight times per request whether or not
+  anyone listens to them;
 - aiohttp's exceptions are not rewrapped: the fetcher translates them at its one boundary
   (:func:`crawler.fetch._translate`), with their own names, which say more.
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import AsyncIterator, Callable
+from contextvars import ContextVar
 from typing import Any, cast
 
 import aiohttp
@@ -31,6 +34,8 @@ import httpx
 import yarl
 from aiohttp.client_proto import ResponseHandler
 from multidict import CIMultiDict
+
+from crawler.addresses import AddressGuard, GuardedResolver
 
 SessionFactory = Callable[[], aiohttp.ClientSession]
 _PROTOCOLS = {aiohttp.HttpVersion10: b"HTTP/1.0", aiohttp.HttpVersion11: b"HTTP/1.1"}
@@ -224,3 +229,66 @@ def announcing_request_class(
             return response
 
     return AnnouncingRequest
+
+
+KEEPALIVE_SECONDS = 5.0
+"""Idle connections are closed after this long (httpx's default)."""
+
+
+sending_url: ContextVar[str | None] = ContextVar("crawler_sending_url", default=None)
+"""The URL (as given to :meth:`~crawler.fetch.Fetcher.fetch`) of the request this task is
+sending through aiohttp: the fetcher sets it around each send. aiohttp's request knows only
+its own parse of it, which may be spelt otherwise (httpx and yarl normalize), and the hook's
+caller keys its hosts by the URL it fetched.
+
+Why a context variable, when "a request went out" otherwise goes straight from the request
+to ``on_request_sent`` (the frontier's ``request_sent``, then the host's slot): aiohttp makes
+the request object itself, inside ``session.request``, and takes nothing per request that
+reaches it but trace configs (eight signals fired per request, listened to or not: slower,
+see the top of this module); its client middlewares (aiohttp 3.12, newer than we require)
+see the request before it is written and the response after, not the moment between. A
+context variable is per task, which is exactly "the request this task is sending", costs a
+set and a reset per fetch, and needs nothing from the fetcher's callers: every request
+through the fetcher (a page, robots.txt, a sitemap) is announced, none can forget."""
+
+
+def aiohttp_transport(
+    connections: int, guard: AddressGuard | None, on_request_sent: Callable[[str], None] | None
+) -> httpx.AsyncBaseTransport:
+    """Our aiohttp transport over a session tuned for crawling, announcing each request as it is
+    sent (``on_request_sent``, for the URLs a task marks as :data:`sending_url`)."""
+    request_class = aiohttp.ClientRequest
+    if on_request_sent is not None:
+
+        def sent() -> None:
+            url = sending_url.get()
+            if url is not None:  # else not one of our fetches
+                on_request_sent(url)
+
+        request_class = announcing_request_class(sent)
+
+    def session() -> aiohttp.ClientSession:
+        # Created lazily, inside the running loop, as aiohttp requires.
+        connector = head_tidying_connector(
+            limit=connections,
+            limit_per_host=0,  # per-host limits are the frontier's job
+            keepalive_timeout=KEEPALIVE_SECONDS,
+            resolver=GuardedResolver(guard) if guard is not None and guard.enabled else None,
+        )
+        client = aiohttp.ClientSession(
+            connector=connector,
+            auto_decompress=False,  # crawler.capped_body decodes, bounded by the size cap
+            cookie_jar=aiohttp.DummyCookieJar(),  # the fetcher keeps them (crawler.cookies)
+            trust_env=False,
+            request_class=request_class,
+            response_class=ClosingAfterBodiless,
+        )
+        # aiohttp sends a GET again, once, when its connection is reset or closed before the
+        # response (on a new connection too): under the frontier's retries every such URL was
+        # requested twice per attempt, and the host saw 2 x (fetch.max_retries + 1) requests.
+        # The frontier's budget is the only one. No public switch exists (aiohttp issue
+        # #10790); aiohttp's own test client clears this same flag.
+        client._retry_connection = False
+        return client
+
+    return AiohttpTransport(session)

@@ -4,7 +4,7 @@ Workers are generic; every decision is asked of the part that owns it: the trap 
 (budgets), the address guard (via the fetcher), the robots gate (:mod:`crawler.robots_gate`),
 the frontier (scheduling retries, deferral) and its host feedback
 (:mod:`crawler.host_feedback`: cooldowns, the circuit breaker, and the retry policy that says
-which answers go again and when, :mod:`crawler.retries`), the extractor (the page rules, off
+which answers go again and when, :mod:`crawler.retries`), the parse pool (the page rules, off
 the loop for HTML).
 A worker never sleeps: whatever must wait goes back to the frontier with a not-before time.
 
@@ -27,11 +27,11 @@ from typing import Protocol
 
 from crawler.addresses import AddressBlocked
 from crawler.errors import FatalError, InternalError, PageError
-from crawler.extract import failed_outcome, skipped_outcome
-from crawler.extractors import Extractor
 from crawler.fetch import Fetcher
 from crawler.frontier import Frontier
 from crawler.models import Lease, OnResponse, Outcome, Response
+from crawler.outcome import failed_outcome, skipped_outcome
+from crawler.parse_pool import ParsePool
 from crawler.retries import RETRY_STATUSES, THROTTLE_STATUSES
 from crawler.robots import RobotsPolicy
 from crawler.robots_gate import RobotsGate, Verdict
@@ -65,7 +65,7 @@ class Worker:
         traps: TrapGuard,
         *,
         fetcher: Fetcher,
-        extractor: Extractor,
+        parse_pool: ParsePool,
         sink: Sink,
         robots: RobotsGate | None,
         extras: Listeners,
@@ -81,7 +81,7 @@ class Worker:
         self.on_response = extras.on_response  # the user's on_response and the archives
         self.frontier = frontier
         self.fetcher = fetcher
-        self.extractor = extractor
+        self.parse_pool = parse_pool
         self.sink = sink
         self.robots = robots
         self._on_the_wire: set[asyncio.Timeout] = set()
@@ -130,7 +130,7 @@ class Worker:
             if received is None:
                 return None
             outcome = (
-                await self.extractor.outcome(lease, received, _now())
+                await self.parse_pool.outcome(lease, received, _now())
                 if isinstance(received, Response)
                 else received
             )
@@ -196,7 +196,7 @@ class Worker:
             return None
 
     async def _handle(self, lease: Lease) -> Outcome | Response | None:
-        """The lease's outcome without a response to extract, the response, or None if the
+        """The lease's outcome without a response to parse, the response, or None if the
         lease was handed back to the frontier (retry or deferral)."""
         if (reason := self.traps.admit(lease)) is not None:
             return skipped_outcome(lease, reason, _now())

@@ -6,7 +6,7 @@ In this process (``with HeldParsing(...).installed():``) or in a real ``crawl`` 
     python -m tests.held_parsing HELD_FILE AFTER run SEEDS --config ... (crawl's arguments)
 
 which holds every parse after the first AFTER and writes each held page's URL to HELD_FILE, one
-a line, as its parse starts waiting. Extraction must run in threads
+a line, as its parse starts waiting. Parsing must run in threads
 (``runtime.parse_processes = 0``): only this process's ``build_outcome`` is replaced.
 
 A held parse waits until the crawl logs ``grace_period_over`` (the engine's grace timer), and
@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from crawler import extractors
+from crawler import parse_pool
 from crawler.models import Lease
 
 HOLD_TIMEOUT = 30.0
@@ -46,7 +46,7 @@ class HeldParsing(logging.Handler):
         self._held: list[str] = []
         self._waiting = 0
         self.released = threading.Event()
-        self._real = extractors.build_outcome
+        self._real = parse_pool.build_outcome
 
     @property
     def held(self) -> list[str]:
@@ -80,15 +80,15 @@ class HeldParsing(logging.Handler):
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[HeldParsing]:
-        """Replace the thread extractor's ``build_outcome`` and listen to the crawl's log."""
+        """Replace the thread parse pool's ``build_outcome`` and listen to the crawl's log."""
         logger = logging.getLogger("crawler")
-        extractors.build_outcome = self.build  # type: ignore[assignment]
+        parse_pool.build_outcome = self.build  # type: ignore[assignment]
         logger.addHandler(self)
         try:
             yield self
         finally:
             logger.removeHandler(self)
-            extractors.build_outcome = self._real
+            parse_pool.build_outcome = self._real
             self.released.set()  # no parse may outlive its test
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from crawler import engine, extractors
+from crawler import engine, parse_pool
 from crawler.abort import AbortController
 from crawler.config import Config
 from crawler.demo import SiteServer, SiteSpec, expected_pages, expected_statuses
@@ -180,7 +180,7 @@ async def test_failures_are_retried_then_recorded_with_a_reason(tmp_path: Path) 
 
 IN_THREADS = config(**{"runtime.parse_processes": 0})
 """The held page below waits inside build_outcome in this process: only threads can hold it.
-Worker processes are tested in test_extractors.py and by the deep-nesting page of
+Worker processes are tested in test_parse_pool.py and by the deep-nesting page of
 test_defences.py."""
 
 
@@ -193,7 +193,7 @@ async def test_a_slow_to_parse_page_does_not_stall_other_fetches(
         # Hold the big page's extraction until every other page was requested. If extraction
         # ran on the event loop, no other request could be sent meanwhile: the wait would time
         # out (see the negative control below).
-        monkeypatch.setattr(extractors, "build_outcome", hold_big_page(site, others, timeout=20))
+        monkeypatch.setattr(parse_pool, "build_outcome", hold_big_page(site, others, timeout=20))
         await crawl(site, tmp_path / "crawl.db", IN_THREADS)
     stored = pages(tmp_path / "crawl.db")
     assert stored["/big"][0] == 200
@@ -206,7 +206,7 @@ async def test_negative_control_parsing_on_the_loop_stalls_other_fetches(
     spec = SiteSpec(pages=300, big_page_bytes=4_000_000)
     others = len(expected_statuses(spec)) - 1
     with SiteServer(spec) as site:
-        monkeypatch.setattr(extractors, "build_outcome", hold_big_page(site, others, timeout=1))
+        monkeypatch.setattr(parse_pool, "build_outcome", hold_big_page(site, others, timeout=1))
 
         async def inline(func: Any, /, *args: Any) -> Any:
             return func(*args)
@@ -221,7 +221,7 @@ async def test_negative_control_parsing_on_the_loop_stalls_other_fetches(
 
 
 def hold_big_page(site: SiteServer, others: int, timeout: float) -> Any:
-    real = extractors.build_outcome
+    real = parse_pool.build_outcome
 
     def build(lease: Any, response: Any, rules: Any, fetched_at: str) -> Any:
         if lease.url.endswith("/big"):

@@ -181,7 +181,7 @@ async def test_a_redirect_httpx_cannot_parse_is_returned_as_received(
 ) -> None:
     # httpx built the next request even with follow_redirects=False, and raised on these:
     # unsupported_url, or connection_dropped (retried, counted by the circuit breaker). The
-    # 302 comes back with its raw Location, for crawler.extract to note redirect_invalid.
+    # 302 comes back with its raw Location, for crawler.outcome to note redirect_invalid.
     async with WireSite("127.0.0.1") as server, fetcher(transport, []) as f:
         server.raw["/moved"] = (
             b"HTTP/1.1 302 Found\r\nLocation: %s\r\nContent-Length: 0\r\n\r\n" % location

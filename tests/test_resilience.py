@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from crawler import extract
+from crawler import outcome
 from crawler.models import ParsedPage
 from crawler.robots import RobotsPolicy
 from crawler.urls import has_userinfo
@@ -76,14 +76,14 @@ async def test_an_exception_out_of_the_transport_is_that_pages_failure(
 async def test_an_exception_out_of_the_parser_is_that_pages_failure(
     site: HostileSite, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = extract.parse_html
+    real = outcome.parse_html
 
     def parse_html(body: bytes, url: str, content_type: str | None) -> ParsedPage:
         if url.endswith(VICTIM):
             raise RecursionError("injected: maximum recursion depth exceeded")
         return real(body, url, content_type)
 
-    monkeypatch.setattr(extract, "parse_html", parse_html)
+    monkeypatch.setattr(outcome, "parse_html", parse_html)
     result = await crawl(site, tmp_path, *PLAIN_PAGES, **IN_THREADS)
     assert_only_the_victim_failed(
         result, "internal_error: RecursionError: injected: maximum recursion depth exceeded"
@@ -113,7 +113,7 @@ async def test_a_page_whose_row_cannot_be_encoded_fails_alone(
 ) -> None:
     # A lone surrogate has no UTF-8 form: encoding the page's row fails. Encoded in the sink's
     # batch, it failed the batch, and the crawl with it.
-    real = extract.parse_html
+    real = outcome.parse_html
 
     def parse_html(body: bytes, url: str, content_type: str | None) -> ParsedPage:
         parsed = real(body, url, content_type)
@@ -121,7 +121,7 @@ async def test_a_page_whose_row_cannot_be_encoded_fails_alone(
             return ParsedPage(title="bad \udcff title", links=parsed.links)
         return parsed
 
-    monkeypatch.setattr(extract, "parse_html", parse_html)
+    monkeypatch.setattr(outcome, "parse_html", parse_html)
     result = await crawl(site, tmp_path, *PLAIN_PAGES, **IN_THREADS)
     error = result.rows[VICTIM]["error"]
     assert error.startswith("internal_error: UnicodeEncodeError: 'utf-8' codec can't encode")

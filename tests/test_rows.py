@@ -8,8 +8,8 @@ from pathlib import Path
 from crawler.abort import AbortController
 from crawler.config import load_config
 from crawler.engine import Crawl
-from crawler.extract import build_outcome
 from crawler.models import Lease, PageRecord, Response
+from crawler.outcome import build_outcome
 from crawler.rows import json_array, page_rows, rows_of
 
 

@@ -1,4 +1,4 @@
-"""Page-level rules of the extraction step: redirects, robots directives, nofollow."""
+"""A response's outcome (crawler.outcome): redirects, robots directives, nofollow."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import json
 import pytest
 
 from crawler.config import TrapsSection
-from crawler.extract import LinkRules, _directives, build_outcome
 from crawler.models import Lease, Response
 from crawler.offered import RecentlyOffered
+from crawler.outcome import LinkRules, _directives, build_outcome
 from crawler.rows import json_array
 from crawler.traps import SessionStripper
 from crawler.urls import Scope

@@ -1,7 +1,7 @@
 """From a response to an :class:`Outcome`: the page row and the links to record and follow.
 
 Pure and thread-safe (it only reads its arguments), because for HTML pages the worker runs it
-off the event loop through :mod:`crawler.extractors` (a worker process by default, threads
+off the event loop through :mod:`crawler.parse_pool` (a worker process by default, threads
 with ``runtime.parse_processes = 0``): parsing, resolving and canonicalizing every link is the
 crawl's main CPU cost and must not stall other hosts.
 
@@ -48,7 +48,7 @@ class LinkRules:
 
 
 def needs_parsing(response: Response) -> bool:
-    """Worth a trip to a thread: a successful HTML response with a body."""
+    """Worth a trip off the loop (to the parse pool): a successful HTML response with a body."""
     return bool(response.body) and 200 <= response.status < 300 and response.is_html
 
 

@@ -1,4 +1,5 @@
-"""The C heap of the parse worker: memory it frees is kept for the next page, not handed back.
+"""The parse worker's malloc tuning: the C heap memory it frees is kept for the next page, not
+handed back.
 
 Each page is parsed into a lexbor tree of a few hundred KB that is freed as soon as its links
 are read. glibc's ``malloc`` returns free memory at the top of its heap to the kernel once

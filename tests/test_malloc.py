@@ -1,4 +1,4 @@
-"""Tests for crawler.heap: the parse worker keeps freed C heap memory (glibc only)."""
+"""Tests for crawler.malloc: the parse worker keeps freed C heap memory (glibc only)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from crawler import heap
+from crawler import malloc
 
 
 def _glibc() -> bool:
@@ -18,24 +18,24 @@ def _glibc() -> bool:
 
 @pytest.mark.skipif(not _glibc(), reason="glibc only")
 def test_keep_freed_memory_sets_the_trim_threshold_on_glibc() -> None:
-    assert heap.keep_freed_memory() is True
+    assert malloc.keep_freed_memory() is True
 
 
 def test_keep_freed_memory_leaves_other_c_libraries_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     def not_glibc(name: str) -> str:
         raise ValueError(name)  # what os.confstr does where the name is unknown (musl, macOS)
 
-    monkeypatch.setattr(heap.os, "confstr", not_glibc)
-    assert heap.keep_freed_memory() is False
+    monkeypatch.setattr(malloc.os, "confstr", not_glibc)
+    assert malloc.keep_freed_memory() is False
 
 
 def test_the_parse_worker_keeps_freed_memory(monkeypatch: pytest.MonkeyPatch) -> None:
-    from crawler import extractors
+    from crawler import parse_child
 
     called: list[bool] = []
-    monkeypatch.setattr(extractors, "keep_freed_memory", lambda: called.append(True) or True)
-    monkeypatch.setattr(extractors, "serve", lambda inp, out: None)
-    monkeypatch.setattr(extractors.os, "dup2", lambda a, b: None)
-    monkeypatch.setattr(extractors.signal, "signal", lambda *a: None)
-    extractors.main()
+    monkeypatch.setattr(parse_child, "keep_freed_memory", lambda: called.append(True) or True)
+    monkeypatch.setattr(parse_child, "serve", lambda inp, out: None)
+    monkeypatch.setattr(parse_child.os, "dup2", lambda a, b: None)
+    monkeypatch.setattr(parse_child.signal, "signal", lambda *a: None)
+    parse_child.main()
     assert called == [True]
