@@ -8,14 +8,15 @@
 
 Nesting encodes the shutdown order: workers end first (the frontier ran out of work, or the
 abort signal stopped it and in-flight fetches finished within the grace period, or were
-cancelled on the wire when it ran out: ``Worker.cut_off``; a page already received is extracted
+cancelled on the wire when it ran out: ``Worker.cut_off``; a page already received is parsed
 and handed to the sink either way), then the sink writes what is queued, then the services
 stop, then the client and the database close. A second signal cancels the whole run: every
 transaction already committed stays, the one in progress is rolled back, and leased URLs go
 back to pending when the next run starts (as the fetches cut off by the grace period do).
 
 Policy does not live here: scheduling and politeness are the frontier's, recording is the sink's,
-HTTP is the fetcher's, what happens to one lease is the worker's, extraction is a pure function.
+HTTP is the fetcher's, what happens to one lease is the worker's, a response's outcome is a pure
+function of it (:mod:`crawler.outcome`).
 """
 
 from __future__ import annotations

@@ -275,7 +275,7 @@ def _pick_headers(items: list[tuple[str, str]]) -> dict[str, str]:
 class _NoCookies(httpx.Cookies):
     """A cookie store that keeps nothing: the client's own, which httpx fills from every
     response it sends on (:class:`~crawler.cookies.HostCookies` keeps the crawl's cookies).
-    Skipping the extraction also spares httpx's cost for it: it wraps every response and its
+    Skipping the parse also spares httpx's cost for it: it wraps every response and its
     request in urllib compatibility objects, parsing the URL again, copying the headers."""
 
     def extract_cookies(self, response: httpx.Response) -> None:

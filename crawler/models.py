@@ -73,7 +73,7 @@ def is_html_type(content_type: str | None) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class ParsedPage:
-    """What the parser extracted from one HTML document."""
+    """What the parser read from one HTML document."""
 
     title: str | None = None
     description: str | None = None

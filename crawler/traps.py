@@ -15,7 +15,7 @@ per-path-pattern budget     ``max_urls_per_pattern``: pages per host and path wi
                             query is ignored), which stops calendars and exploding queries.
 ==========================  ===================================================================
 
-The first three are pure functions of a URL and run with link extraction, off the event loop.
+The first three are pure functions of a URL and run with the parse of links, off the event loop.
 The budgets count fetches, so they live in :class:`TrapGuard` on the loop: a URL over budget is
 recorded as skipped with its reason when it comes up, and once a budget is spent, links into it
 are no longer offered to the frontier. The budgets count across runs: a resumed crawl starts

@@ -11,7 +11,7 @@ A worker never sleeps: whatever must wait goes back to the frontier with a not-b
 A lease has two phases. Until its response is received in full (robots.txt, the fetch) it is
 *on the wire*, in a scope that :meth:`Worker.cut_off` cancels when the grace period of a stop
 runs out: the lease goes back to the frontier, and the next run fetches it. Once received, the
-page is extracted and handed to the sink whatever the grace period says (a parse has its own
+page is parsed and handed to the sink whatever the grace period says (a parse has its own
 deadline, ``runtime.parse_timeout``); only a second signal, which cancels the whole crawl,
 stops that.
 """
@@ -167,7 +167,7 @@ class Worker:
 
     def cut_off(self) -> int:
         """Cancel every lease still on the wire (the grace period is over), now and from now
-        on; pages already received are extracted and stored as usual. Returns how many were
+        on; pages already received are parsed and stored as usual. Returns how many were
         cancelled. Synchronous: the engine's grace timer calls it."""
         now = asyncio.get_running_loop().time()
         self._cut_at = now

@@ -1,4 +1,4 @@
-"""Parsing held back until a crawl's grace period is over: pages that are being extracted when
+"""Parsing held back until a crawl's grace period is over: pages that are being parsed when
 the grace period ends, for the tests of stopping a crawl (tests/test_shutdown.py).
 
 In this process (``with HeldParsing(...).installed():``) or in a real ``crawl`` process::
@@ -10,7 +10,7 @@ a line, as its parse starts waiting. Parsing must run in threads
 (``runtime.parse_processes = 0``): only this process's ``build_outcome`` is replaced.
 
 A held parse waits until the crawl logs ``grace_period_over`` (the engine's grace timer), and
-is released by that log record: no sleeping, and the pages are in extraction, not on the wire,
+is released by that log record: no sleeping, and the pages are being parsed, not on the wire,
 when the grace period ends.
 """
 

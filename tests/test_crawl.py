@@ -190,7 +190,7 @@ async def test_a_slow_to_parse_page_does_not_stall_other_fetches(
     spec = SiteSpec(pages=300, big_page_bytes=4_000_000)
     others = len(expected_statuses(spec)) - 1
     with SiteServer(spec) as site:
-        # Hold the big page's extraction until every other page was requested. If extraction
+        # Hold the big page's parse until every other page was requested. If parsing
         # ran on the event loop, no other request could be sent meanwhile: the wait would time
         # out (see the negative control below).
         monkeypatch.setattr(parse_pool, "build_outcome", hold_big_page(site, others, timeout=20))
@@ -213,7 +213,7 @@ async def test_negative_control_parsing_on_the_loop_stalls_other_fetches(
 
         monkeypatch.setattr(asyncio, "to_thread", inline)
         await crawl(site, tmp_path / "crawl.db", IN_THREADS)
-    # The wait for the other fetches timed out inside the big page's extraction, which
+    # The wait for the other fetches timed out inside the big page's parse, which
     # records it as that page's failure (an exception while handling one URL).
     with closing(sqlite3.connect(tmp_path / "crawl.db")) as conn:
         (error,) = conn.execute("SELECT error FROM pages WHERE url LIKE '%/big'").fetchone()

@@ -1,10 +1,10 @@
 """Stopping a crawl: the grace period cancels what is still on the wire and nothing else.
 
-Every page the server sent in full is extracted and stored, also when the grace period ends
+Every page the server sent in full is parsed and stored, also when the grace period ends
 while it is being parsed; a fetch cut off on the wire goes back to pending; the resumed run
 fetches no page twice. Large pages (~300 kB, many links) on the demo site, whose counters say
 which responses it started and which it sent in full; parsing held back on purpose
-(tests/held_parsing.py) keeps pages in extraction when the grace period ends.
+(tests/held_parsing.py) keeps pages being parsed when the grace period ends.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ async def test_grace_period_cancels_the_fetch_on_the_wire_and_stores_every_page_
     with SiteServer(LARGE_PAGES) as site:
         site.stall(stalled)
         seeds = [f"{site.base_url}/"]
-        # Once the stalled response has begun, every page received is held in extraction: when
+        # Once the stalled response has begun, every page received is held being parsed: when
         # the other workers all hold one, the stalled fetch is the only one on the wire.
         held = HeldParsing(lambda started: site.request_counts()[stalled] > 0)
         controller = AbortController()
@@ -97,7 +97,7 @@ async def test_grace_period_cancels_the_fetch_on_the_wire_and_stores_every_page_
         resumed = await Crawl(cfg, seeds, db, AbortController().signal).run()
         fetched_second, _ = served(site)
 
-    # Every page the server sent in full was stored, those held in extraction too; only the
+    # Every page the server sent in full was stored, those held being parsed too; only the
     # stalled fetch was cut off.
     assert set(stored_first) == set(completed)
     assert {urlsplit(url).path for url in held.held} <= set(stored_first)
@@ -118,7 +118,7 @@ async def test_grace_period_cancels_the_fetch_on_the_wire_and_stores_every_page_
     assert archived(warc_dir) == Counter(dict.fromkeys(statuses, 1))
 
 
-def test_sigterm_while_pages_are_extracted_stores_them_and_the_resumed_run_fetches_none_twice(
+def test_sigterm_while_pages_are_parsed_stores_them_and_the_resumed_run_fetches_none_twice(
     tmp_path: Path,
 ) -> None:
     db, held_file = tmp_path / "c.db", tmp_path / "held.txt"
@@ -160,7 +160,7 @@ def test_sigterm_while_pages_are_extracted_stores_them_and_the_resumed_run_fetch
 
 
 @pytest.mark.anyio
-async def test_a_second_signal_cancels_pages_in_extraction_too(tmp_path: Path) -> None:
+async def test_a_second_signal_cancels_pages_being_parsed_too(tmp_path: Path) -> None:
     # The grace period would wait a minute; the second signal (the runtime cancels the crawl's
     # task) does not wait for the pages being parsed either.
     db = tmp_path / "crawl.db"
