@@ -49,7 +49,7 @@ from crawler.abort import AbortReason, AbortSignal
 from crawler.claims import ClaimService
 from crawler.config import PolitenessSection
 from crawler.host_feedback import HostFeedback
-from crawler.models import Lease
+from crawler.models import FrontierCounts, Lease
 from crawler.politeness import HostSlot
 from crawler.retries import RetryPolicy
 from crawler.schedule import Alarm, ReadyHeap
@@ -68,25 +68,6 @@ class FrontierState(enum.Enum):
     RUNNING = "running"
     STOPPED = "stopped"
     """Finished or aborted: ``lease()`` returns None from now on."""
-
-
-@dataclass(frozen=True, slots=True)
-class FrontierCounts:
-    """What the frontier holds now (:meth:`Frontier.counts`), for progress and metrics."""
-
-    state: str
-    hosts: int
-    hosts_cooling_down: int
-    """Hosts waiting out a Retry-After, a robots.txt retry or a circuit-breaker pause."""
-    hosts_paused: int
-    """Hosts whose circuit breaker is open."""
-    windowed: int
-    """URLs claimed from the database into memory, waiting for a worker."""
-    in_flight: int
-    uncommitted: int
-    started: int
-    """URLs handed out for the first time in this run."""
-    recorded_before: int
 
 
 @dataclass(slots=True, eq=False)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crawler.errors import StorageError
-from crawler.frontier import Frontier, FrontierCounts
+from crawler.models import FrontierCounts
 from crawler.snapshot import read_snapshot
 from crawler.stats import Stats
 
@@ -200,13 +200,13 @@ class CrawlSample:
 
 
 class Gauges:
-    """Takes :class:`CrawlSample` s of one crawl. ``frontier`` is a callable because the
-    frontier exists only while the crawl runs (the engine's ``Crawl.frontier``)."""
+    """Takes :class:`CrawlSample` s of one crawl. ``frontier`` returns the frontier's counts
+    now (:meth:`crawler.frontier.Frontier.counts`), or None where no frontier runs."""
 
     def __init__(
         self,
         stats: Stats,
-        frontier: Callable[[], Frontier | None],
+        frontier: Callable[[], FrontierCounts | None],
         database_counts: DatabaseCountReader,
         *,
         lag: LoopLag | None = None,
@@ -226,7 +226,6 @@ class Gauges:
     def sample_now(self, database: DatabaseCounts | None = None) -> CrawlSample:
         """A sample of what is in memory (synchronous), with the given database counts."""
         stats = self.stats
-        frontier = self._frontier()
         return CrawlSample(
             at=time.monotonic(),
             elapsed=stats.elapsed,
@@ -242,7 +241,7 @@ class Gauges:
             breaker_trips=stats.hosts_paused,
             latency_counts=tuple(stats.latency_counts),
             latency_sum=stats.latency_sum,
-            frontier=frontier.counts() if frontier is not None else None,
+            frontier=self._frontier(),
             database=database,
             loop_lag=self.lag.latest if self.lag else 0.0,
             loop_lag_peak=self.lag.peak if self.lag else 0.0,

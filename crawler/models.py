@@ -188,3 +188,23 @@ class Deferred:
 
 def iso_seconds(unix: float) -> str:
     return datetime.fromtimestamp(unix, UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True, slots=True)
+class FrontierCounts:
+    """What the frontier holds now (:meth:`crawler.frontier.Frontier.counts`), for progress and
+    metrics."""
+
+    state: str
+    hosts: int
+    hosts_cooling_down: int
+    """Hosts waiting out a Retry-After, a robots.txt retry or a circuit-breaker pause."""
+    hosts_paused: int
+    """Hosts whose circuit breaker is open."""
+    windowed: int
+    """URLs claimed from the database into memory, waiting for a worker."""
+    in_flight: int
+    uncommitted: int
+    started: int
+    """URLs handed out for the first time in this run."""
+    recorded_before: int

@@ -82,7 +82,7 @@ class CrawlServices(AsyncResource):
         self.lag = LoopLag() if watched else None
         self.gauges = Gauges(
             stats,
-            lambda: frontier,
+            frontier.counts,
             DatabaseCountReader(store.path),
             lag=self.lag,
             max_pages=config.crawl.max_pages,

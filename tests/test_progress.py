@@ -118,7 +118,7 @@ async def test_live_display_during_a_real_crawl(tmp_path: Path) -> None:
         crawl = Crawl(cfg, [f"{site.base_url}/"], tmp_path / "c.db", AbortController().signal)
         gauges = Gauges(
             crawl.stats,
-            lambda: crawl.frontier,
+            lambda: crawl.frontier.counts() if crawl.frontier is not None else None,
             DatabaseCountReader(tmp_path / "c.db", min_interval=0.0),
             max_pages=cfg.crawl.max_pages,
         )
