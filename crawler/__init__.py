@@ -6,15 +6,16 @@ The public Python API (docs/python-api.md)::
     report = crawler.run(["https://example.com/"], db="crawl.db", max_pages=100)
     report = await crawler.crawl(["https://example.com/"], config=crawler.Config(...))
 
-The names are imported on first use (PEP 562), so that ``import crawler`` stays cheap: the crawl
-machinery (httpx, aiohttp, SQLite, the parser) loads with the first crawl, not with the package.
+The names are imported on first use (PEP 562, :mod:`crawler.lazy`), so that ``import crawler``
+stays cheap: the crawl machinery (httpx, aiohttp, SQLite, the parser) loads with the first
+crawl, not with the package.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from crawler.lazy import lazy_exports
 from crawler.version import __version__
 
 if TYPE_CHECKING:
@@ -64,14 +65,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'crawler' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # once: later lookups do not come here
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -7,7 +7,7 @@ keyword overrides of :class:`Overrides`, the CLI's flags by their config names. 
 it before any request, as the CLI does, and raise a :class:`~crawler.errors.FatalError` subclass
 with the CLI's message: :class:`ConfigError`, :class:`SeedsError`, :class:`StorageError`. What
 goes wrong with one URL is never raised: it is recorded, and counted in the returned report.
-``crawl run`` (:mod:`crawler.cli_run`) is a thin layer over this module: flags in, summary
+``crawl run`` (:mod:`crawler.cli.run`) is a thin layer over this module: flags in, summary
 and exit code out.
 """
 
@@ -22,13 +22,13 @@ from typing import Literal, TypedDict, Unpack
 
 from crawler import runtime
 from crawler.abort import AbortController, AbortSignal
-from crawler.bodies import bodies_path
+from crawler.archive.bodies import bodies_path
 from crawler.config import Config, load_config
 from crawler.engine import Crawl, CrawlReport
 from crawler.errors import FatalError, SeedsError, StorageError, find_fatal
-from crawler.seeds import Seeds, parse_seeds, read_seeds
-from crawler.snapshot import crawl_database_version
-from crawler.writer_lock import WriterLock
+from crawler.frontier.seeds import Seeds, parse_seeds, read_seeds
+from crawler.store.snapshot import crawl_database_version
+from crawler.store.writer_lock import WriterLock
 
 log = logging.getLogger("crawler")
 
@@ -207,7 +207,7 @@ def delete_crawl_database(db: Path, seeds_file: Path | None = None) -> None:
             raise FatalError(f"--fresh: not deleting {db}: {exc}") from None
     bodies = bodies_path(db)
     paths = (db, Path(f"{db}-wal"), Path(f"{db}-shm"))
-    # Not from under a crawl that is writing it. The lock file itself stays (writer_lock.py).
+    # Not from under a crawl that is writing it. The lock file itself stays (store/writer_lock.py).
     with WriterLock(db):
         for path in (*paths, bodies, Path(f"{bodies}-wal"), Path(f"{bodies}-shm")):
             try:

@@ -16,7 +16,7 @@ back to pending when the next run starts (as the fetches cut off by the grace pe
 
 Policy does not live here: scheduling and politeness are the frontier's, recording is the sink's,
 HTTP is the fetcher's, what happens to one lease is the worker's, a response's outcome is a pure
-function of it (:mod:`crawler.outcome`).
+function of it (:mod:`crawler.parse.outcome`).
 """
 
 from __future__ import annotations
@@ -32,21 +32,21 @@ from pathlib import Path
 import httpx
 
 from crawler.abort import AbortReason, AbortSignal
-from crawler.addresses import AddressGuard
 from crawler.config import Config
-from crawler.fetch import Fetcher
-from crawler.frontier import Clock, Frontier
+from crawler.fetch.addresses import AddressGuard
+from crawler.fetch.client import Fetcher
+from crawler.frontier.frontier import Clock, Frontier
+from crawler.frontier.retries import RetryPolicy
+from crawler.frontier.robots import RobotsCache, fetch_robots, robots_token
+from crawler.frontier.robots_gate import RobotsGate
+from crawler.frontier.traps import SessionStripper, TrapGuard
 from crawler.models import Deferred, OnResponse
-from crawler.outcome import LinkRules
-from crawler.parse_pool import make_parse_pool
-from crawler.retries import RetryPolicy
-from crawler.robots import RobotsCache, fetch_robots, robots_token
-from crawler.robots_gate import RobotsGate
+from crawler.observe.stats import Stats
+from crawler.parse.outcome import LinkRules
+from crawler.parse.pool import make_parse_pool
 from crawler.services import CrawlServices
-from crawler.sink import Sink
-from crawler.stats import Stats
-from crawler.store import Store
-from crawler.traps import SessionStripper, TrapGuard
+from crawler.store.database import Store
+from crawler.store.sink import Sink
 from crawler.urls import Scope, hostname
 from crawler.worker import Worker
 

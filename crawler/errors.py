@@ -7,7 +7,7 @@
     │   ├── ConfigError           bad config file, key or value (names the key)
     │   ├── SeedsError            unreadable seeds file or no valid seed
     │   ├── StorageError          the database cannot be opened or written
-    │   └── ParsePoolFailed       no parse worker process can start (crawler.parse_pool)
+    │   └── ParsePoolFailed       no parse worker process can start (crawler.parse.pool)
     └── PageError                 one page failed: recorded with its reason, the crawl goes on
         ├── TransientError        worth retrying later (through the frontier, never by sleeping)
         │   ├── ConnectFailed         connection refused, DNS failure, reset before response
@@ -16,11 +16,11 @@
         └── PermanentError        retrying will not help
             ├── InvalidResponse       the server broke the HTTP protocol
             │   └── UnsupportedEncoding   a Content-Encoding that was not asked for
-            │                             (crawler.capped_body)
+            │                             (crawler.fetch.body)
             ├── UnsupportedURL        the URL cannot be requested
             ├── TurnRefused           the frontier gives the host no more turns this run
             ├── AddressBlocked        the address guard refused the host's address; recorded
-            │                         as skipped, not failed (crawler.addresses)
+            │                         as skipped, not failed (crawler.fetch.addresses)
             └── InternalError         anything else raised while handling one URL
 
 The classes are defined here, except the three marked with the module that raises them (each
@@ -28,8 +28,8 @@ is one part's own case of a class of this module). ``tests/test_errors.py`` chec
 tree above is the tree in the code.
 
 An HTTP status is never an error here: every response is a page, recorded with its status;
-the worker decides whether a 5xx is retried. Only the fetch layer (``fetch.py``, over
-``transport.py``) names httpx's and aiohttp's exceptions; it translates them into this tree at
+the worker decides whether a 5xx is retried. Only the fetch layer (``fetch/client.py``, over
+``fetch/transport.py``) names httpx's and aiohttp's exceptions; it translates them into this tree at
 one boundary.
 
 No exception raised while handling one URL may end the crawl (a hostile page finds the bug

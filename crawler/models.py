@@ -129,7 +129,7 @@ class PageRecord:
 @dataclass(frozen=True, slots=True)
 class PageRows:
     """One outcome's rows for the ``pages`` and ``links`` tables and the frontier, encoded for
-    the sink's statements (:mod:`crawler.rows`): JSON array elements, comma-joined, without
+    the sink's statements (:mod:`crawler.store.rows`): JSON array elements, comma-joined, without
     brackets."""
 
     page: str
@@ -192,8 +192,8 @@ def iso_seconds(unix: float) -> str:
 
 @dataclass(frozen=True, slots=True)
 class FrontierCounts:
-    """What the frontier holds now (:meth:`crawler.frontier.Frontier.counts`), for progress and
-    metrics."""
+    """What the frontier holds now (:meth:`crawler.frontier.frontier.Frontier.counts`), for progress
+    and metrics."""
 
     state: str
     hosts: int

@@ -1,10 +1,11 @@
 """The crawl's optional services, wired in one place so the engine stays small.
 
-Besides the database a crawl can show its progress (:mod:`crawler.progress`), serve metrics
-(:mod:`crawler.metrics`), archive responses (:mod:`crawler.warc`), keep bodies
-(:mod:`crawler.bodies`) and seed itself from sitemaps (:mod:`crawler.sitemaps`). Each is off
-or on by ``config.output`` / ``config.sitemaps``; :class:`CrawlServices` opens those that are
-on, starts their tasks in the engine's service group and stops them in order. The engine calls:
+Besides the database a crawl can show its progress (:mod:`crawler.observe.progress`), serve metrics
+(:mod:`crawler.observe.metrics`), archive responses (:mod:`crawler.archive.warc`), keep bodies
+(:mod:`crawler.archive.bodies`) and seed itself from sitemaps (:mod:`crawler.frontier.sitemaps`).
+Each is off or on by ``config.output`` / ``config.sitemaps``; :class:`CrawlServices` opens those
+that are on, starts their tasks in the engine's service group and stops them in order. The engine
+calls:
 
 - ``async with CrawlServices(config, stats, store=..., sink=..., ...) as extras`` (an
   :class:`~crawler.resource.AsyncResource`: opens files and sockets; a port in use or an
@@ -12,7 +13,7 @@ on, starts their tasks in the engine's service group and stops them in order. Th
 - :meth:`~CrawlServices.start` once the frontier is open;
 - ``extras.on_response`` for every response and :meth:`~CrawlServices.room` between pages (the
   archives' backpressure); ``extras.sitemaps`` (None when off) hears of every robots.txt policy
-  from the robots gate (:mod:`crawler.robots_gate`);
+  from the robots gate (:mod:`crawler.frontier.robots_gate`);
 - :meth:`~CrawlServices.workers_done` when the workers have ended (no more responses: the
   archives finish, writing what is queued; sitemap reading stops), then
   :meth:`~CrawlServices.stop` once the sink has written everything (the progress display
@@ -32,24 +33,24 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from crawler.bodies import BodyStore, bodies_path
-from crawler.gauges import DatabaseCountReader, Gauges, LoopLag
-from crawler.metrics import MetricsServer
+from crawler.archive.bodies import BodyStore, bodies_path
+from crawler.archive.warc import WarcArchive
+from crawler.frontier.robots import origin_of
+from crawler.frontier.sitemaps import SitemapSeeder
 from crawler.models import Lease, OnResponse, Response
-from crawler.progress import Progress, ProgressMode
+from crawler.observe.gauges import DatabaseCountReader, Gauges, LoopLag
+from crawler.observe.metrics import MetricsServer
+from crawler.observe.progress import Progress, ProgressMode
 from crawler.resource import AsyncResource
-from crawler.robots import origin_of
-from crawler.sitemaps import SitemapSeeder
 from crawler.urls import Scope, host_key
-from crawler.warc import WarcArchive
 
 if TYPE_CHECKING:
     from crawler.config import Config
-    from crawler.fetch import Fetcher
-    from crawler.frontier import Frontier
-    from crawler.sink import Sink
-    from crawler.stats import Stats
-    from crawler.store import Store
+    from crawler.fetch.client import Fetcher
+    from crawler.frontier.frontier import Frontier
+    from crawler.observe.stats import Stats
+    from crawler.store.database import Store
+    from crawler.store.sink import Sink
 
 
 class CrawlServices(AsyncResource):

@@ -26,7 +26,7 @@ Canonicalization rules, applied in one pass:
 6.  User info (``user:pass@``) is removed: ``http://u:p@host/x`` becomes ``http://host/x``.
     Credentials found on a web page are never sent (httpx would turn them into an
     ``Authorization`` header for anyone who can publish a link); a seed with user info is
-    crawled without it, with a warning (:mod:`crawler.seeds`).
+    crawled without it, with a warning (:mod:`crawler.frontier.seeds`).
 7.  An empty path becomes ``/``.
 8.  Dot segments (``.`` and ``..``) are removed per RFC 3986 5.2.4, in absolute URLs too,
     after rule 9 (so ``%2E%2E`` counts as ``..``).

@@ -1,12 +1,12 @@
 """A worker: what happens to one lease, from the trap budgets to the sink.
 
 Workers are generic; every decision is asked of the part that owns it: the trap guard
-(budgets), the address guard (via the fetcher), the robots gate (:mod:`crawler.robots_gate`),
-the frontier (scheduling retries, deferral) and its host feedback
-(:mod:`crawler.host_feedback`: cooldowns, the circuit breaker, and the retry policy that says
-which answers go again and when, :mod:`crawler.retries`), the parse pool (the page rules, off
-the loop for HTML).
-A worker never sleeps: whatever must wait goes back to the frontier with a not-before time.
+(budgets), the address guard (via the fetcher), the robots gate
+(:mod:`crawler.frontier.robots_gate`), the frontier (scheduling retries, deferral) and its host
+feedback (:mod:`crawler.frontier.host_feedback`: cooldowns, the circuit breaker, and the retry
+policy that says which answers go again and when, :mod:`crawler.frontier.retries`), the parse pool
+(the page rules, off the loop for HTML). A worker never sleeps: whatever must wait goes back to the
+frontier with a not-before time.
 
 A lease has two phases. Until its response is received in full (robots.txt, the fetch) it is
 *on the wire*, in a scope that :meth:`Worker.cut_off` cancels when the grace period of a stop
@@ -25,20 +25,20 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Protocol
 
-from crawler.addresses import AddressBlocked
 from crawler.errors import FatalError, InternalError, PageError
-from crawler.fetch import Fetcher
-from crawler.frontier import Frontier
+from crawler.fetch.addresses import AddressBlocked
+from crawler.fetch.client import Fetcher
+from crawler.frontier.frontier import Frontier
+from crawler.frontier.retries import RETRY_STATUSES, THROTTLE_STATUSES
+from crawler.frontier.robots import RobotsPolicy
+from crawler.frontier.robots_gate import RobotsGate, Verdict
+from crawler.frontier.traps import TrapGuard
 from crawler.models import Lease, OnResponse, Outcome, Response
-from crawler.outcome import failed_outcome, skipped_outcome
-from crawler.parse_pool import ParsePool
-from crawler.retries import RETRY_STATUSES, THROTTLE_STATUSES
-from crawler.robots import RobotsPolicy
-from crawler.robots_gate import RobotsGate, Verdict
-from crawler.rows import rows_of
-from crawler.sink import Sink
-from crawler.stats import Stats
-from crawler.traps import TrapGuard
+from crawler.observe.stats import Stats
+from crawler.parse.outcome import failed_outcome, skipped_outcome
+from crawler.parse.pool import ParsePool
+from crawler.store.rows import rows_of
+from crawler.store.sink import Sink
 
 log = logging.getLogger("crawler")
 

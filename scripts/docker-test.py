@@ -343,7 +343,7 @@ def check_image(podman: Podman, report: Report) -> None:
                  /root/.cache /wheels; do test ! -e "$p" || echo "present: $p"; done
         for c in gcc cc make; do ! command -v "$c" >/dev/null || echo "compiler: $c"; done
         find /opt/venv -name tests -path '*crawler*' | sed 's/^/tests: /'
-        python -c 'import crawler.cli, crawler.fetch, crawler.parse, uvloop, msgspec, selectolax'
+        python -c 'import crawler.cli.app, crawler.fetch.client, crawler.parse.html, uvloop, msgspec, selectolax'
     """
     done = podman(
         "run", "--rm", *podman.limits, "--entrypoint", "/bin/sh", IMAGE, "-c", script, check=False

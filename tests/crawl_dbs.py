@@ -10,9 +10,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from crawler.cli import app
+from crawler.cli.app import app
 from crawler.demo import SiteServer, SiteSpec
-from crawler.store import Store
+from crawler.store.database import Store
 from tests.helpers import database, write_config, write_seeds
 
 SYNTHETIC_START = datetime(2026, 11, 25, 1, 0, tzinfo=UTC)

@@ -23,8 +23,8 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from crawler import parse_pool
 from crawler.models import Lease
+from crawler.parse import pool as parse_pool
 
 HOLD_TIMEOUT = 30.0
 """A held parse goes on after this long anyway, so a crawl that never logs the end of its grace
@@ -99,7 +99,7 @@ def main() -> None:
         with open(held_file, "a", encoding="utf-8") as out:
             out.write(url + "\n")
 
-    from crawler.cli import app
+    from crawler.cli.app import app
 
     with HeldParsing(lambda started: started > int(after), on_held).installed():
         app(crawl_args, prog_name="crawl")

@@ -1,4 +1,4 @@
-"""A small local site whose sitemaps exercise every rule of :mod:`crawler.sitemaps`.
+"""A small local site whose sitemaps exercise every rule of :mod:`crawler.frontier.sitemaps`.
 
 ``with SitemapSite() as site:`` serves it on 127.0.0.1 from a background thread (the tests'
 server core, tests/servers.py). robots.txt

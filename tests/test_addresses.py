@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from crawler.addresses import AddressBlocked, AddressGuard
+from crawler.fetch.addresses import AddressBlocked, AddressGuard
 
 pytestmark = pytest.mark.anyio
 
@@ -75,10 +75,10 @@ async def test_dns_rebinding_is_caught_at_connect_time(
     documented gap, shown here as the negative control)."""
     import ipaddress
 
-    from crawler import addresses
     from crawler.config import FetchSection
     from crawler.demo import SiteServer, SiteSpec
-    from crawler.fetch import Fetcher
+    from crawler.fetch import addresses
+    from crawler.fetch.client import Fetcher
 
     async def first_answer(host: str, port: int) -> list[addresses.Address]:
         return [ipaddress.ip_address("93.184.216.34")]

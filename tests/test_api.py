@@ -22,11 +22,11 @@ from typer.testing import CliRunner
 
 import crawler
 from crawler import api
-from crawler.cli import app
+from crawler.cli.app import app
 from crawler.config import CrawlSection, OutputSection, PolitenessSection, RuntimeSection
 from crawler.demo import SiteServer, SiteSpec, expected_statuses
 from crawler.errors import StorageError
-from crawler.store import Store
+from crawler.store.database import Store
 from tests.helpers import assert_consistent, database, pages, wait_until, write_seeds
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -323,11 +323,23 @@ def loaded_modules(statement: str) -> list[str]:
 
 def test_import_crawler_loads_no_crawl_machinery() -> None:
     loaded = loaded_modules("import crawler")
-    assert [m for m in loaded if m.startswith("crawler")] == ["crawler", "crawler.version"]
+    assert [m for m in loaded if m.startswith("crawler")] == [
+        "crawler",
+        "crawler.lazy",
+        "crawler.version",
+    ]
     assert not {"asyncio", "httpx", "aiohttp", "msgspec", "sqlite3"} & set(loaded)
 
 
 def test_import_crawler_cli_loads_no_benchmark_harness() -> None:
-    loaded = loaded_modules("import crawler.cli")
+    loaded = loaded_modules("import crawler.cli.app")
     assert [m for m in loaded if m.startswith("crawler.bench.")] == []
     assert "crawler.api" in loaded  # the CLI is a layer over the API
+
+
+def test_a_parse_worker_loads_no_database_or_http_machinery() -> None:
+    """The packages' ``__init__`` name their API lazily (crawler.lazy): the parse worker process
+    imports the modules it uses, not the HTTP client and database driver beside them."""
+    loaded = set(loaded_modules("import crawler.parse.child"))
+    assert not {"httpx", "aiohttp", "aiosqlite", "typer", "crawler.fetch.client"} & loaded
+    assert {"crawler.frontier.traps", "crawler.store.rows", "selectolax"} <= loaded

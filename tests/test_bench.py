@@ -29,7 +29,7 @@ from crawler.bench.scenarios import SCENARIOS, Scenario, reference_name, scenari
 from crawler.bench.server import SyntheticWeb
 from crawler.bench.targets import check_scenario
 from crawler.bench.web import ROBOTS_TXT, Web, WebSpec
-from crawler.cli import app
+from crawler.cli.app import app
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = Scenario(

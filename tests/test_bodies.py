@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from crawler.abort import AbortController
-from crawler.bodies import bodies_path
+from crawler.archive.bodies import bodies_path
 from crawler.config import load_config
 from crawler.demo import SiteServer, SiteSpec, render
 from crawler.engine import Crawl

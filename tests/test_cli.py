@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from crawler import __version__
-from crawler.cli import app
+from crawler.cli.app import app
 from crawler.demo import SiteServer, SiteSpec, expected_statuses
 from tests.crawl_dbs import make_synthetic_db
 from tests.helpers import (
@@ -305,7 +305,7 @@ def test_storage_failure_mid_crawl_exits_1_with_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from crawler.errors import StorageError
-    from crawler.store import Store
+    from crawler.store.database import Store
 
     async def disk_full(*args: object, **kwargs: object) -> None:
         raise StorageError("cannot write to database c.db: database or disk is full")

@@ -8,7 +8,7 @@ import msgspec
 import pytest
 from typer.testing import CliRunner
 
-from crawler.cli import app
+from crawler.cli.app import app
 from crawler.config import MAX_CONCURRENCY, MAX_PARSE_PROCESSES, Config, load_config
 from crawler.errors import ConfigError
 

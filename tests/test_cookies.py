@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from crawler.cookies import MAX_COOKIE_BYTES, HostCookies
+from crawler.fetch.cookies import MAX_COOKIE_BYTES, HostCookies
 
 URL = "http://a.test/"
 

@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 
-from crawler import engine, parse_pool
+from crawler import engine
 from crawler.abort import AbortController
 from crawler.config import Config
 from crawler.demo import SiteServer, SiteSpec, expected_pages, expected_statuses
 from crawler.engine import Crawl
+from crawler.parse import pool as parse_pool
 from tests.helpers import assert_consistent, crawl_config, database, pages, wait_until
 from tests.servers import Request, Response, TestServer, html
 
@@ -235,7 +236,7 @@ async def test_a_storage_failure_ends_the_crawl_and_keeps_what_was_saved(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from crawler.errors import StorageError
-    from crawler.store import Store
+    from crawler.store.database import Store
 
     real_write = Store.write_batch
     batches = 0
@@ -268,8 +269,8 @@ async def test_a_storage_failure_ends_the_crawl_and_keeps_what_was_saved(
 async def test_sqlite_full_database_is_a_storage_error(tmp_path: Path) -> None:
     from crawler.errors import StorageError
     from crawler.models import PageRecord
-    from crawler.rows import page_rows
-    from crawler.store import Store
+    from crawler.store.database import Store
+    from crawler.store.rows import page_rows
 
     async with Store(tmp_path / "full.db") as store:
         await store.add_urls([("http://a.test/", "a.test", 0, 0)])

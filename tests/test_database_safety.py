@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from crawler.cli import app
+from crawler.cli.app import app
 from crawler.demo import SiteServer, SiteSpec, expected_statuses
 from tests.crawl_dbs import make_synthetic_db, synthetic_page
 from tests.helpers import crawl_process, database, wait_until, write_config, write_seeds

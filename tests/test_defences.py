@@ -24,7 +24,7 @@ from crawler.config import load_config
 from crawler.demo import SiteServer, SiteSpec, expected_statuses
 from crawler.engine import Crawl, CrawlReport
 from crawler.models import Lease, Response
-from crawler.summary import format_text, read_summary
+from crawler.store.summary import format_text, read_summary
 from tests.helpers import database, min_gap
 from tests.hostile_site import CORNER_BROKEN_EVERY, CORNER_PAGES, HostileSite
 
@@ -191,7 +191,7 @@ async def test_crawl_delay_is_respected_on_the_wire(site: HostileSite, tmp_path:
 async def test_no_robots_flag_warns(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from crawler.cli import app
+    from crawler.cli.app import app
 
     seeds = tmp_path / "seeds.txt"
     seeds.write_text("http://127.0.0.1:9/\n")

@@ -38,7 +38,7 @@ import typer
 import typer.core
 import typer.main
 
-from crawler.cli import app
+from crawler.cli.app import app
 from crawler.config import Config, load_config
 from crawler.demo import SiteServer, SiteSpec
 from crawler.errors import ConfigError

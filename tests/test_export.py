@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from crawler import export
-from crawler.cli import app
+from crawler.cli.app import app
 from crawler.demo import SiteSpec, expected_statuses
 from crawler.errors import FatalError, StorageError
-from crawler.export import FIELDS, ExportFormat, export_to_file
+from crawler.store import export
+from crawler.store.export import FIELDS, ExportFormat, export_to_file
 from tests.crawl_dbs import TRICKY_TITLES, crawl_demo_site, make_synthetic_db
 from tests.helpers import crawl_process, database, wait_until
 

@@ -9,7 +9,6 @@ import httpx
 import pytest
 from pytest_httpx import HTTPXMock
 
-from crawler.capped_body import UnsupportedEncoding
 from crawler.config import FetchSection
 from crawler.errors import (
     ConnectFailed,
@@ -19,7 +18,8 @@ from crawler.errors import (
     TimedOut,
     UnsupportedURL,
 )
-from crawler.fetch import Fetcher
+from crawler.fetch.body import UnsupportedEncoding
+from crawler.fetch.client import Fetcher
 
 pytestmark = pytest.mark.anyio
 

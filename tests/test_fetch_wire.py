@@ -14,11 +14,11 @@ import socket
 
 import pytest
 
-from crawler import addresses
-from crawler.addresses import AddressBlocked, AddressGuard
 from crawler.config import FetchSection
 from crawler.errors import ConnectFailed, ConnectionDropped
-from crawler.fetch import Fetcher
+from crawler.fetch import addresses
+from crawler.fetch.addresses import AddressBlocked, AddressGuard
+from crawler.fetch.client import Fetcher
 from tests.servers import Request, Stream, TestServer
 
 pytestmark = pytest.mark.anyio
@@ -181,7 +181,7 @@ async def test_a_redirect_httpx_cannot_parse_is_returned_as_received(
 ) -> None:
     # httpx built the next request even with follow_redirects=False, and raised on these:
     # unsupported_url, or connection_dropped (retried, counted by the circuit breaker). The
-    # 302 comes back with its raw Location, for crawler.outcome to note redirect_invalid.
+    # 302 comes back with its raw Location, for crawler.parse.outcome to note redirect_invalid.
     async with WireSite("127.0.0.1") as server, fetcher(transport, []) as f:
         server.raw["/moved"] = (
             b"HTTP/1.1 302 Found\r\nLocation: %s\r\nContent-Length: 0\r\n\r\n" % location

@@ -12,11 +12,11 @@ import pytest
 from crawler.abort import AbortController, AbortReason
 from crawler.config import Config, load_config
 from crawler.errors import TurnRefused
-from crawler.frontier import Frontier, FrontierState
+from crawler.frontier.frontier import Frontier, FrontierState
+from crawler.frontier.retries import RetryPolicy
 from crawler.models import Lease, PageRecord
-from crawler.retries import RetryPolicy
-from crawler.rows import page_rows
-from crawler.store import Store
+from crawler.store.database import Store
+from crawler.store.rows import page_rows
 from tests.helpers import FakeClock
 
 pytestmark = pytest.mark.anyio

@@ -46,10 +46,26 @@ def test_no_module_imports_one_that_imports_it_back() -> None:
 
 def test_the_cli_does_not_import_the_benchmark_harness() -> None:
     script = (
-        "import sys, crawler.cli; "
+        "import sys, crawler.cli, crawler.cli.app; "
         "print(sorted(m for m in sys.modules if m.startswith('crawler.bench')))"
     )
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_the_stages_import_each_other_in_one_direction() -> None:
+    """The subpackages (frontier, fetch, parse, store, ...) form layers: if a module of one
+    imports a module of another, no module of the second imports one of the first."""
+    stage_of = {m: m.split(".")[1] for m in module_imports() if m.count(".") >= 2}
+    graph: dict[str, set[str]] = {}
+    for module, imported in module_imports().items():
+        if module in stage_of:
+            others = {stage_of[m] for m in imported if m in stage_of}
+            graph.setdefault(stage_of[module], set()).update(others - {stage_of[module]})
+    assert {"frontier", "fetch", "parse", "store", "archive", "observe", "cli"} <= set(graph)
+    try:
+        TopologicalSorter(graph).prepare()
+    except CycleError as error:
+        raise AssertionError(f"stages in a cycle: {' -> '.join(error.args[1])}") from None

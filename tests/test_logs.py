@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from crawler.demo import SiteServer, SiteSpec
-from crawler.logs import JsonFormatter
+from crawler.observe.logs import JsonFormatter
 from tests.helpers import crawl_process, database, write_config, write_seeds
 from tests.servers import Request, TestServer
 from tests.servers import Response as ServerResponse

@@ -1,4 +1,4 @@
-"""Tests for crawler.malloc: the parse worker keeps freed C heap memory (glibc only)."""
+"""Tests for crawler.parse.malloc: the parse worker keeps freed C heap memory (glibc only)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from crawler import malloc
+from crawler.parse import malloc
 
 
 def _glibc() -> bool:
@@ -30,7 +30,7 @@ def test_keep_freed_memory_leaves_other_c_libraries_alone(monkeypatch: pytest.Mo
 
 
 def test_the_parse_worker_keeps_freed_memory(monkeypatch: pytest.MonkeyPatch) -> None:
-    from crawler import parse_child
+    from crawler.parse import child as parse_child
 
     called: list[bool] = []
     monkeypatch.setattr(parse_child, "keep_freed_memory", lambda: called.append(True) or True)

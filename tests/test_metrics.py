@@ -17,10 +17,10 @@ from crawler.abort import AbortController
 from crawler.config import load_config
 from crawler.demo import SiteServer, SiteSpec
 from crawler.engine import Crawl
-from crawler.gauges import CrawlSample, DatabaseCountReader, DatabaseCounts, Gauges
-from crawler.metrics import MAX_CONNECTIONS, REQUEST_TIMEOUT, MetricsServer, exposition
 from crawler.models import FrontierCounts
-from crawler.stats import LATENCY_BUCKETS, Stats
+from crawler.observe.gauges import CrawlSample, DatabaseCountReader, DatabaseCounts, Gauges
+from crawler.observe.metrics import MAX_CONNECTIONS, REQUEST_TIMEOUT, MetricsServer, exposition
+from crawler.observe.stats import LATENCY_BUCKETS, Stats
 from tests.helpers import crawl_process, write_config, write_seeds
 
 

@@ -1,11 +1,11 @@
-"""A parse worker's memory of the URLs it offered (crawler.offered): exact repeats are dropped,
-the memory stays bounded, and what it forgets is offered again rather than lost."""
+"""A parse worker's memory of the URLs it offered (crawler.parse.offered): exact repeats are
+dropped, the memory stays bounded, and what it forgets is offered again rather than lost."""
 
 from __future__ import annotations
 
 import pytest
 
-from crawler.offered import RecentlyOffered
+from crawler.parse.offered import RecentlyOffered
 
 
 def test_only_urls_not_offered_before_come_back_in_their_order() -> None:

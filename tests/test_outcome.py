@@ -1,4 +1,4 @@
-"""A response's outcome (crawler.outcome): redirects, robots directives, nofollow."""
+"""A response's outcome (crawler.parse.outcome): redirects, robots directives, nofollow."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import json
 import pytest
 
 from crawler.config import TrapsSection
+from crawler.frontier.traps import SessionStripper
 from crawler.models import Lease, Response
-from crawler.offered import RecentlyOffered
-from crawler.outcome import LinkRules, _directives, build_outcome
-from crawler.rows import json_array
-from crawler.traps import SessionStripper
+from crawler.parse.offered import RecentlyOffered
+from crawler.parse.outcome import LinkRules, _directives, build_outcome
+from crawler.store.rows import json_array
 from crawler.urls import Scope
 
 RULES = LinkRules(

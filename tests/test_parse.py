@@ -5,9 +5,9 @@ import random
 import pytest
 from selectolax.lexbor import SelectolaxError
 
-import crawler.parse
+import crawler.parse.html
 from crawler.models import ParsedPage
-from crawler.parse import detect_charset, parse_html
+from crawler.parse.html import detect_charset, parse_html
 
 URL = "https://example.com/dir/page.html"
 
@@ -312,7 +312,7 @@ def test_parser_failure_returns_what_is_known(monkeypatch: pytest.MonkeyPatch) -
     def refuse(_html: str) -> None:
         raise SelectolaxError("Can't parse HTML.")
 
-    monkeypatch.setattr(crawler.parse, "LexborHTMLParser", refuse)
+    monkeypatch.setattr(crawler.parse.html, "LexborHTMLParser", refuse)
     body = b'<title>t</title><a href="/a">a</a>'
     parsed = parse_html(body, URL, "text/html; charset=koi8-r")
     assert parsed == ParsedPage(base_url=URL, charset="koi8-r")

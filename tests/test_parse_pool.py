@@ -1,4 +1,4 @@
-"""The parse pool (crawler.parse_pool): its worker processes give the same outcomes as
+"""The parse pool (crawler.parse.pool): its worker processes give the same outcomes as
 build_outcome itself, survive hostile pages and crashes, and leave nothing behind."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import pytest
 
 from crawler.errors import InternalError
 from crawler.models import Lease, Outcome, Response
-from crawler.outcome import LinkRules, build_outcome
-from crawler.parse_pool import (
+from crawler.parse.outcome import LinkRules, build_outcome
+from crawler.parse.pool import (
     ParsePoolFailed,
     ProcessParsePool,
     ThreadParsePool,

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from crawler.frontier.politeness import HOST_WIDE_503_PATHS, HostSlot
+from crawler.frontier.retries import RETRY_AFTER_LIMIT, RetryPolicy, retry_after_seconds
 from crawler.models import Lease
-from crawler.politeness import HOST_WIDE_503_PATHS, HostSlot
-from crawler.retries import RETRY_AFTER_LIMIT, RetryPolicy, retry_after_seconds
 
 COOLDOWN_5S = RetryPolicy(cooldown=5.0, max_retry_after=600.0)
 """429/503 without Retry-After: 5 s, doubling; at most 600 s."""

@@ -20,12 +20,12 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from crawler.abort import AbortController
-from crawler.cli import app
+from crawler.cli.app import app
 from crawler.config import load_config
 from crawler.demo import SiteServer, SiteSpec, expected_statuses
 from crawler.engine import Crawl
-from crawler.gauges import CrawlSample, DatabaseCountReader, Gauges
-from crawler.progress import Progress, ProgressNumbers, Rate, render_frame
+from crawler.observe.gauges import CrawlSample, DatabaseCountReader, Gauges
+from crawler.observe.progress import Progress, ProgressNumbers, Rate, render_frame
 from crawler.services import progress_mode
 from tests.helpers import crawl_process, write_config, write_seeds
 

@@ -19,9 +19,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from crawler import outcome
+from crawler.frontier.robots import RobotsPolicy
 from crawler.models import ParsedPage
-from crawler.robots import RobotsPolicy
+from crawler.parse import outcome
 from crawler.urls import has_userinfo
 from tests.hostile_site import HostileSite
 from tests.test_defences import Result, crawl
@@ -165,7 +165,7 @@ async def test_the_database_failing_still_ends_the_crawl(
     # step (here the frontier's host feedback) ends the run; the CLI prints it as one line,
     # exit 1.
     from crawler.errors import StorageError
-    from crawler.host_feedback import HostFeedback
+    from crawler.frontier.host_feedback import HostFeedback
 
     def succeeded(self: HostFeedback, host: str) -> None:
         raise StorageError("cannot write to database: disk I/O error")

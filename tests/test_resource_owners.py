@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from crawler.bodies import BodyStore
-from crawler.gauges import DatabaseCountReader, Gauges
-from crawler.live import LiveDisplay
-from crawler.metrics import MetricsServer
+from crawler.archive.bodies import BodyStore
+from crawler.archive.warc import WarcArchive
+from crawler.observe.gauges import DatabaseCountReader, Gauges
+from crawler.observe.live import LiveDisplay
+from crawler.observe.metrics import MetricsServer
+from crawler.observe.stats import Stats
 from crawler.resource import AsyncResource, ResourceState
-from crawler.stats import Stats
-from crawler.store import Store
-from crawler.warc import WarcArchive
+from crawler.store.database import Store
 
 pytestmark = pytest.mark.anyio
 

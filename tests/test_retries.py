@@ -1,9 +1,9 @@
-"""The retry and cooldown policy (crawler.retries), with an injected clock: no sleeping."""
+"""The retry and cooldown policy (crawler.frontier.retries), with an injected clock: no sleeping."""
 
 from __future__ import annotations
 
 from crawler.config import load_config
-from crawler.retries import RetryPolicy
+from crawler.frontier.retries import RetryPolicy
 
 
 class FakeClock:

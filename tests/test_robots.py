@@ -13,7 +13,7 @@ import anyio
 import pytest
 from protego import Protego
 
-from crawler.robots import (
+from crawler.frontier.robots import (
     RobotsCache,
     RobotsFetch,
     RobotsPolicy,

@@ -20,7 +20,7 @@ import pytest
 
 from crawler.config import load_config
 from crawler.errors import ConfigError
-from crawler.robots import RobotsCache, RobotsFetch, robots_token
+from crawler.frontier.robots import RobotsCache, RobotsFetch, robots_token
 from crawler.urls import canonicalize, host_key
 
 DATA = Path(__file__).parent / "data" / "robots-conformance" / "google-robotstxt-cases.json"

@@ -9,8 +9,8 @@ from crawler.abort import AbortController
 from crawler.config import load_config
 from crawler.engine import Crawl
 from crawler.models import Lease, PageRecord, Response
-from crawler.outcome import build_outcome
-from crawler.rows import json_array, page_rows, rows_of
+from crawler.parse.outcome import build_outcome
+from crawler.store.rows import json_array, page_rows, rows_of
 
 
 def test_rows_are_the_links_and_the_offered_urls_with_their_hosts() -> None:

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from crawler.cli import app
+from crawler.cli.app import app
 from crawler.demo import SiteServer, SiteSpec
 from crawler.errors import SeedsError
-from crawler.seeds import read_seeds
+from crawler.frontier.seeds import read_seeds
 from tests.helpers import pages, write_config
 
 LINES = "# seeds\r\nhttp://a.test/\r\n\r\nhttp://b.test/x\r\n"

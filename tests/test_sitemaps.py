@@ -18,8 +18,8 @@ from crawler.config import Config, SitemapsSection
 from crawler.demo import SiteServer, SiteSpec
 from crawler.engine import Crawl, CrawlReport
 from crawler.errors import ConnectFailed
+from crawler.frontier.sitemaps import SitemapSeeder, decompress, parse_sitemap
 from crawler.models import Response
-from crawler.sitemaps import SitemapSeeder, decompress, parse_sitemap
 from crawler.urls import Scope
 from tests.helpers import crawl_config, database, min_gap, wait_until
 from tests.servers import Gate

@@ -11,9 +11,9 @@ import pytest
 
 from crawler.config import StorageSection
 from crawler.models import Outcome, PageRecord, RobotsRecord
-from crawler.rows import page_rows
-from crawler.sink import Sink
-from crawler.store import Store
+from crawler.store.database import Store
+from crawler.store.rows import page_rows
+from crawler.store.sink import Sink
 
 pytestmark = pytest.mark.anyio
 

@@ -16,14 +16,14 @@ import pytest
 from typer.testing import CliRunner
 
 from crawler.abort import AbortController
-from crawler.cli import app
+from crawler.cli.app import app
 from crawler.config import load_config
 from crawler.demo import SiteServer, SiteSpec, expected_statuses
 from crawler.engine import Crawl
 from crawler.errors import StorageError
-from crawler.snapshot import read_snapshot
-from crawler.store import Store
-from crawler.summary import CrawlSummary, format_text, read_summary
+from crawler.store.database import Store
+from crawler.store.snapshot import read_snapshot
+from crawler.store.summary import CrawlSummary, format_text, read_summary
 from tests.crawl_dbs import crawl_demo_site, make_synthetic_db
 from tests.helpers import database
 

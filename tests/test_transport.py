@@ -1,11 +1,11 @@
-"""The aiohttp transport's head tidying (crawler.transport.tidy_heads): pure, byte for byte.
+"""The aiohttp transport's head tidying (crawler.fetch.transport.tidy_heads): pure, byte for byte.
 The same cases over real connections are in tests/test_fetch_wire.py."""
 
 from __future__ import annotations
 
 import pytest
 
-from crawler.transport import tidy_heads
+from crawler.fetch.transport import tidy_heads
 
 FINAL = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"
 

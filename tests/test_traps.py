@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 
 from crawler.config import TrapsSection
+from crawler.frontier.traps import SessionStripper, TrapGuard, path_pattern, repeated_segments
 from crawler.models import Lease
-from crawler.traps import SessionStripper, TrapGuard, path_pattern, repeated_segments
 
 strip = SessionStripper(TrapsSection().session_params)
 

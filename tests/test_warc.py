@@ -13,14 +13,14 @@ import pytest
 from warcio.archiveiterator import ArchiveIterator  # type: ignore[import-untyped]
 
 from crawler.abort import AbortController
+from crawler.archive.warc import WarcArchive
+from crawler.archive.warc_records import surt
 from crawler.config import Config, FetchSection, load_config
 from crawler.demo import SiteServer, SiteSpec, render
 from crawler.engine import Crawl
-from crawler.fetch import ACCEPT, ACCEPT_ENCODING, Fetcher
+from crawler.fetch.client import ACCEPT, ACCEPT_ENCODING, Fetcher
 from crawler.models import Lease, Response
-from crawler.spool import Spool
-from crawler.warc import WarcArchive
-from crawler.warc_records import surt
+from crawler.store.spool import Spool
 from tests.helpers import crawl_process, database, write_config, write_seeds
 from tests.servers import TestServer
 

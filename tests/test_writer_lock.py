@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from crawler.errors import StorageError
-from crawler.writer_lock import WriterLock
+from crawler.store.writer_lock import WriterLock
 from tests.helpers import (
     assert_consistent,
     crawl_process,

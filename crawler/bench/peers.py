@@ -237,7 +237,7 @@ def _scrapy(job: Job, result: RunResult) -> None:
         finish_measuring(result, baseline)
         result.extra["close_reason"] = reason
         # Requests the scheduler accepted: each URL once, after its dupefilter.
-        stats = spider.crawler.stats
+        stats = spider.crawler.observe.stats
         result.discovered = int(stats.get_value("scheduler/enqueued", 0) or 0)
 
     concurrency = job["concurrency"]

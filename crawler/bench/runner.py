@@ -8,8 +8,8 @@ harness compares are chosen here:
 - ``transport``: which HTTP transport sits behind the one httpx client (see
   :mod:`crawler.bench.transports`);
 - ``parse``: ``default`` (as configured), ``process`` (one worker process,
-  :class:`~crawler.parse_pool.ProcessParsePool`), ``thread`` (``asyncio.to_thread``,
-  :class:`~crawler.parse_pool.ThreadParsePool`), ``inline`` (parse on the event loop) or
+  :class:`~crawler.parse.pool.ProcessParsePool`), ``thread`` (``asyncio.to_thread``,
+  :class:`~crawler.parse.pool.ThreadParsePool`), ``inline`` (parse on the event loop) or
   ``hybrid`` (inline up to ``inline_max_bytes``, a thread above). The last two replace
   ``asyncio.to_thread`` for the parse call only, in this process only.
 """
@@ -38,7 +38,7 @@ from crawler.bench.transports import make_transport
 from crawler.config import load_config
 from crawler.engine import Crawl, CrawlReport
 from crawler.models import Response
-from crawler.outcome import build_outcome
+from crawler.parse.outcome import build_outcome
 from crawler.runtime import tune_gc
 
 PARSE_MODES = ("default", "process", "thread", "inline", "hybrid")

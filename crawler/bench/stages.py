@@ -5,7 +5,7 @@ change to one stage can be judged before the whole is run again. Each line is CP
 (``time.process_time``, all threads) over ``N`` synthetic pages of 20 KB with 35 links:
 
 - parsing and link handling, as the parse worker runs them (``parse_html``, first with the C
-  heap as glibc leaves it, then kept as :mod:`crawler.malloc` does; resolving links; the whole
+  heap as glibc leaves it, then kept as :mod:`crawler.parse.malloc` does; resolving links; the whole
   ``build_outcome``), and the bare-loop equivalents;
 - handing a page to a thread and back (``asyncio.to_thread``);
 - the sink: one page's rows, links and discovered URLs, in batches as the crawl writes them;
@@ -34,13 +34,13 @@ from crawler.bench.transports import make_transport, missing
 from crawler.bench.web import HTML_TYPE, Web, WebSpec
 from crawler.config import Config, load_config
 from crawler.engine import Crawl
-from crawler.fetch import Fetcher
-from crawler.malloc import keep_freed_memory
+from crawler.fetch.client import Fetcher
 from crawler.models import Lease, Outcome, Response
-from crawler.outcome import LinkRules, build_outcome
-from crawler.parse import parse_html
-from crawler.sink import Sink
-from crawler.store import Store
+from crawler.parse.html import parse_html
+from crawler.parse.malloc import keep_freed_memory
+from crawler.parse.outcome import LinkRules, build_outcome
+from crawler.store.database import Store
+from crawler.store.sink import Sink
 from crawler.urls import BaseURL
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "bench.toml"
@@ -86,7 +86,11 @@ def parse_stages(count: int, echo: Callable[[str], None]) -> list[Outcome]:
 
     echo(_line("parse_html, C heap trimmed (glibc's default)", _timed(parse, count), count))
     if keep_freed_memory():  # as the parse worker does; the stages below run so too
-        echo(_line("parse_html, freed C heap kept (crawler.malloc)", _timed(parse, count), count))
+        echo(
+            _line(
+                "parse_html, freed C heap kept (crawler.parse.malloc)", _timed(parse, count), count
+            )
+        )
     echo(
         _line(
             "canonicalize each link of a page (one BaseURL a page)",

@@ -7,7 +7,7 @@ unchanged whichever is used, so a comparison measures the transport alone. Names
 - ``httpcore``: httpx's own transport (httpcore's pool), with the fetcher's limits;
 - ``httpx-aiohttp``: the httpx-aiohttp package's general-purpose ``AiohttpTransport`` over a
   plain ``aiohttp`` connector with the same connection limit (the default is our own,
-  narrower bridge to aiohttp: :mod:`crawler.transport`).
+  narrower bridge to aiohttp: :mod:`crawler.fetch.transport`).
 """
 
 from __future__ import annotations

@@ -1,0 +1,115 @@
+"""The crawl database's schema: its tables, its version, and the check that a file is ours.
+
+The schema is created (or checked) once, before the crawl's connection opens: by
+:func:`prepare`, on a plain connection in a worker thread. ``meta.schema_version`` is what a
+later release reads to migrate a database; this one knows version :data:`SCHEMA_VERSION` and
+refuses any other, as it refuses a SQLite file with tables that are not ours. The readers beside
+a crawl (:mod:`crawler.store.snapshot`) ask :func:`crawl_schema_version` the same question.
+
+The statements a crawl runs against these tables are the store's (:mod:`crawler.store.database`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from pathlib import Path
+
+from crawler.errors import StorageError
+
+SCHEMA_VERSION = 1
+CRAWL_TABLES = frozenset({"meta", "frontier", "pages"})
+"""The tables that make a SQLite file a crawl database (with ``meta.schema_version``)."""
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS frontier (
+    id    INTEGER PRIMARY KEY,
+    url   TEXT NOT NULL UNIQUE,
+    host  TEXT NOT NULL,
+    depth INTEGER NOT NULL,
+    hops  INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL DEFAULT 'pending'
+          CHECK (state IN ('pending', 'leased', 'done', 'failed', 'skipped'))
+);
+-- Claims read one host's pending rows in id (discovery) order: this index serves them.
+CREATE INDEX IF NOT EXISTS frontier_host_state ON frontier (host, state);
+CREATE TABLE IF NOT EXISTS pages (
+    url          TEXT PRIMARY KEY,
+    final_url    TEXT,
+    status       INTEGER,
+    content_type TEXT,
+    title        TEXT,
+    description  TEXT,
+    canonical    TEXT,
+    depth        INTEGER NOT NULL,
+    fetched_at   TEXT NOT NULL,
+    error        TEXT,
+    size         INTEGER NOT NULL DEFAULT 0,
+    elapsed_ms   REAL NOT NULL DEFAULT 0,
+    truncated    INTEGER NOT NULL DEFAULT 0,
+    notes        TEXT
+);
+CREATE TABLE IF NOT EXISTS links (
+    src_url TEXT NOT NULL,
+    dst_url TEXT NOT NULL
+);
+-- Hosts that asked (Retry-After) to wait longer than politeness.max_retry_after: none of their
+-- URLs is fetched before not_before (Unix seconds), in this run or a later one.
+CREATE TABLE IF NOT EXISTS host_deferrals (
+    host       TEXT PRIMARY KEY,
+    not_before REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS robots (
+    origin      TEXT PRIMARY KEY,
+    status      INTEGER,
+    fetched_at  TEXT NOT NULL,
+    crawl_delay REAL,
+    sitemaps    TEXT NOT NULL DEFAULT ''
+);
+"""
+
+
+def prepare(path: Path) -> None:
+    """Create or check the schema; WAL mode is a property of the file, set once here.
+
+    A database with tables that are not ours is refused before anything is written to it:
+    another program's file must not get our tables and WAL mode (nor fail only later, at the
+    first write into a ``pages`` table of another shape)."""
+    try:
+        with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
+            version = crawl_schema_version(conn, path)
+            if version is None or version == str(SCHEMA_VERSION):
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.executescript(SCHEMA)
+            if version is None:
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
+                )
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot open database {path}: {exc}") from None
+    if version is not None and version != str(SCHEMA_VERSION):
+        raise StorageError(
+            f"database {path} has schema version {version!r}, this crawler knows "
+            f"{SCHEMA_VERSION}; use another --db or --fresh"
+        )
+
+
+def crawl_schema_version(conn: sqlite3.Connection, path: Path) -> str | None:
+    """The ``meta.schema_version`` of the database on ``conn``, as stored (text); None for a
+    database with nothing in it yet (a new or empty file). Raises :class:`StorageError` for a
+    database that is not a crawl database: it has other tables, or ours without a version."""
+    objects = conn.execute("SELECT type, name FROM sqlite_master").fetchall()
+    if not objects:
+        return None
+    if missing := CRAWL_TABLES - {name for type_, name in objects if type_ == "table"}:
+        raise StorageError(
+            f"{path} is not a crawl database (no {', '.join(sorted(missing))} table)"
+        )
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    if row is None:
+        raise StorageError(f"{path} is not a crawl database (no schema_version in its meta table)")
+    return str(row[0])
