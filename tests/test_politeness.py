@@ -197,3 +197,16 @@ def test_a_success_between_failures_resets_the_count() -> None:
 def test_retry_after_seconds(value: str | None, expected: float | None) -> None:
     now = datetime(2015, 10, 21, 7, 28, 0, tzinfo=UTC).timestamp()
     assert retry_after_seconds(value, now) == expected
+
+
+def test_delay_jitter_spreads_a_delay_within_its_bounds_and_leaves_none_alone() -> None:
+    import random
+
+    from crawler.frontier.politeness import DelayJitter
+
+    jitter = DelayJitter(0.25, random.Random(7))
+    spread = [jitter(2.0) for _ in range(200)]
+    assert all(1.5 <= d <= 2.5 for d in spread)
+    assert max(spread) - min(spread) > 0.8  # spread out, not one value
+    assert jitter(0.0) == 0.0
+    assert DelayJitter(0.0)(2.0) == 2.0

@@ -21,8 +21,7 @@ before the leases; what the crawl learns about a host goes to ``frontier.hosts``
 (:mod:`crawler.frontier.host_feedback`).
 
 The page budget (``crawl.max_pages``, counted across runs) is charged when a URL is handed out
-for the first time. Once it is spent no new URL starts, but URLs already charged still do: retries
-and deferred leases wait in their host's ``retries`` heap, and only those keep a host due.
+for the first time (:mod:`crawler.frontier.budget`).
 
 A host that asks (Retry-After) to wait longer than ``politeness.max_retry_after`` is *deferred*
 for the run (:meth:`defer_host`): its time is stored, its URLs go back to pending, none is
@@ -38,7 +37,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import random
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -47,9 +45,10 @@ from dataclasses import dataclass
 
 from crawler.abort import AbortReason, AbortSignal
 from crawler.config import PolitenessSection
+from crawler.frontier.budget import PageBudget
 from crawler.frontier.claims import ClaimService
 from crawler.frontier.host_feedback import HostFeedback
-from crawler.frontier.politeness import HostSlot
+from crawler.frontier.politeness import DelayJitter, HostSlot
 from crawler.frontier.retries import RetryPolicy
 from crawler.frontier.schedule import Alarm, ReadyHeap
 from crawler.frontier.turns import Turns
@@ -105,11 +104,11 @@ class Frontier:
         self._store = store
         self._politeness = politeness
         self._retries = retries
-        self._max_pages = max_pages
+        self._budget = PageBudget(max_pages)
         self._signal = signal
         self._clock = clock
         self._wall_clock = retries.wall_clock
-        self._random = random.Random()
+        self._spacing = DelayJitter(politeness.delay_jitter)
         window = max(MIN_WINDOW, 4 * politeness.per_host_concurrency)
         self._claims: ClaimService[_Host] = ClaimService(store, window, self._claimed)
         self._hosts: dict[str, _Host] = {}
@@ -134,11 +133,6 @@ class Frontier:
         """Outcomes released to the sink and not committed yet."""
         self._holds = 0
         """Work outside the frontier that may still add URLs (e.g. reading a sitemap)."""
-        self._recorded_before = 0
-        """Pages the database held when this run started (the budget counts them)."""
-        self._started = 0
-        """URLs handed out for the first time in this run: what the page budget charges
-        (retries and deferred leases handed out again are not counted again)."""
 
     @property
     def hosts(self) -> HostFeedback:
@@ -162,7 +156,7 @@ class Frontier:
                 host.slot.cool_down(self._clock() + wait)
         await self._store.add_urls([(url, host_key(url), 0, 0) for url in seeds])
         counts = await self._store.state_counts()
-        self._recorded_before = counts["done"] + counts["failed"] + counts["skipped"]
+        self._budget.recorded_before = counts["done"] + counts["failed"] + counts["skipped"]
         self._state = FrontierState.RUNNING
         self._signal.add_callback(self._on_abort)
         self.on_committed(0, await self._store.pending_hosts())
@@ -253,14 +247,11 @@ class Frontier:
     # -- requests that are not a lease's --------------------------------------------------------
 
     def turn(self, url: str) -> AbstractAsyncContextManager[None]:
-        """``async with frontier.turn(url):`` send one request for ``url`` that is not a
-        lease's (a sitemap file) inside the block (:mod:`crawler.frontier.turns`). Entering waits
-        for a turn of the host, given like a lease in the same slot: the host's concurrency cap, its
-        delay (from when the request is sent, :meth:`request_sent`) and its cooldown hold for it
-        too. Leaving gives the place under the cap back. Raises :class:`~crawler.errors.TurnRefused`
-        if the host is deferred for this run or the frontier stops first. A turn is not work: it
-        neither keeps the crawl from finishing (see :meth:`hold`) nor counts against the page
-        budget."""
+        """``async with frontier.turn(url):`` sends one request that is no lease's (a sitemap
+        file) in its host's turn: the cap, the delay and the cooldown hold for it as for a
+        lease (:mod:`crawler.frontier.turns`). Raises :class:`~crawler.errors.TurnRefused` if
+        the host is deferred or the frontier stops first. A turn is no work (see :meth:`hold`)
+        and no charge on the page budget."""
         return self._turns.turn(url)
 
     def _no_turn(self, name: str) -> str | None:
@@ -341,10 +332,6 @@ class Frontier:
         if self._state is FrontierState.RUNNING:
             self._claims.refill(host)  # its window may be running low
 
-    @property
-    def _budget_spent(self) -> bool:
-        return 0 < self._max_pages <= self._recorded_before + self._started
-
     def _ready_at(self, host: _Host) -> float | None:
         """When ``host`` may next start a URL: once the budget is spent, only one already
         charged to it (a retry or a deferred lease), never a new one from the window. A spent
@@ -352,7 +339,7 @@ class Frontier:
         drop out of the ready heap for good. A deferred host never is."""
         if host.deferred:
             return None
-        return host.slot.ready_at(new_urls=not self._budget_spent)
+        return host.slot.ready_at(new_urls=not self._budget.spent)
 
     def _dispatch(self) -> None:
         """Give due hosts' URLs to waiting workers; then arm a timer or finish."""
@@ -376,18 +363,12 @@ class Frontier:
             lease = host.slot.begin(now, self._spacing(host.slot.delay))
             self._in_flight += 1
             if not charged:
-                self._started += 1
+                self._budget.started += 1
             waiter.set_result(lease)
             self._queue(host)
         self._arm_timer(now)
         if self._finished():
             self.stop()
-
-    def _spacing(self, delay: float) -> float:
-        jitter = self._politeness.delay_jitter
-        if not jitter or not delay:
-            return delay
-        return delay * self._random.uniform(1 - jitter, 1 + jitter)
 
     def _arm_timer(self, now: float) -> None:
         due = self._ready.earliest() if self._waiters else None
@@ -400,7 +381,7 @@ class Frontier:
         if self._in_flight or self._uncommitted or self._claims.running or self._holds:
             return False
         hosts = (h for h in self._hosts.values() if not h.deferred)  # theirs waits for later
-        if self._budget_spent:  # only the URLs already charged to it are left to run
+        if self._budget.spent:  # only the URLs already charged to it are left to run
             return not any(h.slot.retries for h in hosts)
         return not any(h.slot.has_work() or h.maybe_pending_in_db() for h in hosts)
 
@@ -416,8 +397,8 @@ class Frontier:
             windowed=sum(len(h.slot.window) + len(h.slot.retries) for h in hosts),
             in_flight=self._in_flight,
             uncommitted=self._uncommitted,
-            started=self._started,
-            recorded_before=self._recorded_before,
+            started=self._budget.started,
+            recorded_before=self._budget.recorded_before,
         )
 
     def __repr__(self) -> str:
@@ -425,6 +406,6 @@ class Frontier:
         return (
             f"<Frontier {self._state.value} hosts={len(self._hosts)} windowed={windowed} "
             f"in_flight={self._in_flight} uncommitted={self._uncommitted} "
-            f"claims={self._claims.running} started={self._started} "
+            f"claims={self._claims.running} started={self._budget.started} "
             f"waiting_workers={len(self._waiters)}>"
         )

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import random
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -47,6 +48,23 @@ def configured_delay(politeness: PolitenessSection, host: str) -> float:
     if override is not None and override.delay is not None:
         return override.delay
     return politeness.per_host_delay
+
+
+class DelayJitter:
+    """A host's delay as each request sees it: spread evenly over ``delay * (1 ± jitter)``
+    (``politeness.delay_jitter``), so that many hosts with one delay do not move in step.
+    ``rng`` is for tests that want a known sequence."""
+
+    __slots__ = ("_jitter", "_random")
+
+    def __init__(self, jitter: float, rng: random.Random | None = None) -> None:
+        self._jitter = jitter
+        self._random = rng or random.Random()
+
+    def __call__(self, delay: float) -> float:
+        if not self._jitter or not delay:
+            return delay
+        return delay * self._random.uniform(1 - self._jitter, 1 + self._jitter)
 
 
 @dataclass(slots=True, eq=False)
