@@ -1,10 +1,10 @@
 """Page bodies, compressed, when asked for (``crawl run --store-bodies``).
 
 Bodies go into a SQLite file of their own beside the crawl database (``crawl.db`` ->
-``crawl-bodies.db``), not into it: the crawl database has one writer, the sink, whose
-transactions record pages and frontier together; a second writer would contend with it for
-the write lock, and bodies would make every page transaction as large as its page. Join them
-with ``ATTACH``::
+``crawl-bodies.db``), not into it: the crawl database has one writer connection (the
+store's), whose transactions record pages and frontier together; a second writer would contend
+with it for the write lock, and bodies would make every page transaction as large as its page.
+Join them with ``ATTACH``::
 
     sqlite3 crawl.db "ATTACH 'crawl-bodies.db' AS b;
                       SELECT p.title, length(b.body) FROM pages p JOIN b.bodies b USING (url)"

@@ -10,11 +10,10 @@ there is no flush timer to tune and no latency added at the end of a crawl.
 
 A batch records, atomically: the page rows, their frontier state (done / failed), their links,
 the URLs they and the sitemaps offered to the frontier, and the robots.txt outcomes learnt
-meanwhile. (Each of
-those was once its own transaction, awaited by the worker that fetched the robots.txt: at the
-start of a 1,000-host crawl the workers queued behind 1,000 commits, and the hosts' robots.txt
-requests took 1.6 s to go out instead of a fraction of one.) After the commit the frontier
-hears which hosts may have new pending URLs.
+meanwhile. (Each of those was once its own transaction, awaited by the worker that fetched the
+robots.txt: at the start of a 1,000-host crawl the workers queued behind 1,000 commits, and the
+hosts' robots.txt requests took 1.6 s to go out instead of a fraction of one.) After the
+commit the frontier hears which hosts may have new pending URLs.
 
 Besides the sink, only the frontier writes, its own state: the seeds as it opens (before the
 sink runs), its claims (which must answer with the leases claimed) and its deferred hosts. All
