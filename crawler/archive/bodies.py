@@ -35,7 +35,7 @@ from pathlib import Path
 from crawler.errors import StorageError
 from crawler.models import Lease, Response
 from crawler.resource import AsyncResource
-from crawler.store.spool import Spool
+from crawler.store.spool import DEFAULT_SPOOL_BYTES, Spool
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS bodies (
@@ -54,7 +54,6 @@ INSERT OR REPLACE INTO bodies (url, fetched_at, status, content_type, encoding, 
                                body)
 VALUES (?, ?, ?, ?, 'zlib', ?, ?, ?)
 """
-DEFAULT_SPOOL_BYTES = 32 * 1024 * 1024
 COMPRESSION_LEVEL = 6
 """zlib's default: most of level 9's ratio at a fraction of its time."""
 _BUSY_TIMEOUT = 5.0

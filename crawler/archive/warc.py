@@ -38,12 +38,10 @@ from crawler.archive.warc_records import Capture, cdxj_line, request_record, res
 from crawler.errors import StorageError
 from crawler.models import Lease, Response
 from crawler.resource import AsyncResource
-from crawler.store.spool import Spool
+from crawler.store.spool import DEFAULT_SPOOL_BYTES, Spool
 from crawler.version import __version__
 
 DEFAULT_PREFIX = "crawler"
-DEFAULT_SPOOL_BYTES = 32 * 1024 * 1024
-"""Bytes of responses waiting for the writer before the workers wait (see Spool)."""
 
 
 class WarcArchive(AsyncResource):

@@ -21,6 +21,10 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 
 
+DEFAULT_SPOOL_BYTES = 32 * 1024 * 1024
+"""Bytes waiting for an archive's writer task (WARC, bodies) before the workers wait."""
+
+
 class Spool(Generic[T]):
     """See the module docstring. Single consumer; any number of producers on the loop."""
 
