@@ -13,7 +13,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 
@@ -61,7 +61,69 @@ class CrawlSection(_Section, frozen=True):
     max_url_length: Positive = DEFAULT_MAX_URL_LENGTH
 
 
-class FetchSection(_Section, frozen=True):
+OWNED_HEADERS = frozenset(
+    (
+        *("host", "user-agent", "accept-encoding", "cookie"),
+        # The connection's own (RFC 9110 7.6.1), set by the transport.
+        *("connection", "keep-alive", "te", "transfer-encoding", "upgrade", "content-length"),
+        *("proxy-authorization", "proxy-connection"),
+    )
+)
+"""Request headers the crawler sets itself, which ``fetch.headers`` may not: the User-Agent is
+``crawl.user_agent`` (robots.txt is matched by it), Accept-Encoding only what the body reader can
+stop decoding at the size cap, Cookie the per-host jar's, and the rest belong to the connection."""
+SECRET = "***"
+"""What a repr shows in place of a header value or a password."""
+
+
+def _masked_items(struct: msgspec.Struct, secrets: Mapping[str, bool]) -> list[tuple[str, Any]]:
+    """``struct``'s fields for a repr: the values of ``secrets`` fields hidden (a dict's values
+    only when its flag is true: header names are no secret), so a config printed in a log,
+    a traceback with locals or ``--debug`` output never shows a password or an API key."""
+    items = []
+    for name in struct.__struct_fields__:
+        value = getattr(struct, name)
+        if name in secrets and value:
+            value = dict.fromkeys(value, SECRET) if secrets[name] else SECRET
+        items.append((name, value))
+    return items
+
+
+class _Masked(_Section, frozen=True):
+    """A section some of whose values are secrets (:data:`_SECRETS`), hidden from its repr."""
+
+    _SECRETS: ClassVar[Mapping[str, bool]] = {}
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={value!r}" for name, value in self.__rich_repr__())
+        return f"{type(self).__name__}({fields})"
+
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        return _masked_items(self, self._SECRETS)
+
+
+class FetchHost(_Masked, frozen=True):
+    """Requests to one host (``[fetch.hosts."host:port"]``): headers and HTTP basic auth."""
+
+    _SECRETS = {"headers": True, "auth": False}
+    headers: dict[str, str] = {}
+    """Added to ``fetch.headers`` for this host; a name in both takes this value."""
+    auth: str = ""
+    """``user:password`` for HTTP basic auth (RFC 7617, UTF-8); empty: none."""
+    auth_env: str = ""
+    """The environment variable holding ``user:password``, instead of ``auth``."""
+    auth_over_http: bool = False
+    """Send the credentials over plain http too, in clear; else over https only."""
+
+    def credentials(self) -> str:
+        """``user:password`` from ``auth`` or the ``auth_env`` variable; empty: none."""
+        if self.auth_env:
+            return os.environ.get(self.auth_env, "")
+        return self.auth
+
+
+class FetchSection(_Masked, frozen=True):
+    _SECRETS = {"headers": True}
     connect_timeout: Seconds = 10.0
     read_timeout: Seconds = 20.0
     """Longest silence between two reads of one response."""
@@ -82,6 +144,11 @@ class FetchSection(_Section, frozen=True):
     """per-host: a cookie is kept for the session and sent back only to the host that set it
     (whatever its Domain attribute says); off: never stored, never sent. Not kept over a
     resume."""
+    headers: dict[str, str] = {}
+    """Extra headers of every request (robots.txt and sitemaps too); none of
+    :data:`OWNED_HEADERS`, nor Authorization (``hosts`` gives it to one host)."""
+    hosts: dict[str, FetchHost] = {}
+    """Per-host headers and auth, keyed by host[:port] as in URLs."""
 
 
 class HostOverride(_Section, frozen=True):
@@ -283,6 +350,63 @@ def _unusable_value(config: Config) -> tuple[str, str] | None:
         Scope((), config.crawl.allow_domains)
     except ValueError as exc:
         return "crawl.allow_domains", f"must list domain names such as example.com: {exc}"
+    fetch = config.fetch
+    every_host = {"authorization": "it would go to every host; set it in fetch.hosts"}
+    if (bad := _unusable_headers("fetch.headers", fetch.headers, every_host)) is not None:
+        return bad
+    for host, override in fetch.hosts.items():
+        if (bad := _unusable_host(f'fetch.hosts."{host}"', host, override)) is not None:
+            return bad
+    return None
+
+
+# RFC 9110 5.6.2: a field name is a token.
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# host[:port] as in a URL: a name or an IPv4 address, or a bracketed IPv6 one.
+_HOST_KEY = re.compile(r"(?:[^\s/?#@:\[\]]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
+
+
+def _unusable_headers(
+    key: str, headers: Mapping[str, str], refused: Mapping[str, str]
+) -> tuple[str, str] | None:
+    """The first header no request could send, or that the crawler sets itself. The problem
+    names the header, never its value (it may be a secret)."""
+    seen: set[str] = set()
+    for name, value in headers.items():
+        lower = name.lower()
+        if not _HEADER_NAME.fullmatch(name):
+            return key, f"has a header name that is not an HTTP token: {name!r}"
+        if lower in OWNED_HEADERS:
+            owner = "crawl.user_agent" if lower == "user-agent" else "the crawler"
+            return key, f"cannot set {name}: {owner} sets it"
+        if lower in refused:
+            return key, f"cannot set {name}: {refused[lower]}"
+        if lower in seen:
+            return key, f"names the header {name} twice (header names are case-insensitive)"
+        seen.add(lower)
+        if not _HEADER_VALUE.fullmatch(value):
+            return key, (
+                f"has a value for {name} that is not printable ASCII, is empty, or has leading "
+                "or trailing spaces"
+            )
+    return None
+
+
+def _unusable_host(key: str, host: str, override: FetchHost) -> tuple[str, str] | None:
+    """The first problem of one ``[fetch.hosts]`` table; never quoting a credential."""
+    if not _HOST_KEY.fullmatch(host):
+        return key, "must be keyed by host[:port] as in URLs, such as example.com:8080"
+    if override.auth and override.auth_env:
+        return key, "sets both auth and auth_env: choose one"
+    refused = {"authorization": "auth sets it"} if override.auth or override.auth_env else {}
+    if (bad := _unusable_headers(f"{key}.headers", override.headers, refused)) is not None:
+        return bad
+    if override.auth_env and override.auth_env not in os.environ:
+        return f"{key}.auth_env", f"names {override.auth_env}, which is not set"
+    credentials = override.credentials()
+    if credentials and ":" not in credentials:
+        where = f"{key}.auth_env" if override.auth_env else f"{key}.auth"
+        return where, "must hold user:password (it has no colon)"
     return None
 
 

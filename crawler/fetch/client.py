@@ -20,6 +20,9 @@ Per request:
 - connect and read timeouts bound each step, and ``total_timeout`` bounds the whole response,
   so a server that drips one byte at a time cannot hold a worker;
 - ``Fetcher(on_request_sent=...)`` hears when each request really goes out, for politeness.
+- the request's headers are the crawler's own, ``fetch.headers`` and its host's
+  ``[fetch.hosts]`` headers and basic auth (:mod:`crawler.fetch.headers`), the same for
+  pages, robots.txt and sitemaps.
 
 The per-request CPU cost matters (a crawl makes thousands of requests a second on one event
 loop), so the request is built and the response read with less than httpx's general-purpose
@@ -53,6 +56,7 @@ from crawler.errors import (
 from crawler.fetch.addresses import AddressBlocked, AddressGuard, AddressRefused
 from crawler.fetch.body import read_capped
 from crawler.fetch.cookies import HostCookies
+from crawler.fetch.headers import RequestHeaders
 from crawler.fetch.transport import BODILESS_STATUSES, aiohttp_transport, sending_url
 from crawler.models import Response, is_html_type
 from crawler.resource import AsyncResource
@@ -119,7 +123,7 @@ class Fetcher(AsyncResource):
         )
         # What build_request would add to each request, computed once (see _request).
         self._extensions = {"timeout": self._client.timeout.as_dict()}
-        self._headers = self._client.headers.raw
+        self._headers = RequestHeaders(self._client.headers.raw, config)
 
     async def _aopen(self) -> None:
         await self._client.__aenter__()
@@ -218,13 +222,14 @@ class Fetcher(AsyncResource):
 
         ``build_request`` merges the client's URL, params, headers and cookies with the call's
         (none here) and copies headers and cookie jar twice on the way; this client has no
-        base URL and no params, so what is left is its headers, its timeouts and the Cookie
-        header for this URL (ours, last, where build_request has the client's jar add its
-        own). The request is made with an empty body stream, which spares httpx encoding a
-        body it does not have and copying the headers again to add the one it would add
-        itself, ``Host``."""
+        base URL and no params, so what is left is its headers (per host:
+        :mod:`crawler.fetch.headers`), its timeouts and the Cookie header for this URL (ours,
+        last, where build_request has the client's jar add its own). The request is made with
+        an empty body stream, which spares httpx encoding a body it does not have and copying
+        the headers again to add the one it would add itself, ``Host``."""
         parsed = httpx.URL(url)
-        headers = [(b"Host", parsed.netloc), *self._headers]
+        netloc = parsed.netloc
+        headers = [(b"Host", netloc), *self._headers.for_url(parsed.scheme, netloc)]
         if self._cookies:  # none kept (or off): nothing to look up
             # Bytes, as they came in Set-Cookie: httpx would encode a str as ASCII, or fail.
             cookie = self._cookies.header(url, parsed.host)
