@@ -4,6 +4,7 @@
   and capped bodies, the translation of httpx's errors into :mod:`crawler.errors`);
 - :mod:`~crawler.fetch.body`: reading a body up to its cap, decoding on the way;
 - :mod:`~crawler.fetch.transport`: the aiohttp session behind the client;
+- :mod:`~crawler.fetch.headers`: the headers of each request, per host, and basic auth;
 - :mod:`~crawler.fetch.addresses`: the address guard (SSRF defence);
 - :mod:`~crawler.fetch.cookies`: one small cookie jar per host.
 """
