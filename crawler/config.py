@@ -18,7 +18,7 @@ from typing import Annotated, Any, ClassVar, Literal
 import msgspec
 
 from crawler.errors import ConfigError
-from crawler.urls import DEFAULT_MAX_URL_LENGTH, Scope
+from crawler.urls import DEFAULT_MAX_URL_LENGTH, Scope, canonicalize, host_key
 
 Positive = Annotated[int, msgspec.Meta(ge=1)]
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]
@@ -354,9 +354,13 @@ def _unusable_value(config: Config) -> tuple[str, str] | None:
     every_host = {"authorization": "it would go to every host; set it in fetch.hosts"}
     if (bad := _unusable_headers("fetch.headers", fetch.headers, every_host)) is not None:
         return bad
+    hosts: dict[str | None, str] = {}
     for host, override in fetch.hosts.items():
-        if (bad := _unusable_host(f'fetch.hosts."{host}"', host, override)) is not None:
+        key = f'fetch.hosts."{host}"'
+        if (bad := _unusable_host(key, host, override)) is not None:
             return bad
+        if (same := hosts.setdefault(host_table_key(host), host)) != host:
+            return key, f'is the host of fetch.hosts."{same}" too: merge the two tables'
     return None
 
 
@@ -392,9 +396,17 @@ def _unusable_headers(
     return None
 
 
+def host_table_key(host: str) -> str | None:
+    """A ``[fetch.hosts]`` key as the crawl's URLs write the host (lower-case, IDNA, no default
+    port: ``Bücher.de:80`` -> ``xn--bcher-kva.de``), which requests are looked up by; None if
+    no URL has such a host."""
+    url = canonicalize(f"http://{host}/")
+    return None if url is None else host_key(url)
+
+
 def _unusable_host(key: str, host: str, override: FetchHost) -> tuple[str, str] | None:
     """The first problem of one ``[fetch.hosts]`` table; never quoting a credential."""
-    if not _HOST_KEY.fullmatch(host):
+    if not _HOST_KEY.fullmatch(host) or host_table_key(host) is None:
         return key, "must be keyed by host[:port] as in URLs, such as example.com:8080"
     if override.auth and override.auth_env:
         return key, "sets both auth and auth_env: choose one"

@@ -5,6 +5,7 @@ pytest-httpx's mock (the test servers speak plain http only)."""
 from __future__ import annotations
 
 import base64
+import re
 import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import closing
@@ -201,9 +202,23 @@ def test_unusable_credentials_are_refused_without_quoting_them(
     assert "alice" not in str(caught.value)
 
 
-def test_a_host_table_keyed_by_a_url_is_refused() -> None:
-    with pytest.raises(ConfigError, match=r'`fetch.hosts."https://site.test/"` must be keyed'):
-        fetch_config(hosts={"https://site.test/": {"auth": CREDENTIALS}})
+@pytest.mark.parametrize("key", ["https://site.test/", "site.test:99999", "a%zz", "x" * 64])
+def test_a_host_table_keyed_by_no_host_is_refused(key: str) -> None:
+    with pytest.raises(ConfigError, match=f'`fetch.hosts."{re.escape(key)}"` must be keyed'):
+        fetch_config(hosts={key: {"auth": CREDENTIALS}})
+
+
+def test_two_host_tables_for_one_host_are_refused() -> None:
+    same = r'"Site.test:80"` is the host of fetch.hosts."site.test" too'
+    with pytest.raises(ConfigError, match=same):
+        fetch_config(hosts={"site.test": {}, "Site.test:80": {}})
+
+
+async def test_a_host_table_matches_its_host_as_urls_write_it() -> None:
+    async with TestServer(answer) as server:  # on 127.0.0.1, which localhost names
+        config = fetch_config(hosts={f"LocalHost:{server.port}": {"headers": {"X-Site": "l"}}})
+        await fetch_all(config, server.url("/by-name", host="localhost"), server.url("/by-ip"))
+    assert sent(server, "x-site") == {"/by-name": "l", "/by-ip": None}
 
 
 def test_reprs_hide_credentials_and_header_values() -> None:

@@ -2,7 +2,7 @@
 host's ``[fetch.hosts."host:port"]`` headers and basic auth.
 
 The lists are built once, when the crawl starts, so a request costs one dictionary lookup by
-the URL's host[:port] (as httpx writes it: lower-case, IDNA, no default port). The frontier,
+the URL's host[:port] (as in the crawl's URLs: lower-case, IDNA, no default port). The frontier,
 not httpx, follows redirects: every hop is a request of its own, built here for its own host,
 so a host's credentials never go to another host, whatever a redirect says. They go over
 https only, unless the host's ``auth_over_http`` says plain http too: a redirect from
@@ -16,9 +16,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Sequence
 
-import httpx
-
-from crawler.config import FetchHost, FetchSection
+from crawler.config import FetchHost, FetchSection, host_table_key
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -37,7 +35,8 @@ class RequestHeaders:
         for key, host in config.hosts.items():
             headers = _merged(self._default, host.headers)
             secure = headers + _authorization(host)
-            self._hosts[_netloc(key)] = (secure if host.auth_over_http else headers, secure)
+            netloc = (host_table_key(key) or key).encode()  # the config refuses keys with None
+            self._hosts[netloc] = (secure if host.auth_over_http else headers, secure)
 
     def for_url(self, scheme: str, netloc: bytes) -> Headers:
         """The headers for a URL with this scheme and (httpx's) netloc; the caller may not
@@ -64,9 +63,3 @@ def _authorization(host: FetchHost) -> Headers:
     if not credentials:
         return []
     return [(b"Authorization", b"Basic " + base64.b64encode(credentials.encode()))]
-
-
-def _netloc(key: str) -> bytes:
-    """A ``[fetch.hosts]`` key as httpx writes a URL's netloc (``Example.com:80`` ->
-    ``example.com``, an IDN in its ASCII form), which is what a request is looked up by."""
-    return httpx.URL(f"http://{key}/").netloc
