@@ -28,8 +28,9 @@ from crawler.frontier.traps import SessionStripper, repeated_segments
 from crawler.models import Lease, Outcome, PageRecord, Response
 from crawler.parse.html import parse_html
 from crawler.parse.offered import RecentlyOffered
+from crawler.scope import Scope
 from crawler.store.rows import page_rows
-from crawler.urls import BaseURL, Scope, canonicalize
+from crawler.urls import BaseURL, canonicalize
 
 
 @dataclass(frozen=True, slots=True)
