@@ -16,7 +16,7 @@ from crawler.cli.app import app
 from crawler.config import ConfigError, load_config
 from crawler.engine import Crawl
 from crawler.scope import Decision, Scope, registrable_domain
-from tests.helpers import crawl_config, database, write_seeds
+from tests.helpers import crawl_config, database, write_config, write_seeds
 from tests.servers import Request, Response, TestServer, html
 
 runner = CliRunner()
@@ -360,6 +360,20 @@ async def test_a_redirect_to_an_excluded_url_is_not_followed(tmp_path: Path) -> 
         counts = site.request_counts()
     assert fetched == {site.url("/"), site.url("/old")}
     assert counts["/private/new"] == 0
+
+
+@pytest.mark.parametrize(("flags", "other_fetched"), [(["--scope", "any"], True), ([], False)])
+def test_crawl_run_scope_flag_sets_crawl_scope(
+    tmp_path: Path, flags: list[str], other_fetched: bool
+) -> None:
+    config = write_config(tmp_path, '[security]\nallow_addresses = ["127.0.0.0/8"]\n')
+    with TestServer(lambda r: html(r.path), host="127.0.0.3") as other:
+        with linking_site({"/": other.url("/elsewhere")}) as site:
+            seeds = write_seeds(tmp_path, site.url("/"))
+            args = ["run", str(seeds), "--db", str(tmp_path / "crawl.db"), "--config", str(config)]
+            done = runner.invoke(app, [*args, "--no-robots", "--quiet", *flags])
+        assert done.exit_code == 0, done.output
+        assert (other.url("/elsewhere") in crawled(tmp_path / "crawl.db")) is other_fetched
 
 
 # --- crawl check-url --------------------------------------------------------------------------

@@ -6,7 +6,8 @@ what they share in :mod:`crawler.cli.output`.
 
 Exit codes (a contract, see the README): 0 the crawl finished; 1 a fatal error (bad config or seeds,
 unusable database), one line on stderr, a traceback only with ``--debug``; 2 a usage error;
-130 / 143 interrupted by SIGINT / SIGTERM, state saved, running again resumes.
+130 / 143 interrupted by SIGINT / SIGTERM, state saved, running again resumes. ``crawl check-url``
+exits 0 for a URL in scope, 3 for one out of it.
 """
 
 from __future__ import annotations
