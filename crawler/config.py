@@ -62,6 +62,9 @@ class CrawlSection(_Section, frozen=True):
     (Public Suffix List) with their subdomains, or any host (:mod:`crawler.scope`)."""
     allow_domains: tuple[str, ...] = ()
     """Domains in scope with all their subdomains, besides what ``scope`` admits."""
+    max_offsite_hops: NonNegative = 0
+    """Pages outside the scope are fetched up to this many links away from an in-scope page;
+    from the last of them only links back into the scope are followed. 0: none."""
     include: tuple[str, ...] = ()
     """Regular expressions (``re.search`` on the canonical URL): when given, a URL in scope
     must match one to be followed."""

@@ -128,6 +128,7 @@ class Crawl:
                 mode=config.crawl.scope,
                 include=config.crawl.include,
                 exclude=config.crawl.exclude,
+                max_offsite_hops=config.crawl.max_offsite_hops,
             ),
             max_depth=config.crawl.max_depth,
             max_url_length=config.crawl.max_url_length,

@@ -14,6 +14,12 @@ are always fetched). Its rules, in the order they decide (``crawl.*`` keys):
     subdomains to any of them. The port never matters.
 3.  ``include``: when given, a URL in scope must also match one of them.
 
+``max_offsite_hops`` (N) lets the crawl step out of rule 2 only: a URL outside the scope that
+rules 1 and 3 accept is fetched when it is at most N links away from an in-scope page
+(:meth:`Scope.reach`); from a page N links out only links back into the scope are followed.
+A redirect is no link: its target keeps the page's distance, and is one link out when the
+page was in scope.
+
 The patterns see the canonical URL (:func:`crawler.urls.canonicalize`: lower-case scheme and
 host, no default port, no fragment, percent-encoding normalized, session parameters not yet
 removed) and match with :func:`re.search` semantics: anywhere in the URL unless anchored
@@ -60,7 +66,7 @@ class Scope:
     :mod:`crawler.urls`); a leading ``.`` of a domain is ignored. Raises ``ValueError`` for an
     invalid name and ``re.error`` for an invalid pattern."""
 
-    __slots__ = ("_any", "_domains", "_exclude", "_hosts", "_include", "_mode")
+    __slots__ = ("_any", "_domains", "_exclude", "_hosts", "_include", "_max_offsite", "_mode")
 
     def __init__(
         self,
@@ -70,6 +76,7 @@ class Scope:
         mode: ScopeMode = "hosts",
         include: Iterable[str] = (),
         exclude: Iterable[str] = (),
+        max_offsite_hops: int = 0,
     ) -> None:
         if isinstance(seed_hosts, str) or isinstance(allow_domains, str):
             # A bare string would silently become a set of one-letter hosts.
@@ -91,6 +98,7 @@ class Scope:
             self._domains[domain] = "crawl.allow_domains"
         self._include = tuple(re.compile(p) for p in include)
         self._exclude = tuple(re.compile(p) for p in exclude)
+        self._max_offsite = max_offsite_hops
 
     @classmethod
     def from_seeds(
@@ -101,6 +109,7 @@ class Scope:
         mode: ScopeMode = "hosts",
         include: Iterable[str] = (),
         exclude: Iterable[str] = (),
+        max_offsite_hops: int = 0,
     ) -> Scope:
         """The scope of the seed URLs' hosts. Raises ``ValueError`` for a seed that is not a
         crawlable URL."""
@@ -110,7 +119,14 @@ class Scope:
             if url is None:
                 raise ValueError(f"not a crawlable http(s) URL: {seed!r}")
             hosts.append(hostname(url))
-        return cls(hosts, allow_domains, mode=mode, include=include, exclude=exclude)
+        return cls(
+            hosts,
+            allow_domains,
+            mode=mode,
+            include=include,
+            exclude=exclude,
+            max_offsite_hops=max_offsite_hops,
+        )
 
     def allows(self, url: str) -> bool:
         """Whether the canonical ``url`` is in scope (what :meth:`decide` says, faster)."""
@@ -119,6 +135,22 @@ class Scope:
         if not self._any and self._host_rule(hostname(url)) is None:
             return False
         return not self._include or any(p.search(url) for p in self._include)
+
+    @property
+    def max_offsite_hops(self) -> int:
+        return self._max_offsite
+
+    def reach(self, url: str, offsite: int) -> int | None:
+        """The offsite distance the canonical ``url`` gets when a page ``offsite`` links out of
+        the scope (0: in it) links to it: 0 in scope, one more than the page's outside it, up
+        to ``max_offsite_hops``; None: not followed."""
+        if self._exclude and any(p.search(url) for p in self._exclude):
+            return None
+        if self._include and not any(p.search(url) for p in self._include):
+            return None
+        if self._any or self._host_rule(hostname(url)) is not None:
+            return 0
+        return offsite + 1 if offsite < self._max_offsite else None
 
     def decide(self, url: str) -> Decision:
         """Whether the canonical ``url`` is in scope, and which rule decided (for
@@ -172,7 +204,8 @@ class Scope:
         return (
             f"Scope(mode={self._mode!r}, seed_hosts={sorted(self._hosts)!r}, "
             f"domains={sorted(self._domains)!r}, include={[p.pattern for p in self._include]!r}, "
-            f"exclude={[p.pattern for p in self._exclude]!r})"
+            f"exclude={[p.pattern for p in self._exclude]!r}, "
+            f"max_offsite_hops={self._max_offsite})"
         )
 
 

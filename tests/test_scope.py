@@ -5,6 +5,7 @@ exclude patterns; unit tests of each rule, then real crawls of several 127.0.0.x
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,10 @@ from crawler.abort import AbortController
 from crawler.cli.app import app
 from crawler.config import ConfigError, load_config
 from crawler.engine import Crawl
+from crawler.frontier.traps import SessionStripper
+from crawler.models import Lease, Outcome
+from crawler.models import Response as FetchedResponse
+from crawler.parse.outcome import LinkRules, build_outcome
 from crawler.scope import Decision, Scope, registrable_domain
 from tests.helpers import crawl_config, database, write_config, write_seeds
 from tests.servers import Request, Response, TestServer, html
@@ -66,7 +71,8 @@ def test_scope_allow_domains_normalized() -> None:
     assert scope.allows("http://spaced.org/")
     assert repr(scope) == (
         "Scope(mode='hosts', seed_hosts=[], "
-        "domains=['example.com', 'spaced.org', 'xn--bcher-kva.de'], include=[], exclude=[])"
+        "domains=['example.com', 'spaced.org', 'xn--bcher-kva.de'], include=[], exclude=[], "
+        "max_offsite_hops=0)"
     )
 
 
@@ -89,7 +95,7 @@ def test_scope_from_seeds() -> None:
     scope = Scope.from_seeds(["HTTP://Example.com:8080/start", "https://b.org/"], ["c.net"])
     assert repr(scope) == (
         "Scope(mode='hosts', seed_hosts=['b.org', 'example.com'], domains=['c.net'], "
-        "include=[], exclude=[])"
+        "include=[], exclude=[], max_offsite_hops=0)"
     )
     assert scope.allows("http://example.com/other")
     assert not scope.allows("http://www.example.com/")
@@ -256,6 +262,70 @@ def test_allows_and_decide_agree(url: str, mode: scope_module.ScopeMode) -> None
     assert scope.allows(url) == scope.decide(url).allowed
 
 
+# --- offsite hops -----------------------------------------------------------------------------
+
+
+def test_reach_counts_links_out_of_the_scope_up_to_max_offsite_hops() -> None:
+    scope = Scope(["a.test"], max_offsite_hops=2, exclude=["/private/"])
+    assert scope.reach("http://a.test/x", 0) == 0
+    assert scope.reach("http://a.test/x", 2) == 0  # back into the scope: distance 0 again
+    assert scope.reach("http://b.test/", 0) == 1
+    assert scope.reach("http://c.test/", 1) == 2
+    assert scope.reach("http://d.test/", 2) is None  # past N: not followed
+    assert scope.reach("http://b.test/private/", 0) is None  # exclude still wins
+    # Negative control: without offsite hops nothing outside the scope is reached.
+    assert Scope(["a.test"]).reach("http://b.test/", 0) is None
+
+
+def test_reach_obeys_include_outside_the_scope_too() -> None:
+    scope = Scope(["a.test"], include=["/docs/"], max_offsite_hops=1)
+    assert scope.reach("http://b.test/docs/", 0) == 1
+    assert scope.reach("http://b.test/shop/", 0) is None
+
+
+def offsite_outcome(lease: Lease, response: FetchedResponse, max_offsite_hops: int) -> Outcome:
+    rules = LinkRules(
+        scope=Scope(["a.test"], max_offsite_hops=max_offsite_hops),
+        max_depth=5,
+        max_url_length=2048,
+        max_redirects=3,
+        respect_nofollow=True,
+        product_token="crawler",
+        strip_sessions=SessionStripper(()),
+        max_repeated_segments=3,
+    )
+    return build_outcome(lease, response, rules, "t")
+
+
+def test_an_offsite_page_offers_its_links_with_their_distances() -> None:
+    body = b'<a href="http://a.test/back">a</a><a href="http://c.test/">c</a>'
+    lease = Lease(id=1, url="http://b.test/", host="b.test", depth=1, offsite=1)
+    response = FetchedResponse(lease.url, 200, "text/html", body)
+    two = offsite_outcome(lease, response, 2)
+    assert (two.follow, two.follow_offsite) == (
+        ["http://a.test/back", "http://c.test/"],
+        [0, 1 + 1],
+    )
+    # The last page out: only the link back into the scope is followed.
+    one = offsite_outcome(lease, response, 1)
+    assert (one.follow, one.follow_offsite) == (["http://a.test/back"], [])
+
+
+@pytest.mark.parametrize(
+    ("page_offsite", "max_offsite_hops", "expected"),
+    [(0, 1, ["http://b.test/"]), (1, 1, ["http://b.test/"]), (0, 0, [])],
+)
+def test_a_redirect_out_of_the_scope_is_one_link_out_and_keeps_an_offsite_pages_distance(
+    page_offsite: int, max_offsite_hops: int, expected: list[str]
+) -> None:
+    host = "b.test" if page_offsite else "a.test"
+    lease = Lease(id=1, url=f"http://{host}/old", host=host, depth=1, offsite=page_offsite)
+    response = FetchedResponse(lease.url, 301, None, b"", "http://b.test/")
+    outcome = offsite_outcome(lease, response, max_offsite_hops)
+    assert outcome.follow == expected
+    assert outcome.follow_offsite == ([1] if expected else [])
+
+
 # --- config -----------------------------------------------------------------------------------
 
 
@@ -376,6 +446,74 @@ def test_crawl_run_scope_flag_sets_crawl_scope(
         assert (other.url("/elsewhere") in crawled(tmp_path / "crawl.db")) is other_fetched
 
 
+def chain_of_sites(count: int, *, local: bool = True) -> list[TestServer]:
+    """``count`` sites on 127.0.0.2, .3, ...: each one's ``/`` links to the next one's ``/``
+    and, with ``local``, to its own ``/local``."""
+    sites: list[TestServer] = []
+
+    def answer_for(index: int) -> Callable[[Request], Response]:
+        def answer(request: Request) -> Response:
+            if request.path != "/":
+                return html(request.path)
+            hrefs = [sites[index].url("/local")] if local else []
+            if index + 1 < len(sites):
+                hrefs.append(sites[index + 1].url("/"))
+            return html("/", "".join(f'<a href="{href}">l</a>' for href in hrefs))
+
+        return answer
+
+    sites.extend(TestServer(answer_for(i), host=f"127.0.0.{2 + i}") for i in range(count))
+    return sites
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("max_offsite_hops", "sites_reached"), [(0, 1), (1, 2), (2, 3)])
+async def test_a_crawl_fetches_offsite_pages_up_to_max_offsite_hops_links_out(
+    tmp_path: Path, max_offsite_hops: int, sites_reached: int
+) -> None:
+    sites = chain_of_sites(4)
+    with sites[0], sites[1], sites[2], sites[3]:
+        fetched = await crawl_of(
+            tmp_path, sites[0].url("/"), **{"crawl.max_offsite_hops": max_offsite_hops}
+        )
+        counts = [site.request_counts()["/"] for site in sites]
+    # The seed's /local is in scope; an offsite site's /local is one more link out.
+    expected = {sites[0].url("/"), sites[0].url("/local")}
+    expected |= {sites[i].url("/") for i in range(1, sites_reached)}
+    expected |= {sites[i].url("/local") for i in range(1, sites_reached - 1)}
+    assert fetched == expected
+    assert counts == [1] * sites_reached + [0] * (4 - sites_reached)
+
+
+@pytest.mark.anyio
+async def test_an_offsite_pages_link_back_into_the_scope_is_followed(tmp_path: Path) -> None:
+    urls: dict[str, str] = {}
+    home = TestServer(
+        lambda r: html(r.path, f'<a href="{urls["other"]}">o</a>' if r.path == "/" else ""),
+        host="127.0.0.2",
+    )
+    other = TestServer(lambda r: html(r.path, f'<a href="{urls["back"]}">b</a>'), host="127.0.0.3")
+    with home, other:
+        urls.update(other=other.url("/"), back=home.url("/back"))
+        fetched = await crawl_of(tmp_path, home.url("/"), **{"crawl.max_offsite_hops": 1})
+    assert fetched == {home.url("/"), other.url("/"), home.url("/back")}
+
+
+@pytest.mark.anyio
+async def test_a_resumed_crawl_keeps_each_urls_offsite_distance(tmp_path: Path) -> None:
+    # Run 1 stops at its page budget with the third site's page (2 links out) pending; run 2
+    # fetches it, and must know it is the last page out: the fourth site is never asked.
+    sites = chain_of_sites(4, local=False)
+    offsite = {"crawl.max_offsite_hops": 2}
+    with sites[0], sites[1], sites[2], sites[3]:
+        first = await crawl_of(tmp_path, sites[0].url("/"), **offsite, **{"crawl.max_pages": 2})
+        assert first == {sites[0].url("/"), sites[1].url("/")}
+        second = await crawl_of(tmp_path, sites[0].url("/"), **offsite)
+        counts = [site.request_counts()["/"] for site in sites]
+    assert second == first | {sites[2].url("/")}
+    assert counts == [1, 1, 1, 0]
+
+
 # --- crawl check-url --------------------------------------------------------------------------
 
 
@@ -443,6 +581,16 @@ def test_check_url_scope_flag_overrides_the_config(tmp_path: Path) -> None:
     exit_code, output = check(tmp_path, "https://other.org/", "", "--scope", "any")
     assert exit_code == 0
     assert 'crawl.scope = "any"' in output
+
+
+def test_check_url_says_when_an_off_scope_url_may_still_be_fetched_offsite(
+    tmp_path: Path,
+) -> None:
+    exit_code, output = check(tmp_path, "https://other.org/", "max_offsite_hops = 2")
+    assert exit_code == 3
+    assert "still fetched when it is at most crawl.max_offsite_hops = 2 links from" in output
+    # Negative control: without offsite hops it says nothing of the kind.
+    assert "still fetched" not in check(tmp_path, "https://other.org/", "")[1]
 
 
 def test_check_url_with_a_bad_pattern_exits_1_naming_the_key(tmp_path: Path) -> None:

@@ -51,6 +51,7 @@ def check_url(
             mode=cfg.crawl.scope,
             include=cfg.crawl.include,
             exclude=cfg.crawl.exclude,
+            max_offsite_hops=cfg.crawl.max_offsite_hops,
         )
     except Exception as exc:  # bad config or seeds: one line, exit 1, as for `crawl run`
         fail(exc, debug=False)
@@ -61,8 +62,17 @@ def check_url(
         decision = Decision(True, "seeds", "a seed: seeds are always fetched")
     else:
         decision = rules.decide(canonical)
-        if not decision.allowed and decision.rule == "crawl.scope" and seeds is None:
-            decision = Decision(False, decision.rule, f"{decision.reason} (no --seeds given)")
+        if not decision.allowed and decision.rule == "crawl.scope":
+            if seeds is None:
+                decision = Decision(False, decision.rule, f"{decision.reason} (no --seeds given)")
+            if rules.max_offsite_hops:
+                decision = Decision(
+                    False,
+                    decision.rule,
+                    f"{decision.reason}; still fetched when it is at most "
+                    f"crawl.max_offsite_hops = {rules.max_offsite_hops} links from an in-scope "
+                    "page",
+                )
     typer.echo(f"{'in' if decision.allowed else 'out'}: {canonical or url}")
     if canonical is not None and canonical != url:
         typer.echo(f"  canonical form of {url} (the form the rules see)")
