@@ -21,9 +21,10 @@ A redirect is no link: its target keeps the page's distance, and is one link out
 page was in scope.
 
 The patterns see the canonical URL (:func:`crawler.urls.canonicalize`: lower-case scheme and
-host, no default port, no fragment, percent-encoding normalized, session parameters not yet
-removed) and match with :func:`re.search` semantics: anywhere in the URL unless anchored
-(``^https://example\\.com/docs/``), case-sensitive unless the pattern says ``(?i)``.
+host, no default port, no fragment, percent-encoding normalized) with the session parameters
+of ``traps.session_params`` removed, and match with :func:`re.search` semantics: anywhere in
+the URL unless anchored (``^https://example\\.com/docs/``), case-sensitive unless the pattern
+says ``(?i)``.
 
 The Public Suffix List is the one shipped in the ``publicsuffixlist`` package: read from the
 installed file on first use of ``"domains"``, never downloaded.
@@ -130,11 +131,7 @@ class Scope:
 
     def allows(self, url: str) -> bool:
         """Whether the canonical ``url`` is in scope (what :meth:`decide` says, faster)."""
-        if self._exclude and any(p.search(url) for p in self._exclude):
-            return False
-        if not self._any and self._host_rule(hostname(url)) is None:
-            return False
-        return not self._include or any(p.search(url) for p in self._include)
+        return self.reach(url, 0) == 0
 
     @property
     def max_offsite_hops(self) -> int:

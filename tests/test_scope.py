@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from crawler import scope as scope_module
 from crawler.abort import AbortController
 from crawler.cli.app import app
-from crawler.config import ConfigError, load_config
+from crawler.config import ConfigError, TrapsSection, load_config
 from crawler.engine import Crawl
 from crawler.frontier.traps import SessionStripper
 from crawler.models import Lease, Outcome
@@ -262,6 +262,17 @@ def test_allows_and_decide_agree(url: str, mode: scope_module.ScopeMode) -> None
     assert scope.allows(url) == scope.decide(url).allowed
 
 
+def test_patterns_see_a_link_after_its_session_parameters_are_removed() -> None:
+    lease = Lease(id=1, url="http://a.test/", host="a.test", depth=0)
+    body = b'<a href="/list?sid=42&page=2">n</a><a href="/list?page=3">n</a>'
+    response = FetchedResponse(lease.url, 200, "text/html", body)
+    no_sid = outcome_in(Scope(["a.test"], exclude=["sid="]), lease, response)
+    assert no_sid.follow == ["http://a.test/list?page=2", "http://a.test/list?page=3"]
+    # Negative control: a pattern on what is left of the URL does decide.
+    page_2 = outcome_in(Scope(["a.test"], exclude=["page=2"]), lease, response)
+    assert page_2.follow == ["http://a.test/list?page=3"]
+
+
 # --- offsite hops -----------------------------------------------------------------------------
 
 
@@ -284,14 +295,18 @@ def test_reach_obeys_include_outside_the_scope_too() -> None:
 
 
 def offsite_outcome(lease: Lease, response: FetchedResponse, max_offsite_hops: int) -> Outcome:
+    return outcome_in(Scope(["a.test"], max_offsite_hops=max_offsite_hops), lease, response)
+
+
+def outcome_in(scope: Scope, lease: Lease, response: FetchedResponse) -> Outcome:
     rules = LinkRules(
-        scope=Scope(["a.test"], max_offsite_hops=max_offsite_hops),
+        scope=scope,
         max_depth=5,
         max_url_length=2048,
         max_redirects=3,
         respect_nofollow=True,
         product_token="crawler",
-        strip_sessions=SessionStripper(()),
+        strip_sessions=SessionStripper(TrapsSection().session_params),
         max_repeated_segments=3,
     )
     return build_outcome(lease, response, rules, "t")
