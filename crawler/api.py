@@ -54,6 +54,8 @@ class Overrides(TypedDict, total=False):
     """``crawl.max_pages`` (``--max-pages``)."""
     max_depth: int
     """``crawl.max_depth`` (``--max-depth``)."""
+    scope: Literal["hosts", "domains", "any"]
+    """``crawl.scope`` (``--scope``)."""
     allow_domains: Sequence[str]
     """``crawl.allow_domains`` (``--allow-domain``, repeated)."""
     user_agent: str
@@ -84,6 +86,7 @@ OVERRIDE_KEYS: Mapping[str, str] = {
     "concurrency": "crawl.concurrency",
     "max_pages": "crawl.max_pages",
     "max_depth": "crawl.max_depth",
+    "scope": "crawl.scope",
     "allow_domains": "crawl.allow_domains",
     "user_agent": "crawl.user_agent",
     "robots": "politeness.robots",

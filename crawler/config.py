@@ -18,7 +18,8 @@ from typing import Annotated, Any, ClassVar, Literal
 import msgspec
 
 from crawler.errors import ConfigError
-from crawler.urls import DEFAULT_MAX_URL_LENGTH, Scope, canonicalize, host_key
+from crawler.scope import Scope, ScopeMode
+from crawler.urls import DEFAULT_MAX_URL_LENGTH, canonicalize, host_key
 
 Positive = Annotated[int, msgspec.Meta(ge=1)]
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]
@@ -56,8 +57,20 @@ class CrawlSection(_Section, frozen=True):
     robots_token: ProductToken = ""
     """The name robots.txt groups (and ``X-Robots-Tag``/meta robots) are matched by; empty:
     derived from ``user_agent`` (``compatible; NAME/x``, else its leading product)."""
+    scope: ScopeMode = "hosts"
+    """Hosts whose links are followed: the seeds' hosts exactly, the seeds' registrable domains
+    (Public Suffix List) with their subdomains, or any host (:mod:`crawler.scope`)."""
     allow_domains: tuple[str, ...] = ()
-    """Domains in scope with all their subdomains, besides the seeds' own hosts."""
+    """Domains in scope with all their subdomains, besides what ``scope`` admits."""
+    max_offsite_hops: NonNegative = 0
+    """Pages outside the scope are fetched up to this many links away from an in-scope page;
+    from the last of them only links back into the scope are followed. 0: none."""
+    include: tuple[str, ...] = ()
+    """Regular expressions (``re.search`` on the canonical URL): when given, a URL in scope
+    must match one to be followed."""
+    exclude: tuple[str, ...] = ()
+    """Regular expressions (``re.search`` on the canonical URL): a URL that matches one is not
+    followed, whatever the other rules say."""
     max_url_length: Positive = DEFAULT_MAX_URL_LENGTH
 
 
@@ -350,6 +363,12 @@ def _unusable_value(config: Config) -> tuple[str, str] | None:
         Scope((), config.crawl.allow_domains)
     except ValueError as exc:
         return "crawl.allow_domains", f"must list domain names such as example.com: {exc}"
+    for key in ("include", "exclude"):
+        for pattern in getattr(config.crawl, key):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                return f"crawl.{key}", f"has an invalid regular expression {pattern!r}: {exc}"
     fetch = config.fetch
     every_host = {"authorization": "it would go to every host; set it in fetch.hosts"}
     if (bad := _unusable_headers("fetch.headers", fetch.headers, every_host)) is not None:

@@ -44,10 +44,11 @@ from crawler.models import Deferred, OnResponse
 from crawler.observe.stats import Stats
 from crawler.parse.outcome import LinkRules
 from crawler.parse.pool import make_parse_pool
+from crawler.scope import Scope
 from crawler.services import CrawlServices
 from crawler.store.database import Store
 from crawler.store.sink import Sink
-from crawler.urls import Scope, hostname
+from crawler.urls import hostname
 from crawler.worker import Worker
 
 log = logging.getLogger("crawler")
@@ -121,7 +122,14 @@ class Crawl:
         # Once per run: it warns when the User-Agent names no clear token.
         self._robots_token = robots_token(config.crawl.user_agent, config.crawl.robots_token)
         self._rules = LinkRules(
-            scope=Scope.from_seeds(self.seeds, config.crawl.allow_domains),
+            scope=Scope.from_seeds(
+                self.seeds,
+                config.crawl.allow_domains,
+                mode=config.crawl.scope,
+                include=config.crawl.include,
+                exclude=config.crawl.exclude,
+                max_offsite_hops=config.crawl.max_offsite_hops,
+            ),
             max_depth=config.crawl.max_depth,
             max_url_length=config.crawl.max_url_length,
             max_redirects=config.fetch.max_redirects,

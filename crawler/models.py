@@ -22,6 +22,8 @@ class Lease:
     attempt: int = 0
     hops: int = 0
     """Redirects followed to reach this URL from the link that was found."""
+    offsite: int = 0
+    """Links away from the crawl's scope (``crawl.max_offsite_hops``); 0: in scope."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +139,8 @@ class PageRows:
     links: str
     """``["src", "dst"]`` for each link of the page ("" for none)."""
     discovered: str
-    """``["url", "host", depth, hops]`` for each URL offered to the frontier ("" for none)."""
+    """``["url", "host", depth, hops, offsite]`` for each URL offered to the frontier ("" for
+    none)."""
     hosts: tuple[str, ...]
     """The distinct hosts of the discovered URLs: the frontier hears of them after the commit."""
 
@@ -166,6 +169,9 @@ class Outcome:
     """Depth the followed URLs get: one more than the page's, the same for a redirect."""
     follow_hops: int = 0
     """Redirect hops the followed URLs get: one more than the page's for a redirect, else 0."""
+    follow_offsite: list[int] = field(default_factory=list)
+    """The offsite distance of each of ``follow``, in its order (``crawl.max_offsite_hops``);
+    empty: all 0, in scope."""
     rows: PageRows | None = None
     """``links`` and ``follow`` already encoded for the sink (by the parse worker, off the event
     loop); None: the sink encodes them. Must describe the same links and follow when set."""

@@ -42,7 +42,8 @@ from crawler.observe.gauges import DatabaseCountReader, Gauges, LoopLag
 from crawler.observe.metrics import MetricsServer
 from crawler.observe.progress import Progress, ProgressMode
 from crawler.resource import AsyncResource
-from crawler.urls import Scope, host_key
+from crawler.scope import Scope
+from crawler.urls import host_key
 
 if TYPE_CHECKING:
     from crawler.config import Config

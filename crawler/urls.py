@@ -1,4 +1,4 @@
-"""URL canonicalization and crawl scope: pure functions, no I/O.
+"""URL canonicalization: pure functions, no I/O (which URLs a crawl fetches: :mod:`crawler.scope`).
 
 Two links are the same page exactly when their canonical forms are equal strings, so the
 frontier, the seen-set and the politeness slots all key on :func:`canonicalize`'s result.
@@ -49,16 +49,15 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable
 
 __all__ = [
     "DEFAULT_MAX_URL_LENGTH",
     "BaseURL",
-    "Scope",
     "canonicalize",
     "has_userinfo",
     "host_key",
     "hostname",
+    "normalize_host",
 ]
 
 DEFAULT_MAX_URL_LENGTH = 2048
@@ -207,58 +206,6 @@ def hostname(url: str) -> str:
     return key.partition(":")[0]
 
 
-class Scope:
-    """Which canonical URLs the crawl may fetch.
-
-    ``seed_hosts`` are in scope exactly (not their subdomains); ``allow_domains`` are in
-    scope with all their subdomains (``example.com`` admits ``a.b.example.com`` but not
-    ``badexample.com``). Both are normalized like a URL host (rule 4); a leading ``.`` of a
-    domain is ignored. The port never matters. Raises ``ValueError`` for an invalid name.
-    """
-
-    __slots__ = ("_domains", "_hosts")
-
-    def __init__(self, seed_hosts: Iterable[str], allow_domains: Iterable[str] = ()) -> None:
-        if isinstance(seed_hosts, str) or isinstance(allow_domains, str):
-            # A bare string would silently become a set of one-letter hosts.
-            raise TypeError("seed_hosts and allow_domains must be iterables of names, not str")
-        self._hosts = frozenset(_normalize_name(h, "seed host") for h in seed_hosts)
-        self._domains = frozenset(
-            _normalize_name(d.strip(_WHITESPACE).lstrip("."), "allowed domain")
-            for d in allow_domains
-        )
-
-    def allows(self, url: str) -> bool:
-        """Whether the canonical ``url`` is in scope."""
-        host = hostname(url)
-        if host in self._hosts:
-            return True
-        if not self._domains:
-            return False
-        # One set lookup per label suffix: cost does not grow with the number of domains.
-        while host not in self._domains:
-            dot = host.find(".")
-            if dot < 0:
-                return False
-            host = host[dot + 1 :]
-        return True
-
-    @classmethod
-    def from_seeds(cls, seed_urls: Iterable[str], allow_domains: Iterable[str] = ()) -> Scope:
-        """The scope of the seed URLs' hosts (plus ``allow_domains``). Raises ``ValueError``
-        for a seed that is not a crawlable URL."""
-        hosts = []
-        for seed in seed_urls:
-            url = canonicalize(seed)
-            if url is None:
-                raise ValueError(f"not a crawlable http(s) URL: {seed!r}")
-            hosts.append(hostname(url))
-        return cls(hosts, allow_domains)
-
-    def __repr__(self) -> str:
-        return f"Scope(seed_hosts={sorted(self._hosts)!r}, allow_domains={sorted(self._domains)!r})"
-
-
 def _clean(url: str) -> str | None:
     url = url.strip(_WHITESPACE)
     # isprintable() is a C-level scan that is True for almost every real href.
@@ -279,7 +226,7 @@ def _normalize_authority(auth: str, scheme: str) -> str | None:
         port = port[1:]
     else:
         host, _, port = hostport.partition(":")
-    normalized = _normalize_host(host)
+    normalized = normalize_host(host)
     if normalized is None:
         return None
     if port:
@@ -290,7 +237,8 @@ def _normalize_authority(auth: str, scheme: str) -> str | None:
     return normalized
 
 
-def _normalize_host(host: str) -> str | None:
+def normalize_host(host: str) -> str | None:
+    """A host name or IP literal as rule 4 writes it, or None when it is not a valid one."""
     if host.startswith("["):
         address = host[1:-1].lower()
         if not host.endswith("]") or not _IPV6.fullmatch(address):
@@ -307,13 +255,6 @@ def _normalize_host(host: str) -> str | None:
             return None
     host = host.lower().rstrip(".")
     return host if _HOST.fullmatch(host) else None
-
-
-def _normalize_name(name: str, what: str) -> str:
-    host = _normalize_host(name.strip(_WHITESPACE))
-    if host is None:
-        raise ValueError(f"invalid {what}: {name!r}")
-    return host
 
 
 def _fix_percent(match: re.Match[str]) -> str:

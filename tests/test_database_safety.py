@@ -18,6 +18,8 @@ from typer.testing import CliRunner, Result
 
 from crawler.cli.app import app
 from crawler.demo import SiteServer, SiteSpec, expected_statuses
+from crawler.store.schema import SCHEMA, SCHEMA_VERSION
+from crawler.urls import host_key
 from tests.crawl_dbs import make_synthetic_db, synthetic_page
 from tests.helpers import crawl_process, database, wait_until, write_config, write_seeds
 
@@ -66,7 +68,7 @@ def _run(tmp_path: Path, site: SiteServer, db: Path, *flags: str) -> Result:
         (_foreign_db_with_pages, "error: {db} is not a crawl database (no frontier, meta table)"),
         (
             _crawl_db_with_version("abc"),
-            "error: database {db} has schema version 'abc', this crawler knows 1; "
+            "error: database {db} has schema version 'abc', this crawler knows 2; "
             "use another --db or --fresh",
         ),
     ],
@@ -149,7 +151,35 @@ def test_fresh_deletes_a_crawl_database_of_another_schema_version(tmp_path: Path
         result = _run(tmp_path, site, db, "--fresh")
     assert result.exit_code == 0, result.output
     with closing(sqlite3.connect(db)) as conn:
-        assert conn.execute("SELECT value FROM meta").fetchall() == [("1",)]
+        assert conn.execute("SELECT value FROM meta").fetchall() == [(str(SCHEMA_VERSION),)]
+        assert conn.execute("SELECT count(*) FROM pages").fetchone()[0] == len(SITE_PAGES)
+
+
+def _version_1_db(path: Path, seed: str) -> None:
+    """A database as version 1 wrote it (no ``frontier.offsite``), its seed still pending."""
+    schema_1 = "\n".join(line for line in SCHEMA.splitlines() if "offsite" not in line)
+    with database(path) as conn:
+        conn.executescript(schema_1)
+        conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', '1')")
+        conn.execute(
+            "INSERT INTO frontier (url, host, depth) VALUES (?, ?, 0)", (seed, host_key(seed))
+        )
+
+
+def test_a_version_1_database_is_read_as_it_is_and_resumed_after_an_upgrade(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "old.db"
+    with SiteServer(SITE) as site:
+        _version_1_db(db, f"{site.base_url}/")
+        stats = runner.invoke(app, ["stats", str(db)])
+        assert stats.exit_code == 0, stats.output
+        result = _run(tmp_path, site, db)
+    assert result.exit_code == 0, result.output
+    with database(db) as conn:
+        assert conn.execute("SELECT value FROM meta").fetchall() == [(str(SCHEMA_VERSION),)]
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(frontier)")]
+        assert "offsite" in columns
         assert conn.execute("SELECT count(*) FROM pages").fetchone()[0] == len(SITE_PAGES)
 
 

@@ -11,8 +11,8 @@ from crawler.frontier.traps import SessionStripper
 from crawler.models import Lease, Response
 from crawler.parse.offered import RecentlyOffered
 from crawler.parse.outcome import LinkRules, _directives, build_outcome
+from crawler.scope import Scope
 from crawler.store.rows import json_array
-from crawler.urls import Scope
 
 RULES = LinkRules(
     scope=Scope(["a.test"]),

@@ -26,11 +26,20 @@ def test_rows_are_the_links_and_the_offered_urls_with_their_hosts() -> None:
         ["http://a.test/é", "http://b.test:8080/"],
     ]
     assert json.loads(json_array([rows.discovered])) == [
-        ["http://b.test:8080/", "b.test:8080", 3, 1],
-        ["http://c.test/", "c.test", 3, 1],
-        ["http://b.test:8080/x", "b.test:8080", 3, 1],
+        ["http://b.test:8080/", "b.test:8080", 3, 1, 0],
+        ["http://c.test/", "c.test", 3, 1, 0],
+        ["http://b.test:8080/x", "b.test:8080", 3, 1, 0],
     ]
     assert rows.hosts == ("b.test:8080", "c.test")  # each once, in order
+
+
+def test_rows_carry_each_offered_urls_offsite_distance() -> None:
+    page = PageRecord("http://a.test/", depth=0, fetched_at="t", status=200)
+    rows = page_rows(page, [], ["http://a.test/x", "http://b.test/"], 1, 0, [0, 1])
+    assert json.loads(json_array([rows.discovered])) == [
+        ["http://a.test/x", "a.test", 1, 0, 0],
+        ["http://b.test/", "b.test", 1, 0, 1],
+    ]
 
 
 def test_pages_without_rows_join_into_valid_arrays() -> None:

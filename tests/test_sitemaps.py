@@ -20,7 +20,7 @@ from crawler.engine import Crawl, CrawlReport
 from crawler.errors import ConnectFailed
 from crawler.frontier.sitemaps import SitemapSeeder, decompress, parse_sitemap
 from crawler.models import Response
-from crawler.urls import Scope
+from crawler.scope import Scope
 from tests.helpers import crawl_config, database, min_gap, wait_until
 from tests.servers import Gate
 from tests.sitemap_site import DISALLOWED, EXPECTED, NEVER, NS, SitemapSite, _bomb

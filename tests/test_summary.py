@@ -174,7 +174,7 @@ def test_a_file_name_with_uri_characters(finished: tuple[Path, str], tmp_path: P
         ),
         (
             lambda p: _with_version(p, "7"),
-            "error: database {db} has schema version 7, this crawler knows 1",
+            "error: database {db} has schema version 7, this crawler knows 2",
         ),
     ],
     ids=["missing", "directory", "not-sqlite", "other-sqlite", "other-version"],

@@ -7,7 +7,6 @@ import pytest
 from crawler.urls import (
     DEFAULT_MAX_URL_LENGTH,
     BaseURL,
-    Scope,
     canonicalize,
     has_userinfo,
     host_key,
@@ -422,82 +421,3 @@ def test_host_key_of_canonicalized_url() -> None:
 )
 def test_hostname(url: str, expected: str) -> None:
     assert hostname(url) == expected
-
-
-def test_scope_seed_host_allowed_exactly() -> None:
-    scope = Scope(["example.com"])
-    assert scope.allows("http://example.com/")
-    assert scope.allows("https://example.com/deep/path?x=1")
-    assert not scope.allows("http://other.com/")
-
-
-def test_scope_seed_host_subdomain_not_allowed() -> None:
-    scope = Scope(["example.com"])
-    assert not scope.allows("http://www.example.com/")
-    assert not scope.allows("http://a.b.example.com/")
-
-
-def test_scope_allow_domain_and_its_subdomains_allowed() -> None:
-    scope = Scope([], ["example.com"])
-    assert scope.allows("http://example.com/")
-    assert scope.allows("http://www.example.com/")
-    assert scope.allows("https://a.b.example.com/x")
-    assert not scope.allows("http://example.org/")
-    assert not scope.allows("http://com/")
-
-
-def test_scope_lookalike_domain_rejected() -> None:
-    scope = Scope(["example.com"], ["example.com"])
-    assert not scope.allows("http://badexample.com/")
-    assert not scope.allows("http://example.com.evil.net/")
-    assert not scope.allows("http://www.badexample.com/")
-
-
-def test_scope_port_does_not_matter() -> None:
-    scope = Scope(["seed.com"], ["example.com"])
-    assert scope.allows("http://seed.com:8080/")
-    assert scope.allows("https://seed.com:80/")
-    assert scope.allows("http://sub.example.com:8443/")
-
-
-def test_scope_allow_domains_normalized() -> None:
-    scope = Scope([], [".Example.COM.", "Bücher.de", " spaced.org "])
-    assert scope.allows("http://www.example.com/")
-    assert scope.allows("http://example.com/")
-    assert scope.allows("http://shop.xn--bcher-kva.de/")
-    assert scope.allows("http://spaced.org/")
-    assert repr(scope) == (
-        "Scope(seed_hosts=[], allow_domains=['example.com', 'spaced.org', 'xn--bcher-kva.de'])"
-    )
-
-
-def test_scope_seed_hosts_normalized() -> None:
-    scope = Scope(["EXAMPLE.com.", "Bücher.de", "[::1]"])
-    assert scope.allows("http://example.com/")
-    assert scope.allows("http://xn--bcher-kva.de/")
-    assert scope.allows("http://[::1]:8080/")
-
-
-@pytest.mark.parametrize("bad", ["", ".", "exa mple.com", "example.com:8080", "a/b"])
-def test_scope_rejects_invalid_names(bad: str) -> None:
-    with pytest.raises(ValueError, match="invalid"):
-        Scope([], [bad])
-    with pytest.raises(ValueError, match="invalid"):
-        Scope([bad])
-
-
-def test_scope_from_seeds() -> None:
-    scope = Scope.from_seeds(["HTTP://Example.com:8080/start", "https://b.org/"], ["c.net"])
-    assert repr(scope) == "Scope(seed_hosts=['b.org', 'example.com'], allow_domains=['c.net'])"
-    assert scope.allows("http://example.com/other")
-    assert not scope.allows("http://www.example.com/")
-    assert scope.allows("http://x.c.net/")
-    with pytest.raises(ValueError, match="mailto"):
-        Scope.from_seeds(["mailto:x@example.com"])
-
-
-def test_scope_rejects_bare_string() -> None:
-    with pytest.raises(TypeError, match="not str"):
-        Scope("example.com")
-    with pytest.raises(TypeError, match="not str"):
-        Scope([], "example.com")

@@ -21,6 +21,12 @@ _DEFAULTS = Config()
 """Named in help texts whose option defaults to the config's value (None: not given)."""
 
 
+class ScopeChoice(enum.StrEnum):
+    HOSTS = "hosts"
+    DOMAINS = "domains"
+    ANY = "any"
+
+
 class LogFormatChoice(enum.StrEnum):
     TEXT = "text"
     JSON = "json"
@@ -50,6 +56,13 @@ def run(
     ] = None,
     max_depth: Annotated[
         int | None, typer.Option(min=0, help="Links to follow from a seed; 0: the seeds only.")
+    ] = None,
+    scope: Annotated[
+        ScopeChoice | None,
+        typer.Option(
+            help="Follow links to the seeds' hosts, their registrable domains, or any host "
+            f"(default: {_DEFAULTS.crawl.scope})."
+        ),
     ] = None,
     allow_domain: Annotated[
         list[str] | None,
@@ -125,6 +138,7 @@ def run(
                 "concurrency": concurrency,
                 "max_pages": max_pages,
                 "max_depth": max_depth,
+                "scope": scope.value if scope else None,
                 "allow_domains": allow_domain or None,
                 "user_agent": user_agent,
                 "robots": False if no_robots else None,

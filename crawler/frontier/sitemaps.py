@@ -52,7 +52,8 @@ from crawler.config import SitemapsSection
 from crawler.errors import PageError
 from crawler.frontier.robots import RobotsPolicy
 from crawler.models import Response
-from crawler.urls import DEFAULT_MAX_URL_LENGTH, Scope, canonicalize
+from crawler.scope import Scope
+from crawler.urls import DEFAULT_MAX_URL_LENGTH, canonicalize
 
 log = logging.getLogger("crawler")
 

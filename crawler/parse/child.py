@@ -7,10 +7,10 @@ body on the child's stdin and stdout.
 - first frame to the child: the pickled :class:`~crawler.parse.outcome.LinkRules`; it answers
   :data:`READY` once it can parse;
 - a job (:data:`Job`): ``(job_id, lease, response, fetched_at)``; the answer (:data:`Answer`):
-  ``(job_id, "", "", page, links, follow, follow_depth, follow_hops, rows)``, or, if
-  ``build_outcome`` raised, the exception as ``"<Type>: <message>"`` and its traceback instead
-  of the two ``""``: the worker records that page's ``internal_error`` (:mod:`crawler.errors`),
-  as for an exception in a thread, and the crawl goes on.
+  ``(job_id, "", "", page, links, follow, follow_depth, follow_hops, follow_offsite, rows)``,
+  or, if ``build_outcome`` raised, the exception as ``"<Type>: <message>"`` and its traceback
+  instead of the two ``""``: the worker records that page's ``internal_error``
+  (:mod:`crawler.errors`), as for an exception in a thread, and the crawl goes on.
 
 A child handles its jobs in order, one at a time, and remembers the URLs it offered to the
 frontier lately so as not to offer them again (:mod:`crawler.parse.offered`).
@@ -44,9 +44,11 @@ READY = b"READY"
 """The child's first frame: it has the rules and can parse."""
 
 Job = tuple[int, Lease, Response, str]
-Answer = tuple[int, str, str, PageRecord | None, list[str], list[str], int, int, PageRows | None]
-"""(job_id, error, traceback, page, links, follow, follow_depth, follow_hops, rows); error and
-traceback are "" on success."""
+Answer = tuple[
+    int, str, str, PageRecord | None, list[str], list[str], int, int, list[int], PageRows | None
+]
+"""(job_id, error, traceback, page, links, follow, follow_depth, follow_hops, follow_offsite,
+rows); error and traceback are "" on success."""
 
 
 def frame(payload: bytes) -> bytes:
@@ -83,10 +85,11 @@ def serve(inp: BinaryIO, out: BinaryIO) -> None:
         except Exception as exc:  # that page's internal_error (the crawl goes on)
             error = InternalError.of(exc).detail
             trace = "".join(traceback.format_exception(exc))
-            answer = (job_id, error, trace, None, [], [], 0, 0, None)
+            answer = (job_id, error, trace, None, [], [], 0, 0, [], None)
         else:
             answer = (
-                job_id, "", "", o.page, o.links, o.follow, o.follow_depth, o.follow_hops, o.rows
+                job_id, "", "", o.page, o.links, o.follow, o.follow_depth, o.follow_hops,
+                o.follow_offsite, o.rows,
             )  # fmt: skip
         out.write(frame(encoder.encode(answer)))
         out.flush()

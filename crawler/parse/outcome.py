@@ -7,7 +7,8 @@ crawl's main CPU cost and must not stall other hosts.
 
 Page-level rules applied here (each leaves a note on the page row, counted in stats):
 
-- redirects: the target is followed if in scope and within ``fetch.max_redirects`` hops; notes
+- redirects: the target is followed if in scope (or within ``crawl.max_offsite_hops``) and
+  within ``fetch.max_redirects`` hops; notes
   ``redirect_off_scope``, ``too_many_redirects``, ``redirect_loop`` (to itself; longer loops end
   at dedup: a URL is fetched once), ``redirect_invalid`` (a Location we cannot follow, e.g.
   another scheme), ``redirect_without_location``;
@@ -28,8 +29,9 @@ from crawler.frontier.traps import SessionStripper, repeated_segments
 from crawler.models import Lease, Outcome, PageRecord, Response
 from crawler.parse.html import parse_html
 from crawler.parse.offered import RecentlyOffered
+from crawler.scope import Scope
 from crawler.store.rows import page_rows
-from crawler.urls import BaseURL, Scope, canonicalize
+from crawler.urls import BaseURL, canonicalize
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,19 +86,23 @@ def build_outcome(
         if rules.respect_nofollow and href in parsed.nofollow:
             unfollowed.add(url)
     follow: list[str] = []
+    offsite: list[int] = []
     if "nofollow" in directives:
         notes.append("nofollow")
     elif lease.depth < rules.max_depth:
         limit = rules.max_repeated_segments
-        follow = [
-            url
-            for url in links
-            if url not in unfollowed
-            and rules.scope.allows(url)
-            and not (limit and url.count("/") > limit + 2 and repeated_segments(url) > limit)
-        ]
-        if offered is not None:
-            follow = offered.new(follow)
+        reached: dict[str, int] = {}  # url -> its offsite distance
+        for url in links:
+            if url in unfollowed or (
+                limit and url.count("/") > limit + 2 and repeated_segments(url) > limit
+            ):
+                continue
+            away = rules.scope.reach(url, lease.offsite)
+            if away is not None:
+                reached[url] = away
+        follow = list(reached) if offered is None else offered.new(reached)
+        if any(reached.values()):
+            offsite = [reached[url] for url in follow]
     if "noindex" in directives:
         notes.append("noindex")
     else:
@@ -107,8 +113,10 @@ def build_outcome(
     depth = lease.depth + 1
     # Encoded here, off the event loop, for the sink (crawler.store.rows).
     page = _noted(page, notes)
-    rows = page_rows(page, link_list, follow, depth, 0)
-    return Outcome(lease, page, link_list, follow, follow_depth=depth, rows=rows)
+    rows = page_rows(page, link_list, follow, depth, 0, offsite)
+    return Outcome(
+        lease, page, link_list, follow, follow_depth=depth, follow_offsite=offsite, rows=rows
+    )
 
 
 def unparsed_outcome(lease: Lease, response: Response, fetched_at: str, note: str) -> Outcome:
@@ -142,9 +150,12 @@ def _redirect(
     target = rules.strip_sessions(target)
     page = replace(page, final_url=target)
     follow: list[str] = []
+    # A redirect is no link: an offsite page's target keeps its distance (reach adds the one
+    # taken off here), an in-scope page's target outside the scope is one link out.
+    away = rules.scope.reach(target, max(lease.offsite - 1, 0))
     if target == lease.url:
         notes.append("redirect_loop")
-    elif not rules.scope.allows(target):
+    elif away is None:
         notes.append("redirect_off_scope")
     elif lease.hops >= rules.max_redirects:
         notes.append("too_many_redirects")
@@ -158,6 +169,7 @@ def _redirect(
         follow,
         follow_depth=lease.depth,
         follow_hops=lease.hops + 1,
+        follow_offsite=[away] if follow and away else [],
     )
 
 

@@ -272,13 +272,15 @@ class _Child:
             self._head_since = self._clock()
         if future.done():
             return
-        _, error, trace, page, links, follow, follow_depth, follow_hops, rows = answer
+        _, error, trace, page, links, follow, follow_depth, follow_hops, offsite, rows = answer
         if error or page is None:
             failure = InternalError(error)
             failure.add_note(f"raised in the parse worker process:\n{trace}")
             future.set_exception(failure)
             return
-        future.set_result(Outcome(job[1], page, links, follow, follow_depth, follow_hops, rows))
+        future.set_result(
+            Outcome(job[1], page, links, follow, follow_depth, follow_hops, offsite, rows)
+        )
 
     def kill(self, reason: str) -> None:
         if self._process is not None and self._process.returncode is None:

@@ -56,8 +56,9 @@ UPDATE frontier SET state = batch.value ->> 1
 FROM json_each(?) AS batch WHERE frontier.id = batch.value ->> 0
 """
 _ADD_URLS = """
-INSERT OR IGNORE INTO frontier (url, host, depth, hops)
-SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?)
+INSERT OR IGNORE INTO frontier (url, host, depth, hops, offsite)
+SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, coalesce(value ->> 4, 0)
+FROM json_each(?)
 """
 _SET_ROBOTS = """
 INSERT OR REPLACE INTO robots (origin, status, fetched_at, crawl_delay, sitemaps)
@@ -78,7 +79,7 @@ SELECT id FROM frontier WHERE host = ? AND state = 'pending' ORDER BY id LIMIT ?
 """
 _CLAIM_LEASE = """
 UPDATE frontier SET state = 'leased' WHERE id IN (SELECT id FROM temp.claimed)
-RETURNING id, url, host, depth, hops
+RETURNING id, url, host, depth, hops, offsite
 """
 
 # What TrapGuard.admit charged in earlier runs: each URL at its first attempt, unless its
@@ -108,7 +109,8 @@ WHERE frontier.state IN ('pending', 'leased') AND host_deferrals.not_before > ?
 Statement = tuple[str, Sequence[Sequence[object]]]
 """One SQL statement and the parameter rows ``executemany`` runs it with."""
 NewURL = tuple[str, str, int, int]
-"""(canonical url, host key, depth, redirect hops) offered to the frontier table."""
+"""(canonical url, host key, depth, redirect hops) offered to the frontier table, in scope (the
+parse step's discovered rows add their offsite distance, :mod:`crawler.store.rows`)."""
 
 
 class Store(AsyncResource):
@@ -249,8 +251,9 @@ class Store(AsyncResource):
                 raise StorageError(f"cannot write to database {self.path}: {exc}") from None
         rows.sort()  # RETURNING gives no order guarantee; discovery order is breadth-first
         claimed: dict[str, list[Lease]] = {}
-        for id_, url, host, depth, hops in rows:
-            claimed.setdefault(host, []).append(Lease(id_, url, host, depth, hops=hops))
+        for id_, url, host, depth, hops, offsite in rows:
+            lease = Lease(id_, url, host, depth, hops=hops, offsite=offsite)
+            claimed.setdefault(host, []).append(lease)
         return claimed
 
     async def defer_hosts(self, until: Sequence[tuple[str, float]]) -> None:

@@ -27,12 +27,21 @@ _encode = msgspec.json.encode
 
 
 def page_rows(
-    page: PageRecord, links: Sequence[str], follow: Sequence[str], depth: int, hops: int
+    page: PageRecord,
+    links: Sequence[str],
+    follow: Sequence[str],
+    depth: int,
+    hops: int,
+    offsite: Sequence[int] = (),
 ) -> PageRows:
     """The rows of ``page``, linking to ``links``, offering ``follow`` (each at ``depth`` and
-    ``hops``) to the frontier. Raises ``UnicodeEncodeError`` for a string without UTF-8 form."""
+    ``hops``, and at its ``offsite`` distance, in order; none given: all 0) to the frontier.
+    Raises ``UnicodeEncodeError`` for a string without UTF-8 form."""
     hosts = [host_key(url) for url in follow]
-    discovered = [(url, host, depth, hops) for url, host in zip(follow, hosts, strict=True)]
+    discovered = [
+        (url, host, depth, hops, away)
+        for url, host, away in zip(follow, hosts, offsite or [0] * len(follow), strict=True)
+    ]
     return PageRows(
         page=_encode(_page_columns(page)).decode(),
         links=_elements([(page.url, dst) for dst in links]),
@@ -46,7 +55,12 @@ def rows_of(outcome: Outcome) -> PageRows:
     if outcome.rows is not None:
         return outcome.rows
     return page_rows(
-        outcome.page, outcome.links, outcome.follow, outcome.follow_depth, outcome.follow_hops
+        outcome.page,
+        outcome.links,
+        outcome.follow,
+        outcome.follow_depth,
+        outcome.follow_hops,
+        outcome.follow_offsite,
     )
 
 

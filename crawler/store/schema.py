@@ -17,7 +17,12 @@ from pathlib import Path
 
 from crawler.errors import StorageError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2 added ``frontier.offsite`` (``crawl.max_offsite_hops``); a version-1 database gets the
+column (0: every URL it holds was in scope) when a crawl opens it."""
+READABLE_VERSIONS = frozenset({"1", str(SCHEMA_VERSION)})
+"""Versions the read-only commands (stats, export) read as they are: they never read
+``frontier.offsite``."""
 CRAWL_TABLES = frozenset({"meta", "frontier", "pages"})
 """The tables that make a SQLite file a crawl database (with ``meta.schema_version``)."""
 
@@ -32,6 +37,8 @@ CREATE TABLE IF NOT EXISTS frontier (
     host  TEXT NOT NULL,
     depth INTEGER NOT NULL,
     hops  INTEGER NOT NULL DEFAULT 0,
+    -- Links away from the scope (crawl.max_offsite_hops); 0: in scope.
+    offsite INTEGER NOT NULL DEFAULT 0,
     state TEXT NOT NULL DEFAULT 'pending'
           CHECK (state IN ('pending', 'leased', 'done', 'failed', 'skipped'))
 );
@@ -82,6 +89,9 @@ def prepare(path: Path) -> None:
     try:
         with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
             version = crawl_schema_version(conn, path)
+            if version == "1":
+                _upgrade_from_1(conn)
+                version = str(SCHEMA_VERSION)
             if version is None or version == str(SCHEMA_VERSION):
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.executescript(SCHEMA)
@@ -96,6 +106,14 @@ def prepare(path: Path) -> None:
             f"database {path} has schema version {version!r}, this crawler knows "
             f"{SCHEMA_VERSION}; use another --db or --fresh"
         )
+
+
+def _upgrade_from_1(conn: sqlite3.Connection) -> None:
+    # One transaction: a crash leaves version 1 with its old columns, upgraded again next time.
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute("ALTER TABLE frontier ADD COLUMN offsite INTEGER NOT NULL DEFAULT 0")
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+    conn.execute("COMMIT")
 
 
 def crawl_schema_version(conn: sqlite3.Connection, path: Path) -> str | None:

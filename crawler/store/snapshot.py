@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from crawler.errors import StorageError
-from crawler.store.schema import SCHEMA_VERSION, crawl_schema_version
+from crawler.store.schema import READABLE_VERSIONS, SCHEMA_VERSION, crawl_schema_version
 
 # Readers only wait in rare cases (WAL recovery after a crash, a checkpoint restart); bounded.
 _BUSY_TIMEOUT = 5.0
@@ -47,7 +47,7 @@ def read_snapshot(path: Path) -> Iterator[sqlite3.Connection]:
     with _read_transaction(path) as (conn, version):
         if version is None:
             raise StorageError(f"{path} is not a crawl database (it is empty)")
-        if version != str(SCHEMA_VERSION):
+        if version not in READABLE_VERSIONS:
             raise StorageError(
                 f"database {path} has schema version {version}, this crawler knows {SCHEMA_VERSION}"
             )
