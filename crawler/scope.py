@@ -145,7 +145,7 @@ class Scope:
             return None
         if self._include and not any(p.search(url) for p in self._include):
             return None
-        if self._any or self._host_rule(hostname(url)) is not None:
+        if self._any or self._in_scope(hostname(url)):
             return 0
         return offsite + 1 if offsite < self._max_offsite else None
 
@@ -169,6 +169,21 @@ class Scope:
             listed = ", ".join(repr(p.pattern) for p in self._include)
             return Decision(False, "crawl.include", f"matches none of {listed}")
         return Decision(True, *host_rule)
+
+    def _in_scope(self, host: str) -> bool:
+        """Whether ``host`` is in scope: :meth:`_host_rule` without its reason, for the parse
+        path, which asks for every link and has no use for a formatted reason per link."""
+        if host in self._hosts:
+            return True
+        if not self._domains:
+            return False
+        # One dict lookup per label suffix: cost does not grow with the number of domains.
+        while host not in self._domains:
+            dot = host.find(".")
+            if dot < 0:
+                return False
+            host = host[dot + 1 :]
+        return True
 
     def _host_rule(self, host: str) -> tuple[str, str] | None:
         """(key, reason) that puts ``host`` in scope, or None."""
