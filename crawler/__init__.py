@@ -21,7 +21,8 @@ from crawler.version import __version__
 if TYPE_CHECKING:
     from crawler.abort import AbortController, AbortReason, AbortSignal
     from crawler.api import Overrides, crawl, run
-    from crawler.config import Config, load_config
+    from crawler.config import Config
+    from crawler.config_load import load_config
     from crawler.engine import CrawlReport
     from crawler.errors import ConfigError, CrawlError, FatalError, SeedsError, StorageError
     from crawler.runtime import ForcedStop
@@ -32,7 +33,7 @@ _EXPORTS = {
     "Overrides": "crawler.api",
     "CrawlReport": "crawler.engine",
     "Config": "crawler.config",
-    "load_config": "crawler.config",
+    "load_config": "crawler.config_load",
     "AbortController": "crawler.abort",
     "AbortReason": "crawler.abort",
     "AbortSignal": "crawler.abort",

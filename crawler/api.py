@@ -23,7 +23,8 @@ from typing import Literal, TypedDict, Unpack
 from crawler import runtime
 from crawler.abort import AbortController, AbortSignal
 from crawler.archive.bodies import bodies_path
-from crawler.config import Config, load_config
+from crawler.config import Config
+from crawler.config_load import load_config
 from crawler.engine import Crawl, CrawlReport
 from crawler.errors import FatalError, SeedsError, StorageError, find_fatal
 from crawler.frontier.seeds import Seeds, parse_seeds, read_seeds

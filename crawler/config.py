@@ -1,25 +1,22 @@
-"""Typed, frozen configuration: TOML file < ``CRAWL_*`` environment < command-line flags.
+"""Typed, frozen configuration: what a config is.
 
 One section per concern, each a frozen :class:`msgspec.Struct` with named defaults, so a part
 receives only the section it needs and can't change it. ``configs/default.toml`` documents every
-key with these same defaults (a test keeps the two in step). Unknown keys and bad values are
-rejected with the key's dotted name.
+key with these same defaults (a test keeps the two in step). Building one from a file, the
+environment and flags is :mod:`crawler.config_load`; the checks of values that have the right
+type but cannot work are :mod:`crawler.config_checks`.
 """
 
 from __future__ import annotations
 
 import os
-import re
-import tomllib
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 
-from crawler.errors import ConfigError
-from crawler.scope import Scope, ScopeMode
-from crawler.urls import DEFAULT_MAX_URL_LENGTH, canonicalize, host_key
+from crawler.scope import ScopeMode
+from crawler.urls import DEFAULT_MAX_URL_LENGTH
 
 Positive = Annotated[int, msgspec.Meta(ge=1)]
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]
@@ -298,222 +295,3 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     runtime: RuntimeSection = RuntimeSection()
     output: OutputSection = OutputSection()
     sitemaps: SitemapsSection = SitemapsSection()
-
-
-ENV_PREFIX = "CRAWL_"
-
-
-def load_config(
-    path: Path | None = None,
-    overrides: Mapping[str, Any] | None = None,
-    environ: Mapping[str, str] | None = None,
-    *,
-    base: Config | None = None,
-    overrides_from: str = "the command line",
-) -> Config:
-    """Build the config: file (or ``base``), then ``CRAWL_SECTION__KEY`` env vars, then
-    ``overrides``.
-
-    ``overrides`` maps dotted keys (``"crawl.concurrency"``) to values; ``None`` values are
-    skipped so a CLI can pass every flag and only the given ones count. A bad value raises
-    :class:`ConfigError` naming the key and where its value came from: the file, the
-    environment variable, or ``overrides_from`` (the CLI's flags, the API's arguments).
-    ``base``, a config built in code, is checked here like a file: a struct's constructor
-    does not check its values' bounds.
-    """
-    raw: dict[str, Any] = {}
-    if base is not None:
-        raw = msgspec.to_builtins(base)
-    elif path is not None:
-        raw = _read_toml(path)
-    sources: dict[str, str] = {}
-    for key, (name, text) in _env_overrides(os.environ if environ is None else environ).items():
-        _set_dotted(raw, key, _parse_env_value(key, text))
-        sources[key] = f"from environment variable {name}"
-    for key, value in (overrides or {}).items():
-        if value is not None:
-            _set_dotted(raw, key, value)
-            sources[key] = f"from {overrides_from}"
-    try:
-        config = msgspec.convert(raw, Config)
-    except msgspec.ValidationError as exc:
-        key, problem = _readable(str(exc))
-        raise ConfigError(f"invalid config{_source(key, sources, path)}: {problem}") from None
-    if (bad := _unusable_value(config)) is not None:
-        key, problem = bad
-        raise ConfigError(f"invalid config{_source(key, sources, path)}: `{key}` {problem}")
-    return config
-
-
-# RFC 9110 5.5 field-value without obs-text (bytes past ASCII, which HTTP clients refuse to
-# send) and without the leading or trailing whitespace a header value cannot carry.
-_HEADER_VALUE = re.compile(r"[!-~](?:[ !-~]*[!-~])?")
-
-
-def _unusable_value(config: Config) -> tuple[str, str] | None:
-    """``(key, problem)`` for the first value of the right type that cannot work: found here,
-    before any request, instead of by the first request that sends it."""
-    agent = config.crawl.user_agent
-    if not _HEADER_VALUE.fullmatch(agent):
-        return "crawl.user_agent", (
-            "must be printable ASCII (an HTTP header value), not empty, without leading or "
-            f"trailing spaces: {agent!r}"
-        )
-    try:
-        Scope((), config.crawl.allow_domains)
-    except ValueError as exc:
-        return "crawl.allow_domains", f"must list domain names such as example.com: {exc}"
-    for key in ("include", "exclude"):
-        for pattern in getattr(config.crawl, key):
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                return f"crawl.{key}", f"has an invalid regular expression {pattern!r}: {exc}"
-    fetch = config.fetch
-    every_host = {"authorization": "it would go to every host; set it in fetch.hosts"}
-    if (bad := _unusable_headers("fetch.headers", fetch.headers, every_host)) is not None:
-        return bad
-    hosts: dict[str | None, str] = {}
-    for host, override in fetch.hosts.items():
-        key = f'fetch.hosts."{host}"'
-        if (bad := _unusable_host(key, host, override)) is not None:
-            return bad
-        if (same := hosts.setdefault(host_table_key(host), host)) != host:
-            return key, f'is the host of fetch.hosts."{same}" too: merge the two tables'
-    return None
-
-
-# RFC 9110 5.6.2: a field name is a token.
-_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-# host[:port] as in a URL: a name or an IPv4 address, or a bracketed IPv6 one.
-_HOST_KEY = re.compile(r"(?:[^\s/?#@:\[\]]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
-
-
-def _unusable_headers(
-    key: str, headers: Mapping[str, str], refused: Mapping[str, str]
-) -> tuple[str, str] | None:
-    """The first header no request could send, or that the crawler sets itself. The problem
-    names the header, never its value (it may be a secret)."""
-    seen: set[str] = set()
-    for name, value in headers.items():
-        lower = name.lower()
-        if not _HEADER_NAME.fullmatch(name):
-            return key, f"has a header name that is not an HTTP token: {name!r}"
-        if lower in OWNED_HEADERS:
-            owner = "crawl.user_agent" if lower == "user-agent" else "the crawler"
-            return key, f"cannot set {name}: {owner} sets it"
-        if lower in refused:
-            return key, f"cannot set {name}: {refused[lower]}"
-        if lower in seen:
-            return key, f"names the header {name} twice (header names are case-insensitive)"
-        seen.add(lower)
-        if not _HEADER_VALUE.fullmatch(value):
-            return key, (
-                f"has a value for {name} that is not printable ASCII, is empty, or has leading "
-                "or trailing spaces"
-            )
-    return None
-
-
-def host_table_key(host: str) -> str | None:
-    """A ``[fetch.hosts]`` key as the crawl's URLs write the host (lower-case, IDNA, no default
-    port: ``Bücher.de:80`` -> ``xn--bcher-kva.de``), which requests are looked up by; None if
-    no URL has such a host."""
-    url = canonicalize(f"http://{host}/")
-    return None if url is None else host_key(url)
-
-
-def _unusable_host(key: str, host: str, override: FetchHost) -> tuple[str, str] | None:
-    """The first problem of one ``[fetch.hosts]`` table; never quoting a credential."""
-    if not _HOST_KEY.fullmatch(host) or host_table_key(host) is None:
-        return key, "must be keyed by host[:port] as in URLs, such as example.com:8080"
-    if override.auth and override.auth_env:
-        return key, "sets both auth and auth_env: choose one"
-    refused = {"authorization": "auth sets it"} if override.auth or override.auth_env else {}
-    if (bad := _unusable_headers(f"{key}.headers", override.headers, refused)) is not None:
-        return bad
-    if override.auth_env and override.auth_env not in os.environ:
-        return f"{key}.auth_env", f"names {override.auth_env}, which is not set"
-    credentials = override.credentials()
-    if credentials and ":" not in credentials:
-        where = f"{key}.auth_env" if override.auth_env else f"{key}.auth"
-        return where, "must hold user:password (it has no colon)"
-    return None
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
-    try:
-        text = data.decode()
-    except UnicodeDecodeError as exc:
-        # Not the exception's own words: its repr quotes the whole file.
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise ConfigError(
-            f"config file {path} is not UTF-8 (TOML must be): byte {data[exc.start]:#04x} "
-            f"on line {line}"
-        ) from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-
-
-def _env_overrides(environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:
-    """Dotted key -> (variable name, value) of every ``CRAWL_SECTION__KEY`` variable."""
-    # CRAWL_FETCH__MAX_RETRIES=3 -> fetch.max_retries; the double underscore separates the
-    # section because keys themselves contain single underscores.
-    out = {}
-    for name, text in environ.items():
-        if name.startswith(ENV_PREFIX) and "__" in name:
-            section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
-            out[f"{section}.{key}"] = (name, text)
-    return out
-
-
-def _parse_env_value(key: str, text: str) -> Any:
-    # Environment values are TOML values ("3", "true", '["a.com"]'); a bare word is a string.
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
-
-
-def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
-    section, _, name = key.partition(".")
-    table = raw.setdefault(section, {})
-    if not isinstance(table, dict):
-        raise ConfigError(f"invalid config: `{section}` must be a table")
-    table[name] = value
-
-
-def _source(key: str, sources: Mapping[str, str], path: Path | None) -> str:
-    """Where the value at ``key`` came from: an override of it, of a table it is in
-    (``politeness.hosts[...].delay``) or of a key in it (a whole unknown section); else the
-    file."""
-    for given, source in sources.items():
-        if (
-            given == key
-            or key.startswith((f"{given}.", f"{given}["))
-            or given.startswith(f"{key}.")
-        ):
-            return f" {source}"
-    return f" in {path}" if path is not None else ""
-
-
-_AT = re.compile(r"(.*) - at `\$\.?([^`]*)`")
-_UNKNOWN_FIELD = re.compile(r"Object contains unknown field `([^`]*)`")
-
-
-def _readable(message: str) -> tuple[str, str]:
-    """``(dotted key, message)`` from msgspec's message: it says "... - at
-    `$.fetch.max_retries`"; users know the key as fetch.max_retries."""
-    at = _AT.fullmatch(message)
-    problem, key = at.groups() if at else (message, "")
-    unknown = _UNKNOWN_FIELD.fullmatch(problem)
-    if unknown:
-        key = f"{key}.{unknown[1]}" if key else unknown[1]
-        return key, f"unknown key `{key}`"
-    return key, f"{problem} - at `{key}`" if key else problem

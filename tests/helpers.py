@@ -13,7 +13,11 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from crawler.config import Config, load_config
+from crawler.config import Config, TrapsSection
+from crawler.config_load import load_config
+from crawler.frontier.traps import SessionStripper
+from crawler.parse.outcome import LinkRules
+from crawler.scope import Scope
 
 TEST_CONFIG = """
 [crawl]
@@ -39,6 +43,20 @@ def crawl_config(concurrency: int = 4, **overrides: object) -> Config:
         "runtime.stats_interval": 0.0,
     }
     return load_config(overrides={**base, **overrides}, environ={})
+
+
+def link_rules(scope: Scope | None = None) -> LinkRules:
+    """The parse rules of a default crawl of ``a.test`` (or of ``scope``), for outcome tests."""
+    return LinkRules(
+        scope=Scope(["a.test"]) if scope is None else scope,
+        max_depth=5,
+        max_url_length=2048,
+        max_redirects=3,
+        respect_nofollow=True,
+        product_token="crawler",
+        strip_sessions=SessionStripper(TrapsSection().session_params),
+        max_repeated_segments=3,
+    )
 
 
 def write_config(tmp_path: Path, extra: str = "") -> Path:

@@ -9,7 +9,7 @@ import pytest
 
 from crawler.abort import AbortController
 from crawler.archive.bodies import bodies_path
-from crawler.config import load_config
+from crawler.config_load import load_config
 from crawler.demo import SiteServer, SiteSpec, render
 from crawler.engine import Crawl
 from tests.helpers import crawl_process, database, write_config, write_seeds

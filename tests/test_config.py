@@ -9,7 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from crawler.cli.app import app
-from crawler.config import MAX_CONCURRENCY, MAX_PARSE_PROCESSES, Config, load_config
+from crawler.config import MAX_CONCURRENCY, MAX_PARSE_PROCESSES, Config
+from crawler.config_load import load_config
 from crawler.errors import ConfigError
 
 CONFIGS = Path(__file__).parent.parent / "configs"

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from crawler.abort import AbortController, AbortReason
-from crawler.config import load_config
+from crawler.config_load import load_config
 from crawler.demo import SiteServer, SiteSpec, expected_statuses
 from crawler.engine import Crawl, CrawlReport
 from crawler.models import Lease, Response

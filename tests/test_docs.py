@@ -39,7 +39,8 @@ import typer.core
 import typer.main
 
 from crawler.cli.app import app
-from crawler.config import Config, load_config
+from crawler.config import Config
+from crawler.config_load import load_config
 from crawler.demo import SiteServer, SiteSpec
 from crawler.errors import ConfigError
 

@@ -10,7 +10,8 @@ import anyio
 import pytest
 
 from crawler.abort import AbortController, AbortReason
-from crawler.config import Config, load_config
+from crawler.config import Config
+from crawler.config_load import load_config
 from crawler.errors import TurnRefused
 from crawler.frontier.frontier import Frontier, FrontierState
 from crawler.frontier.retries import RetryPolicy

@@ -14,7 +14,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from crawler.abort import AbortController
-from crawler.config import load_config
+from crawler.config_load import load_config
 from crawler.demo import SiteServer, SiteSpec
 from crawler.engine import Crawl
 from crawler.models import FrontierCounts

@@ -6,24 +6,13 @@ import json
 
 import pytest
 
-from crawler.config import TrapsSection
-from crawler.frontier.traps import SessionStripper
 from crawler.models import Lease, Response
 from crawler.parse.offered import RecentlyOffered
-from crawler.parse.outcome import LinkRules, _directives, build_outcome
-from crawler.scope import Scope
+from crawler.parse.outcome import _directives, build_outcome
 from crawler.store.rows import json_array
+from tests.helpers import link_rules
 
-RULES = LinkRules(
-    scope=Scope(["a.test"]),
-    max_depth=5,
-    max_url_length=2048,
-    max_redirects=3,
-    respect_nofollow=True,
-    product_token="crawler",
-    strip_sessions=SessionStripper(TrapsSection().session_params),
-    max_repeated_segments=3,
-)
+RULES = link_rules()
 LEASE = Lease(id=1, url="http://a.test/p", host="a.test", depth=2)
 
 

@@ -17,7 +17,8 @@ from pytest_httpx import HTTPXMock
 from rich.pretty import pretty_repr
 
 from crawler.abort import AbortController
-from crawler.config import FetchSection, load_config
+from crawler.config import FetchSection
+from crawler.config_load import load_config
 from crawler.engine import Crawl
 from crawler.errors import ConfigError
 from crawler.fetch.client import Fetcher

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from crawler.config import load_config
+from crawler.config_load import load_config
 from crawler.frontier.retries import RetryPolicy
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from crawler.config import load_config
+from crawler.config_load import load_config
 from crawler.errors import ConfigError
 from crawler.frontier.robots import RobotsCache, RobotsFetch, robots_token
 from crawler.urls import canonicalize, host_key

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from crawler.abort import AbortController
-from crawler.config import load_config
+from crawler.config_load import load_config
 from crawler.engine import Crawl
 from crawler.models import Lease, PageRecord, Response
 from crawler.parse.outcome import build_outcome

@@ -14,14 +14,14 @@ from typer.testing import CliRunner
 from crawler import scope as scope_module
 from crawler.abort import AbortController
 from crawler.cli.app import app
-from crawler.config import ConfigError, TrapsSection, load_config
+from crawler.config_load import load_config
 from crawler.engine import Crawl
-from crawler.frontier.traps import SessionStripper
+from crawler.errors import ConfigError
 from crawler.models import Lease, Outcome
 from crawler.models import Response as FetchedResponse
-from crawler.parse.outcome import LinkRules, build_outcome
+from crawler.parse.outcome import build_outcome
 from crawler.scope import Decision, Scope, registrable_domain
-from tests.helpers import crawl_config, database, write_config, write_seeds
+from tests.helpers import crawl_config, database, link_rules, write_config, write_seeds
 from tests.servers import Request, Response, TestServer, html
 
 runner = CliRunner()
@@ -299,17 +299,7 @@ def offsite_outcome(lease: Lease, response: FetchedResponse, max_offsite_hops: i
 
 
 def outcome_in(scope: Scope, lease: Lease, response: FetchedResponse) -> Outcome:
-    rules = LinkRules(
-        scope=scope,
-        max_depth=5,
-        max_url_length=2048,
-        max_redirects=3,
-        respect_nofollow=True,
-        product_token="crawler",
-        strip_sessions=SessionStripper(TrapsSection().session_params),
-        max_repeated_segments=3,
-    )
-    return build_outcome(lease, response, rules, "t")
+    return build_outcome(lease, response, link_rules(scope), "t")
 
 
 def test_an_offsite_page_offers_its_links_with_their_distances() -> None:

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from crawler.abort import AbortController
 from crawler.cli.app import app
-from crawler.config import load_config
+from crawler.config_load import load_config
 from crawler.demo import SiteServer, SiteSpec, expected_statuses
 from crawler.engine import Crawl
 from crawler.errors import StorageError

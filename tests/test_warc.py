@@ -15,7 +15,8 @@ from warcio.archiveiterator import ArchiveIterator  # type: ignore[import-untype
 from crawler.abort import AbortController
 from crawler.archive.warc import WarcArchive
 from crawler.archive.warc_records import surt
-from crawler.config import Config, FetchSection, load_config
+from crawler.config import Config, FetchSection
+from crawler.config_load import load_config
 from crawler.demo import SiteServer, SiteSpec, render
 from crawler.engine import Crawl
 from crawler.fetch.client import ACCEPT, ACCEPT_ENCODING, Fetcher

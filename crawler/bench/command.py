@@ -16,7 +16,7 @@ from crawler.bench import DEFAULT_OUT
 from crawler.bench.harness import DEFAULT_CONFIG, BenchOptions, contenders, machine, run_bench
 from crawler.bench.report import build_report, format_table, write_json, write_plot
 from crawler.bench.scenarios import SCENARIOS, scenario
-from crawler.config import load_config
+from crawler.config_load import load_config
 from crawler.errors import FatalError
 
 

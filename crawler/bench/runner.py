@@ -35,7 +35,7 @@ from crawler.bench.measure import (
     start_measuring,
 )
 from crawler.bench.transports import make_transport
-from crawler.config import load_config
+from crawler.config_load import load_config
 from crawler.engine import Crawl, CrawlReport
 from crawler.models import Response
 from crawler.parse.outcome import build_outcome

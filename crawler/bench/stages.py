@@ -32,7 +32,8 @@ from crawler.abort import AbortController
 from crawler.bench.server import SyntheticWeb
 from crawler.bench.transports import make_transport, missing
 from crawler.bench.web import HTML_TYPE, Web, WebSpec
-from crawler.config import Config, load_config
+from crawler.config import Config
+from crawler.config_load import load_config
 from crawler.engine import Crawl
 from crawler.fetch.client import Fetcher
 from crawler.models import Lease, Outcome, Response

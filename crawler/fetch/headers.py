@@ -16,7 +16,8 @@ from __future__ import annotations
 import base64
 from collections.abc import Sequence
 
-from crawler.config import FetchHost, FetchSection, host_table_key
+from crawler.config import FetchHost, FetchSection
+from crawler.config_checks import host_table_key
 
 Headers = list[tuple[bytes, bytes]]
 

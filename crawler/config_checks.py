@@ -1,0 +1,108 @@
+"""Checks of config values that have the right type but cannot work (a header no request
+could send, a regex that does not compile, credentials without a colon): found when the config
+loads, before any request, instead of by the first request that sends them."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+
+from crawler.config import OWNED_HEADERS, Config, FetchHost
+from crawler.scope import Scope
+from crawler.urls import canonicalize, host_key
+
+# RFC 9110 5.5 field-value without obs-text (bytes past ASCII, which HTTP clients refuse to
+# send) and without the leading or trailing whitespace a header value cannot carry.
+_HEADER_VALUE = re.compile(r"[!-~](?:[ !-~]*[!-~])?")
+
+
+def unusable_value(config: Config) -> tuple[str, str] | None:
+    """``(key, problem)`` for the first value of the right type that cannot work: found here,
+    before any request, instead of by the first request that sends it."""
+    agent = config.crawl.user_agent
+    if not _HEADER_VALUE.fullmatch(agent):
+        return "crawl.user_agent", (
+            "must be printable ASCII (an HTTP header value), not empty, without leading or "
+            f"trailing spaces: {agent!r}"
+        )
+    try:
+        Scope((), config.crawl.allow_domains)
+    except ValueError as exc:
+        return "crawl.allow_domains", f"must list domain names such as example.com: {exc}"
+    for key in ("include", "exclude"):
+        for pattern in getattr(config.crawl, key):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                return f"crawl.{key}", f"has an invalid regular expression {pattern!r}: {exc}"
+    fetch = config.fetch
+    every_host = {"authorization": "it would go to every host; set it in fetch.hosts"}
+    if (bad := _unusable_headers("fetch.headers", fetch.headers, every_host)) is not None:
+        return bad
+    hosts: dict[str | None, str] = {}
+    for host, override in fetch.hosts.items():
+        key = f'fetch.hosts."{host}"'
+        if (bad := _unusable_host(key, host, override)) is not None:
+            return bad
+        if (same := hosts.setdefault(host_table_key(host), host)) != host:
+            return key, f'is the host of fetch.hosts."{same}" too: merge the two tables'
+    return None
+
+
+# RFC 9110 5.6.2: a field name is a token.
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# host[:port] as in a URL: a name or an IPv4 address, or a bracketed IPv6 one.
+_HOST_KEY = re.compile(r"(?:[^\s/?#@:\[\]]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
+
+
+def _unusable_headers(
+    key: str, headers: Mapping[str, str], refused: Mapping[str, str]
+) -> tuple[str, str] | None:
+    """The first header no request could send, or that the crawler sets itself. The problem
+    names the header, never its value (it may be a secret)."""
+    seen: set[str] = set()
+    for name, value in headers.items():
+        lower = name.lower()
+        if not _HEADER_NAME.fullmatch(name):
+            return key, f"has a header name that is not an HTTP token: {name!r}"
+        if lower in OWNED_HEADERS:
+            owner = "crawl.user_agent" if lower == "user-agent" else "the crawler"
+            return key, f"cannot set {name}: {owner} sets it"
+        if lower in refused:
+            return key, f"cannot set {name}: {refused[lower]}"
+        if lower in seen:
+            return key, f"names the header {name} twice (header names are case-insensitive)"
+        seen.add(lower)
+        if not _HEADER_VALUE.fullmatch(value):
+            return key, (
+                f"has a value for {name} that is not printable ASCII, is empty, or has leading "
+                "or trailing spaces"
+            )
+    return None
+
+
+def host_table_key(host: str) -> str | None:
+    """A ``[fetch.hosts]`` key as the crawl's URLs write the host (lower-case, IDNA, no default
+    port: ``Bücher.de:80`` -> ``xn--bcher-kva.de``), which requests are looked up by; None if
+    no URL has such a host."""
+    url = canonicalize(f"http://{host}/")
+    return None if url is None else host_key(url)
+
+
+def _unusable_host(key: str, host: str, override: FetchHost) -> tuple[str, str] | None:
+    """The first problem of one ``[fetch.hosts]`` table; never quoting a credential."""
+    if not _HOST_KEY.fullmatch(host) or host_table_key(host) is None:
+        return key, "must be keyed by host[:port] as in URLs, such as example.com:8080"
+    if override.auth and override.auth_env:
+        return key, "sets both auth and auth_env: choose one"
+    refused = {"authorization": "auth sets it"} if override.auth or override.auth_env else {}
+    if (bad := _unusable_headers(f"{key}.headers", override.headers, refused)) is not None:
+        return bad
+    if override.auth_env and override.auth_env not in os.environ:
+        return f"{key}.auth_env", f"names {override.auth_env}, which is not set"
+    credentials = override.credentials()
+    if credentials and ":" not in credentials:
+        where = f"{key}.auth_env" if override.auth_env else f"{key}.auth"
+        return where, "must hold user:password (it has no colon)"
+    return None
