@@ -104,6 +104,7 @@ class CrawlServices(AsyncResource):
                 Path(output.warc_dir),
                 max_bytes=output.warc_max_bytes,
                 user_agent=config.crawl.user_agent,
+                fetch=config.fetch,
                 robots=config.politeness.robots,
             )
             if output.warc_dir

@@ -19,11 +19,13 @@ from crawler.config import Config, FetchSection
 from crawler.config_load import load_config
 from crawler.demo import SiteServer, SiteSpec, render
 from crawler.engine import Crawl
-from crawler.fetch.client import ACCEPT, ACCEPT_ENCODING, Fetcher
-from crawler.models import Lease, Response
+from crawler.fetch.client import Fetcher
+from crawler.fetch.headers import ACCEPT, ACCEPT_ENCODING
+from crawler.models import Lease
+from crawler.models import Response as FetchedResponse
 from crawler.store.spool import Spool
 from tests.helpers import crawl_process, database, write_config, write_seeds
-from tests.servers import TestServer
+from tests.servers import Request, Response, TestServer
 
 USER_AGENT = "crawler/0.1 (+warc test)"
 
@@ -171,9 +173,11 @@ async def test_decoded_bodies_get_consistent_headers(tmp_path: Path) -> None:
         (b"Set-Cookie", b"a=1"),
         (b"Set-Cookie", b"b=2"),
     )
-    gzipped = Response(lease.url, 200, "text/html", b"<p>hi</p>", headers=headers)
-    cut = Response(lease.url, 200, "text/html", b"x" * 100, truncated=True)
-    image = Response(lease.url, 200, "image/png", b"", headers=((b"Content-Type", b"image/png"),))
+    gzipped = FetchedResponse(lease.url, 200, "text/html", b"<p>hi</p>", headers=headers)
+    cut = FetchedResponse(lease.url, 200, "text/html", b"x" * 100, truncated=True)
+    image = FetchedResponse(
+        lease.url, 200, "image/png", b"", headers=((b"Content-Type", b"image/png"),)
+    )
     async with WarcArchive(tmp_path, max_bytes=10**9, user_agent="t") as archive:
         for response in (gzipped, cut, image):
             archive.add(lease, response)
@@ -268,3 +272,45 @@ def test_cli_warc_option(tmp_path: Path) -> None:
     (path,) = (tmp_path / "warc").glob("*.warc.gz")
     urls = {r["url"] for r in read_warc(path) if r["type"] == "response"}
     assert urls == set(stored_pages(tmp_path / "c.db"))
+
+
+@pytest.mark.anyio
+async def test_request_records_show_the_configured_headers_but_no_credentials(
+    tmp_path: Path,
+) -> None:
+    def answer(request: Request) -> Response:
+        if request.path == "/":
+            return 200, {"Content-Type": "text/html"}, b'<a href="/next">next</a>'
+        return 200, {"Content-Type": "text/html"}, b"<title>next</title>"
+
+    warc_dir = tmp_path / "warc"
+    with TestServer(answer, host="127.0.0.2") as server:
+        host = f"{server.host}:{server.port}"
+        overrides = {
+            "fetch.headers": {"X-Team": "crawl-team", "Accept": "text/html"},
+            "fetch.hosts": {
+                host: {"headers": {"X-Host": "one"}, "auth": "alice:pw", "auth_over_http": True}
+            },
+        }
+        await Crawl(
+            config(warc_dir, **overrides),
+            [f"http://{host}/"],
+            tmp_path / "c.db",
+            AbortController().signal,
+        ).run()
+        seen = server.requests()
+    assert {r.target for r in seen} >= {"/", "/next"}
+    assert all(r.headers.get("authorization", "").startswith("Basic ") for r in seen)
+    (warc_file,) = sorted(warc_dir.glob("*.warc.gz"))
+    requests = [r for r in read_warc(warc_file) if r["type"] == "request"]
+    assert {r["url"] for r in requests} == {f"http://{host}/", f"http://{host}/next"}
+    for record in requests:
+        assert dict(record["http"].headers) == {
+            "Host": host,
+            "User-Agent": USER_AGENT,
+            "Accept": "text/html",  # fetch.headers replaced the crawler's own
+            "Accept-Encoding": ACCEPT_ENCODING,
+            "X-Team": "crawl-team",
+            "X-Host": "one",
+            "Connection": "keep-alive",
+        }

@@ -35,7 +35,9 @@ from typing import BinaryIO, TextIO
 from warcio.warcwriter import WARCWriter  # type: ignore[import-untyped]
 
 from crawler.archive.warc_records import Capture, cdxj_line, request_record, response_record
+from crawler.config import FetchSection
 from crawler.errors import StorageError
+from crawler.fetch.headers import RequestHeaders, crawler_headers
 from crawler.models import Lease, Response
 from crawler.resource import AsyncResource
 from crawler.store.spool import DEFAULT_SPOOL_BYTES, Spool
@@ -54,6 +56,7 @@ class WarcArchive(AsyncResource):
         *,
         max_bytes: int,
         user_agent: str,
+        fetch: FetchSection | None = None,
         robots: bool = True,
         prefix: str = DEFAULT_PREFIX,
         spool_bytes: int = DEFAULT_SPOOL_BYTES,
@@ -64,7 +67,7 @@ class WarcArchive(AsyncResource):
             directory,
             max_bytes=max_bytes,
             prefix=prefix,
-            user_agent=user_agent,
+            sent=RequestHeaders(crawler_headers(user_agent), fetch or FetchSection()),
             info={
                 "software": f"crawler/{__version__} (warcio)",
                 "format": "WARC File Format 1.1",
@@ -138,13 +141,13 @@ class _WarcFiles:
         *,
         max_bytes: int,
         prefix: str,
-        user_agent: str,
+        sent: RequestHeaders,
         info: dict[str, str],
     ) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
         self.prefix = prefix
-        self.user_agent = user_agent
+        self.sent = sent
         self.info = info
         self.run_id = datetime.now(UTC).strftime("%Y%m%d%H%M%S%f")[:17]
         self.serial = 0
@@ -184,7 +187,7 @@ class _WarcFiles:
     def _write_capture(self, capture: Capture) -> None:
         current = self._current or self._open_next()
         response = response_record(current.writer, capture)
-        request = request_record(current.writer, capture, self.user_agent)
+        request = request_record(current.writer, capture, self.sent)
         request.rec_headers.add_header(
             "WARC-Concurrent-To", response.rec_headers.get_header("WARC-Record-ID")
         )

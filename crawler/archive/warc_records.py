@@ -14,8 +14,11 @@ Records. Per response (every response, retried ones too, in the order they arriv
   records carry the headers with an empty payload and ``WARC-Truncated: unspecified``
   (unless the server announced an empty body); a body cut at ``fetch.max_body_bytes`` has
   ``WARC-Truncated: length``.
-- ``request``: ``GET`` with the headers the crawler sends (``Host``, ``User-Agent``, ``Accept``,
-  ``Accept-Encoding``, ``Connection``), ``WARC-Concurrent-To`` the response's record id.
+- ``request``: ``GET`` with the headers the crawler sends to that host (``Host``, ``User-Agent``,
+  ``Accept``, ``Accept-Encoding``, ``fetch.headers`` and the host's ``[fetch.hosts]`` headers,
+  ``Connection``), ``WARC-Concurrent-To`` the response's record id. Credentials are left out:
+  ``Authorization`` (a host's basic auth) and ``Cookie`` are sent but not archived, because
+  WARC files are made to be shared and replayed, and a login must not travel with them.
 
 robots.txt and sitemap fetches are not archived. CDXJ lines (pywb's format, in crawl order;
 ``LC_ALL=C sort`` them for a binary-searchable index)::
@@ -39,7 +42,7 @@ from urllib.parse import urlsplit
 from warcio.statusandheaders import StatusAndHeaders  # type: ignore[import-untyped]
 from warcio.warcwriter import WARCWriter  # type: ignore[import-untyped]
 
-from crawler.fetch.client import ACCEPT, ACCEPT_ENCODING
+from crawler.fetch.headers import RequestHeaders
 from crawler.models import Response
 from crawler.urls import host_key
 
@@ -110,14 +113,21 @@ class _AsReceived(StatusAndHeaders):  # type: ignore[misc]  # warcio has no type
         self.headers_buff = self._raw
 
 
-def request_record(writer: WARCWriter, capture: Capture, user_agent: str) -> WarcRecord:
+_NOT_ARCHIVED = frozenset((b"authorization", b"cookie"))
+"""Request headers that carry credentials: sent, never written into a WARC file."""
+
+
+def request_record(writer: WARCWriter, capture: Capture, sent: RequestHeaders) -> WarcRecord:
     parts = urlsplit(capture.url)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    host = host_key(capture.url)
     headers = [
-        ("Host", host_key(capture.url)),
-        ("User-Agent", user_agent),
-        ("Accept", ACCEPT),
-        ("Accept-Encoding", ACCEPT_ENCODING),
+        ("Host", host),
+        *(
+            (name.decode("latin-1"), value.decode("latin-1"))
+            for name, value in sent.for_url(parts.scheme, host.encode())
+            if name.lower() not in _NOT_ARCHIVED
+        ),
         ("Connection", "keep-alive"),
     ]
     http_headers = StatusAndHeaders(

@@ -17,7 +17,8 @@ from crawler.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from crawler.fetch.addresses import AddressBlocked, AddressGuard
-    from crawler.fetch.client import ACCEPT, ACCEPT_ENCODING, Fetcher
+    from crawler.fetch.client import Fetcher
+    from crawler.fetch.headers import ACCEPT, ACCEPT_ENCODING
 
 __all__ = [
     "ACCEPT",
@@ -32,8 +33,8 @@ __getattr__, __dir__ = lazy_exports(
     {
         "AddressBlocked": "crawler.fetch.addresses",
         "AddressGuard": "crawler.fetch.addresses",
-        "ACCEPT": "crawler.fetch.client",
-        "ACCEPT_ENCODING": "crawler.fetch.client",
+        "ACCEPT": "crawler.fetch.headers",
+        "ACCEPT_ENCODING": "crawler.fetch.headers",
         "Fetcher": "crawler.fetch.client",
     },
 )

@@ -3,7 +3,7 @@
 The body is decoded here, not by httpx, so that decompression itself stops at the cap
 (``fetch.max_body_bytes``): a gzip bomb costs at most the cap, never what it would inflate to.
 It sees only the raw bytes, not the HTTP library. Only gzip and deflate can be stopped so (the
-client asks for no other: ``ACCEPT_ENCODING`` in :mod:`crawler.fetch.client`); a body in any other
+client asks for no other: ``ACCEPT_ENCODING`` in :mod:`crawler.fetch.headers`); a body in any other
 encoding (br, zstd, ...) is refused unread (:class:`UnsupportedEncoding`).
 """
 

@@ -56,14 +56,11 @@ from crawler.errors import (
 from crawler.fetch.addresses import AddressBlocked, AddressGuard, AddressRefused
 from crawler.fetch.body import read_capped
 from crawler.fetch.cookies import HostCookies
-from crawler.fetch.headers import RequestHeaders
+from crawler.fetch.headers import RequestHeaders, crawler_headers
 from crawler.fetch.transport import BODILESS_STATUSES, aiohttp_transport, sending_url
 from crawler.models import Response, is_html_type
 from crawler.resource import AsyncResource
 
-ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1"
-ACCEPT_ENCODING = "gzip, deflate"
-"""Only what :mod:`crawler.fetch.body` can stop decoding at the size cap."""
 _NO_BODY = httpx.ByteStream(b"")
 """Every request's body: a GET sends none (the stream holds no state, so one serves all)."""
 
@@ -102,11 +99,7 @@ class Fetcher(AsyncResource):
             transport = aiohttp_transport(concurrency, guard, on_request_sent)
             self._sent_by_transport = on_request_sent is not None
         self._client = _Client(
-            headers={
-                "User-Agent": user_agent,
-                "Accept": ACCEPT,
-                "Accept-Encoding": ACCEPT_ENCODING,
-            },
+            headers=crawler_headers(user_agent),
             timeout=httpx.Timeout(
                 connect=config.connect_timeout,
                 read=config.read_timeout,

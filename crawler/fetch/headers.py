@@ -21,6 +21,19 @@ from crawler.config_checks import host_table_key
 
 Headers = list[tuple[bytes, bytes]]
 
+ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1"
+ACCEPT_ENCODING = "gzip, deflate"
+"""Only what :mod:`crawler.fetch.body` can stop decoding at the size cap."""
+
+
+def crawler_headers(user_agent: str) -> Headers:
+    """The headers the crawler sets on every request (the client's defaults)."""
+    return [
+        (b"User-Agent", user_agent.encode()),
+        (b"Accept", ACCEPT.encode()),
+        (b"Accept-Encoding", ACCEPT_ENCODING.encode()),
+    ]
+
 
 class RequestHeaders:
     """``for_url(scheme, netloc)``: the headers (but Host and Cookie) of a request to a URL."""
