@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from crawler.fetch.addresses import AddressBlocked, AddressGuard
+from tests.helpers import rebinding_dns
 
 pytestmark = pytest.mark.anyio
 
@@ -68,24 +69,19 @@ async def test_unresolvable_names_are_left_to_the_connection() -> None:
 
 @pytest.mark.parametrize(("transport", "reaches_server"), [("aiohttp", False), ("httpcore", True)])
 async def test_dns_rebinding_is_caught_at_connect_time(
-    monkeypatch: pytest.MonkeyPatch, transport: str, reaches_server: bool
+    transport: str, reaches_server: bool
 ) -> None:
-    """The first lookup (our check) says public; the transport's own lookup gives loopback.
-    aiohttp's connector asks the guard again and refuses; httpx's own pool cannot (the
+    """The first lookup (our check) says public; the cached answer is stale by the time the
+    connector asks the same cache, whose second lookup gives loopback. aiohttp's connector
+    asks the guard again and refuses; httpx's own pool resolves by itself and cannot (the
     documented gap, shown here as the negative control)."""
-    import ipaddress
-
     from crawler.config import FetchSection
     from crawler.demo import SiteServer, SiteSpec
-    from crawler.fetch import addresses
     from crawler.fetch.client import Fetcher
 
-    async def first_answer(host: str, port: int) -> list[addresses.Address]:
-        return [ipaddress.ip_address("93.184.216.34")]
-
-    monkeypatch.setattr(addresses, "_resolve", first_answer)
     with SiteServer(SiteSpec(pages=2)) as site:
-        guard = AddressGuard(seed_hosts=["example.test"])
+        dns = rebinding_dns(first="93.184.216.34", then="127.0.0.1")
+        guard = AddressGuard(seed_hosts=["example.test"], dns=dns)
         config = FetchSection(transport=transport)  # type: ignore[arg-type]
         async with Fetcher(config, user_agent="t", concurrency=2, guard=guard) as fetcher:
             url = f"http://localhost:{site.port}/"

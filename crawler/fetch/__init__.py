@@ -6,6 +6,8 @@
 - :mod:`~crawler.fetch.transport`: the aiohttp session behind the client;
 - :mod:`~crawler.fetch.headers`: the headers of each request, per host, and basic auth;
 - :mod:`~crawler.fetch.addresses`: the address guard (SSRF defence);
+- :mod:`~crawler.fetch.dns`: the crawl's one resolver, cached (``fetch.dns_ttl``,
+  ``fetch.resolve``), shared by the guard and the connector;
 - :mod:`~crawler.fetch.cookies`: one small cookie jar per host.
 """
 
@@ -18,12 +20,14 @@ from crawler.lazy import lazy_exports
 if TYPE_CHECKING:
     from crawler.fetch.addresses import AddressBlocked, AddressGuard
     from crawler.fetch.client import ACCEPT, ACCEPT_ENCODING, Fetcher
+    from crawler.fetch.dns import DnsCache
 
 __all__ = [
     "ACCEPT",
     "ACCEPT_ENCODING",
     "AddressBlocked",
     "AddressGuard",
+    "DnsCache",
     "Fetcher",
 ]
 
@@ -35,5 +39,6 @@ __getattr__, __dir__ = lazy_exports(
         "ACCEPT": "crawler.fetch.client",
         "ACCEPT_ENCODING": "crawler.fetch.client",
         "Fetcher": "crawler.fetch.client",
+        "DnsCache": "crawler.fetch.dns",
     },
 )
