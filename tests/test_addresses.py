@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -177,3 +178,27 @@ async def test_a_crawl_of_any_host_refuses_every_private_target_and_only_the_see
             ("/", f"seed.test:{port}"),
             ("/more", f"seed.test:{port}"),
         ]
+
+
+@pytest.mark.parametrize("guard_on", [True, False])
+async def test_the_guard_and_the_connector_share_one_lookup_per_name(guard_on: bool) -> None:
+    """app.test exists only in the cache's lookup: the connection can reach it only through
+    the cache (guard on or off), and two fetches make one lookup, not one per asker."""
+    from crawler.config import FetchSection
+    from crawler.fetch.client import Fetcher
+    from crawler.fetch.dns import Address, DnsCache
+
+    asked: list[str] = []
+
+    async def lookup(host: str, port: int) -> list[Address]:
+        asked.append(host)
+        return [ipaddress.ip_address("127.0.0.1")]
+
+    async with TestServer(lambda r: html(r.path)) as server:
+        dns = DnsCache(lookup=lookup)
+        guard = AddressGuard(seed_hosts=[], allow=["127.0.0.0/8"], enabled=guard_on, dns=dns)
+        async with Fetcher(FetchSection(), user_agent="t", concurrency=2, guard=guard) as fetcher:
+            for path in ("/a", "/b"):
+                assert (await fetcher.fetch(server.url(path, host="app.test"))).status == 200
+    assert asked == ["app.test"]
+    assert [r.headers["host"] for r in server.requests()] == [f"app.test:{server.port}"] * 2
