@@ -141,6 +141,12 @@ class FakeClock:
         return self.now
 
 
+UNROUTED = "198.51.100.7"
+"""An address the rebinding tests' first answer gives and their guard allows, so that it
+passes the check: TEST-NET-2 (RFC 5737), never routed, so even a broken guard that connected
+to it would send nothing to any real host."""
+
+
 def rebinding_dns(first: str, then: str) -> DnsCache:
     """A resolver cache whose first lookup of any name answers ``first`` and every later one
     ``then``, and whose answers are stale at once: DNS rebinding, the guard's check seeing
