@@ -159,6 +159,13 @@ class FetchSection(_Masked, frozen=True):
     :data:`OWNED_HEADERS`, nor Authorization (``hosts`` gives it to one host)."""
     hosts: dict[str, FetchHost] = {}
     """Per-host headers and auth, keyed by host[:port] as in URLs."""
+    dns_ttl: Seconds = 300.0
+    """How long a resolved name's addresses are kept (the system resolver gives no TTL)."""
+    dns_negative_ttl: Seconds = 30.0
+    """How long a name that did not resolve is kept as such before it is asked again."""
+    resolve: dict[str, str] = {}
+    """``{"name[:port]" = "address"}``: names answered from here, not the resolver (like
+    curl's ``--resolve``); the address guard still checks them. aiohttp transport only."""
 
 
 class HostOverride(_Section, frozen=True):

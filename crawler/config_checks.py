@@ -4,6 +4,7 @@ loads, before any request, instead of by the first request that sends them."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -47,6 +48,21 @@ def unusable_value(config: Config) -> tuple[str, str] | None:
             return bad
         if (same := hosts.setdefault(host_table_key(host), host)) != host:
             return key, f'is the host of fetch.hosts."{same}" too: merge the two tables'
+    return _unusable_resolve(fetch.resolve, fetch.transport)
+
+
+def _unusable_resolve(resolve: Mapping[str, str], transport: str) -> tuple[str, str] | None:
+    """The first ``fetch.resolve`` entry that cannot answer a lookup."""
+    if resolve and transport != "aiohttp":
+        # httpcore resolves names itself, out of the crawler's reach.
+        return "fetch.resolve", 'needs fetch.transport = "aiohttp"'
+    for name, address in resolve.items():
+        if not _HOST_KEY.fullmatch(name):
+            return "fetch.resolve", f"has a key that is not a name[:port]: {name!r}"
+        try:
+            ipaddress.ip_address(address.strip("[]"))
+        except ValueError:
+            return "fetch.resolve", f"maps {name!r} to {address!r}, which is not an IP address"
     return None
 
 

@@ -35,6 +35,7 @@ from crawler.abort import AbortReason, AbortSignal
 from crawler.config import Config
 from crawler.fetch.addresses import AddressGuard
 from crawler.fetch.client import Fetcher
+from crawler.fetch.dns import DnsCache
 from crawler.frontier.frontier import Clock, Frontier
 from crawler.frontier.retries import RetryPolicy
 from crawler.frontier.robots import RobotsCache, fetch_robots, robots_token
@@ -146,6 +147,12 @@ class Crawl:
             {hostname(url) for url in self.seeds},
             config.security.allow_addresses,
             enabled=config.security.ssrf_guard,
+            dns=DnsCache(
+                ttl=config.fetch.dns_ttl,
+                negative_ttl=config.fetch.dns_negative_ttl,
+                static=config.fetch.resolve,
+                clock=self._clock,
+            ),
         )
         retries = RetryPolicy.of(config.fetch, config.politeness)
         store = Store(self.db_path)

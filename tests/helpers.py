@@ -3,6 +3,7 @@ server-side condition with a deadline, a clock moved by hand."""
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import sqlite3
 import subprocess
@@ -15,6 +16,7 @@ from urllib.parse import urlsplit
 
 from crawler.config import Config, TrapsSection
 from crawler.config_load import load_config
+from crawler.fetch.dns import Address, DnsCache
 from crawler.frontier.traps import SessionStripper
 from crawler.parse.outcome import LinkRules
 from crawler.scope import Scope
@@ -137,3 +139,22 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+UNROUTED = "198.51.100.7"
+"""An address the rebinding tests' first answer gives and their guard allows, so that it
+passes the check: TEST-NET-2 (RFC 5737), never routed, so even a broken guard that connected
+to it would send nothing to any real host."""
+
+
+def rebinding_dns(first: str, then: str) -> DnsCache:
+    """A resolver cache whose first lookup of any name answers ``first`` and every later one
+    ``then``, and whose answers are stale at once: DNS rebinding, the guard's check seeing
+    ``first`` and the connection, asking again, ``then``."""
+    answers: list[str] = []
+
+    async def lookup(host: str, port: int) -> list[Address]:
+        answers.append(host)
+        return [ipaddress.ip_address(first if len(answers) == 1 else then)]
+
+    return DnsCache(ttl=1.0, lookup=lookup, clock=itertools.count(step=10).__next__)

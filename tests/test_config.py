@@ -72,6 +72,13 @@ def test_config_is_frozen() -> None:
         ("[fetch]\ntotal_timeout = 'soon'\n", "`fetch.total_timeout`"),
         ("[politeness]\nper_host_delay = -1\n", "`politeness.per_host_delay`"),
         ("[crawl]\nallow_domains = 'a.com'\n", "`crawl.allow_domains`"),
+        ("[fetch]\ndns_ttl = 0\n", "`fetch.dns_ttl`"),
+        ("[fetch]\nresolve = {'a.test' = 'nowhere'}\n", "'a.test' to 'nowhere', which is not"),
+        ("[fetch]\nresolve = {'a.test/x' = '127.0.0.2'}\n", "not a name[:port]: 'a.test/x'"),
+        (
+            "[fetch]\ntransport = 'httpcore'\nresolve = {'a.test' = '127.0.0.2'}\n",
+            '`fetch.resolve` needs fetch.transport = "aiohttp"',
+        ),
     ],
 )
 def test_bad_keys_and_values_are_rejected_with_the_key_name(

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import ipaddress
 import socket
 
 import pytest
 
 from crawler.config import FetchSection
 from crawler.errors import ConnectFailed, ConnectionDropped
-from crawler.fetch import addresses
 from crawler.fetch.addresses import AddressBlocked, AddressGuard
 from crawler.fetch.client import Fetcher
+from tests.helpers import UNROUTED, rebinding_dns
 from tests.servers import Request, Stream, TestServer
 
 pytestmark = pytest.mark.anyio
@@ -347,18 +346,12 @@ async def test_a_request_the_guard_refuses_is_not_announced(transport: str) -> N
     assert len(server.targets()) == 1
 
 
-async def test_a_request_refused_at_connect_time_is_not_announced(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_a_request_refused_at_connect_time_is_not_announced() -> None:
     """DNS rebinding: our check sees a public address, aiohttp's connector then gets loopback
     and the guard refuses it there, before any connection (only the aiohttp transport can)."""
-
-    async def first_answer(host: str, port: int) -> list[addresses.Address]:
-        return [ipaddress.ip_address("93.184.216.34")]
-
-    monkeypatch.setattr(addresses, "_resolve", first_answer)
     sent: list[str] = []
-    guard = AddressGuard(seed_hosts=["example.test"])
+    dns = rebinding_dns(first=UNROUTED, then="127.0.0.1")
+    guard = AddressGuard(seed_hosts=["example.test"], allow=[UNROUTED], dns=dns)
     async with WireSite("127.0.0.1") as server, fetcher("aiohttp", sent, guard) as f:
         with pytest.raises(AddressBlocked, match="localhost resolves to non-public"):
             await f.fetch(server.url("/", host="localhost"))

@@ -398,6 +398,37 @@ async def test_a_crawl_follows_links_to_another_host_only_with_scope_any(
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize(("scope", "blog_fetched"), [("domains", True), ("hosts", False)])
+async def test_a_crawl_by_name_follows_the_seeds_registrable_domain_with_scope_domains(
+    tmp_path: Path, scope: str, blog_fetched: bool
+) -> None:
+    """Real servers reached by name through ``fetch.resolve``: www.a-site.test (the seed) links
+    to blog.a-site.test (same registrable domain, a-site.test: .test is no public suffix) and
+    to other.test. "domains" follows the first only; "hosts" (the control) neither."""
+    home_links: list[str] = []  # known once the servers have their ports
+    www = TestServer(lambda r: html(r.path, "".join(f'<a href="{u}">l</a>' for u in home_links)))
+    blog, other = (TestServer(lambda r: html(r.path), host=f"127.0.0.{n}") for n in (3, 4))
+    with www, blog, other:
+        names = {"www.a-site.test": www, "blog.a-site.test": blog, "other.test": other}
+        blog_post = blog.url("/post", host="blog.a-site.test")
+        elsewhere = other.url("/elsewhere", host="other.test")
+        home_links += [blog_post, elsewhere]
+        fetched = await crawl_of(
+            tmp_path,
+            www.url("/", host="www.a-site.test"),
+            **{
+                "crawl.scope": scope,
+                "fetch.resolve": {name: server.host for name, server in names.items()},
+            },
+        )
+        assert (blog_post in fetched) is blog_fetched
+        assert elsewhere not in fetched
+        assert blog.request_counts()["/post"] == (1 if blog_fetched else 0)
+        assert other.requests() == []
+        assert www.request_counts()["/"] == 1  # the seed, reached by its name
+
+
+@pytest.mark.anyio
 async def test_a_crawl_does_not_fetch_excluded_urls_and_the_control_does(tmp_path: Path) -> None:
     links = {"/": "/a /private/b /Private/c", "/a": "/private/d"}
     with linking_site(links) as site:

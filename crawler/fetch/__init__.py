@@ -6,6 +6,8 @@
 - :mod:`~crawler.fetch.transport`: the aiohttp session behind the client;
 - :mod:`~crawler.fetch.headers`: the headers of each request, per host, and basic auth;
 - :mod:`~crawler.fetch.addresses`: the address guard (SSRF defence);
+- :mod:`~crawler.fetch.dns`: the crawl's one resolver, cached (``fetch.dns_ttl``,
+  ``fetch.resolve``), shared by the guard and the connector;
 - :mod:`~crawler.fetch.cookies`: one small cookie jar per host.
 """
 
@@ -18,6 +20,7 @@ from crawler.lazy import lazy_exports
 if TYPE_CHECKING:
     from crawler.fetch.addresses import AddressBlocked, AddressGuard
     from crawler.fetch.client import Fetcher
+    from crawler.fetch.dns import DnsCache
     from crawler.fetch.headers import ACCEPT, ACCEPT_ENCODING
 
 __all__ = [
@@ -25,6 +28,7 @@ __all__ = [
     "ACCEPT_ENCODING",
     "AddressBlocked",
     "AddressGuard",
+    "DnsCache",
     "Fetcher",
 ]
 
@@ -36,5 +40,6 @@ __getattr__, __dir__ = lazy_exports(
         "ACCEPT": "crawler.fetch.headers",
         "ACCEPT_ENCODING": "crawler.fetch.headers",
         "Fetcher": "crawler.fetch.client",
+        "DnsCache": "crawler.fetch.dns",
     },
 )

@@ -2,9 +2,11 @@
 
 A page can link or redirect anywhere, including ``http://169.254.169.254/`` (cloud metadata),
 ``http://localhost:6379/`` or a router on ``192.168.0.1``. Before every request the fetch layer
-asks :meth:`AddressGuard.check`; it resolves the host (cached briefly) and refuses when any of
-its addresses is not globally routable: loopback, private (RFC 1918, ULA), link-local (which
-includes the metadata address), shared (CGNAT), multicast, reserved or unspecified.
+asks :meth:`AddressGuard.check`; it resolves the host (through the crawl's
+:class:`~crawler.fetch.dns.DnsCache`, so ``fetch.resolve``'s answers are checked too) and
+refuses when any of its addresses is not globally routable: loopback, private (RFC 1918,
+ULA), link-local (which includes the metadata address), shared (CGNAT), multicast, reserved or
+unspecified.
 Every redirect hop is its own request, so it is checked again.
 
 Exceptions, in this order:
@@ -14,31 +16,24 @@ Exceptions, in this order:
 - ``security.allow_addresses`` lists networks (``10.1.0.0/16``) or host names to let through.
 
 With the default (aiohttp) transport the check is also made where the connection is made:
-:class:`GuardedResolver` filters the addresses the connector is about to use, so a DNS answer
-that changes between our check and the connection (DNS rebinding) is caught too. With httpx's
+:class:`GuardedResolver` is the connector's resolver, answering from the same cache and
+filtering the addresses the connector is about to use, so an answer that changes between our
+check and the connection (DNS rebinding, or the cached answer expiring) is caught too. With httpx's
 own transport only the check before the request is made.
 """
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import socket
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import ThreadedResolver
 
 from crawler.errors import PermanentError
+from crawler.fetch.dns import Address, DnsCache
 
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-CACHE_SECONDS = 60.0
-"""How long a host's resolved addresses are trusted."""
-RESOLVE_TIMEOUT = 10.0
-"""A lookup slower than this counts as unresolvable (the connection then fails on its own)."""
 
 
 class AddressBlocked(PermanentError):
@@ -52,9 +47,11 @@ class AddressGuard:
         allow: Iterable[str] = (),
         *,
         enabled: bool = True,
-        clock: Callable[[], float] = time.monotonic,
+        dns: DnsCache | None = None,
     ) -> None:
         self.enabled = enabled
+        self.dns = dns if dns is not None else DnsCache()
+        """The resolver of the guard's checks, and of the connector's (:class:`GuardedResolver`)."""
         self._trusted_hosts = {_bare(h) for h in seed_hosts}
         self._allowed_networks: list[Network] = []
         for item in allow:
@@ -62,9 +59,6 @@ class AddressGuard:
                 self._allowed_networks.append(ipaddress.ip_network(item, strict=False))
             except ValueError:
                 self._trusted_hosts.add(_bare(item))
-        self._clock = clock
-        self._verdicts: dict[str, tuple[float, str | None]] = {}
-        """host -> (expiry, None if allowed else the reason)."""
 
     async def check(self, host: str, port: int) -> None:
         """Raise :class:`AddressBlocked` unless ``host`` may be connected to."""
@@ -73,19 +67,15 @@ class AddressGuard:
         host = _bare(host)
         if host in self._trusted_hosts:
             return
-        now = self._clock()
-        cached = self._verdicts.get(host)
-        if cached is None or cached[0] <= now:
-            cached = (now + CACHE_SECONDS, await self._verdict(host, port))
-            self._verdicts[host] = cached
-        if cached[1] is not None:
-            raise AddressBlocked(cached[1])
+        reason = await self._verdict(host, port)
+        if reason is not None:
+            raise AddressBlocked(reason)
 
     async def _verdict(self, host: str, port: int) -> str | None:
         try:
             addresses = [ipaddress.ip_address(host)]
         except ValueError:
-            addresses = await _resolve(host, port)
+            addresses = await self.dns.resolve(host, port)
             if not addresses:
                 return None  # unresolvable: the connect fails on its own, with its own reason
         for address in addresses:
@@ -109,18 +99,8 @@ class AddressGuard:
     def __repr__(self) -> str:
         return (
             f"<AddressGuard enabled={self.enabled} trusted={sorted(self._trusted_hosts)} "
-            f"cached={len(self._verdicts)}>"
+            f"names={len(self.dns)}>"
         )
-
-
-async def _resolve(host: str, port: int) -> list[Address]:
-    loop = asyncio.get_running_loop()
-    try:
-        async with asyncio.timeout(RESOLVE_TIMEOUT):
-            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError, TimeoutError):
-        return []
-    return [ipaddress.ip_address(info[4][0]) for info in infos]
 
 
 def _bare(host: str) -> str:
@@ -137,12 +117,18 @@ class GuardedResolver(AbstractResolver):
 
     def __init__(self, guard: AddressGuard) -> None:
         self._guard = guard
-        self._resolver = ThreadedResolver()
 
     async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_UNSPEC
     ) -> list[ResolveResult]:
-        results = await self._resolver.resolve(host, port, family)
+        found = await self._guard.dns.resolve(_bare(host), port)
+        if family == socket.AF_INET:
+            found = [a for a in found if a.version == 4]
+        elif family == socket.AF_INET6:
+            found = [a for a in found if a.version == 6]
+        if not found:
+            raise OSError(f"cannot resolve {host}")
+        results = [_result(host, address, port) for address in found]
         allowed = [r for r in results if self._guard.permits(host, r["host"])]
         if not allowed:
             addresses = ", ".join(r["host"] for r in results)
@@ -151,6 +137,19 @@ class GuardedResolver(AbstractResolver):
 
     async def close(self) -> None:
         # aiohttp's AbstractResolver.close, kept under the library's name. A connector closes
-        # only a resolver it made itself, so this one is not called by ours; the threaded
-        # resolver inside holds nothing to release.
-        await self._resolver.close()
+        # only a resolver it made itself, so this one is not called by ours; the cache holds
+        # nothing to release.
+        return
+
+
+def _result(host: str, address: Address, port: int) -> ResolveResult:
+    """One answer in aiohttp's form (what its ThreadedResolver gives, without scope ids)."""
+    family = socket.AF_INET if address.version == 4 else socket.AF_INET6
+    return ResolveResult(
+        hostname=host,
+        host=str(address),
+        port=port,
+        family=family,
+        proto=0,
+        flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV,
+    )

@@ -273,7 +273,11 @@ def aiohttp_transport(
             limit=connections,
             limit_per_host=0,  # per-host limits are the frontier's job
             keepalive_timeout=KEEPALIVE_SECONDS,
-            resolver=GuardedResolver(guard) if guard is not None and guard.enabled else None,
+            # The guard's resolver, cache and all (crawler.fetch.dns), even with the guard off:
+            # one lookup per name for both, and fetch.resolve's answers. aiohttp's own cache
+            # would only keep a second copy, with its own TTL.
+            resolver=GuardedResolver(guard) if guard is not None else None,
+            use_dns_cache=guard is None,
         )
         client = aiohttp.ClientSession(
             connector=connector,
