@@ -141,10 +141,10 @@ class FakeClock:
         return self.now
 
 
-UNROUTED = "198.51.100.7"
+NO_SERVER = "127.0.0.254"
 """An address the rebinding tests' first answer gives and their guard allows, so that it
-passes the check: TEST-NET-2 (RFC 5737), never routed, so even a broken guard that connected
-to it would send nothing to any real host."""
+passes the check: a loopback address no test server listens on, so that even a broken guard
+that connected to it would reach nothing, and send nothing off this machine."""
 
 
 def rebinding_dns(first: str, then: str) -> DnsCache:

@@ -12,7 +12,7 @@ from crawler.abort import AbortController
 from crawler.engine import Crawl
 from crawler.fetch.addresses import AddressBlocked, AddressGuard
 from crawler.urls import canonicalize
-from tests.helpers import UNROUTED, crawl_config, database, rebinding_dns
+from tests.helpers import NO_SERVER, crawl_config, database, rebinding_dns
 from tests.servers import Request, Response, TestServer, html
 
 pytestmark = pytest.mark.anyio
@@ -88,8 +88,8 @@ async def test_dns_rebinding_is_caught_at_connect_time(
     from crawler.fetch.client import Fetcher
 
     with SiteServer(SiteSpec(pages=2)) as site:
-        dns = rebinding_dns(first=UNROUTED, then="127.0.0.1")
-        guard = AddressGuard(seed_hosts=["example.test"], allow=[UNROUTED], dns=dns)
+        dns = rebinding_dns(first=NO_SERVER, then="127.0.0.1")
+        guard = AddressGuard(seed_hosts=["example.test"], allow=[NO_SERVER], dns=dns)
         config = FetchSection(transport=transport)  # type: ignore[arg-type]
         async with Fetcher(config, user_agent="t", concurrency=2, guard=guard) as fetcher:
             url = f"http://localhost:{site.port}/"

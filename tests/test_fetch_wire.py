@@ -17,7 +17,7 @@ from crawler.config import FetchSection
 from crawler.errors import ConnectFailed, ConnectionDropped
 from crawler.fetch.addresses import AddressBlocked, AddressGuard
 from crawler.fetch.client import Fetcher
-from tests.helpers import UNROUTED, rebinding_dns
+from tests.helpers import NO_SERVER, rebinding_dns
 from tests.servers import Request, Stream, TestServer
 
 pytestmark = pytest.mark.anyio
@@ -350,8 +350,8 @@ async def test_a_request_refused_at_connect_time_is_not_announced() -> None:
     """DNS rebinding: our check sees a public address, aiohttp's connector then gets loopback
     and the guard refuses it there, before any connection (only the aiohttp transport can)."""
     sent: list[str] = []
-    dns = rebinding_dns(first=UNROUTED, then="127.0.0.1")
-    guard = AddressGuard(seed_hosts=["example.test"], allow=[UNROUTED], dns=dns)
+    dns = rebinding_dns(first=NO_SERVER, then="127.0.0.1")
+    guard = AddressGuard(seed_hosts=["example.test"], allow=[NO_SERVER], dns=dns)
     async with WireSite("127.0.0.1") as server, fetcher("aiohttp", sent, guard) as f:
         with pytest.raises(AddressBlocked, match="localhost resolves to non-public"):
             await f.fetch(server.url("/", host="localhost"))
