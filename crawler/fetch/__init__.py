@@ -6,7 +6,8 @@
 - :mod:`~crawler.fetch.transport`: the aiohttp session behind the client;
 - :mod:`~crawler.fetch.headers`: the headers of each request, per host, and basic auth;
 - :mod:`~crawler.fetch.addresses`: the address guard (SSRF defence);
-- :mod:`~crawler.fetch.cookies`: one small cookie jar per host.
+- :mod:`~crawler.fetch.cookies`: one small cookie jar per host;
+- :mod:`~crawler.fetch.cookies_file`: a Netscape cookies.txt read into them.
 """
 
 from __future__ import annotations

@@ -56,6 +56,7 @@ from crawler.errors import (
 from crawler.fetch.addresses import AddressBlocked, AddressGuard, AddressRefused
 from crawler.fetch.body import read_capped
 from crawler.fetch.cookies import HostCookies
+from crawler.fetch.cookies_file import read_cookies_file
 from crawler.fetch.headers import RequestHeaders
 from crawler.fetch.transport import BODILESS_STATUSES, aiohttp_transport, sending_url
 from crawler.models import Response, is_html_type
@@ -93,7 +94,11 @@ class Fetcher(AsyncResource):
         on_request_sent: Callable[[str], None] | None = None,
     ) -> None:
         self._config = config
-        self._cookies = HostCookies() if config.cookies == "per-host" else None
+        self._cookies = (
+            HostCookies(read_cookies_file(config.cookies_file) if config.cookies_file else ())
+            if config.cookies == "per-host"
+            else None
+        )
         self._guard = guard
         self._on_request_sent = on_request_sent
         self._sent_by_transport = False
