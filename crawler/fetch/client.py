@@ -130,6 +130,12 @@ class Fetcher(AsyncResource):
         self._extensions = {"timeout": self._client.timeout.as_dict()}
         self._headers = RequestHeaders(self._client.headers.raw, config)
 
+    @property
+    def cookies(self) -> HostCookies | None:
+        """The crawl's cookie jars (None: ``fetch.cookies = "off"``), saved and loaded by the
+        engine across the crawl's runs."""
+        return self._cookies
+
     async def _aopen(self) -> None:
         await self._client.__aenter__()
 

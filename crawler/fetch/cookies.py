@@ -23,8 +23,15 @@ Cookies imported from a cookies.txt (``fetch.cookies_file``, read by
 :mod:`crawler.fetch.cookies_file`) start in the same jars: a host-only one in its host's jar; a
 domain-wide one (the file's include-subdomains ``TRUE``, which the user asked for) is put in the
 jar of each host under its domain when that host's jar is first needed (again if the jar was
-dropped), so that it too is only ever sent to hosts it names. Cookies live in memory for one
-run: a resumed crawl starts with the file's cookies only.
+dropped), so that it too is only ever sent to hosts it names.
+
+The jars are saved in the crawl database (:meth:`HostCookies.saved`, the ``cookies`` table) at
+the end of every run that ends in order (finished, ``--max-pages``, SIGTERM or Ctrl-C), and
+loaded when the crawl resumes (:meth:`HostCookies.load`; ``--fresh`` deletes the database,
+and them with it). Session cookies are kept too: the crawl, across its runs, is the session.
+Not saved with the sink's batches: a cookie is worth one write per run, not one per batch, and
+a ``kill -9`` then loses the cookies set since the run began, never a page. What is loaded is
+held to the same bounds.
 """
 
 from __future__ import annotations
@@ -34,6 +41,8 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from http.cookiejar import Cookie, CookieJar, DefaultCookiePolicy
 from urllib.parse import urlsplit
+
+from crawler.models import SavedCookie
 
 MAX_COOKIES_PER_HOST = 50
 MAX_COOKIES = 3000
@@ -117,6 +126,37 @@ class HostCookies:
         self._recount(host, len(jar))
         self._evict()
 
+    def load(self, saved: Iterable[SavedCookie]) -> None:
+        """Add the jars an earlier run of the crawl saved (:meth:`saved`), within the bounds; a
+        saved cookie replaces one of the same domain, path and name (it is the newer)."""
+        by_host: dict[str, list[Cookie]] = {}
+        for row in saved:
+            cookie = make_cookie(
+                row.domain, row.path, row.name, row.value, row.secure, row.expires, row.http_only
+            )
+            by_host.setdefault(row.host, []).append(cookie)
+        for host, cookies in by_host.items():
+            jar = self._jars.get(host)
+            kept = self._domain_wide_for(host) if jar is None else list(jar)
+            self._fill(host, [*kept, *cookies])
+
+    def saved(self) -> list[SavedCookie]:
+        """Every jar's cookies, to be saved for the next run of the crawl."""
+        return [
+            SavedCookie(
+                host,
+                cookie.domain,
+                cookie.path,
+                cookie.name,
+                cookie.value,
+                cookie.secure,
+                cookie.expires,
+                cookie.has_nonstandard_attr("HttpOnly"),
+            )
+            for host, jar in self._jars.items()
+            for cookie in jar
+        ]
+
     def _domain_wide_for(self, host: str) -> list[Cookie]:
         """The imported domain-wide cookies whose domain is ``host`` or a parent of it."""
         if not self._domain_wide:
@@ -133,8 +173,11 @@ class HostCookies:
         if not cookies:
             return None
         jar = self._jars[host] = CookieJar(_POLICY)
-        for cookie in cookies[: self._max_per_host]:
+        # The last of a (domain, path, name) wins, in the place of the first.
+        unique = {(cookie.domain, cookie.path, cookie.name): cookie for cookie in cookies}
+        for cookie in list(unique.values())[: self._max_per_host]:
             jar.set_cookie(cookie)
+        jar.clear_expired_cookies()
         self._recount(host, len(jar))
         self._evict()
         return self._jars.get(host)
@@ -164,6 +207,38 @@ class HostCookies:
 
     def __repr__(self) -> str:
         return f"<HostCookies hosts={len(self._jars)} cookies={self._total}>"
+
+
+def make_cookie(
+    domain: str,
+    path: str,
+    name: str,
+    value: str | None,
+    secure: bool,
+    expires: int | None,
+    http_only: bool,
+) -> Cookie:
+    """A cookie for a jar; ``domain`` with a leading dot is domain-wide (a Domain attribute),
+    ``expires`` None a session cookie."""
+    domain_wide = domain.startswith(".")
+    return Cookie(
+        version=0,
+        name=name,
+        value=value,
+        port=None,
+        port_specified=False,
+        domain=domain,
+        domain_specified=domain_wide,
+        domain_initial_dot=domain_wide,
+        path=path,
+        path_specified=True,
+        secure=secure,
+        expires=expires,
+        discard=expires is None,
+        comment=None,
+        comment_url=None,
+        rest={"HttpOnly": ""} if http_only else {},
+    )
 
 
 def _request(url: str) -> urllib.request.Request:

@@ -34,7 +34,7 @@ from http.cookiejar import Cookie
 from pathlib import Path
 
 from crawler.errors import ConfigError
-from crawler.fetch.cookies import MAX_COOKIE_BYTES, MAX_COOKIES
+from crawler.fetch.cookies import MAX_COOKIE_BYTES, MAX_COOKIES, make_cookie
 from crawler.scope import registrable_domain
 
 _HTTPONLY = "#HttpOnly_"
@@ -96,22 +96,6 @@ def _cookie(line: str, http_only: bool) -> Cookie:
         raise ValueError("the name field is empty")
     if len(name) + len(value) > MAX_COOKIE_BYTES:
         raise ValueError(f"the cookie is larger than {MAX_COOKIE_BYTES} bytes")
+    domain_name = f".{host}" if domain_wide else host
     expiry = int(expires or 0) or None
-    return Cookie(
-        version=0,
-        name=name,
-        value=value,
-        port=None,
-        port_specified=False,
-        domain=f".{host}" if domain_wide else host,
-        domain_specified=domain_wide,
-        domain_initial_dot=domain_wide,
-        path=path,
-        path_specified=True,
-        secure=_FLAGS[secure],
-        expires=expiry,
-        discard=expiry is None,
-        comment=None,
-        comment_url=None,
-        rest={"HttpOnly": ""} if http_only else {},
-    )
+    return make_cookie(domain_name, path, name, value, _FLAGS[secure], expiry, http_only)
