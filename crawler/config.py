@@ -152,8 +152,11 @@ class FetchSection(_Masked, frozen=True):
     here, see docs/performance.md) or httpx's own httpcore pool."""
     cookies: Literal["per-host", "off"] = "per-host"
     """per-host: a cookie is kept for the session and sent back only to the host that set it
-    (whatever its Domain attribute says); off: never stored, never sent. Not kept over a
-    resume."""
+    (whatever its Domain attribute says), saved in the database for a resume; off: never
+    stored, never sent."""
+    cookies_file: str = ""
+    """A Netscape cookies.txt (curl's, a browser extension's export) whose cookies the crawl
+    starts with, e.g. a login; a path relative to the working directory; empty: none."""
     headers: dict[str, str] = {}
     """Extra headers of every request (robots.txt and sitemaps too); none of
     :data:`OWNED_HEADERS`, nor Authorization (``hosts`` gives it to one host)."""

@@ -38,6 +38,8 @@ def unusable_value(config: Config) -> tuple[str, str] | None:
             except re.error as exc:
                 return f"crawl.{key}", f"has an invalid regular expression {pattern!r}: {exc}"
     fetch = config.fetch
+    if fetch.cookies_file and fetch.cookies == "off":
+        return "fetch.cookies_file", 'needs fetch.cookies = "per-host" (off keeps no cookies)'
     every_host = {"authorization": "it would go to every host; set it in fetch.hosts"}
     if (bad := _unusable_headers("fetch.headers", fetch.headers, every_host)) is not None:
         return bad

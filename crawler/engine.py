@@ -201,6 +201,8 @@ class Crawl:
             self.frontier = frontier
             await frontier.open(self.seeds)
             await self._traps.resume(store)
+            if fetcher.cookies is not None:  # the jars of the crawl's earlier runs
+                fetcher.cookies.load(await store.saved_cookies())
             gate = RobotsGate(
                 robots,
                 hosts=frontier.hosts,
@@ -231,6 +233,8 @@ class Crawl:
                 await sink.finish()  # not on cancellation: the writer may be gone by then
                 await asyncio.wait([writer])  # so the final progress shows what was written
                 extras.stop()
+            if fetcher.cookies is not None:  # for the next run (crawler.fetch.cookies: when)
+                await store.save_cookies(fetcher.cookies.saved())
             database = await store.state_counts()
             deferred = await store.deferred(time.time())
         return CrawlReport(self.stats, database, self.signal.reason, deferred)

@@ -156,6 +156,22 @@ class RobotsRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class SavedCookie:
+    """One cookie of a host's jar, for the ``cookies`` table (saved at the end of a run)."""
+
+    host: str
+    """The jar's host: the only one the cookie is sent to."""
+    domain: str
+    path: str
+    name: str
+    value: str | None = field(repr=False)  # a login: never in a repr, hence in no log
+    secure: bool
+    expires: int | None
+    """Unix seconds; None: a session cookie."""
+    http_only: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """What a worker reports back for one lease: the page, and the links it found."""
 

@@ -18,7 +18,7 @@ from typer.testing import CliRunner, Result
 
 from crawler.cli.app import app
 from crawler.demo import SiteServer, SiteSpec, expected_statuses
-from crawler.store.schema import SCHEMA, SCHEMA_VERSION
+from crawler.store.schema import COOKIES_TABLE, SCHEMA, SCHEMA_VERSION
 from crawler.urls import host_key
 from tests.crawl_dbs import make_synthetic_db, synthetic_page
 from tests.helpers import crawl_process, database, wait_until, write_config, write_seeds
@@ -68,8 +68,8 @@ def _run(tmp_path: Path, site: SiteServer, db: Path, *flags: str) -> Result:
         (_foreign_db_with_pages, "error: {db} is not a crawl database (no frontier, meta table)"),
         (
             _crawl_db_with_version("abc"),
-            "error: database {db} has schema version 'abc', this crawler knows 2; "
-            "use another --db or --fresh",
+            "error: database {db} has schema version 'abc', this crawler knows "
+            f"{SCHEMA_VERSION}; use another --db or --fresh",
         ),
     ],
     ids=["other-program", "own-pages-table", "version-abc"],
@@ -155,23 +155,30 @@ def test_fresh_deletes_a_crawl_database_of_another_schema_version(tmp_path: Path
         assert conn.execute("SELECT count(*) FROM pages").fetchone()[0] == len(SITE_PAGES)
 
 
-def _version_1_db(path: Path, seed: str) -> None:
-    """A database as version 1 wrote it (no ``frontier.offsite``), its seed still pending."""
-    schema_1 = "\n".join(line for line in SCHEMA.splitlines() if "offsite" not in line)
+def _old_db(path: Path, seed: str, version: str) -> None:
+    """A database as version 1 (no ``frontier.offsite``, no ``cookies``) or 2 (no ``cookies``)
+    wrote it, its seed still pending."""
+    schema = SCHEMA.replace(COOKIES_TABLE, "")
+    if version == "1":
+        schema = "\n".join(line for line in schema.splitlines() if "offsite" not in line)
     with database(path) as conn:
-        conn.executescript(schema_1)
-        conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', '1')")
+        conn.executescript(schema)
+        conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (version,))
         conn.execute(
             "INSERT INTO frontier (url, host, depth) VALUES (?, ?, 0)", (seed, host_key(seed))
         )
 
 
-def test_a_version_1_database_is_read_as_it_is_and_resumed_after_an_upgrade(
-    tmp_path: Path,
+@pytest.mark.parametrize("version", ["1", "2"])
+def test_an_older_database_is_read_as_it_is_and_resumed_after_an_upgrade(
+    tmp_path: Path, version: str
 ) -> None:
     db = tmp_path / "old.db"
     with SiteServer(SITE) as site:
-        _version_1_db(db, f"{site.base_url}/")
+        _old_db(db, f"{site.base_url}/", version)
+        with database(db) as conn:  # the database really is of the old version
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        assert "cookies" not in tables
         stats = runner.invoke(app, ["stats", str(db)])
         assert stats.exit_code == 0, stats.output
         result = _run(tmp_path, site, db)
@@ -180,6 +187,8 @@ def test_a_version_1_database_is_read_as_it_is_and_resumed_after_an_upgrade(
         assert conn.execute("SELECT value FROM meta").fetchall() == [(str(SCHEMA_VERSION),)]
         columns = [row[1] for row in conn.execute("PRAGMA table_info(frontier)")]
         assert "offsite" in columns
+        cookie_columns = [row[1] for row in conn.execute("PRAGMA table_info(cookies)")]
+        assert cookie_columns[:4] == ["host", "domain", "path", "name"]
         assert conn.execute("SELECT count(*) FROM pages").fetchone()[0] == len(SITE_PAGES)
 
 

@@ -22,6 +22,7 @@ from crawler.demo import SiteServer, SiteSpec, expected_statuses
 from crawler.engine import Crawl
 from crawler.errors import StorageError
 from crawler.store.database import Store
+from crawler.store.schema import SCHEMA_VERSION
 from crawler.store.snapshot import read_snapshot
 from crawler.store.summary import CrawlSummary, format_text, read_summary
 from tests.crawl_dbs import crawl_demo_site, make_synthetic_db
@@ -174,7 +175,7 @@ def test_a_file_name_with_uri_characters(finished: tuple[Path, str], tmp_path: P
         ),
         (
             lambda p: _with_version(p, "7"),
-            "error: database {db} has schema version 7, this crawler knows 2",
+            f"error: database {{db}} has schema version 7, this crawler knows {SCHEMA_VERSION}",
         ),
     ],
     ids=["missing", "directory", "not-sqlite", "other-sqlite", "other-version"],

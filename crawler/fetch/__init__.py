@@ -8,7 +8,8 @@
 - :mod:`~crawler.fetch.addresses`: the address guard (SSRF defence);
 - :mod:`~crawler.fetch.dns`: the crawl's one resolver, cached (``fetch.dns_ttl``,
   ``fetch.resolve``), shared by the guard and the connector;
-- :mod:`~crawler.fetch.cookies`: one small cookie jar per host.
+- :mod:`~crawler.fetch.cookies`: one small cookie jar per host;
+- :mod:`~crawler.fetch.cookies_file`: a Netscape cookies.txt read into them.
 """
 
 from __future__ import annotations

@@ -56,6 +56,7 @@ from crawler.errors import (
 from crawler.fetch.addresses import AddressBlocked, AddressGuard, AddressRefused
 from crawler.fetch.body import read_capped
 from crawler.fetch.cookies import HostCookies
+from crawler.fetch.cookies_file import read_cookies_file
 from crawler.fetch.headers import RequestHeaders, crawler_headers
 from crawler.fetch.transport import BODILESS_STATUSES, aiohttp_transport, sending_url
 from crawler.models import Response, is_html_type
@@ -90,7 +91,11 @@ class Fetcher(AsyncResource):
         on_request_sent: Callable[[str], None] | None = None,
     ) -> None:
         self._config = config
-        self._cookies = HostCookies() if config.cookies == "per-host" else None
+        self._cookies = (
+            HostCookies(read_cookies_file(config.cookies_file) if config.cookies_file else ())
+            if config.cookies == "per-host"
+            else None
+        )
         self._guard = guard
         self._on_request_sent = on_request_sent
         self._sent_by_transport = False
@@ -117,6 +122,12 @@ class Fetcher(AsyncResource):
         # What build_request would add to each request, computed once (see _request).
         self._extensions = {"timeout": self._client.timeout.as_dict()}
         self._headers = RequestHeaders(self._client.headers.raw, config)
+
+    @property
+    def cookies(self) -> HostCookies | None:
+        """The crawl's cookie jars (None: ``fetch.cookies = "off"``), saved and loaded by the
+        engine across the crawl's runs."""
+        return self._cookies
 
     async def _aopen(self) -> None:
         await self._client.__aenter__()

@@ -17,17 +17,32 @@ Bounded, so that a hostile site cannot grow memory without end (the limits are R
 minimums for a user agent): a jar keeps at most :data:`MAX_COOKIES_PER_HOST` cookies (a new
 one beyond that is refused; an existing one can still change), a cookie's name and value at
 most :data:`MAX_COOKIE_BYTES`, and all jars together :data:`MAX_COOKIES` (the jars of the
-hosts least recently used go first). Cookies live in memory for one run: a resumed crawl
-starts without any.
+hosts least recently used go first).
+
+Cookies imported from a cookies.txt (``fetch.cookies_file``, read by
+:mod:`crawler.fetch.cookies_file`) start in the same jars: a host-only one in its host's jar; a
+domain-wide one (the file's include-subdomains ``TRUE``, which the user asked for) is put in the
+jar of each host under its domain when that host's jar is first needed (again if the jar was
+dropped), so that it too is only ever sent to hosts it names.
+
+The jars are saved in the crawl database (:meth:`HostCookies.saved`, the ``cookies`` table) at
+the end of every run that ends in order (finished, ``--max-pages``, SIGTERM or Ctrl-C), and
+loaded when the crawl resumes (:meth:`HostCookies.load`; ``--fresh`` deletes the database,
+and them with it). Session cookies are kept too: the crawl, across its runs, is the session.
+Not saved with the sink's batches: a cookie is worth one write per run, not one per batch, and
+a ``kill -9`` then loses the cookies set since the run began, never a page. What is loaded is
+held to the same bounds.
 """
 
 from __future__ import annotations
 
 import urllib.request
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from http.cookiejar import Cookie, CookieJar, DefaultCookiePolicy
 from urllib.parse import urlsplit
+
+from crawler.models import SavedCookie
 
 MAX_COOKIES_PER_HOST = 50
 MAX_COOKIES = 3000
@@ -53,7 +68,11 @@ class HostCookies:
     host, set_cookies)`` after its response; ``host`` is the URL's (lower-cased) host name."""
 
     def __init__(
-        self, *, max_per_host: int = MAX_COOKIES_PER_HOST, max_total: int = MAX_COOKIES
+        self,
+        imported: Iterable[Cookie] = (),
+        *,
+        max_per_host: int = MAX_COOKIES_PER_HOST,
+        max_total: int = MAX_COOKIES,
     ) -> None:
         self._max_per_host = max_per_host
         self._max_total = max_total
@@ -61,12 +80,24 @@ class HostCookies:
         """Host -> its jar, the least recently used first."""
         self._counts: dict[str, int] = {}
         self._total = 0
+        self._domain_wide: dict[str, list[Cookie]] = {}
+        """Domain (no leading dot) -> the imported cookies for it and every host under it."""
+        by_host: dict[str, list[Cookie]] = {}
+        for cookie in imported:
+            if cookie.domain_initial_dot:
+                self._domain_wide.setdefault(cookie.domain[1:], []).append(cookie)
+            else:
+                by_host.setdefault(cookie.domain, []).append(cookie)
+        for host, cookies in by_host.items():
+            self._fill(host, [*self._domain_wide_for(host), *cookies])
 
     def header(self, url: str, host: str) -> bytes | None:
         """The Cookie header value for a request to ``url`` (on ``host``), if any cookie goes."""
         jar = self._jars.get(host)
         if jar is None:
-            return None
+            jar = self._fill(host, self._domain_wide_for(host))
+            if jar is None:
+                return None
         self._jars.move_to_end(host)
         request = _request(url)
         jar.add_cookie_header(request)
@@ -78,6 +109,8 @@ class HostCookies:
     def store(self, url: str, host: str, set_cookies: Sequence[bytes]) -> None:
         """Keep what the Set-Cookie header values (raw bytes) of a response to ``url`` set."""
         jar = self._jars.get(host)
+        if jar is None:
+            jar = self._fill(host, self._domain_wide_for(host))
         if jar is None:
             jar = self._jars[host] = CookieJar(_POLICY)
         self._jars.move_to_end(host)
@@ -91,6 +124,66 @@ class HostCookies:
         for key in new[room:]:
             jar.clear(*key)  # refused: the host has all the cookies it may have
         self._recount(host, len(jar))
+        self._evict()
+
+    def load(self, saved: Iterable[SavedCookie]) -> None:
+        """Add the jars an earlier run of the crawl saved (:meth:`saved`), within the bounds; a
+        saved cookie replaces one of the same domain, path and name (it is the newer)."""
+        by_host: dict[str, list[Cookie]] = {}
+        for row in saved:
+            cookie = make_cookie(
+                row.domain, row.path, row.name, row.value, row.secure, row.expires, row.http_only
+            )
+            by_host.setdefault(row.host, []).append(cookie)
+        for host, cookies in by_host.items():
+            jar = self._jars.get(host)
+            kept = self._domain_wide_for(host) if jar is None else list(jar)
+            self._fill(host, [*kept, *cookies])
+
+    def saved(self) -> list[SavedCookie]:
+        """Every jar's cookies, to be saved for the next run of the crawl."""
+        return [
+            SavedCookie(
+                host,
+                cookie.domain,
+                cookie.path,
+                cookie.name,
+                cookie.value,
+                cookie.secure,
+                cookie.expires,
+                cookie.has_nonstandard_attr("HttpOnly"),
+            )
+            for host, jar in self._jars.items()
+            for cookie in jar
+        ]
+
+    def _domain_wide_for(self, host: str) -> list[Cookie]:
+        """The imported domain-wide cookies whose domain is ``host`` or a parent of it."""
+        if not self._domain_wide:
+            return []
+        labels = host.split(".")
+        return [
+            cookie
+            for start in range(len(labels))
+            for cookie in self._domain_wide.get(".".join(labels[start:]), ())
+        ]
+
+    def _fill(self, host: str, cookies: Sequence[Cookie]) -> CookieJar | None:
+        """A new jar for ``host`` holding ``cookies`` (up to the host's limit); None if none."""
+        if not cookies:
+            return None
+        jar = self._jars[host] = CookieJar(_POLICY)
+        # The last of a (domain, path, name) wins, in the place of the first.
+        unique = {(cookie.domain, cookie.path, cookie.name): cookie for cookie in cookies}
+        for cookie in list(unique.values())[: self._max_per_host]:
+            jar.set_cookie(cookie)
+        jar.clear_expired_cookies()
+        self._recount(host, len(jar))
+        self._evict()
+        return self._jars.get(host)
+
+    def _evict(self) -> None:
+        """Drop the least recently used jars until all together are within the total."""
         while self._total > self._max_total:
             oldest = next(iter(self._jars))
             del self._jars[oldest]
@@ -107,8 +200,45 @@ class HostCookies:
         """Cookies kept, all hosts together."""
         return self._total
 
+    def __bool__(self) -> bool:
+        """Whether a request could carry a cookie: one is kept, or an imported domain-wide one
+        waits for its first host."""
+        return self._total > 0 or bool(self._domain_wide)
+
     def __repr__(self) -> str:
         return f"<HostCookies hosts={len(self._jars)} cookies={self._total}>"
+
+
+def make_cookie(
+    domain: str,
+    path: str,
+    name: str,
+    value: str | None,
+    secure: bool,
+    expires: int | None,
+    http_only: bool,
+) -> Cookie:
+    """A cookie for a jar; ``domain`` with a leading dot is domain-wide (a Domain attribute),
+    ``expires`` None a session cookie."""
+    domain_wide = domain.startswith(".")
+    return Cookie(
+        version=0,
+        name=name,
+        value=value,
+        port=None,
+        port_specified=False,
+        domain=domain,
+        domain_specified=domain_wide,
+        domain_initial_dot=domain_wide,
+        path=path,
+        path_specified=True,
+        secure=secure,
+        expires=expires,
+        discard=expires is None,
+        comment=None,
+        comment_url=None,
+        rest={"HttpOnly": ""} if http_only else {},
+    )
 
 
 def _request(url: str) -> urllib.request.Request:

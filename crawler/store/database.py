@@ -32,7 +32,7 @@ import aiosqlite
 import msgspec
 
 from crawler.errors import StorageError
-from crawler.models import Deferred, Lease, PageRows, RobotsRecord
+from crawler.models import Deferred, Lease, PageRows, RobotsRecord, SavedCookie
 from crawler.resource import AsyncResource
 from crawler.store.rows import json_array
 from crawler.store.schema import prepare
@@ -91,6 +91,10 @@ WHERE frontier.state IN ('done', 'failed', 'skipped')
   AND (pages.error IS NULL
        OR (pages.error NOT GLOB 'host_budget:*' AND pages.error NOT GLOB 'pattern_budget:*'))
 GROUP BY 1, 2
+"""
+_SAVE_COOKIE = """
+INSERT INTO cookies (host, domain, path, name, value, secure, expires, http_only)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 """
 _DEFER_HOST = """
 INSERT INTO host_deferrals (host, not_before) VALUES (?, ?)
@@ -262,6 +266,14 @@ class Store(AsyncResource):
             [(_DEFER_HOST, until), (_UNLEASE_HOST, [(host,) for host, _ in until])]
         )
 
+    async def save_cookies(self, cookies: Sequence[SavedCookie]) -> None:
+        """Replace the saved cookie jars with ``cookies``, atomically."""
+        rows = [
+            (c.host, c.domain, c.path, c.name, c.value, c.secure, c.expires, c.http_only)
+            for c in cookies
+        ]
+        await self._transaction([("DELETE FROM cookies", [()]), (_SAVE_COOKIE, rows)])
+
     async def reset_leases(self) -> int:
         """Return every leased URL to pending: the first step of a run (resume after a stop)."""
         async with self._lock:
@@ -300,6 +312,16 @@ class Store(AsyncResource):
         row = await self._fetchone(DEFERRED_SUMMARY, (now,))
         assert row is not None  # an aggregate always has a row
         return Deferred(*row)
+
+    async def saved_cookies(self) -> list[SavedCookie]:
+        """The cookie jars the last run saved."""
+        rows = await self._fetchall(
+            "SELECT host, domain, path, name, value, secure, expires, http_only FROM cookies"
+        )
+        return [
+            SavedCookie(host, domain, path, name, value, bool(secure), expires, bool(http_only))
+            for host, domain, path, name, value, secure, expires, http_only in rows
+        ]
 
     async def state_counts(self) -> dict[str, int]:
         self._check_in_place()  # also the end of a run: its summary must not count a lost file

@@ -17,12 +17,13 @@ from pathlib import Path
 
 from crawler.errors import StorageError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """2 added ``frontier.offsite`` (``crawl.max_offsite_hops``); a version-1 database gets the
-column (0: every URL it holds was in scope) when a crawl opens it."""
-READABLE_VERSIONS = frozenset({"1", str(SCHEMA_VERSION)})
+column (0: every URL it holds was in scope) when a crawl opens it. 3 added the ``cookies``
+table (:data:`COOKIES_TABLE`); a version-1 or -2 database gets it, empty, the same way."""
+READABLE_VERSIONS = frozenset({"1", "2", str(SCHEMA_VERSION)})
 """Versions the read-only commands (stats, export) read as they are: they never read
-``frontier.offsite``."""
+``frontier.offsite`` or ``cookies``."""
 CRAWL_TABLES = frozenset({"meta", "frontier", "pages"})
 """The tables that make a SQLite file a crawl database (with ``meta.schema_version``)."""
 
@@ -78,6 +79,24 @@ CREATE TABLE IF NOT EXISTS robots (
     sitemaps    TEXT NOT NULL DEFAULT ''
 );
 """
+COOKIES_TABLE = """
+-- The per-host cookie jars (crawler.fetch.cookies), saved at the end of a run and loaded when
+-- the crawl resumes. host is the jar's (a cookie is only ever sent to it); domain is the
+-- cookie's own (a leading dot: its Domain attribute). expires: Unix seconds; NULL: a session
+-- cookie, kept for the whole crawl.
+CREATE TABLE IF NOT EXISTS cookies (
+    host      TEXT NOT NULL,
+    domain    TEXT NOT NULL,
+    path      TEXT NOT NULL,
+    name      TEXT NOT NULL,
+    value     TEXT,
+    secure    INTEGER NOT NULL,
+    expires   INTEGER,
+    http_only INTEGER NOT NULL,
+    PRIMARY KEY (host, domain, path, name)
+);
+"""
+SCHEMA += COOKIES_TABLE
 
 
 def prepare(path: Path) -> None:
@@ -91,6 +110,9 @@ def prepare(path: Path) -> None:
             version = crawl_schema_version(conn, path)
             if version == "1":
                 _upgrade_from_1(conn)
+                version = "2"
+            if version == "2":
+                _upgrade_from_2(conn)
                 version = str(SCHEMA_VERSION)
             if version is None or version == str(SCHEMA_VERSION):
                 conn.execute("PRAGMA journal_mode=WAL")
@@ -112,7 +134,15 @@ def _upgrade_from_1(conn: sqlite3.Connection) -> None:
     # One transaction: a crash leaves version 1 with its old columns, upgraded again next time.
     conn.execute("BEGIN IMMEDIATE")
     conn.execute("ALTER TABLE frontier ADD COLUMN offsite INTEGER NOT NULL DEFAULT 0")
-    conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+    conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    conn.execute("COMMIT")
+
+
+def _upgrade_from_2(conn: sqlite3.Connection) -> None:
+    # One transaction, as from 1: a crash leaves version 2 without the table.
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute(COOKIES_TABLE)
+    conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
     conn.execute("COMMIT")
 
 
