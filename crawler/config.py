@@ -115,7 +115,7 @@ class _Masked(_Section, frozen=True):
 class FetchHost(_Masked, frozen=True):
     """Requests to one host (``[fetch.hosts."host:port"]``): headers and HTTP basic auth."""
 
-    _SECRETS = {"headers": True, "auth": False}
+    _SECRETS = {"headers": True, "auth": False, "proxy": False}
     headers: dict[str, str] = {}
     """Added to ``fetch.headers`` for this host; a name in both takes this value."""
     auth: str = ""
@@ -124,6 +124,9 @@ class FetchHost(_Masked, frozen=True):
     """The environment variable holding ``user:password``, instead of ``auth``."""
     auth_over_http: bool = False
     """Send the credentials over plain http too, in clear; else over https only."""
+    proxy: str | None = None
+    """The proxy of this host's requests (``http://[user:pw@]host:port``); empty: direct;
+    unset: as ``fetch.proxy`` and ``fetch.no_proxy`` say (:mod:`crawler.fetch.proxies`)."""
 
     def credentials(self) -> str:
         """``user:password`` from ``auth`` or the ``auth_env`` variable; empty: none."""
@@ -133,7 +136,7 @@ class FetchHost(_Masked, frozen=True):
 
 
 class FetchSection(_Masked, frozen=True):
-    _SECRETS = {"headers": True}
+    _SECRETS = {"headers": True, "proxy": False}
     connect_timeout: Seconds = 10.0
     read_timeout: Seconds = 20.0
     """Longest silence between two reads of one response."""
@@ -158,7 +161,13 @@ class FetchSection(_Masked, frozen=True):
     """Extra headers of every request (robots.txt and sitemaps too); none of
     :data:`OWNED_HEADERS`, nor Authorization (``hosts`` gives it to one host)."""
     hosts: dict[str, FetchHost] = {}
-    """Per-host headers and auth, keyed by host[:port] as in URLs."""
+    """Per-host headers, auth and proxy, keyed by host[:port] as in URLs."""
+    proxy: str = ""
+    """``http://[user:pw@]host:port``: every request goes through this HTTP proxy (https
+    targets through CONNECT), but to the hosts ``no_proxy`` matches; empty: none."""
+    no_proxy: tuple[str, ...] = ()
+    """Hosts reached directly despite ``proxy``: ``*``, ``host:port``, or a name or address
+    (a name with its subdomains); see :mod:`crawler.fetch.proxies`."""
 
 
 class HostOverride(_Section, frozen=True):

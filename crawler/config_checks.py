@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 from crawler.config import OWNED_HEADERS, Config, FetchHost
 from crawler.scope import Scope
@@ -47,6 +48,48 @@ def unusable_value(config: Config) -> tuple[str, str] | None:
             return bad
         if (same := hosts.setdefault(host_table_key(host), host)) != host:
             return key, f'is the host of fetch.hosts."{same}" too: merge the two tables'
+    return _unusable_proxies(config)
+
+
+PROXY_SCHEMES = ("http",)
+"""The schemes a proxy URL may have. aiohttp speaks to an HTTP proxy (absolute-form requests for
+http targets, CONNECT tunnels for https ones); SOCKS needs a connector per proxy
+(aiohttp-socks, not a dependency) and an ``https://`` proxy TLS inside TLS, which aiohttp
+documents as limited: refused at load rather than half working."""
+
+
+def _unusable_proxies(config: Config) -> tuple[str, str] | None:
+    """The first proxy setting that cannot work; never quoting a proxy URL (it may hold a
+    password)."""
+    fetch = config.fetch
+    routes = [("fetch.proxy", fetch.proxy)] + [
+        (f'fetch.hosts."{host}".proxy', override.proxy or "")
+        for host, override in fetch.hosts.items()
+    ]
+    for key, url in routes:
+        if not url:
+            continue
+        if fetch.transport != "aiohttp":
+            return key, 'needs fetch.transport = "aiohttp" (httpcore is not given proxies)'
+        if (problem := _unusable_proxy_url(url)) is not None:
+            return key, problem
+    for entry in fetch.no_proxy:
+        if entry != "*" and not _HOST_KEY.fullmatch(entry.lstrip(".")):
+            return "fetch.no_proxy", f"must list *, host:port or host names, not {entry!r}"
+    return None
+
+
+def _unusable_proxy_url(url: str) -> str | None:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError for a port out of range)
+    except ValueError:
+        return "is not a URL"
+    if parts.scheme not in PROXY_SCHEMES:
+        supported = ", ".join(f"{scheme}://" for scheme in PROXY_SCHEMES)
+        return f"has the scheme {parts.scheme or 'none'}: supported are {supported}"
+    if not parts.hostname or parts.path not in ("", "/") or parts.query or parts.fragment:
+        return "must be scheme://[user:password@]host[:port], with nothing after the port"
     return None
 
 

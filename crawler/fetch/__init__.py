@@ -5,6 +5,7 @@
 - :mod:`~crawler.fetch.body`: reading a body up to its cap, decoding on the way;
 - :mod:`~crawler.fetch.transport`: the aiohttp session behind the client;
 - :mod:`~crawler.fetch.headers`: the headers of each request, per host, and basic auth;
+- :mod:`~crawler.fetch.proxies`: which proxy, if any, carries each request;
 - :mod:`~crawler.fetch.addresses`: the address guard (SSRF defence);
 - :mod:`~crawler.fetch.cookies`: one small cookie jar per host.
 """
@@ -18,6 +19,7 @@ from crawler.lazy import lazy_exports
 if TYPE_CHECKING:
     from crawler.fetch.addresses import AddressBlocked, AddressGuard
     from crawler.fetch.client import ACCEPT, ACCEPT_ENCODING, Fetcher
+    from crawler.fetch.proxies import ProxyRoutes
 
 __all__ = [
     "ACCEPT",
@@ -25,6 +27,7 @@ __all__ = [
     "AddressBlocked",
     "AddressGuard",
     "Fetcher",
+    "ProxyRoutes",
 ]
 
 __getattr__, __dir__ = lazy_exports(
@@ -35,5 +38,6 @@ __getattr__, __dir__ = lazy_exports(
         "ACCEPT": "crawler.fetch.client",
         "ACCEPT_ENCODING": "crawler.fetch.client",
         "Fetcher": "crawler.fetch.client",
+        "ProxyRoutes": "crawler.fetch.proxies",
     },
 )

@@ -57,6 +57,7 @@ from crawler.fetch.addresses import AddressBlocked, AddressGuard, AddressRefused
 from crawler.fetch.body import read_capped
 from crawler.fetch.cookies import HostCookies
 from crawler.fetch.headers import RequestHeaders
+from crawler.fetch.proxies import ProxyRoutes
 from crawler.fetch.transport import BODILESS_STATUSES, aiohttp_transport, sending_url
 from crawler.models import Response, is_html_type
 from crawler.resource import AsyncResource
@@ -98,8 +99,12 @@ class Fetcher(AsyncResource):
         self._on_request_sent = on_request_sent
         self._sent_by_transport = False
         """Whether the transport calls ``on_request_sent`` (else :meth:`_get` does)."""
+        routes = ProxyRoutes(config)
+        self._routes = routes if routes.proxies else None
+        """None when no request goes through a proxy: nothing to look up per request."""
         if transport is None and config.transport == "aiohttp":
-            transport = aiohttp_transport(concurrency, guard, on_request_sent)
+            proxy_hosts = frozenset(proxy.host for proxy in routes.proxies)
+            transport = aiohttp_transport(concurrency, guard, on_request_sent, proxy_hosts)
             self._sent_by_transport = on_request_sent is not None
         self._client = _Client(
             headers={
@@ -122,7 +127,7 @@ class Fetcher(AsyncResource):
             transport=transport,  # None: httpx builds its own (httpcore) pool
         )
         # What build_request would add to each request, computed once (see _request).
-        self._extensions = {"timeout": self._client.timeout.as_dict()}
+        self._extensions: dict[str, object] = {"timeout": self._client.timeout.as_dict()}
         self._headers = RequestHeaders(self._client.headers.raw, config)
 
     async def _aopen(self) -> None:
@@ -235,8 +240,17 @@ class Fetcher(AsyncResource):
             cookie = self._cookies.header(url, parsed.host)
             if cookie is not None:
                 headers.append((b"Cookie", cookie))
+        extensions = self._extensions
+        if self._routes is not None:
+            proxy = self._routes.for_netloc(netloc.decode("ascii"))
+            if proxy is not None:  # the transport sends it through the proxy
+                extensions = {**extensions, "proxy": proxy}
+                if proxy.authorization is not None and parsed.scheme == "http":
+                    # This very request goes to the proxy (absolute-form), which removes the
+                    # header; an https one's is sent with the CONNECT (the transport's).
+                    headers.append((b"Proxy-Authorization", proxy.authorization.encode()))
         request = httpx.Request(
-            "GET", parsed, headers=headers, extensions=self._extensions, stream=_NO_BODY
+            "GET", parsed, headers=headers, extensions=extensions, stream=_NO_BODY
         )
         request.read()  # what Request does with a body it encodes: its content is known
         return request
