@@ -136,7 +136,7 @@ class FetchHost(_Masked, frozen=True):
 
 
 class FetchSection(_Masked, frozen=True):
-    _SECRETS = {"headers": True, "proxy": False}
+    _SECRETS = {"headers": True, "proxy": False, "proxies": False}
     connect_timeout: Seconds = 10.0
     read_timeout: Seconds = 20.0
     """Longest silence between two reads of one response."""
@@ -166,8 +166,11 @@ class FetchSection(_Masked, frozen=True):
     """``http://[user:pw@]host:port``: every request goes through this HTTP proxy (https
     targets through CONNECT), but to the hosts ``no_proxy`` matches; empty: none."""
     no_proxy: tuple[str, ...] = ()
-    """Hosts reached directly despite ``proxy``: ``*``, ``host:port``, or a name or address
-    (a name with its subdomains); see :mod:`crawler.fetch.proxies`."""
+    """Hosts reached directly despite ``proxy`` or ``proxies``: ``*``, ``host:port``, or a name
+    or address (a name with its subdomains); see :mod:`crawler.fetch.proxies`."""
+    proxies: tuple[str, ...] = ()
+    """Instead of ``proxy``: HTTP proxies taken in turn, a failing one out of rotation for a
+    while (:class:`crawler.fetch.proxies.ProxyPool`)."""
 
 
 class HostOverride(_Section, frozen=True):

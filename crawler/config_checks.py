@@ -62,7 +62,12 @@ def _unusable_proxies(config: Config) -> tuple[str, str] | None:
     """The first proxy setting that cannot work; never quoting a proxy URL (it may hold a
     password)."""
     fetch = config.fetch
-    routes = [("fetch.proxy", fetch.proxy)] + [
+    if fetch.proxy and fetch.proxies:
+        return "fetch.proxies", "and fetch.proxy are exclusive: set one"
+    if "" in fetch.proxies:
+        return "fetch.proxies", "lists an empty proxy URL"
+    routes = [("fetch.proxy", fetch.proxy)] + [("fetch.proxies", url) for url in fetch.proxies]
+    routes += [
         (f'fetch.hosts."{host}".proxy', override.proxy or "")
         for host, override in fetch.hosts.items()
     ]

@@ -16,11 +16,17 @@ from crawler.abort import AbortController
 from crawler.config import FetchSection
 from crawler.config_load import load_config
 from crawler.engine import Crawl
-from crawler.errors import ConfigError
+from crawler.errors import ConfigError, ProxyFailed
 from crawler.fetch.addresses import AddressBlocked, AddressGuard
 from crawler.fetch.client import Fetcher
-from crawler.fetch.proxies import ProxyRoutes
-from tests.helpers import pages
+from crawler.fetch.proxies import (
+    MAX_OUT_OF_ROTATION_SECONDS,
+    OUT_OF_ROTATION_SECONDS,
+    Proxy,
+    ProxyPool,
+    ProxyRoutes,
+)
+from tests.helpers import FakeClock, database, pages
 from tests.proxy_server import TestProxy
 from tests.servers import Request, Response, TestServer
 
@@ -173,8 +179,10 @@ def test_reprs_and_errors_hide_proxy_credentials() -> None:
     config = load_config(
         overrides={"fetch.proxy": url, "fetch.hosts": {"site.test": {"proxy": url}}}, environ={}
     )
+    pool = load_config(overrides={"fetch.proxies": [url]}, environ={})
     shown = repr(config) + pretty_repr(config) + repr(ProxyRoutes(config.fetch))
     shown += repr(ProxyRoutes(config.fetch).for_netloc("other.test"))
+    shown += repr(pool) + pretty_repr(pool) + repr(ProxyRoutes(pool.fetch).pool)
     assert PASSWORD not in shown
     assert "alice" not in shown
     with pytest.raises(ConfigError) as caught:
@@ -193,14 +201,110 @@ def test_reprs_and_errors_hide_proxy_credentials() -> None:
         ({"fetch.proxy": "http://p.test:3128", "fetch.transport": "httpcore"}, "aiohttp"),
         ({"fetch.hosts": {"a.test": {"proxy": "ftp://p.test"}}}, 'fetch.hosts."a.test".proxy'),
         ({"fetch.no_proxy": ["http://a.test/"]}, "fetch.no_proxy"),
+        ({"fetch.proxy": "http://p.test:1", "fetch.proxies": ["http://q.test:1"]}, "exclusive"),
+        ({"fetch.proxies": ["http://p.test:1", ""]}, "empty proxy URL"),
+        ({"fetch.proxies": ["socks5://p.test:1"]}, "fetch.proxies"),
     ],
 )
 def test_proxy_settings_that_cannot_work_are_refused(
     overrides: dict[str, Any], problem: str
 ) -> None:
-    with pytest.raises(ConfigError, match="proxy") as caught:
+    with pytest.raises(ConfigError, match="prox") as caught:
         load_config(overrides=overrides, environ={})
     assert problem in str(caught.value)
+
+
+# -- rotation ---------------------------------------------------------------------------------
+
+
+def stopped_proxy(host: str) -> str:
+    """The URL of a proxy that ran and stopped: its port refuses connections."""
+    with TestProxy(host=host) as proxy:
+        return proxy.base_url
+
+
+def test_the_pool_takes_proxies_in_turn_and_a_failed_one_out_for_a_doubling_while() -> None:
+    clock = FakeClock()
+    a, b = Proxy("http://a.test:1"), Proxy("http://b.test:1")
+    pool = ProxyPool([a, b], clock=clock)
+    assert [pool.take() for _ in range(4)] == [a, b, a, b]
+    pool.failed(a)
+    assert [pool.take() for _ in range(2)] == [b, b]
+    clock.now += OUT_OF_ROTATION_SECONDS - 0.1
+    assert pool.in_rotation() == [b]
+    clock.now += 0.1
+    assert pool.in_rotation() == [a, b]
+    pool.failed(a)  # a second failure in a row: twice as long
+    clock.now += OUT_OF_ROTATION_SECONDS
+    assert pool.in_rotation() == [b]
+    clock.now += OUT_OF_ROTATION_SECONDS
+    assert pool.in_rotation() == [a, b]
+    for _ in range(20):  # bounded, however often it fails
+        pool.failed(a)
+    clock.now += MAX_OUT_OF_ROTATION_SECONDS
+    assert pool.in_rotation() == [a, b]
+    pool.succeeded(a)  # forgets the failures: the next one is the first again
+    pool.failed(a)
+    clock.now += OUT_OF_ROTATION_SECONDS
+    assert pool.in_rotation() == [a, b]
+    # All out: the request fails with its reason, retried later by the frontier.
+    pool.failed(a)
+    pool.failed(b)
+    with pytest.raises(ProxyFailed, match="all 2 proxies are out of rotation") as caught:
+        pool.take()
+    assert caught.value.retryable
+    assert not caught.value.blames_host
+
+
+async def test_a_dead_proxy_and_one_answering_407_leave_the_rotation_and_requests_go_on(
+    two_hosts: tuple[TestServer, TestServer], proxy: TestProxy
+) -> None:
+    a, _ = two_hosts
+    dead = stopped_proxy("127.0.0.11")
+    with TestProxy(host="127.0.0.12", credentials=CREDENTIALS) as refusing:
+        config = fetch_config(proxies=[dead, refusing.base_url, proxy.base_url])
+        urls = [a.url(f"/next?{n}") for n in range(6)]
+        assert await fetch_all(config, *urls) == [200] * 6
+        assert len(refusing.requests()) == 1  # its 407, then out of rotation
+    assert proxied(proxy) == urls
+    assert set(via(a).values()) == {"1.1 test-proxy"}
+
+
+async def test_when_every_proxy_fails_the_page_records_why_and_the_host_is_not_blamed(
+    two_hosts: tuple[TestServer, TestServer], tmp_path: Path
+) -> None:
+    a, _ = two_hosts
+    overrides = {
+        "politeness.per_host_delay": 0.0,
+        "politeness.robots": False,
+        "politeness.circuit_breaker": 1,
+        "politeness.circuit_breaker_pause": 0.05,
+        "fetch.max_retries": 1,
+        "fetch.retry_backoff": 0.0,
+        "runtime.stats_interval": 0.0,
+    }
+    seeds = [a.url("/"), a.url("/next")]
+    for key in ("proxy", "proxies"):
+        value: Any = stopped_proxy("127.0.0.11")
+        config = load_config(
+            overrides={**overrides, f"fetch.{key}": value if key == "proxy" else [value]},
+            environ={},
+        )
+        report = await Crawl(config, seeds, tmp_path / f"{key}.db", AbortController().signal).run()
+        assert report.stats.hosts_paused == 0
+        with database(tmp_path / f"{key}.db") as db:
+            errors = dict(db.execute("SELECT url, error FROM pages").fetchall())
+        assert {url: error.partition(":")[0] for url, error in errors.items()} == dict.fromkeys(
+            seeds, "proxy_failed"
+        )
+    assert a.requests() == []
+    # Negative control: a target that refuses connections is blamed, and its breaker trips.
+    dead_target = stopped_proxy("127.0.0.13")
+    config = load_config(overrides=overrides, environ={})
+    report = await Crawl(
+        config, [dead_target + "/"], tmp_path / "d.db", AbortController().signal
+    ).run()
+    assert report.stats.hosts_paused >= 1
 
 
 # -- the address guard ------------------------------------------------------------------------

@@ -50,6 +50,7 @@ from crawler.errors import (
     ConnectionDropped,
     InvalidResponse,
     PageError,
+    ProxyFailed,
     TimedOut,
     UnsupportedURL,
 )
@@ -57,7 +58,7 @@ from crawler.fetch.addresses import AddressBlocked, AddressGuard, AddressRefused
 from crawler.fetch.body import read_capped
 from crawler.fetch.cookies import HostCookies
 from crawler.fetch.headers import RequestHeaders
-from crawler.fetch.proxies import ProxyRoutes
+from crawler.fetch.proxies import Proxy, ProxyRoutes
 from crawler.fetch.transport import BODILESS_STATUSES, aiohttp_transport, sending_url
 from crawler.models import Response, is_html_type
 from crawler.resource import AsyncResource
@@ -169,18 +170,7 @@ class Fetcher(AsyncResource):
             await self._guard.check(parts.hostname or "", parts.port or 0)
 
     async def _get(self, url: str, started: float, any_type: bool, cap: int) -> Response:
-        request = self._request(url)
-        if self._sent_by_transport:
-            # The transport's request class finds the URL here (same task, same context).
-            token = sending_url.set(url)
-            try:
-                response = await self._client.send(request, stream=True)
-            finally:
-                sending_url.reset(token)
-        else:
-            if self._on_request_sent is not None:
-                self._on_request_sent(url)
-            response = await self._client.send(request, stream=True)
+        request, response = await self._send(url)
         try:
             items = response.headers.multi_items()
             wanted = _pick_headers(items)
@@ -221,6 +211,46 @@ class Fetcher(AsyncResource):
             # (aiohttp's under it: ~36 objects) is freed only by the cyclic garbage
             # collector, whose pauses then stall the event loop. Unlinked, it goes at once.
             del response.stream
+
+    async def _send(self, url: str) -> tuple[httpx.Request, httpx.Response]:
+        """The request for ``url``, sent, and its response (the body not read yet).
+
+        Through ``fetch.proxies`` a proxy that fails for itself (no connection, a refused
+        CONNECT, a 407) is taken out of rotation and the request goes through the next one:
+        each proxy at most once per fetch, then :class:`ProxyFailed`."""
+        pool = None if self._routes is None else self._routes.pool
+        if pool is None:
+            request = self._request(url)
+            return request, await self._send_once(url, request)
+        for _ in pool.proxies:
+            request = self._request(url)  # through the next proxy in rotation
+            proxy: Proxy | None = request.extensions.get("proxy")
+            if proxy is None or proxy not in pool:  # no_proxy, or the host's own route
+                return request, await self._send_once(url, request)
+            try:
+                response = await self._send_once(url, request)
+            except (aiohttp.ClientProxyConnectionError, aiohttp.ClientHttpProxyError):
+                pool.failed(proxy)
+                continue
+            if response.status_code != 407:  # else the proxy's own refusal, not the target's
+                pool.succeeded(proxy)
+                return request, response
+            await response.aclose()
+            del response.stream  # as _get does: freed at once
+            pool.failed(proxy)
+        raise ProxyFailed(f"the request failed through each of {len(pool.proxies)} proxies")
+
+    async def _send_once(self, url: str, request: httpx.Request) -> httpx.Response:
+        if self._sent_by_transport:
+            # The transport's request class finds the URL here (same task, same context).
+            token = sending_url.set(url)
+            try:
+                return await self._client.send(request, stream=True)
+            finally:
+                sending_url.reset(token)
+        if self._on_request_sent is not None:
+            self._on_request_sent(url)
+        return await self._client.send(request, stream=True)
 
     def _request(self, url: str) -> httpx.Request:
         """The request ``client.build_request("GET", url)`` would build, built with less work.
@@ -338,6 +368,9 @@ def _translate(exc: httpx.HTTPError | aiohttp.ClientError) -> PageError:
     detail = str(exc) or type(exc).__name__
     if isinstance(exc, httpx.TimeoutException | aiohttp.ServerTimeoutError):
         return TimedOut(f"{type(exc).__name__}: {detail}")
+    if isinstance(exc, aiohttp.ClientProxyConnectionError | aiohttp.ClientHttpProxyError):
+        # The proxy's failure, not the target's: not counted against the target's breaker.
+        return ProxyFailed(f"{type(exc).__name__}: {detail}")
     if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, AddressRefused):
         return AddressBlocked(str(exc.os_error))  # caught at connect time (DNS rebinding)
     if isinstance(exc, httpx.ConnectError | aiohttp.ClientConnectorError):

@@ -12,6 +12,10 @@ matches:
   on any port and, for a name, every subdomain of it (``example.com`` matches
   ``www.example.com``, not ``badexample.com``).
 
+With ``fetch.proxies`` (instead of ``fetch.proxy``) the requests ``fetch.proxy`` would take
+are spread over a :class:`ProxyPool`, in turn; one whose connection fails, or that refuses a
+request for itself, is out of rotation for a while and the request tries the next.
+
 Credentials in a proxy URL (``http://user:pw@proxy:3128``) become a ``Proxy-Authorization``
 header sent to the proxy only: on an http target's request, which goes to the proxy (which
 removes it before forwarding), and on the CONNECT of an https one, never inside its tunnel.
@@ -22,11 +26,23 @@ The URL handed to aiohttp carries none, so no error of its can quote them, and a
 from __future__ import annotations
 
 import base64
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 from crawler.config import FetchSection
 from crawler.config_checks import host_table_key
+from crawler.errors import ProxyFailed
+
+OUT_OF_ROTATION_SECONDS = 30.0
+"""A failed proxy's first time out of rotation. Long enough that the requests right behind the
+failing one (a crawl sends many a second) do not all hit it too; short enough that a proxy
+that hiccuped is back within the minute. Doubles with each failure in a row, up to
+:data:`MAX_OUT_OF_ROTATION_SECONDS`; one success resets it."""
+MAX_OUT_OF_ROTATION_SECONDS = 600.0
+"""The longest time out of rotation: a proxy that stays down is tried every ten minutes, so one
+that comes back rejoins within them, and a long crawl never gives up on it for good."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,14 +69,72 @@ class Proxy:
         return (urlsplit(self.url).hostname or "").lower()
 
 
+class ProxyPool:
+    """``fetch.proxies``: ``take()`` gives the next proxy in rotation, in turn; ``failed(p)``
+    takes ``p`` out of rotation (:data:`OUT_OF_ROTATION_SECONDS`, doubling), ``succeeded(p)``
+    forgets its failures. ``clock``: seconds, monotonic (injected by the tests)."""
+
+    def __init__(
+        self, proxies: Sequence[Proxy], *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.proxies = tuple(proxies)
+        self._clock = clock
+        self._next = 0
+        self._failures = dict.fromkeys(self.proxies, 0)
+        """Proxy -> failures in a row."""
+        self._out_until = dict.fromkeys(self.proxies, 0.0)
+
+    def take(self) -> Proxy:
+        """The next proxy in rotation; raises :class:`ProxyFailed` when all are out (the
+        request is retried later by the frontier: waiting here would hold a worker and its
+        host's turn for up to :data:`MAX_OUT_OF_ROTATION_SECONDS`)."""
+        now = self._clock()
+        count = len(self.proxies)
+        for step in range(count):
+            proxy = self.proxies[(self._next + step) % count]
+            if self._out_until[proxy] <= now:
+                self._next = (self._next + step + 1) % count
+                return proxy
+        back = min(self._out_until.values()) - now
+        raise ProxyFailed(
+            f"all {count} proxies are out of rotation (the first back in {back:.0f}s)"
+        )
+
+    def failed(self, proxy: Proxy) -> None:
+        failures = self._failures[proxy] = self._failures[proxy] + 1
+        pause = min(OUT_OF_ROTATION_SECONDS * 2 ** (failures - 1), MAX_OUT_OF_ROTATION_SECONDS)
+        self._out_until[proxy] = self._clock() + pause
+
+    def __contains__(self, proxy: object) -> bool:
+        return proxy in self._failures
+
+    def succeeded(self, proxy: Proxy) -> None:
+        if self._failures[proxy]:
+            self._failures[proxy] = 0
+
+    def in_rotation(self) -> list[Proxy]:
+        now = self._clock()
+        return [proxy for proxy in self.proxies if self._out_until[proxy] <= now]
+
+    def __repr__(self) -> str:
+        return f"<ProxyPool proxies={len(self.proxies)} in_rotation={len(self.in_rotation())}>"
+
+
 class ProxyRoutes:
     """``for_netloc(netloc)``: the :class:`Proxy` of a request to that host[:port], or None
-    for a direct connection."""
+    for a direct connection; ``pool``: the rotation of ``fetch.proxies``, if set."""
 
-    __slots__ = ("_default", "_hosts", "_no_proxy")
+    __slots__ = ("_default", "_hosts", "_no_proxy", "pool")
 
-    def __init__(self, config: FetchSection) -> None:
+    def __init__(
+        self, config: FetchSection, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._default = Proxy.parse(config.proxy) if config.proxy else None
+        self.pool = (
+            ProxyPool([Proxy.parse(url) for url in config.proxies], clock=clock)
+            if config.proxies
+            else None
+        )
         self._no_proxy = tuple(_no_proxy_entry(entry) for entry in config.no_proxy)
         """(host, port or None: any), bare and lower-case; ``("*", None)`` for ``*``."""
         self._hosts: dict[str, Proxy | None] = {}
@@ -74,14 +148,17 @@ class ProxyRoutes:
     def proxies(self) -> list[Proxy]:
         """Every proxy a request may go through."""
         found = [p for p in self._hosts.values() if p is not None]
+        if self.pool is not None:
+            found += self.pool.proxies
         return found if self._default is None else [self._default, *found]
 
     def for_netloc(self, netloc: str) -> Proxy | None:
+        """Raises :class:`ProxyFailed` when the route is the pool and all its proxies are out."""
         if netloc in self._hosts:
             return self._hosts[netloc]
-        if self._default is None or self._bypasses(netloc):
+        if (self._default is None and self.pool is None) or self._bypasses(netloc):
             return None
-        return self._default
+        return self._default if self.pool is None else self.pool.take()
 
     def _bypasses(self, netloc: str) -> bool:
         """Whether a ``fetch.no_proxy`` entry matches (see the module's docstring)."""
