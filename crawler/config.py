@@ -115,7 +115,7 @@ class _Masked(_Section, frozen=True):
 class FetchHost(_Masked, frozen=True):
     """Requests to one host (``[fetch.hosts."host:port"]``): headers and HTTP basic auth."""
 
-    _SECRETS = {"headers": True, "auth": False}
+    _SECRETS = {"headers": True, "auth": False, "proxy": False}
     headers: dict[str, str] = {}
     """Added to ``fetch.headers`` for this host; a name in both takes this value."""
     auth: str = ""
@@ -124,6 +124,9 @@ class FetchHost(_Masked, frozen=True):
     """The environment variable holding ``user:password``, instead of ``auth``."""
     auth_over_http: bool = False
     """Send the credentials over plain http too, in clear; else over https only."""
+    proxy: str | None = None
+    """The proxy of this host's requests (``http://[user:pw@]host:port``); empty: direct;
+    unset: as ``fetch.proxy`` and ``fetch.no_proxy`` say (:mod:`crawler.fetch.proxies`)."""
 
     def credentials(self) -> str:
         """``user:password`` from ``auth`` or the ``auth_env`` variable; empty: none."""
@@ -133,7 +136,7 @@ class FetchHost(_Masked, frozen=True):
 
 
 class FetchSection(_Masked, frozen=True):
-    _SECRETS = {"headers": True}
+    _SECRETS = {"headers": True, "proxy": False, "proxies": False}
     connect_timeout: Seconds = 10.0
     read_timeout: Seconds = 20.0
     """Longest silence between two reads of one response."""
@@ -161,7 +164,7 @@ class FetchSection(_Masked, frozen=True):
     """Extra headers of every request (robots.txt and sitemaps too); none of
     :data:`OWNED_HEADERS`, nor Authorization (``hosts`` gives it to one host)."""
     hosts: dict[str, FetchHost] = {}
-    """Per-host headers and auth, keyed by host[:port] as in URLs."""
+    """Per-host headers, auth and proxy, keyed by host[:port] as in URLs."""
     dns_ttl: Seconds = 300.0
     """How long a resolved name's addresses are kept (the system resolver gives no TTL)."""
     dns_negative_ttl: Seconds = 30.0
@@ -169,6 +172,15 @@ class FetchSection(_Masked, frozen=True):
     resolve: dict[str, str] = {}
     """``{"name[:port]" = "address"}``: names answered from here, not the resolver (like
     curl's ``--resolve``); the address guard still checks them. aiohttp transport only."""
+    proxy: str = ""
+    """``http://[user:pw@]host:port``: every request goes through this HTTP proxy (https
+    targets through CONNECT), but to the hosts ``no_proxy`` matches; empty: none."""
+    no_proxy: tuple[str, ...] = ()
+    """Hosts reached directly despite ``proxy`` or ``proxies``: ``*``, ``host:port``, or a name
+    or address (a name with its subdomains); see :mod:`crawler.fetch.proxies`."""
+    proxies: tuple[str, ...] = ()
+    """Instead of ``proxy``: HTTP proxies taken in turn, a failing one out of rotation for a
+    while (:class:`crawler.fetch.proxies.ProxyPool`)."""
 
 
 class HostOverride(_Section, frozen=True):

@@ -8,6 +8,7 @@ import ipaddress
 import os
 import re
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 from crawler.config import OWNED_HEADERS, Config, FetchHost
 from crawler.scope import Scope
@@ -50,7 +51,9 @@ def unusable_value(config: Config) -> tuple[str, str] | None:
             return bad
         if (same := hosts.setdefault(host_table_key(host), host)) != host:
             return key, f'is the host of fetch.hosts."{same}" too: merge the two tables'
-    return _unusable_resolve(fetch.resolve, fetch.transport)
+    if (bad := _unusable_resolve(fetch.resolve, fetch.transport)) is not None:
+        return bad
+    return _unusable_proxies(config)
 
 
 def _unusable_resolve(resolve: Mapping[str, str], transport: str) -> tuple[str, str] | None:
@@ -65,6 +68,53 @@ def _unusable_resolve(resolve: Mapping[str, str], transport: str) -> tuple[str, 
             ipaddress.ip_address(address.strip("[]"))
         except ValueError:
             return "fetch.resolve", f"maps {name!r} to {address!r}, which is not an IP address"
+    return None
+
+
+PROXY_SCHEMES = ("http",)
+"""The schemes a proxy URL may have. aiohttp speaks to an HTTP proxy (absolute-form requests for
+http targets, CONNECT tunnels for https ones); SOCKS needs a connector per proxy
+(aiohttp-socks, not a dependency) and an ``https://`` proxy TLS inside TLS, which aiohttp
+documents as limited: refused at load rather than half working."""
+
+
+def _unusable_proxies(config: Config) -> tuple[str, str] | None:
+    """The first proxy setting that cannot work; never quoting a proxy URL (it may hold a
+    password)."""
+    fetch = config.fetch
+    if fetch.proxy and fetch.proxies:
+        return "fetch.proxies", "and fetch.proxy are exclusive: set one"
+    if "" in fetch.proxies:
+        return "fetch.proxies", "lists an empty proxy URL"
+    routes = [("fetch.proxy", fetch.proxy)] + [("fetch.proxies", url) for url in fetch.proxies]
+    routes += [
+        (f'fetch.hosts."{host}".proxy', override.proxy or "")
+        for host, override in fetch.hosts.items()
+    ]
+    for key, url in routes:
+        if not url:
+            continue
+        if fetch.transport != "aiohttp":
+            return key, 'needs fetch.transport = "aiohttp" (httpcore is not given proxies)'
+        if (problem := _unusable_proxy_url(url)) is not None:
+            return key, problem
+    for entry in fetch.no_proxy:
+        if entry != "*" and not _HOST_KEY.fullmatch(entry.lstrip(".")):
+            return "fetch.no_proxy", f"must list *, host:port or host names, not {entry!r}"
+    return None
+
+
+def _unusable_proxy_url(url: str) -> str | None:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError for a port out of range)
+    except ValueError:
+        return "is not a URL"
+    if parts.scheme not in PROXY_SCHEMES:
+        supported = ", ".join(f"{scheme}://" for scheme in PROXY_SCHEMES)
+        return f"has the scheme {parts.scheme or 'none'}: supported are {supported}"
+    if not parts.hostname or parts.path not in ("", "/") or parts.query or parts.fragment:
+        return "must be scheme://[user:password@]host[:port], with nothing after the port"
     return None
 
 

@@ -12,7 +12,8 @@
         ├── TransientError        worth retrying later (through the frontier, never by sleeping)
         │   ├── ConnectFailed         connection refused, DNS failure, reset before response
         │   ├── TimedOut              connect / read timeout or the per-response deadline
-        │   └── ConnectionDropped     the peer closed or reset the connection mid-response
+        │   ├── ConnectionDropped     the peer closed or reset the connection mid-response
+        │   └── ProxyFailed           the proxy, not the target, failed: never the host's blame
         └── PermanentError        retrying will not help
             ├── InvalidResponse       the server broke the HTTP protocol
             │   └── UnsupportedEncoding   a Content-Encoding that was not asked for
@@ -86,6 +87,9 @@ class PageError(CrawlError):
     speaks_for_host = False
     """Whether the failure says the host is failing, not just this URL: each attempt then
     counts towards the host's circuit breaker, not only the URL's first."""
+    blames_host = True
+    """False: the failure is not the host's at all (a proxy's), and never counts towards its
+    circuit breaker."""
 
     MAX_DETAIL = 300
     """Characters of detail kept: a transport's message can quote kilobytes of the response."""
@@ -116,6 +120,15 @@ class TimedOut(TransientError):
 
 class ConnectionDropped(TransientError):
     reason = "connection_dropped"
+
+
+class ProxyFailed(TransientError):
+    """The proxy, not the target, failed: no connection to it, or it refused the request for
+    itself (407, or a CONNECT answered 502/503); with ``fetch.proxies``, every proxy is out of
+    rotation. Retried later, when a proxy may be back."""
+
+    reason = "proxy_failed"
+    blames_host = False
 
 
 class PermanentError(PageError):

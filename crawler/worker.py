@@ -236,7 +236,8 @@ class Worker:
             return skipped_outcome(lease, blocked.describe(), _now())
         except PageError as error:
             if error.retryable:
-                self._host_failed(lease, for_host=error.speaks_for_host)
+                if error.blames_host:
+                    self._host_failed(lease, for_host=error.speaks_for_host)
                 if self._retry(lease):
                     return None
             return failed_outcome(lease, error, _now())

@@ -467,7 +467,8 @@ class TestServer:
         """Answer one request; True if the connection may carry another."""
         request_line, *lines = request_head.decode("latin-1").split("\r\n")
         parts = request_line.split(" ")
-        if len(parts) != 3 or not parts[1].startswith("/"):
+        # Origin-form, or the absolute-form a proxy is sent (tests/proxy_server.py).
+        if len(parts) != 3 or not parts[1].startswith(("/", "http://")):
             writer.write(error_reply(400))
             await writer.drain()
             return False

@@ -5,6 +5,7 @@
 - :mod:`~crawler.fetch.body`: reading a body up to its cap, decoding on the way;
 - :mod:`~crawler.fetch.transport`: the aiohttp session behind the client;
 - :mod:`~crawler.fetch.headers`: the headers of each request, per host, and basic auth;
+- :mod:`~crawler.fetch.proxies`: which proxy, if any, carries each request;
 - :mod:`~crawler.fetch.addresses`: the address guard (SSRF defence);
 - :mod:`~crawler.fetch.dns`: the crawl's one resolver, cached (``fetch.dns_ttl``,
   ``fetch.resolve``), shared by the guard and the connector;
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from crawler.fetch.client import Fetcher
     from crawler.fetch.dns import DnsCache
     from crawler.fetch.headers import ACCEPT, ACCEPT_ENCODING
+    from crawler.fetch.proxies import ProxyRoutes
 
 __all__ = [
     "ACCEPT",
@@ -31,6 +33,7 @@ __all__ = [
     "AddressGuard",
     "DnsCache",
     "Fetcher",
+    "ProxyRoutes",
 ]
 
 __getattr__, __dir__ = lazy_exports(
@@ -42,5 +45,6 @@ __getattr__, __dir__ = lazy_exports(
         "ACCEPT_ENCODING": "crawler.fetch.headers",
         "Fetcher": "crawler.fetch.client",
         "DnsCache": "crawler.fetch.dns",
+        "ProxyRoutes": "crawler.fetch.proxies",
     },
 )

@@ -20,6 +20,14 @@ With the default (aiohttp) transport the check is also made where the connection
 filtering the addresses the connector is about to use, so an answer that changes between our
 check and the connection (DNS rebinding, or the cached answer expiring) is caught too. With httpx's
 own transport only the check before the request is made.
+
+Through a proxy (:mod:`crawler.fetch.proxies`) the crawler connects to the proxy, and the proxy
+to the target, resolving its name itself. What the guard still checks is the target before the
+request: an IP-literal target in a refused range never reaches the proxy, and a name is
+resolved here first and refused if any of its addresses is. What it cannot check: the address
+the proxy gets for that name (its resolver may answer otherwise, by DNS rebinding or a split
+horizon: the connect-time check sees only the proxy's own address), nor what the proxy can
+reach that we cannot. The proxy's own address is the user's choice: allowed, even if private.
 """
 
 from __future__ import annotations
@@ -113,10 +121,12 @@ class AddressRefused(OSError):
 
 
 class GuardedResolver(AbstractResolver):
-    """An aiohttp resolver that drops the addresses the guard refuses, at connect time."""
+    """An aiohttp resolver that drops the addresses the guard refuses, at connect time, but
+    for ``proxy_hosts``: a proxy's address is the user's choice, allowed even if private."""
 
-    def __init__(self, guard: AddressGuard) -> None:
+    def __init__(self, guard: AddressGuard, proxy_hosts: frozenset[str] = frozenset()) -> None:
         self._guard = guard
+        self._proxy_hosts = proxy_hosts
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_UNSPEC
@@ -129,6 +139,8 @@ class GuardedResolver(AbstractResolver):
         if not found:
             raise OSError(f"cannot resolve {host}")
         results = [_result(host, address, port) for address in found]
+        if _bare(host) in self._proxy_hosts:
+            return results
         allowed = [r for r in results if self._guard.permits(host, r["host"])]
         if not allowed:
             addresses = ", ".join(r["host"] for r in results)

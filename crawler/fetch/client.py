@@ -50,6 +50,7 @@ from crawler.errors import (
     ConnectionDropped,
     InvalidResponse,
     PageError,
+    ProxyFailed,
     TimedOut,
     UnsupportedURL,
 )
@@ -58,6 +59,7 @@ from crawler.fetch.body import read_capped
 from crawler.fetch.cookies import HostCookies
 from crawler.fetch.cookies_file import read_cookies_file
 from crawler.fetch.headers import RequestHeaders, crawler_headers
+from crawler.fetch.proxies import Proxy, ProxyRoutes
 from crawler.fetch.transport import BODILESS_STATUSES, aiohttp_transport, sending_url
 from crawler.models import Response, is_html_type
 from crawler.resource import AsyncResource
@@ -100,8 +102,12 @@ class Fetcher(AsyncResource):
         self._on_request_sent = on_request_sent
         self._sent_by_transport = False
         """Whether the transport calls ``on_request_sent`` (else :meth:`_get` does)."""
+        routes = ProxyRoutes(config)
+        self._routes = routes if routes.proxies else None
+        """None when no request goes through a proxy: nothing to look up per request."""
         if transport is None and config.transport == "aiohttp":
-            transport = aiohttp_transport(concurrency, guard, on_request_sent)
+            proxy_hosts = frozenset(proxy.host for proxy in routes.proxies)
+            transport = aiohttp_transport(concurrency, guard, on_request_sent, proxy_hosts)
             self._sent_by_transport = on_request_sent is not None
         self._client = _Client(
             headers=crawler_headers(user_agent),
@@ -120,7 +126,7 @@ class Fetcher(AsyncResource):
             transport=transport,  # None: httpx builds its own (httpcore) pool
         )
         # What build_request would add to each request, computed once (see _request).
-        self._extensions = {"timeout": self._client.timeout.as_dict()}
+        self._extensions: dict[str, object] = {"timeout": self._client.timeout.as_dict()}
         self._headers = RequestHeaders(self._client.headers.raw, config)
 
     @property
@@ -168,18 +174,7 @@ class Fetcher(AsyncResource):
             await self._guard.check(parts.hostname or "", parts.port or 0)
 
     async def _get(self, url: str, started: float, any_type: bool, cap: int) -> Response:
-        request = self._request(url)
-        if self._sent_by_transport:
-            # The transport's request class finds the URL here (same task, same context).
-            token = sending_url.set(url)
-            try:
-                response = await self._client.send(request, stream=True)
-            finally:
-                sending_url.reset(token)
-        else:
-            if self._on_request_sent is not None:
-                self._on_request_sent(url)
-            response = await self._client.send(request, stream=True)
+        request, response = await self._send(url)
         try:
             items = response.headers.multi_items()
             wanted = _pick_headers(items)
@@ -221,6 +216,46 @@ class Fetcher(AsyncResource):
             # collector, whose pauses then stall the event loop. Unlinked, it goes at once.
             del response.stream
 
+    async def _send(self, url: str) -> tuple[httpx.Request, httpx.Response]:
+        """The request for ``url``, sent, and its response (the body not read yet).
+
+        Through ``fetch.proxies`` a proxy that fails for itself (no connection, a refused
+        CONNECT, a 407) is taken out of rotation and the request goes through the next one:
+        each proxy at most once per fetch, then :class:`ProxyFailed`."""
+        pool = None if self._routes is None else self._routes.pool
+        if pool is None:
+            request = self._request(url)
+            return request, await self._send_once(url, request)
+        for _ in pool.proxies:
+            request = self._request(url)  # through the next proxy in rotation
+            proxy: Proxy | None = request.extensions.get("proxy")
+            if proxy is None or proxy not in pool:  # no_proxy, or the host's own route
+                return request, await self._send_once(url, request)
+            try:
+                response = await self._send_once(url, request)
+            except (aiohttp.ClientProxyConnectionError, aiohttp.ClientHttpProxyError):
+                pool.failed(proxy)
+                continue
+            if response.status_code != 407:  # else the proxy's own refusal, not the target's
+                pool.succeeded(proxy)
+                return request, response
+            await response.aclose()
+            del response.stream  # as _get does: freed at once
+            pool.failed(proxy)
+        raise ProxyFailed(f"the request failed through each of {len(pool.proxies)} proxies")
+
+    async def _send_once(self, url: str, request: httpx.Request) -> httpx.Response:
+        if self._sent_by_transport:
+            # The transport's request class finds the URL here (same task, same context).
+            token = sending_url.set(url)
+            try:
+                return await self._client.send(request, stream=True)
+            finally:
+                sending_url.reset(token)
+        if self._on_request_sent is not None:
+            self._on_request_sent(url)
+        return await self._client.send(request, stream=True)
+
     def _request(self, url: str) -> httpx.Request:
         """The request ``client.build_request("GET", url)`` would build, built with less work.
 
@@ -239,8 +274,17 @@ class Fetcher(AsyncResource):
             cookie = self._cookies.header(url, parsed.host)
             if cookie is not None:
                 headers.append((b"Cookie", cookie))
+        extensions = self._extensions
+        if self._routes is not None:
+            proxy = self._routes.for_netloc(netloc.decode("ascii"))
+            if proxy is not None:  # the transport sends it through the proxy
+                extensions = {**extensions, "proxy": proxy}
+                if proxy.authorization is not None and parsed.scheme == "http":
+                    # This very request goes to the proxy (absolute-form), which removes the
+                    # header; an https one's is sent with the CONNECT (the transport's).
+                    headers.append((b"Proxy-Authorization", proxy.authorization.encode()))
         request = httpx.Request(
-            "GET", parsed, headers=headers, extensions=self._extensions, stream=_NO_BODY
+            "GET", parsed, headers=headers, extensions=extensions, stream=_NO_BODY
         )
         request.read()  # what Request does with a body it encodes: its content is known
         return request
@@ -328,6 +372,9 @@ def _translate(exc: httpx.HTTPError | aiohttp.ClientError) -> PageError:
     detail = str(exc) or type(exc).__name__
     if isinstance(exc, httpx.TimeoutException | aiohttp.ServerTimeoutError):
         return TimedOut(f"{type(exc).__name__}: {detail}")
+    if isinstance(exc, aiohttp.ClientProxyConnectionError | aiohttp.ClientHttpProxyError):
+        # The proxy's failure, not the target's: not counted against the target's breaker.
+        return ProxyFailed(f"{type(exc).__name__}: {detail}")
     if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, AddressRefused):
         return AddressBlocked(str(exc.os_error))  # caught at connect time (DNS rebinding)
     if isinstance(exc, httpx.ConnectError | aiohttp.ClientConnectorError):

@@ -36,6 +36,7 @@ from aiohttp.client_proto import ResponseHandler
 from multidict import CIMultiDict
 
 from crawler.fetch.addresses import AddressGuard, GuardedResolver
+from crawler.fetch.proxies import Proxy
 
 SessionFactory = Callable[[], aiohttp.ClientSession]
 _PROTOCOLS = {aiohttp.HttpVersion10: b"HTTP/1.0", aiohttp.HttpVersion11: b"HTTP/1.1"}
@@ -62,6 +63,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         session = self._session
         if session is None:
             session = self._session = self._make_session()
+        proxy: Proxy | None = request.extensions.get("proxy")
         response = await session.request(
             request.method,
             yarl.URL(str(request.url), encoded=True),
@@ -69,6 +71,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             data=request.content or None,
             allow_redirects=False,
             timeout=self._timeout(request.extensions.get("timeout", {})),
+            proxy=None if proxy is None else proxy.url,
+            proxy_headers=self._connect_headers(proxy, request.url.scheme),
         )
         return httpx.Response(
             status_code=response.status,
@@ -81,6 +85,15 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 "reason_phrase": (response.reason or "").encode("utf-8", "surrogateescape"),
             },
         )
+
+    @staticmethod
+    def _connect_headers(proxy: Proxy | None, scheme: str) -> dict[str, str] | None:
+        # The proxy's credentials for the CONNECT of an https target (aiohttp adds only these
+        # to it); an http target's request goes to the proxy itself and carries them
+        # (crawler.fetch.client).
+        if proxy is None or proxy.authorization is None or scheme != "https":
+            return None
+        return {"Proxy-Authorization": proxy.authorization}
 
     def _headers(self, headers: httpx.Headers) -> CIMultiDict[str]:
         # A crawl sends the same few header sets again and again (the client's, with each
@@ -253,10 +266,15 @@ through the fetcher (a page, robots.txt, a sitemap) is announced, none can forge
 
 
 def aiohttp_transport(
-    connections: int, guard: AddressGuard | None, on_request_sent: Callable[[str], None] | None
+    connections: int,
+    guard: AddressGuard | None,
+    on_request_sent: Callable[[str], None] | None,
+    proxy_hosts: frozenset[str] = frozenset(),
 ) -> httpx.AsyncBaseTransport:
     """Our aiohttp transport over a session tuned for crawling, announcing each request as it is
-    sent (``on_request_sent``, for the URLs a task marks as :data:`sending_url`)."""
+    sent (``on_request_sent``, for the URLs a task marks as :data:`sending_url`). A request
+    whose ``proxy`` extension holds a :class:`~crawler.fetch.proxies.Proxy` goes through it;
+    the guard lets the connections to ``proxy_hosts`` through (the user chose them)."""
     request_class = aiohttp.ClientRequest
     if on_request_sent is not None:
 
@@ -276,7 +294,7 @@ def aiohttp_transport(
             # The guard's resolver, cache and all (crawler.fetch.dns), even with the guard off:
             # one lookup per name for both, and fetch.resolve's answers. aiohttp's own cache
             # would only keep a second copy, with its own TTL.
-            resolver=GuardedResolver(guard) if guard is not None else None,
+            resolver=GuardedResolver(guard, proxy_hosts) if guard is not None else None,
             use_dns_cache=guard is None,
         )
         client = aiohttp.ClientSession(
