@@ -27,6 +27,7 @@ from crawler.config import Config
 from crawler.config_load import load_config
 from crawler.engine import Crawl, CrawlReport
 from crawler.errors import FatalError, SeedsError, StorageError, find_fatal
+from crawler.fetch.cookies_file import read_cookies_file
 from crawler.frontier.seeds import Seeds, parse_seeds, read_seeds
 from crawler.store.snapshot import crawl_database_version
 from crawler.store.writer_lock import WriterLock
@@ -233,6 +234,10 @@ def _prepare(
         log.warning("robots=False: robots.txt will be ignored; crawl only sites you may")
     cfg = configure(config, overrides)
     urls = seed_urls(seeds, max_url_length=cfg.crawl.max_url_length)
+    if cfg.fetch.cookies_file:
+        # Read here only to be checked: the Fetcher reads it again when the crawl starts, but
+        # a bad file must stop the run before --fresh deletes anything.
+        read_cookies_file(cfg.fetch.cookies_file)
     db_path = Path(db)
     if fresh:
         delete_crawl_database(db_path, seeds if isinstance(seeds, Path) else None)

@@ -14,7 +14,7 @@ from crawler.engine import Crawl
 from crawler.errors import ConfigError
 from crawler.fetch.cookies import HostCookies
 from crawler.fetch.cookies_file import read_cookies_file
-from tests.helpers import crawl_process, pages, write_seeds
+from tests.helpers import crawl_process, database, pages, write_seeds
 from tests.servers import Request, Response, TestServer
 
 pytestmark = pytest.mark.anyio
@@ -141,3 +141,25 @@ def test_a_run_with_a_bad_cookies_file_exits_1_with_one_line(tmp_path: Path, kin
     assert str(cookies) in lines[0]
     assert expected in lines[0]
     assert SECRET not in out + err
+
+
+def test_a_bad_cookies_file_stops_fresh_before_it_deletes_the_crawl(tmp_path: Path) -> None:
+    db = tmp_path / "c.db"
+    page: Response = (200, {"Content-Type": "text/html"}, b"<title>p</title>")
+    with TestServer(lambda request: page, host="127.0.0.2") as site:
+        seeds = write_seeds(tmp_path, f"http://127.0.0.2:{site.port}/")
+        first = crawl_process("run", seeds, "--db", db)
+        first.communicate(timeout=60)
+    assert first.returncode == 0
+    with database(db) as conn:
+        before = conn.execute("SELECT url, status FROM pages").fetchall()
+    assert before
+    cookies_txt(tmp_path, line("127.0.0.2", "sid", SECRET, expires="never"))
+    config = tmp_path / "c.toml"
+    config.write_text(f'[fetch]\ncookies_file = "{tmp_path / "cookies.txt"}"\n')
+    again = crawl_process("run", seeds, "--db", db, "--config", config, "--fresh")
+    _, err = again.communicate(timeout=60)
+    assert again.returncode == 1
+    assert "line 2: the expiry field" in err
+    with database(db) as conn:
+        assert conn.execute("SELECT url, status FROM pages").fetchall() == before
