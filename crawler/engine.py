@@ -162,6 +162,7 @@ class Crawl:
             self.signal,
             retries=retries,
             max_pages=config.crawl.max_pages,
+            max_hosts=config.crawl.max_hosts_in_memory,
             clock=self._clock,
         )
         fetcher = Fetcher(

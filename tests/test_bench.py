@@ -329,7 +329,9 @@ def test_crawl_bench_command(tmp_path: Path) -> None:
 
 
 def test_scenarios_and_options() -> None:
-    assert list(SCENARIOS) == ["single-host", "fan-out", "latency", "big-frontier"]
+    assert list(SCENARIOS) == ["single-host", "fan-out", "latency", "big-frontier", "broad"]
+    assert SCENARIOS["broad"].overrides["crawl.scope"] == "any"
+    assert SCENARIOS["broad"].web.hosts >= 1_000
     assert SCENARIOS["fan-out"].web.hosts >= 1_000
     assert SCENARIOS["fan-out"].per_host_delay == 1.0
     big = SCENARIOS["big-frontier"]

@@ -45,6 +45,7 @@ async def running_frontier(
             controller.signal,
             retries=RetryPolicy.of(cfg.fetch, cfg.politeness, wall_clock=wall_clock or FakeClock()),
             max_pages=cfg.crawl.max_pages,
+            max_hosts=cfg.crawl.max_hosts_in_memory,
             clock=clock or FakeClock(),
         )
         await frontier.open(seeds)
@@ -654,3 +655,83 @@ async def test_a_turn_is_refused_once_the_frontier_stops(tmp_path: Path) -> None
         with pytest.raises(TurnRefused):
             async with frontier.turn("http://b.test/sitemap.xml"):
                 raise AssertionError("no turn once stopped")
+
+
+# --- hosts kept in memory (crawl.max_hosts_in_memory) -----------------------------------------
+
+
+def chain_links(url: str, hosts: int) -> list[str]:
+    """A web of ``hosts`` hosts in a chain: each host's /1 links to its /2, which links to the
+    next host's /1, so a host is done with before the next one is met."""
+    host, page = url.split("/")[2], url.rsplit("/", 1)[1]
+    number = int(host.removeprefix("h").removesuffix(".test"))
+    if page == "1":
+        return [f"http://{host}/2"]
+    return [f"http://h{number + 1}.test/1"] if number + 1 < hosts else []
+
+
+async def crawl_chain(db: Path, cfg: Config, hosts: int) -> tuple[list[str], int]:
+    """Crawl :func:`chain_links` to the end with one worker: the URLs in the order leased and
+    the most hosts the frontier held at once."""
+    leased: list[str] = []
+    most = 0
+    async with running_frontier(db, ["http://h0.test/1"], cfg) as frontier:
+        for _ in range(4 * hosts):  # bounded: 2 URLs per host
+            if state(frontier) is FrontierState.STOPPED:
+                break
+            lease = await try_lease(frontier)
+            most = max(most, frontier.counts().hosts)
+            assert isinstance(lease, Lease)
+            leased.append(lease.url)
+            frontier.request_sent(lease.url)
+            await record(frontier, frontier._store, lease, chain_links(lease.url, hosts))
+        assert state(frontier) is FrontierState.STOPPED
+    return leased, most
+
+
+async def test_a_capped_frontier_forgets_idle_hosts_and_leases_the_same_urls(
+    tmp_path: Path,
+) -> None:
+    capped, most_capped = await crawl_chain(
+        tmp_path / "capped.db", config(**{"crawl.max_hosts_in_memory": 3}), 12
+    )
+    control, most_control = await crawl_chain(
+        tmp_path / "control.db", config(**{"crawl.max_hosts_in_memory": 0}), 12
+    )
+    assert len(control) == 24
+    assert capped == control
+    assert most_capped <= 3
+    assert most_control == 12  # the control: without the cap every host stays
+
+
+@pytest.mark.parametrize("wait", ["delay", "cooldown"])
+async def test_a_host_with_a_wait_left_is_kept_past_the_cap_and_its_wait_holds(
+    tmp_path: Path, wait: str
+) -> None:
+    clock = FakeClock()
+    delay = 10.0 if wait == "delay" else 0.0
+    cfg = config(**{"crawl.max_hosts_in_memory": 1, "politeness.per_host_delay": delay})
+    async with running_frontier(tmp_path / "db", ["http://a.test/1"], cfg, clock) as frontier:
+        store = frontier._store
+        first = await try_lease(frontier)
+        assert isinstance(first, Lease)
+        frontier.request_sent(first.url)
+        if wait == "cooldown":
+            frontier.hosts.cool_down("a.test", 10.0)
+        # a.test may start nothing before 1010: idle, it is still kept when b.test comes.
+        await record(frontier, store, first, ["http://b.test/1"])
+        assert frontier.counts().hosts == 2
+        second = await try_lease(frontier)
+        assert isinstance(second, Lease)
+        assert second.url == "http://b.test/1"
+        frontier.request_sent(second.url)
+        await record(frontier, store, second, ["http://a.test/2"])
+        assert await try_lease(frontier) == "waiting"  # a.test's wait holds
+        clock.now += 10.0
+        third = await try_lease(frontier)
+        assert isinstance(third, Lease)
+        assert third.url == "http://a.test/2"
+        frontier.request_sent(third.url)
+        clock.now += 10.0
+        await record(frontier, store, third, ["http://c.test/1"])
+        assert frontier.counts().hosts == 1  # its wait is over: both idle hosts forgotten

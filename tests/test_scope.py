@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,14 @@ from crawler.models import Lease, Outcome
 from crawler.models import Response as FetchedResponse
 from crawler.parse.outcome import build_outcome
 from crawler.scope import Decision, Scope, registrable_domain
-from tests.helpers import crawl_config, database, link_rules, write_config, write_seeds
+from tests.helpers import (
+    crawl_config,
+    database,
+    link_rules,
+    min_gap,
+    write_config,
+    write_seeds,
+)
 from tests.servers import Request, Response, TestServer, html
 
 runner = CliRunner()
@@ -426,6 +434,54 @@ async def test_a_crawl_by_name_follows_the_seeds_registrable_domain_with_scope_d
         assert blog.request_counts()["/post"] == (1 if blog_fetched else 0)
         assert other.requests() == []
         assert www.request_counts()["/"] == 1  # the seed, reached by its name
+
+
+@pytest.mark.anyio
+async def test_a_broad_crawl_past_the_host_cap_fetches_the_same_pages_politely(
+    tmp_path: Path,
+) -> None:
+    # Six hosts in a chain (each / links to its /a, which links to the next host's /), two
+    # kept in memory: forgotten hosts must not lose a page, and each keeps its delay.
+    delay = 0.1
+    servers: list[TestServer] = []
+
+    def chained(n: int) -> Callable[[Request], Response]:
+        def answer(request: Request) -> Response:
+            if request.path == "/":
+                return html("/", '<a href="/a">l</a>')
+            nxt = servers[n + 1].url("/") if n + 1 < len(servers) else "/"
+            return html(request.path, f'<a href="{nxt}">l</a>')
+
+        return answer
+
+    with ExitStack() as stack:
+        servers += [
+            stack.enter_context(TestServer(chained(n), host=f"127.0.0.{10 + n}")) for n in range(6)
+        ]
+        results = {}
+        for name, cap in (("capped", 2), ("control", 0)):
+            cfg = crawl_config(
+                4,
+                **{
+                    "politeness.robots": False,
+                    "politeness.per_host_delay": delay,
+                    "security.allow_addresses": ["127.0.0.0/8"],
+                    "crawl.scope": "any",
+                    "crawl.max_hosts_in_memory": cap,
+                },
+            )
+            db = tmp_path / f"{name}.db"
+            crawl = Crawl(cfg, [servers[0].url("/")], db, AbortController().signal)
+            await crawl.run()
+            assert crawl.frontier is not None
+            results[name] = (crawled(db), crawl.frontier.counts().hosts)
+            for server in servers:  # each host's requests came the delay apart (arrivals may bunch)
+                assert min_gap(server.request_times("/")) >= 0.8 * delay
+                server.reset()
+    assert results["capped"][0] == results["control"][0]
+    assert len(results["control"][0]) == 12
+    assert results["capped"][1] <= 2
+    assert results["control"][1] == 6  # the control keeps every host
 
 
 @pytest.mark.anyio

@@ -54,6 +54,12 @@ def run_figures(run: CrawlerRun) -> dict[str, Any]:
             "rss_per_discovered_url": (
                 round((r.rss_end - r.rss_start) / discovered, 1) if discovered else None
             ),
+            # A broad crawl's figure: what each host the server saw costs the crawler.
+            "rss_per_host": (
+                round((r.rss_end - r.rss_start) / server.hosts_seen, 1)
+                if server.hosts_seen
+                else None
+            ),
             "loop_lag_ms": r.loop_lag_ms,
             "machine_busy": r.machine_busy,
             "politeness": {
@@ -251,6 +257,11 @@ def format_table(report: dict[str, Any]) -> str:
                 f"{pol['disallowed_requests']:>9}"
                 f"{_fmt(s.get('machine_busy'), '.0%'):>6}"
             )
+            if pol["hosts"] > 1:
+                lines.append(
+                    f"{'':<22}{pol['hosts']:,} hosts, "
+                    f"{_fmt(s.get('rss_per_host'), ',.0f')} bytes of RSS growth per host"
+                )
         for check in scenario["checks"]:
             if check["goal"] is None:
                 lines.append(f"  for comparison, {check['target']}: {_fmt(check['value'], 'g')}")

@@ -7,6 +7,8 @@ latency         100 ms per response, 500 requests in flight: overlap, against th
                 crawl of the same web answering at once (its CPU-bound rate)
 big-frontier    a tree site whose pages each link 100 new URLs: 1,000,000 discovered URLs
                 from 10,000 pages, then 10,000 more pages that add none (the drain): memory
+broad           ``crawl.scope = "any"`` over 2,000 small hosts linking across: memory per
+                host (``rss_per_host``), with ``crawl.max_hosts_in_memory`` as configured
 ==============  =========================================================================
 
 ``scale`` shrinks budgets and sites together (``crawl bench --scale 0.1`` for a quick look);
@@ -171,7 +173,26 @@ def _big_frontier() -> Scenario:
     )
 
 
-SCENARIOS = {s.name: s for s in (_single_host(), _fan_out(), _latency(), _big_frontier())}
+def _broad() -> Scenario:
+    return Scenario(
+        name="broad",
+        description=(
+            'scope "any": 2,000 hosts x 10 pages, 30% cross-host links, 2 per host at once: '
+            "memory per host"
+        ),
+        web=WebSpec(hosts=2_000, pages=10, page_bytes=2_000, links_per_page=10, cross_host=0.3),
+        budget=20_000,
+        concurrency=100,
+        overrides={
+            "crawl.scope": "any",
+            "politeness.per_host_concurrency": 2,
+            "politeness.per_host_delay": 0.0,
+        },
+        time_limit=300.0,
+    )
+
+
+SCENARIOS = {s.name: s for s in (_single_host(), _fan_out(), _latency(), _big_frontier(), _broad())}
 
 
 def scenario(name: str, scale: float = 1.0) -> Scenario:

@@ -600,8 +600,11 @@ class SyntheticWeb:
     def _read(proc: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
         stream: IO[str] | None = proc.stdout
         assert stream is not None
-        ready, _, _ = select.select([stream], [], [], timeout)
-        line = stream.readline() if ready else ""
+        # poll, not select: with thousands of hosts the ports this process reserves push the
+        # pipes' descriptors past select's limit of 1024 (the broad scenario).
+        poller = select.poll()
+        poller.register(stream, select.POLLIN)
+        line = stream.readline() if poller.poll(timeout * 1000) else ""
         if not line:
             raise RuntimeError(
                 f"synthetic web worker {proc.pid} did not answer within {timeout:g}s "

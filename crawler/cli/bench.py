@@ -17,7 +17,7 @@ def bench(
         typer.Option(
             "--scenario",
             "-s",
-            help="single-host, fan-out, latency or big-frontier (repeatable; default: all).",
+            help="single-host, fan-out, latency, big-frontier or broad (repeatable; default: all).",
         ),
     ] = None,
     vs: Annotated[

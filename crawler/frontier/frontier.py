@@ -20,6 +20,15 @@ sitemap file) takes a turn of its host's slot (:meth:`turn`, :mod:`crawler.front
 before the leases; what the crawl learns about a host goes to ``frontier.hosts``
 (:mod:`crawler.frontier.host_feedback`).
 
+Memory stays bounded with many hosts (``crawl.max_hosts_in_memory``): past the cap, making a
+new host's state forgets the least recently used idle ones (:meth:`forget_idle`), those whose
+slot holds nothing a rule still needs (:meth:`HostSlot.idle`) and whose database holds nothing
+pending. A forgotten host that comes back (new URLs committed for it) starts from its
+configured slot, which is all it had. Kept whatever the cap: a host with URLs in memory, in
+flight or possibly pending in the database, a deferred one, one in cooldown or with its breaker
+open, one within its delay of its last request, or one whose robots.txt gave it a Crawl-delay;
+so the cap can be exceeded while more hosts than that are busy.
+
 The page budget (``crawl.max_pages``, counted across runs) is charged when a URL is handed out
 for the first time (:mod:`crawler.frontier.budget`).
 
@@ -37,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import itertools
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -48,7 +58,7 @@ from crawler.config import PolitenessSection
 from crawler.frontier.budget import PageBudget
 from crawler.frontier.claims import ClaimService
 from crawler.frontier.host_feedback import HostFeedback
-from crawler.frontier.politeness import DelayJitter, HostSlot
+from crawler.frontier.politeness import DelayJitter, HostSlot, configured_delay
 from crawler.frontier.retries import RetryPolicy
 from crawler.frontier.schedule import Alarm, ReadyHeap
 from crawler.frontier.turns import Turns
@@ -58,6 +68,8 @@ from crawler.urls import host_key
 
 Clock = Callable[[], float]
 
+FORGET_SCAN = 16
+"""Hosts :meth:`Frontier.forget_idle` may look at beyond those it is asked to forget."""
 MIN_WINDOW = 32
 """Claimed URLs kept in memory per host, at least; more for a host allowed many connections."""
 
@@ -96,11 +108,13 @@ class Frontier:
         *,
         retries: RetryPolicy,
         max_pages: int = 0,
+        max_hosts: int = 0,
         clock: Clock = time.monotonic,
     ) -> None:
         """``retries`` says how long hosts cool down; its ``wall_clock`` (Unix time) dates what
         outlives the run: the not-before time of a deferred host. ``max_pages`` is
-        ``crawl.max_pages`` (0: no budget). ``clock`` paces the run."""
+        ``crawl.max_pages`` (0: no budget), ``max_hosts`` ``crawl.max_hosts_in_memory`` (0: no
+        cap). ``clock`` paces the run."""
         self._store = store
         self._politeness = politeness
         self._retries = retries
@@ -112,6 +126,9 @@ class Frontier:
         window = max(MIN_WINDOW, 4 * politeness.per_host_concurrency)
         self._claims: ClaimService[_Host] = ClaimService(store, window, self._claimed)
         self._hosts: dict[str, _Host] = {}
+        """In the order last used (:meth:`_finish` moves a host to the end): the oldest are
+        the first :meth:`forget_idle` looks at."""
+        self._max_hosts = max_hosts
         self._ready: ReadyHeap[_Host] = ReadyHeap()
         self._waiters: deque[asyncio.Future[Lease | None]] = deque()
         self._alarm = Alarm(self._dispatch)
@@ -301,8 +318,35 @@ class Frontier:
     def _host(self, name: str) -> _Host:
         host = self._hosts.get(name)
         if host is None:
+            if self._max_hosts and len(self._hosts) >= self._max_hosts:
+                self.forget_idle(len(self._hosts) + 1 - self._max_hosts)
             host = self._hosts[name] = _Host(HostSlot.configured(self._politeness, name))
         return host
+
+    def forget_idle(self, count: int) -> int:
+        """Forget up to ``count`` idle hosts, least recently used first (see the module
+        docstring); returns how many. Looks at ``count + FORGET_SCAN`` hosts at most, moving
+        the busy ones it meets to the end, so making a host costs O(1) when all are busy."""
+        now = self._clock()
+        forgotten = 0
+        for name in list(itertools.islice(self._hosts, count + FORGET_SCAN)):
+            if forgotten == count:
+                break
+            host = self._hosts.pop(name)
+            if self._forgettable(host, now):
+                forgotten += 1
+            else:
+                self._hosts[name] = host
+        return forgotten
+
+    def _forgettable(self, host: _Host, now: float) -> bool:
+        return (
+            not host.deferred
+            and not host.refilling
+            and not host.maybe_pending_in_db()
+            and not self._turns.waiting_for(host.slot)
+            and host.slot.idle(now, configured_delay(self._politeness, host.slot.host))
+        )
 
     def _slot(self, name: str) -> HostSlot:
         return self._host(name).slot
@@ -318,7 +362,8 @@ class Frontier:
         self._dispatch()
 
     def _finish(self, lease: Lease, fetched: bool = True) -> _Host:
-        host = self._hosts[lease.host]
+        host = self._hosts.pop(lease.host)
+        self._hosts[lease.host] = host  # the most recently used now
         host.slot.finish(lease, fetched)
         self._in_flight -= 1
         self._queue(host)

@@ -116,6 +116,25 @@ class HostSlot:
     def has_work(self) -> bool:
         return bool(self.window) or bool(self.retries)
 
+    def idle(self, now: float, configured: float) -> bool:
+        """Whether forgetting this slot at ``now`` loses nothing a rule still needs, so a new
+        :meth:`configured` slot may take its place: nothing in flight or waiting, no delay,
+        cooldown or breaker pause still to wait out, no failure or throttle counted, and its
+        delay the ``configured`` one (a robots.txt Crawl-delay is applied once per policy
+        fetched, so a slot that learnt one is kept: a new slot would not know it)."""
+        return (
+            not self.active
+            and not self.window
+            and not self.retries
+            and self.unsent is None
+            and self.next_start <= now
+            and self.cooldown_until <= now
+            and not self.tripped
+            and not self.failures
+            and not self.throttles
+            and self.delay == configured
+        )
+
     def ready_at(self, new_urls: bool = True) -> float | None:
         """Earliest time a request to this host may start, or None if none can be started
         (no work, or at the concurrency cap: a release will ask again). With ``new_urls``

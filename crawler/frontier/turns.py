@@ -95,6 +95,10 @@ class Turns:
         for slot in list(self._waiting):
             self.refuse(slot.host, why)
 
+    def waiting_for(self, slot: HostSlot) -> bool:
+        """Whether a turn waits for ``slot``."""
+        return slot in self._waiting
+
     def __bool__(self) -> bool:
         return bool(self._waiting)
 
