@@ -195,6 +195,13 @@ class PolitenessSection(_Section, frozen=True):
     """Links marked ``rel=nofollow`` are recorded but not followed."""
     hosts: dict[str, HostOverride] = {}
     """Per-host overrides, keyed by host[:port] as in URLs."""
+    adaptive: bool = False
+    """A host's delay follows its response time (:mod:`crawler.frontier.adaptive`), never
+    below its own delay (``per_host_delay``, ``hosts``, Crawl-delay)."""
+    adaptive_factor: Annotated[float, msgspec.Meta(gt=0)] = 1.0
+    """With ``adaptive``: the delay aimed at is this times the last response time."""
+    adaptive_max_delay: NonNegativeSeconds = 30.0
+    """With ``adaptive``: the adapted delay at most (a larger own delay still holds)."""
 
 
 class TrapsSection(_Section, frozen=True):

@@ -6,8 +6,8 @@
   :mod:`~crawler.frontier.turns`: its claim service, its ready heap and timer, and turns for
   requests that are not a URL's lease (sitemaps);
 - :mod:`~crawler.frontier.politeness` (one slot per host), :mod:`~crawler.frontier.host_feedback`
-  (what a host's answers do to its slot), :mod:`~crawler.frontier.retries` (the retry and
-  cooldown policy);
+  (what a host's answers do to its slot), :mod:`~crawler.frontier.adaptive` (its delay following
+  its response time), :mod:`~crawler.frontier.retries` (the retry and cooldown policy);
 - :mod:`~crawler.frontier.robots` (robots.txt per origin) and :mod:`~crawler.frontier.robots_gate`
   (the question a worker asks it);
 - :mod:`~crawler.frontier.traps` (URL spaces without end), :mod:`~crawler.frontier.seeds` (the
@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from crawler.lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from crawler.frontier.adaptive import AdaptiveDelay
     from crawler.frontier.frontier import Clock, Frontier, FrontierState
     from crawler.frontier.retries import RETRY_STATUSES, THROTTLE_STATUSES, RetryPolicy
     from crawler.frontier.robots import (
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "RETRY_STATUSES",
     "THROTTLE_STATUSES",
+    "AdaptiveDelay",
     "Clock",
     "Frontier",
     "FrontierState",
@@ -61,6 +63,7 @@ __all__ = [
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {
+        "AdaptiveDelay": "crawler.frontier.adaptive",
         "Clock": "crawler.frontier.frontier",
         "Frontier": "crawler.frontier.frontier",
         "FrontierState": "crawler.frontier.frontier",
