@@ -48,6 +48,12 @@ class CrawlSection(_Section, frozen=True):
     """Workers, i.e. requests in flight at once across all hosts."""
     max_pages: NonNegative = 0
     """Stop after this many pages are recorded in the database (over resumes); 0 = no limit."""
+    max_pages_per_host: NonNegative = 0
+    """Like ``max_pages`` for one host (host:port): counted as it counts, over resumes; a host
+    that reached it starts no new URL, its others stay pending. 0 = no limit."""
+    max_pages_per_domain: NonNegative = 0
+    """Like ``max_pages_per_host`` for all the hosts of one registrable domain (Public Suffix
+    List; an IP address is a domain of its own). 0 = no limit."""
     max_depth: NonNegative = 20
     """Links followed from a seed; seeds are depth 0, so 0 crawls the seeds only."""
     user_agent: str = DEFAULT_USER_AGENT

@@ -64,6 +64,9 @@ class CrawlReport:
     aborted: AbortReason | None
     deferred: Deferred
     """URLs left for a later run by their hosts' Retry-After (all runs together)."""
+    hosts_over_budget: int = 0
+    """Hosts that reached ``crawl.max_pages_per_host`` (or their domain
+    ``max_pages_per_domain``) in this run: their further URLs stay pending."""
 
     @property
     def complete(self) -> bool:
@@ -155,6 +158,8 @@ class Crawl:
             self.signal,
             retries=retries,
             max_pages=config.crawl.max_pages,
+            max_pages_per_host=config.crawl.max_pages_per_host,
+            max_pages_per_domain=config.crawl.max_pages_per_domain,
             clock=self._clock,
         )
         fetcher = Fetcher(
@@ -226,7 +231,8 @@ class Crawl:
                 extras.stop()
             database = await store.state_counts()
             deferred = await store.deferred(time.time())
-        return CrawlReport(self.stats, database, self.signal.reason, deferred)
+        over_budget = frontier.counts().hosts_over_budget
+        return CrawlReport(self.stats, database, self.signal.reason, deferred, over_budget)
 
     async def _run_workers(self, worker: Worker) -> None:
         loop = asyncio.get_running_loop()

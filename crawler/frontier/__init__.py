@@ -2,6 +2,8 @@
 
 - :mod:`~crawler.frontier.frontier`: the :class:`Frontier` (per-host windows of URLs claimed
   from the database, leases handed to workers, the end of the crawl);
+- :mod:`~crawler.frontier.budget` and :mod:`~crawler.frontier.host_budget`: the page budgets
+  (the crawl's; per host and per registrable domain);
 - :mod:`~crawler.frontier.claims`, :mod:`~crawler.frontier.schedule`,
   :mod:`~crawler.frontier.turns`: its claim service, its ready heap and timer, and turns for
   requests that are not a URL's lease (sitemaps);
@@ -23,6 +25,7 @@ from crawler.lazy import lazy_exports
 if TYPE_CHECKING:
     from crawler.frontier.adaptive import AdaptiveDelay
     from crawler.frontier.frontier import Clock, Frontier, FrontierState
+    from crawler.frontier.host_budget import HostBudgets
     from crawler.frontier.retries import RETRY_STATUSES, THROTTLE_STATUSES, RetryPolicy
     from crawler.frontier.robots import (
         RobotsCache,
@@ -43,6 +46,7 @@ __all__ = [
     "Clock",
     "Frontier",
     "FrontierState",
+    "HostBudgets",
     "RetryPolicy",
     "RobotsCache",
     "RobotsGate",
@@ -67,6 +71,7 @@ __getattr__, __dir__ = lazy_exports(
         "Clock": "crawler.frontier.frontier",
         "Frontier": "crawler.frontier.frontier",
         "FrontierState": "crawler.frontier.frontier",
+        "HostBudgets": "crawler.frontier.host_budget",
         "RETRY_STATUSES": "crawler.frontier.retries",
         "RetryPolicy": "crawler.frontier.retries",
         "THROTTLE_STATUSES": "crawler.frontier.retries",
