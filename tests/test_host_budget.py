@@ -13,7 +13,7 @@ import pytest
 from crawler.abort import AbortController
 from crawler.engine import Crawl, CrawlReport
 from crawler.frontier.host_budget import HostBudgets, domain_of
-from tests.helpers import crawl_config, database
+from tests.helpers import crawl_config, database, write_config, write_seeds
 from tests.servers import Request, Response, TestServer, html
 
 LINKS = 10
@@ -137,3 +137,24 @@ async def test_hosts_of_one_domain_share_its_budget(tmp_path: Path) -> None:
     assert sum(fetched(server) for server in servers) == 5
     assert report.complete
     assert pending(db) == 2 * (1 + LINKS) - 5
+
+
+def test_the_run_summary_says_how_many_hosts_reached_their_budget(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from crawler.cli.app import app
+
+    with sites("127.0.0.2") as servers:
+        seeds = write_seeds(tmp_path, servers[0].url("/"))
+        config = write_config(tmp_path)
+        result = CliRunner().invoke(
+            app,
+            ["run", str(seeds), "--db", str(tmp_path / "crawl.db"), "--config", str(config)],
+            env={"CRAWL_CRAWL__MAX_PAGES_PER_HOST": "3", "CRAWL_POLITENESS__ROBOTS": "false"},
+        )
+    assert result.exit_code == 0, result.output
+    assert fetched(servers[0]) == 3
+    assert (
+        "1 host(s) reached crawl.max_pages_per_host or max_pages_per_domain: "
+        "their further URLs stay pending" in result.output
+    )

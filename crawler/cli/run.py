@@ -199,6 +199,6 @@ def _print_summary(report: CrawlReport, db: Path) -> None:
         typer.echo(f"  {report.deferred.describe()} (Retry-After; `crawl run` then fetches them)")
     if report.hosts_over_budget:
         typer.echo(
-            f"  {report.hosts_over_budget} hosts reached crawl.max_pages_per_host or "
+            f"  {report.hosts_over_budget} host(s) reached crawl.max_pages_per_host or "
             "max_pages_per_domain: their further URLs stay pending"
         )
