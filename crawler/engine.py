@@ -65,8 +65,8 @@ class CrawlReport:
     deferred: Deferred
     """URLs left for a later run by their hosts' Retry-After (all runs together)."""
     hosts_over_budget: int = 0
-    """Hosts that reached ``crawl.max_pages_per_host`` (or their domain
-    ``max_pages_per_domain``) in this run: their further URLs stay pending."""
+    """Hosts this run found at ``crawl.max_pages_per_host`` (or their domain at
+    ``max_pages_per_domain``), counting over resumes: their further URLs stay pending."""
 
     @property
     def complete(self) -> bool:
