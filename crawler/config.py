@@ -48,6 +48,12 @@ class CrawlSection(_Section, frozen=True):
     """Workers, i.e. requests in flight at once across all hosts."""
     max_pages: NonNegative = 0
     """Stop after this many pages are recorded in the database (over resumes); 0 = no limit."""
+    max_pages_per_host: NonNegative = 0
+    """Like ``max_pages`` for one host (host:port): counted as it counts, over resumes; a host
+    that reached it starts no new URL, its others stay pending. 0 = no limit."""
+    max_pages_per_domain: NonNegative = 0
+    """Like ``max_pages_per_host`` for all the hosts of one registrable domain (Public Suffix
+    List; an IP address is a domain of its own). 0 = no limit."""
     max_depth: NonNegative = 20
     """Links followed from a seed; seeds are depth 0, so 0 crawls the seeds only."""
     user_agent: str = DEFAULT_USER_AGENT
@@ -220,6 +226,13 @@ class PolitenessSection(_Section, frozen=True):
     """Links marked ``rel=nofollow`` are recorded but not followed."""
     hosts: dict[str, HostOverride] = {}
     """Per-host overrides, keyed by host[:port] as in URLs."""
+    adaptive: bool = False
+    """A host's delay follows its response time (:mod:`crawler.frontier.adaptive`), never
+    below its own delay (``per_host_delay``, ``hosts``, Crawl-delay)."""
+    adaptive_factor: Annotated[float, msgspec.Meta(gt=0)] = 1.0
+    """With ``adaptive``: the delay aimed at is this times the last response time."""
+    adaptive_max_delay: NonNegativeSeconds = 30.0
+    """With ``adaptive``: the adapted delay at most (a larger own delay still holds)."""
 
 
 class TrapsSection(_Section, frozen=True):

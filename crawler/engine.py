@@ -65,6 +65,9 @@ class CrawlReport:
     aborted: AbortReason | None
     deferred: Deferred
     """URLs left for a later run by their hosts' Retry-After (all runs together)."""
+    hosts_over_budget: int = 0
+    """Hosts this run found at ``crawl.max_pages_per_host`` (or their domain at
+    ``max_pages_per_domain``), counting over resumes: their further URLs stay pending."""
 
     @property
     def complete(self) -> bool:
@@ -162,6 +165,8 @@ class Crawl:
             self.signal,
             retries=retries,
             max_pages=config.crawl.max_pages,
+            max_pages_per_host=config.crawl.max_pages_per_host,
+            max_pages_per_domain=config.crawl.max_pages_per_domain,
             max_hosts=config.crawl.max_hosts_in_memory,
             clock=self._clock,
         )
@@ -238,7 +243,8 @@ class Crawl:
                 await store.save_cookies(fetcher.cookies.saved())
             database = await store.state_counts()
             deferred = await store.deferred(time.time())
-        return CrawlReport(self.stats, database, self.signal.reason, deferred)
+        over_budget = frontier.counts().hosts_over_budget
+        return CrawlReport(self.stats, database, self.signal.reason, deferred, over_budget)
 
     async def _run_workers(self, worker: Worker) -> None:
         loop = asyncio.get_running_loop()

@@ -230,3 +230,6 @@ class FrontierCounts:
     started: int
     """URLs handed out for the first time in this run."""
     recorded_before: int
+    hosts_over_budget: int = 0
+    """Hosts whose ``crawl.max_pages_per_host`` (or per-domain) budget is spent: their
+    further URLs stay pending."""

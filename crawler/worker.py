@@ -244,6 +244,7 @@ class Worker:
         if self.on_response is not None:
             self.on_response(lease, response)
         status = response.status
+        self.hosts.responded(lease.host, response.elapsed, status)
         if status in RETRY_STATUSES:
             retry_after = None
             if status in THROTTLE_STATUSES:

@@ -197,3 +197,8 @@ def _print_summary(report: CrawlReport, db: Path) -> None:
     )
     if report.deferred.urls:
         typer.echo(f"  {report.deferred.describe()} (Retry-After; `crawl run` then fetches them)")
+    if report.hosts_over_budget:
+        typer.echo(
+            f"  {report.hosts_over_budget} host(s) reached crawl.max_pages_per_host or "
+            "max_pages_per_domain: their further URLs stay pending"
+        )

@@ -2,12 +2,14 @@
 
 - :mod:`~crawler.frontier.frontier`: the :class:`Frontier` (per-host windows of URLs claimed
   from the database, leases handed to workers, the end of the crawl);
+- :mod:`~crawler.frontier.budget` and :mod:`~crawler.frontier.host_budget`: the page budgets
+  (the crawl's; per host and per registrable domain);
 - :mod:`~crawler.frontier.claims`, :mod:`~crawler.frontier.schedule`,
   :mod:`~crawler.frontier.turns`: its claim service, its ready heap and timer, and turns for
   requests that are not a URL's lease (sitemaps);
 - :mod:`~crawler.frontier.politeness` (one slot per host), :mod:`~crawler.frontier.host_feedback`
-  (what a host's answers do to its slot), :mod:`~crawler.frontier.retries` (the retry and
-  cooldown policy);
+  (what a host's answers do to its slot), :mod:`~crawler.frontier.adaptive` (its delay following
+  its response time), :mod:`~crawler.frontier.retries` (the retry and cooldown policy);
 - :mod:`~crawler.frontier.robots` (robots.txt per origin) and :mod:`~crawler.frontier.robots_gate`
   (the question a worker asks it);
 - :mod:`~crawler.frontier.traps` (URL spaces without end), :mod:`~crawler.frontier.seeds` (the
@@ -21,7 +23,9 @@ from typing import TYPE_CHECKING
 from crawler.lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from crawler.frontier.adaptive import AdaptiveDelay
     from crawler.frontier.frontier import Clock, Frontier, FrontierState
+    from crawler.frontier.host_budget import HostBudgets
     from crawler.frontier.retries import RETRY_STATUSES, THROTTLE_STATUSES, RetryPolicy
     from crawler.frontier.robots import (
         RobotsCache,
@@ -38,9 +42,11 @@ if TYPE_CHECKING:
 __all__ = [
     "RETRY_STATUSES",
     "THROTTLE_STATUSES",
+    "AdaptiveDelay",
     "Clock",
     "Frontier",
     "FrontierState",
+    "HostBudgets",
     "RetryPolicy",
     "RobotsCache",
     "RobotsGate",
@@ -61,9 +67,11 @@ __all__ = [
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {
+        "AdaptiveDelay": "crawler.frontier.adaptive",
         "Clock": "crawler.frontier.frontier",
         "Frontier": "crawler.frontier.frontier",
         "FrontierState": "crawler.frontier.frontier",
+        "HostBudgets": "crawler.frontier.host_budget",
         "RETRY_STATUSES": "crawler.frontier.retries",
         "RetryPolicy": "crawler.frontier.retries",
         "THROTTLE_STATUSES": "crawler.frontier.retries",

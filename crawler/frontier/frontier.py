@@ -30,7 +30,9 @@ open, one within its delay of its last request, or one whose robots.txt gave it 
 so the cap can be exceeded while more hosts than that are busy.
 
 The page budget (``crawl.max_pages``, counted across runs) is charged when a URL is handed out
-for the first time (:mod:`crawler.frontier.budget`).
+for the first time (:mod:`crawler.frontier.budget`), and so are the per-host and per-domain
+budgets (:mod:`crawler.frontier.host_budget`): a host whose budget is spent is treated as every
+host is once the page budget is.
 
 A host that asks (Retry-After) to wait longer than ``politeness.max_retry_after`` is *deferred*
 for the run (:meth:`defer_host`): its time is stored, its URLs go back to pending, none is
@@ -57,6 +59,7 @@ from crawler.abort import AbortReason, AbortSignal
 from crawler.config import PolitenessSection
 from crawler.frontier.budget import PageBudget
 from crawler.frontier.claims import ClaimService
+from crawler.frontier.host_budget import HostBudgets
 from crawler.frontier.host_feedback import HostFeedback
 from crawler.frontier.politeness import DelayJitter, HostSlot, configured_delay
 from crawler.frontier.retries import RetryPolicy
@@ -108,17 +111,20 @@ class Frontier:
         *,
         retries: RetryPolicy,
         max_pages: int = 0,
+        max_pages_per_host: int = 0,
+        max_pages_per_domain: int = 0,
         max_hosts: int = 0,
         clock: Clock = time.monotonic,
     ) -> None:
         """``retries`` says how long hosts cool down; its ``wall_clock`` (Unix time) dates what
-        outlives the run: the not-before time of a deferred host. ``max_pages`` is
-        ``crawl.max_pages`` (0: no budget), ``max_hosts`` ``crawl.max_hosts_in_memory`` (0: no
-        cap). ``clock`` paces the run."""
+        outlives the run: the not-before time of a deferred host. ``max_pages``,
+        ``max_pages_per_host`` and ``max_pages_per_domain`` are ``crawl``'s (0: no budget),
+        ``max_hosts`` ``crawl.max_hosts_in_memory`` (0: no cap). ``clock`` paces the run."""
         self._store = store
         self._politeness = politeness
         self._retries = retries
         self._budget = PageBudget(max_pages)
+        self._host_budgets = HostBudgets(max_pages_per_host, max_pages_per_domain)
         self._signal = signal
         self._clock = clock
         self._wall_clock = retries.wall_clock
@@ -174,6 +180,8 @@ class Frontier:
         await self._store.add_urls([(url, host_key(url), 0, 0) for url in seeds])
         counts = await self._store.state_counts()
         self._budget.recorded_before = counts["done"] + counts["failed"] + counts["skipped"]
+        if self._host_budgets.enabled:
+            self._host_budgets.resume(await self._store.recorded_per_host())
         self._state = FrontierState.RUNNING
         self._signal.add_callback(self._on_abort)
         self.on_committed(0, await self._store.pending_hosts())
@@ -374,17 +382,21 @@ class Frontier:
         due = self._ready_at(host)
         if due is not None:
             self._ready.push(host, due)
-        if self._state is FrontierState.RUNNING:
+        if self._state is FrontierState.RUNNING and not self._new_urls_spent(host):
             self._claims.refill(host)  # its window may be running low
 
     def _ready_at(self, host: _Host) -> float | None:
-        """When ``host`` may next start a URL: once the budget is spent, only one already
-        charged to it (a retry or a deferred lease), never a new one from the window. A spent
-        budget stays spent (``started`` only grows), so hosts left with only new URLs may
-        drop out of the ready heap for good. A deferred host never is."""
+        """When ``host`` may next start a URL: once the budget (or the host's) is spent, only
+        one already charged to it (a retry or a deferred lease), never a new one from the
+        window. A spent budget stays spent (``started`` only grows), so hosts left with only
+        new URLs may drop out of the ready heap for good. A deferred host never is."""
         if host.deferred:
             return None
-        return host.slot.ready_at(new_urls=not self._budget.spent)
+        return host.slot.ready_at(new_urls=not self._new_urls_spent(host))
+
+    def _new_urls_spent(self, host: _Host) -> bool:
+        """Whether a budget forbids ``host`` new URLs: the crawl's, its own or its domain's."""
+        return self._budget.spent or self._host_budgets.spent(host.slot.host)
 
     def _dispatch(self) -> None:
         """Give due hosts' URLs to waiting workers; then arm a timer or finish."""
@@ -409,6 +421,7 @@ class Frontier:
             self._in_flight += 1
             if not charged:
                 self._budget.started += 1
+                self._host_budgets.charge(host.slot.host)
             waiter.set_result(lease)
             self._queue(host)
         self._arm_timer(now)
@@ -428,7 +441,14 @@ class Frontier:
         hosts = (h for h in self._hosts.values() if not h.deferred)  # theirs waits for later
         if self._budget.spent:  # only the URLs already charged to it are left to run
             return not any(h.slot.retries for h in hosts)
-        return not any(h.slot.has_work() or h.maybe_pending_in_db() for h in hosts)
+        return not any(
+            h.slot.retries
+            or (
+                not self._host_budgets.spent(h.slot.host)
+                and (bool(h.slot.window) or h.maybe_pending_in_db())
+            )
+            for h in hosts
+        )
 
     def counts(self) -> FrontierCounts:
         """Counts for progress displays and metrics; O(hosts), so for periodic use only."""
@@ -439,6 +459,7 @@ class Frontier:
             hosts=len(self._hosts),
             hosts_cooling_down=sum(1 for h in hosts if h.slot.cooldown_until > now),
             hosts_paused=sum(1 for h in hosts if h.slot.tripped),
+            hosts_over_budget=self._host_budgets.hosts_spent,
             windowed=sum(len(h.slot.window) + len(h.slot.retries) for h in hosts),
             in_flight=self._in_flight,
             uncommitted=self._uncommitted,

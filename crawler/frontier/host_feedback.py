@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from crawler.config import PolitenessSection
+from crawler.frontier.adaptive import AdaptiveDelay
 from crawler.frontier.politeness import HostSlot, configured_delay
 from crawler.frontier.retries import RetryPolicy
 
@@ -37,6 +38,11 @@ class HostFeedback:
         self._changed = changed
         self._politeness = politeness
         self._clock = clock
+        self._adaptive = (
+            AdaptiveDelay(politeness.adaptive_factor, politeness.adaptive_max_delay)
+            if politeness.adaptive
+            else None
+        )
         self.policy = policy
         """How long hosts cool down, and which answers are retried when."""
 
@@ -45,11 +51,24 @@ class HostFeedback:
         return self._slot_of(host).delay
 
     def set_crawl_delay(self, host: str, crawl_delay: float | None) -> None:
-        """Apply robots.txt's Crawl-delay: the host's delay becomes the larger of it (capped)
-        and the configured delay."""
+        """Apply robots.txt's Crawl-delay: the host's own delay becomes the larger of it
+        (capped) and the configured delay; an adapted delay above it stays."""
         capped = min(crawl_delay or 0.0, self._politeness.max_crawl_delay)
-        self._slot_of(host).set_delay(max(configured_delay(self._politeness, host), capped))
+        slot = self._slot_of(host)
+        slot.own_delay = max(configured_delay(self._politeness, host), capped)
+        slot.set_delay(max(slot.own_delay, slot.delay) if self._adaptive else slot.own_delay)
         self._changed(host)
+
+    def responded(self, host: str, seconds: float, status: int) -> None:
+        """``host`` answered ``status`` in ``seconds``: with ``politeness.adaptive`` its delay
+        follows (:mod:`crawler.frontier.adaptive`); otherwise nothing changes."""
+        if self._adaptive is None:
+            return
+        slot = self._slot_of(host)
+        delay = self._adaptive.next(slot.delay, slot.own_delay, seconds, status)
+        if delay != slot.delay:
+            slot.set_delay(delay)
+            self._changed(host)
 
     def cool_down(self, host: str, seconds: float) -> None:
         """Start nothing on ``host`` for ``seconds`` (its URLs stay pending)."""

@@ -74,6 +74,9 @@ class HostSlot:
     host: str
     concurrency: int
     delay: float
+    own_delay: float = 0.0
+    """The delay without adapting (configured, or robots.txt's Crawl-delay): with
+    ``politeness.adaptive`` :attr:`delay` follows the host's response time, never below this."""
     window: deque[Lease] = field(default_factory=deque)
     """Claimed (``leased`` in the database) URLs waiting for a worker, in discovery order."""
     retries: list[tuple[float, int, Lease]] = field(default_factory=list)
@@ -107,11 +110,8 @@ class HostSlot:
         """A new slot for ``host`` with its configured concurrency and delay."""
         override = politeness.hosts.get(host)
         concurrency = override and override.concurrency
-        return cls(
-            host,
-            concurrency or politeness.per_host_concurrency,
-            configured_delay(politeness, host),
-        )
+        delay = configured_delay(politeness, host)
+        return cls(host, concurrency or politeness.per_host_concurrency, delay, delay)
 
     def has_work(self) -> bool:
         return bool(self.window) or bool(self.retries)
@@ -187,8 +187,9 @@ class HostSlot:
         self.next_start = max(self.next_start, self.sent_next)
 
     def set_delay(self, delay: float) -> None:
-        """Change the delay (robots.txt's Crawl-delay); a longer one also spaces the next
-        request from the last one already sent (the robots.txt request itself)."""
+        """Change the delay (robots.txt's Crawl-delay, or the adapted delay); a longer one also
+        spaces the next request from the last one already sent (the robots.txt request
+        itself)."""
         self.delay = delay
         self.sent_next = max(self.sent_next, self.last_sent + delay)
         self.next_start = max(self.next_start, self.sent_next)

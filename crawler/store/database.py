@@ -303,6 +303,16 @@ class Store(AsyncResource):
             for host, url_pattern, count in await self._fetchall(_BUDGET_CHARGES)
         ]
 
+    async def recorded_per_host(self) -> list[tuple[str, int]]:
+        """(host, URLs recorded: done, failed or skipped) over every host with any: what the
+        per-host and per-domain budgets charge earlier runs with. One row per host, from the
+        ``(host, state)`` index alone."""
+        sql = (
+            "SELECT host, count(*) FROM frontier "
+            "WHERE state IN ('done', 'failed', 'skipped') GROUP BY host"
+        )
+        return [(row[0], row[1]) for row in await self._fetchall(sql)]
+
     async def host_deferrals(self, now: float) -> dict[str, float]:
         """Host -> the Unix time before which none of its URLs is fetched, where still ahead."""
         sql = "SELECT host, not_before FROM host_deferrals WHERE not_before > ?"
