@@ -680,3 +680,22 @@ async def test_async_with_closes_the_cache() -> None:
     assert repr(cache) == "<RobotsCache origins=0 fetching=0 state=closed>"
     with pytest.raises(RuntimeError):
         await task
+
+
+@pytest.mark.parametrize(("max_origins", "kept"), [(2, 2), (0, 3)])
+async def test_the_cache_forgets_the_least_recently_used_origin_past_its_bound(
+    max_origins: int, kept: int
+) -> None:
+    origins = [f"http://{name}.test" for name in "abc"]
+    cache, fetch = make(
+        {f"{o}/robots.txt": ok("User-agent: *\nDisallow: /x\n") for o in origins},
+        max_origins=max_origins,
+    )
+    await cache.policy(origins[0])
+    await cache.policy(origins[1])
+    assert cache.cached(origins[0]) is not None  # used: b is now the least recently used
+    await cache.policy(origins[2])
+    assert len(cache) == kept  # the control (no bound) keeps all three
+    await cache.policy(origins[0])
+    await cache.policy(origins[1])  # forgotten with the bound: fetched again, once
+    assert len(fetch.calls) == 3 + (kept < 3)

@@ -485,6 +485,72 @@ async def test_a_broad_crawl_past_the_host_cap_fetches_the_same_pages_politely(
 
 
 @pytest.mark.anyio
+async def test_past_the_host_cap_robots_txt_is_forgotten_too_and_its_crawl_delay_holds(
+    tmp_path: Path,
+) -> None:
+    # Six hosts in a chain, each with a robots.txt Crawl-delay; the last links back to the first
+    # host's /b, so a host whose slot and robots.txt were forgotten comes back. Two kept in memory:
+    # the same pages, at most two robots.txt policies and host slots, and every host's requests
+    # (robots.txt included, fetched again after it was forgotten) a Crawl-delay apart.
+    crawl_delay = 0.2
+    servers: list[TestServer] = []
+
+    def chained(n: int) -> Callable[[Request], Response]:
+        def answer(request: Request) -> Response:
+            if request.path == "/robots.txt":
+                return (
+                    200,
+                    {"Content-Type": "text/plain"},
+                    f"User-agent: *\nCrawl-delay: {crawl_delay}\n".encode(),
+                )
+            if request.path == "/":
+                return html("/", '<a href="/a">l</a>')
+            if request.path == "/b":
+                return html("/b")
+            nxt = servers[n + 1].url("/") if n + 1 < len(servers) else servers[0].url("/b")
+            return html(request.path, f'<a href="{nxt}">l</a>')
+
+        return answer
+
+    with ExitStack() as stack:
+        servers += [
+            stack.enter_context(TestServer(chained(n), host=f"127.0.0.{20 + n}")) for n in range(6)
+        ]
+        results = {}
+        for name, cap in (("capped", 2), ("control", 0)):
+            cfg = crawl_config(
+                4,
+                **{
+                    "politeness.per_host_delay": 0.0,
+                    "security.allow_addresses": ["127.0.0.0/8"],
+                    "crawl.scope": "any",
+                    "crawl.max_hosts_in_memory": cap,
+                },
+            )
+            db = tmp_path / f"{name}.db"
+            crawl = Crawl(cfg, [servers[0].url("/")], db, AbortController().signal)
+            await crawl.run()
+            assert crawl.frontier is not None
+            assert crawl.robots is not None
+            robots_fetches = sum(s.request_counts()["/robots.txt"] for s in servers)
+            results[name] = (
+                crawled(db),
+                crawl.frontier.counts().hosts,
+                len(crawl.robots),
+                robots_fetches,
+            )
+            for server in servers:  # arrivals may bunch a little: 0.8 of the delay
+                assert min_gap(server.request_times("/")) >= 0.8 * crawl_delay
+                server.reset()
+    assert results["capped"][0] == results["control"][0]
+    assert len(results["control"][0]) == 13
+    assert max(results["capped"][1:3]) <= 2
+    assert results["control"][1:3] == (6, 6)  # the control keeps every host and policy
+    # The first host's robots.txt was forgotten and fetched again, once; the control's was not.
+    assert (results["capped"][3], results["control"][3]) == (7, 6)
+
+
+@pytest.mark.anyio
 async def test_a_crawl_does_not_fetch_excluded_urls_and_the_control_does(tmp_path: Path) -> None:
     links = {"/": "/a /private/b /Private/c", "/a": "/private/d"}
     with linking_site(links) as site:
