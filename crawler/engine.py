@@ -144,7 +144,7 @@ class Crawl:
             strip_sessions=SessionStripper(config.traps.session_params),
             max_repeated_segments=config.traps.max_repeated_segments,
         )
-        self._traps = TrapGuard(config.traps)
+        self._traps = TrapGuard(config.traps, config.crawl.max_hosts_in_memory)
 
     async def run(self) -> CrawlReport:
         config = self.config

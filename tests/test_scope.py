@@ -551,6 +551,57 @@ async def test_past_the_host_cap_robots_txt_is_forgotten_too_and_its_crawl_delay
 
 
 @pytest.mark.anyio
+async def test_past_the_host_cap_the_trap_guard_forgets_hosts_and_their_budget_holds(
+    tmp_path: Path,
+) -> None:
+    # Five hosts in a chain, 3 pages each at most (traps.max_pages_per_host); the last links back
+    # to the first host's /b and /c after it was forgotten. Two kept: the guard counts at most two
+    # hosts, and the first host's count, derived again from the database, lets /b in but not /c.
+    servers: list[TestServer] = []
+
+    def chained(n: int) -> Callable[[Request], Response]:
+        def answer(request: Request) -> Response:
+            if request.path == "/":
+                return html("/", '<a href="/a">l</a>')
+            if request.path in ("/b", "/c"):
+                return html(request.path)
+            if n + 1 < len(servers):
+                return html("/a", f'<a href="{servers[n + 1].url("/")}">l</a>')
+            first = servers[0]
+            return html("/a", f'<a href="{first.url("/b")}">b</a><a href="{first.url("/c")}">c</a>')
+
+        return answer
+
+    with ExitStack() as stack:
+        servers += [
+            stack.enter_context(TestServer(chained(n), host=f"127.0.0.{30 + n}")) for n in range(5)
+        ]
+        results = {}
+        for name, cap in (("capped", 2), ("control", 0)):
+            cfg = crawl_config(
+                1,
+                **{
+                    "politeness.robots": False,
+                    "security.allow_addresses": ["127.0.0.0/8"],
+                    "crawl.scope": "any",
+                    "crawl.max_hosts_in_memory": cap,
+                    "traps.max_pages_per_host": 3,
+                },
+            )
+            db = tmp_path / f"{name}.db"
+            crawl = Crawl(cfg, [servers[0].url("/")], db, AbortController().signal)
+            await crawl.run()
+            results[name] = (crawled(db), len(crawl._traps), servers[0].request_counts()["/c"])
+            for server in servers:
+                server.reset()
+    assert results["capped"][0] == results["control"][0]
+    assert servers[0].url("/b") in results["control"][0]
+    assert results["capped"][2] == results["control"][2] == 0  # the budget held for /c
+    assert results["capped"][1] <= 2
+    assert results["control"][1] == 5  # the control counts every host
+
+
+@pytest.mark.anyio
 async def test_a_crawl_does_not_fetch_excluded_urls_and_the_control_does(tmp_path: Path) -> None:
     links = {"/": "/a /private/b /Private/c", "/a": "/private/d"}
     with linking_site(links) as site:

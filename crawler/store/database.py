@@ -84,14 +84,18 @@ RETURNING id, url, host, depth, hops, offsite
 
 # What TrapGuard.admit charged in earlier runs: each URL at its first attempt, unless its
 # budget was already spent (then it was recorded as skipped with that reason).
-_BUDGET_CHARGES = """
-SELECT frontier.host, trap_pattern(frontier.url), count(*)
+_CHARGED = """
 FROM frontier JOIN pages ON pages.url = frontier.url
 WHERE frontier.state IN ('done', 'failed', 'skipped')
   AND (pages.error IS NULL
        OR (pages.error NOT GLOB 'host_budget:*' AND pages.error NOT GLOB 'pattern_budget:*'))
-GROUP BY 1, 2
 """
+_BUDGET_CHARGES = (
+    f"SELECT frontier.host, trap_pattern(frontier.url), count(*) {_CHARGED} GROUP BY 1, 2"
+)
+_HOST_BUDGET_CHARGES = (
+    f"SELECT trap_pattern(frontier.url), count(*) {_CHARGED} AND frontier.host = ? GROUP BY 1"
+)
 _SAVE_COOKIE = """
 INSERT INTO cookies (host, domain, path, name, value, secure, expires, http_only)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -302,6 +306,14 @@ class Store(AsyncResource):
             (host, url_pattern, count)
             for host, url_pattern, count in await self._fetchall(_BUDGET_CHARGES)
         ]
+
+    async def budget_charges_of(
+        self, host: str, pattern: Callable[[str], str]
+    ) -> list[tuple[str, int]]:
+        """(``pattern(url)``, URLs) of one host, counted as :meth:`budget_charges` counts them:
+        what a host the trap guard forgot had charged (from the ``(host, state)`` index)."""
+        await self.conn.create_function("trap_pattern", 1, pattern, deterministic=True)
+        return [(row[0], row[1]) for row in await self._fetchall(_HOST_BUDGET_CHARGES, (host,))]
 
     async def recorded_per_host(self) -> list[tuple[str, int]]:
         """(host, URLs recorded: done, failed or skipped) over every host with any: what the
