@@ -187,8 +187,10 @@ class Crawl:
             clock=self._clock,
             max_age=config.politeness.robots_max_age,
             unreachable_retry=config.politeness.robots_unreachable_retry,
-            # One policy per origin, about one origin per host: the hosts' own bound.
+            # One policy per origin, about one origin per host: the hosts' own bound, and a
+            # policy stays while the frontier holds its host.
             max_origins=config.crawl.max_hosts_in_memory,
+            in_use=frontier.holds,
         )
         runtime = config.runtime
         parse_pool = make_parse_pool(

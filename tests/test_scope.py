@@ -18,10 +18,12 @@ from crawler.cli.app import app
 from crawler.config_load import load_config
 from crawler.engine import Crawl
 from crawler.errors import ConfigError
+from crawler.frontier.traps import path_pattern
 from crawler.models import Lease, Outcome
 from crawler.models import Response as FetchedResponse
 from crawler.parse.outcome import build_outcome
 from crawler.scope import Decision, Scope, registrable_domain
+from crawler.store.database import Store
 from tests.helpers import (
     crawl_config,
     database,
@@ -599,6 +601,27 @@ async def test_past_the_host_cap_the_trap_guard_forgets_hosts_and_their_budget_h
     assert results["capped"][2] == results["control"][2] == 0  # the budget held for /c
     assert results["capped"][1] <= 2
     assert results["control"][1] == 5  # the control counts every host
+
+
+@pytest.mark.anyio
+async def test_a_forgotten_hosts_trap_charges_are_read_while_other_statements_run(
+    tmp_path: Path,
+) -> None:
+    # During a crawl the database always has statements running (claims, the sink's batches):
+    # reading a forgotten host's charges must work then (SQLite refuses to define a function).
+    with linking_site({"/": "/item/1 /item/2 /x"}) as site:
+        await crawl_of(tmp_path, site.url("/"))
+    host = site.url("/").split("/")[2]
+    async with Store(tmp_path / "crawl.db") as store:
+        await store.budget_charges(path_pattern)  # as a run's start does (TrapGuard.resume)
+        busy = await store.conn.execute("SELECT url FROM frontier")
+        assert await busy.fetchone() is not None  # a statement still running
+        charges = await store.budget_charges_of(host, path_pattern)
+        await busy.close()
+    base = site.url("")
+    expected = {path_pattern(f"{base}/"): 1, path_pattern(f"{base}/item/1"): 2}
+    expected[path_pattern(f"{base}/x")] = 1
+    assert dict(charges) == expected
 
 
 @pytest.mark.anyio

@@ -332,6 +332,10 @@ class Frontier:
             host = self._hosts[name] = _Host(HostSlot.configured(self._politeness, name))
         return host
 
+    def holds(self, host: str) -> bool:
+        """Whether ``host``'s state is in memory (not forgotten, or made again since)."""
+        return host in self._hosts
+
     def forget_idle(self, count: int) -> int:
         """Forget up to ``count`` idle hosts, least recently used first (see the module
         docstring); returns how many. Looks at ``count + FORGET_SCAN`` hosts at most, moving

@@ -40,8 +40,10 @@ Rules (each tested in ``tests/test_robots.py``):
     written, in order (they belong to no group).
 9.  One fetch per origin at a time: concurrent callers await the same task.
 9b. At most ``max_origins`` policies are kept (``crawl.max_hosts_in_memory``; 0: no bound):
-    storing one more forgets the least recently used. A forgotten origin's robots.txt is
-    fetched again when next needed, under rule 9 like any other.
+    storing one more forgets the least recently used whose host is not ``in_use`` (the
+    frontier still holds it: forgetting the policy of a host being crawled would fetch its
+    robots.txt again and again), so the bound holds for the idle ones. A forgotten origin's
+    robots.txt is fetched again when next needed, under rule 9 like any other.
 10. The fetch callable raising is a bug or fatal: it reaches every caller waiting on that fetch
     and nothing is cached. Per-request failures come as ``RobotsFetch(status=None, error=...)``.
 
@@ -55,6 +57,7 @@ fetch, get ``RuntimeError``. Cached policies stay readable.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import re
 import time
@@ -91,6 +94,8 @@ MAX_BYTES = 512_000
 """RFC 9309 2.5: at least 500 KiB of a robots.txt must be parsed; more is ignored (and not
 read: :func:`fetch_robots` stops there)."""
 DEFAULT_MAX_REDIRECTS = 5
+FORGET_SCAN = 16
+"""Policies :meth:`RobotsCache._forget_unused` may look at beyond those it is asked to forget."""
 
 # RFC 9309 2.2.1: a product token is made of letters, '_' and '-' only.
 _PRODUCT_TOKEN = re.compile(r"[A-Za-z_-]+")
@@ -247,6 +252,7 @@ class RobotsCache(AsyncResource):
         max_bytes: int = MAX_BYTES,
         max_redirects: int = DEFAULT_MAX_REDIRECTS,
         max_origins: int = 0,
+        in_use: Callable[[str], bool] = lambda host: False,
     ) -> None:
         if max_bytes <= 0 or max_redirects < 0 or max_origins < 0:
             raise ValueError(
@@ -262,6 +268,7 @@ class RobotsCache(AsyncResource):
         self._max_bytes = max_bytes
         self._max_redirects = max_redirects
         self._max_origins = max_origins
+        self._in_use = in_use
         self._policies: dict[str, RobotsPolicy] = {}
         """In least recently used order (a dict keeps insertion order: a hit moves to the end)."""
         self._fetching: dict[str, asyncio.Task[RobotsPolicy]] = {}
@@ -363,5 +370,16 @@ class RobotsCache(AsyncResource):
         self._policies.pop(origin, None)
         self._policies[origin] = policy
         if self._max_origins and len(self._policies) > self._max_origins:
-            del self._policies[next(iter(self._policies))]
+            self._forget_unused(len(self._policies) - self._max_origins)
         return policy
+
+    def _forget_unused(self, count: int) -> None:
+        """Forget up to ``count`` policies of hosts not in use, least recently used first,
+        looking at ``count + FORGET_SCAN`` at most (so storing stays O(1) when all are)."""
+        oldest = list(itertools.islice(self._policies, count + FORGET_SCAN))
+        for origin in oldest:
+            if count == 0:
+                return
+            if not self._in_use(origin.partition("://")[2]):
+                del self._policies[origin]
+                count -= 1

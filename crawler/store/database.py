@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import os
 import sqlite3
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
@@ -93,9 +94,7 @@ WHERE frontier.state IN ('done', 'failed', 'skipped')
 _BUDGET_CHARGES = (
     f"SELECT frontier.host, trap_pattern(frontier.url), count(*) {_CHARGED} GROUP BY 1, 2"
 )
-_HOST_BUDGET_CHARGES = (
-    f"SELECT trap_pattern(frontier.url), count(*) {_CHARGED} AND frontier.host = ? GROUP BY 1"
-)
+_HOST_BUDGET_CHARGES = f"SELECT frontier.url {_CHARGED} AND frontier.host = ?"
 _SAVE_COOKIE = """
 INSERT INTO cookies (host, domain, path, name, value, secure, expires, http_only)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -311,9 +310,11 @@ class Store(AsyncResource):
         self, host: str, pattern: Callable[[str], str]
     ) -> list[tuple[str, int]]:
         """(``pattern(url)``, URLs) of one host, counted as :meth:`budget_charges` counts them:
-        what a host the trap guard forgot had charged (from the ``(host, state)`` index)."""
-        await self.conn.create_function("trap_pattern", 1, pattern, deterministic=True)
-        return [(row[0], row[1]) for row in await self._fetchall(_HOST_BUDGET_CHARGES, (host,))]
+        what a host the trap guard forgot had charged (from the ``(host, state)`` index).
+        Counted here, not by an SQL function: SQLite refuses to (re)define one while other
+        statements are running, as they are during a crawl."""
+        rows = await self._fetchall(_HOST_BUDGET_CHARGES, (host,))
+        return list(Counter(pattern(row[0]) for row in rows).items())
 
     async def recorded_per_host(self) -> list[tuple[str, int]]:
         """(host, URLs recorded: done, failed or skipped) over every host with any: what the
