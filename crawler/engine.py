@@ -117,6 +117,8 @@ class Crawl:
         self.on_response = on_response
         self.frontier: Frontier | None = None
         """Set while running: for progress displays and metrics (``counts()``)."""
+        self.robots: RobotsCache | None = None
+        """Set while running: the robots.txt policies kept (``len()``), for tests and metrics."""
         self.seeds = list(seeds)
         self.db_path = db_path
         self.signal = signal
@@ -142,7 +144,7 @@ class Crawl:
             strip_sessions=SessionStripper(config.traps.session_params),
             max_repeated_segments=config.traps.max_repeated_segments,
         )
-        self._traps = TrapGuard(config.traps)
+        self._traps = TrapGuard(config.traps, config.crawl.max_hosts_in_memory)
 
     async def run(self) -> CrawlReport:
         config = self.config
@@ -185,6 +187,10 @@ class Crawl:
             clock=self._clock,
             max_age=config.politeness.robots_max_age,
             unreachable_retry=config.politeness.robots_unreachable_retry,
+            # One policy per origin, about one origin per host: the hosts' own bound, and a
+            # policy stays while the frontier holds its host.
+            max_origins=config.crawl.max_hosts_in_memory,
+            in_use=frontier.holds,
         )
         runtime = config.runtime
         parse_pool = make_parse_pool(
@@ -205,6 +211,7 @@ class Crawl:
         )
         async with store, fetcher, robots, extras, parse_pool:
             self.frontier = frontier
+            self.robots = robots
             await frontier.open(self.seeds)
             await self._traps.resume(store)
             if fetcher.cookies is not None:  # the jars of the crawl's earlier runs

@@ -198,7 +198,7 @@ class Worker:
     async def _handle(self, lease: Lease) -> Outcome | Response | None:
         """The lease's outcome without a response to parse, the response, or None if the
         lease was handed back to the frontier (retry or deferral)."""
-        if (reason := self.traps.admit(lease)) is not None:
+        if (reason := await self.traps.admit(lease)) is not None:
             return skipped_outcome(lease, reason, _now())
         try:
             # Before robots.txt too: asking a blocked host for it would be a connection.

@@ -15,9 +15,13 @@ from crawler.config_load import load_config
 from crawler.errors import TurnRefused
 from crawler.frontier.frontier import Frontier, FrontierState
 from crawler.frontier.retries import RetryPolicy
+from crawler.frontier.robots import RobotsCache, RobotsFetch
+from crawler.frontier.robots_gate import RobotsGate, Verdict
 from crawler.models import Lease, PageRecord
+from crawler.observe.stats import Stats
 from crawler.store.database import Store
 from crawler.store.rows import page_rows
+from crawler.store.sink import Sink
 from tests.helpers import FakeClock
 
 pytestmark = pytest.mark.anyio
@@ -735,3 +739,46 @@ async def test_a_host_with_a_wait_left_is_kept_past_the_cap_and_its_wait_holds(
         clock.now += 10.0
         await record(frontier, store, third, ["http://c.test/1"])
         assert frontier.counts().hosts == 1  # its wait is over: both idle hosts forgotten
+
+
+async def test_a_host_forgotten_past_the_cap_gets_its_crawl_delay_again_from_the_cached_policy(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock()
+    cfg = config(**{"crawl.max_hosts_in_memory": 1})
+
+    async def fetch(url: str) -> RobotsFetch:
+        return RobotsFetch(200, b"User-agent: *\nCrawl-delay: 5\n")
+
+    async with (
+        RobotsCache(fetch, "crawler", clock=clock) as robots,
+        running_frontier(tmp_path / "db", ["http://a.test/1"], cfg, clock) as frontier,
+    ):
+        store = frontier._store
+        sink = Sink(store, cfg.storage, frontier.on_committed)  # queued, never written: unneeded
+        gate = RobotsGate(robots, hosts=frontier.hosts, sink=sink, stats=Stats(), sitemaps=None)
+
+        async def fetch_one(url: str, links: list[str]) -> None:
+            lease = await try_lease(frontier)
+            assert isinstance(lease, Lease)
+            assert lease.url == url
+            assert (await gate.check(lease))[0] is Verdict.WAIT_TURN  # robots.txt took the turn
+            frontier.defer(lease)
+            lease = await try_lease(frontier)
+            assert isinstance(lease, Lease)
+            assert (await gate.check(lease))[0] is Verdict.FETCH
+            frontier.request_sent(lease.url)
+            clock.now += 5.0  # its Crawl-delay waited out: idle, so forgettable
+            await record(frontier, store, lease, links)
+
+        await fetch_one("http://a.test/1", ["http://b.test/1"])
+        await fetch_one("http://b.test/1", ["http://a.test/2"])
+        assert frontier.counts().hosts == 1  # a.test and b.test were forgotten in turn
+        assert len(robots) == 2  # a.test's policy is still cached: no new robots.txt fetch
+        again = await try_lease(frontier)
+        assert isinstance(again, Lease)
+        assert again.url == "http://a.test/2"
+        # The new slot learns the Crawl-delay before its first request, which waits its turn.
+        assert (await gate.check(again))[0] is Verdict.WAIT_TURN
+        assert frontier.hosts.delay("a.test") == 5.0
+        frontier.defer(again)

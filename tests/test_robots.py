@@ -680,3 +680,39 @@ async def test_async_with_closes_the_cache() -> None:
     assert repr(cache) == "<RobotsCache origins=0 fetching=0 state=closed>"
     with pytest.raises(RuntimeError):
         await task
+
+
+@pytest.mark.parametrize(("max_origins", "kept"), [(2, 2), (0, 3)])
+async def test_the_cache_forgets_the_least_recently_used_origin_past_its_bound(
+    max_origins: int, kept: int
+) -> None:
+    origins = [f"http://{name}.test" for name in "abc"]
+    cache, fetch = make(
+        {f"{o}/robots.txt": ok("User-agent: *\nDisallow: /x\n") for o in origins},
+        max_origins=max_origins,
+    )
+    await cache.policy(origins[0])
+    await cache.policy(origins[1])
+    assert cache.cached(origins[0]) is not None  # used: b is now the least recently used
+    await cache.policy(origins[2])
+    assert len(cache) == kept  # the control (no bound) keeps all three
+    await cache.policy(origins[0])
+    await cache.policy(origins[1])  # forgotten with the bound: fetched again, once
+    assert len(fetch.calls) == 3 + (kept < 3)
+
+
+@pytest.mark.parametrize(
+    ("held", "kept"), [({"a.test"}, {"a.test", "c.test"}), (set(), {"b.test", "c.test"})]
+)
+async def test_past_its_bound_the_cache_keeps_the_policies_of_hosts_in_use(
+    held: set[str], kept: set[str]
+) -> None:
+    # a.test is the least recently used, but its host is still crawled (the frontier holds it):
+    # b.test goes instead. The control (nothing held) forgets a.test.
+    origins = [f"http://{name}.test" for name in "abc"]
+    fetch = FakeFetch({f"{o}/robots.txt": ok("User-agent: *\nDisallow: /x\n") for o in origins})
+    cache = RobotsCache(fetch, TOKEN, clock=FakeClock(), max_origins=2, in_use=held.__contains__)
+    for origin in origins:
+        await cache.policy(origin)
+    assert {o for o in origins if cache.cached(o) is not None} == {f"http://{h}" for h in kept}
+    assert len(cache) == 2

@@ -18,10 +18,12 @@ from crawler.cli.app import app
 from crawler.config_load import load_config
 from crawler.engine import Crawl
 from crawler.errors import ConfigError
+from crawler.frontier.traps import path_pattern
 from crawler.models import Lease, Outcome
 from crawler.models import Response as FetchedResponse
 from crawler.parse.outcome import build_outcome
 from crawler.scope import Decision, Scope, registrable_domain
+from crawler.store.database import Store
 from tests.helpers import (
     crawl_config,
     database,
@@ -482,6 +484,144 @@ async def test_a_broad_crawl_past_the_host_cap_fetches_the_same_pages_politely(
     assert len(results["control"][0]) == 12
     assert results["capped"][1] <= 2
     assert results["control"][1] == 6  # the control keeps every host
+
+
+@pytest.mark.anyio
+async def test_past_the_host_cap_robots_txt_is_forgotten_too_and_its_crawl_delay_holds(
+    tmp_path: Path,
+) -> None:
+    # Six hosts in a chain, each with a robots.txt Crawl-delay; the last links back to the first
+    # host's /b, so a host whose slot and robots.txt were forgotten comes back. Two kept in memory:
+    # the same pages, at most two robots.txt policies and host slots, and every host's requests
+    # (robots.txt included, fetched again after it was forgotten) a Crawl-delay apart.
+    crawl_delay = 0.2
+    servers: list[TestServer] = []
+
+    def chained(n: int) -> Callable[[Request], Response]:
+        def answer(request: Request) -> Response:
+            if request.path == "/robots.txt":
+                return (
+                    200,
+                    {"Content-Type": "text/plain"},
+                    f"User-agent: *\nCrawl-delay: {crawl_delay}\n".encode(),
+                )
+            if request.path == "/":
+                return html("/", '<a href="/a">l</a>')
+            if request.path == "/b":
+                return html("/b")
+            nxt = servers[n + 1].url("/") if n + 1 < len(servers) else servers[0].url("/b")
+            return html(request.path, f'<a href="{nxt}">l</a>')
+
+        return answer
+
+    with ExitStack() as stack:
+        servers += [
+            stack.enter_context(TestServer(chained(n), host=f"127.0.0.{20 + n}")) for n in range(6)
+        ]
+        results = {}
+        for name, cap in (("capped", 2), ("control", 0)):
+            cfg = crawl_config(
+                4,
+                **{
+                    "politeness.per_host_delay": 0.0,
+                    "security.allow_addresses": ["127.0.0.0/8"],
+                    "crawl.scope": "any",
+                    "crawl.max_hosts_in_memory": cap,
+                },
+            )
+            db = tmp_path / f"{name}.db"
+            crawl = Crawl(cfg, [servers[0].url("/")], db, AbortController().signal)
+            await crawl.run()
+            assert crawl.frontier is not None
+            assert crawl.robots is not None
+            robots_fetches = sum(s.request_counts()["/robots.txt"] for s in servers)
+            results[name] = (
+                crawled(db),
+                crawl.frontier.counts().hosts,
+                len(crawl.robots),
+                robots_fetches,
+            )
+            for server in servers:  # arrivals may bunch a little: 0.8 of the delay
+                assert min_gap(server.request_times("/")) >= 0.8 * crawl_delay
+                server.reset()
+    assert results["capped"][0] == results["control"][0]
+    assert len(results["control"][0]) == 13
+    assert max(results["capped"][1:3]) <= 2
+    assert results["control"][1:3] == (6, 6)  # the control keeps every host and policy
+    # The first host's robots.txt was forgotten and fetched again, once; the control's was not.
+    assert (results["capped"][3], results["control"][3]) == (7, 6)
+
+
+@pytest.mark.anyio
+async def test_past_the_host_cap_the_trap_guard_forgets_hosts_and_their_budget_holds(
+    tmp_path: Path,
+) -> None:
+    # Five hosts in a chain, 3 pages each at most (traps.max_pages_per_host); the last links back
+    # to the first host's /b and /c after it was forgotten. Two kept: the guard counts at most two
+    # hosts, and the first host's count, derived again from the database, lets /b in but not /c.
+    servers: list[TestServer] = []
+
+    def chained(n: int) -> Callable[[Request], Response]:
+        def answer(request: Request) -> Response:
+            if request.path == "/":
+                return html("/", '<a href="/a">l</a>')
+            if request.path in ("/b", "/c"):
+                return html(request.path)
+            if n + 1 < len(servers):
+                return html("/a", f'<a href="{servers[n + 1].url("/")}">l</a>')
+            first = servers[0]
+            return html("/a", f'<a href="{first.url("/b")}">b</a><a href="{first.url("/c")}">c</a>')
+
+        return answer
+
+    with ExitStack() as stack:
+        servers += [
+            stack.enter_context(TestServer(chained(n), host=f"127.0.0.{30 + n}")) for n in range(5)
+        ]
+        results = {}
+        for name, cap in (("capped", 2), ("control", 0)):
+            cfg = crawl_config(
+                1,
+                **{
+                    "politeness.robots": False,
+                    "security.allow_addresses": ["127.0.0.0/8"],
+                    "crawl.scope": "any",
+                    "crawl.max_hosts_in_memory": cap,
+                    "traps.max_pages_per_host": 3,
+                },
+            )
+            db = tmp_path / f"{name}.db"
+            crawl = Crawl(cfg, [servers[0].url("/")], db, AbortController().signal)
+            await crawl.run()
+            results[name] = (crawled(db), len(crawl._traps), servers[0].request_counts()["/c"])
+            for server in servers:
+                server.reset()
+    assert results["capped"][0] == results["control"][0]
+    assert servers[0].url("/b") in results["control"][0]
+    assert results["capped"][2] == results["control"][2] == 0  # the budget held for /c
+    assert results["capped"][1] <= 2
+    assert results["control"][1] == 5  # the control counts every host
+
+
+@pytest.mark.anyio
+async def test_a_forgotten_hosts_trap_charges_are_read_while_other_statements_run(
+    tmp_path: Path,
+) -> None:
+    # During a crawl the database always has statements running (claims, the sink's batches):
+    # reading a forgotten host's charges must work then (SQLite refuses to define a function).
+    with linking_site({"/": "/item/1 /item/2 /x"}) as site:
+        await crawl_of(tmp_path, site.url("/"))
+    host = site.url("/").split("/")[2]
+    async with Store(tmp_path / "crawl.db") as store:
+        await store.budget_charges(path_pattern)  # as a run's start does (TrapGuard.resume)
+        busy = await store.conn.execute("SELECT url FROM frontier")
+        assert await busy.fetchone() is not None  # a statement still running
+        charges = await store.budget_charges_of(host, path_pattern)
+        await busy.close()
+    base = site.url("")
+    expected = {path_pattern(f"{base}/"): 1, path_pattern(f"{base}/item/1"): 2}
+    expected[path_pattern(f"{base}/x")] = 1
+    assert dict(charges) == expected
 
 
 @pytest.mark.anyio

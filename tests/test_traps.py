@@ -51,35 +51,39 @@ def lease(n: int, url: str, host: str = "a.test", attempt: int = 0) -> Lease:
     return Lease(id=n, url=url, host=host, depth=1, attempt=attempt)
 
 
-def test_pattern_budget_skips_once_spent_and_stops_following() -> None:
+@pytest.mark.anyio
+async def test_pattern_budget_skips_once_spent_and_stops_following() -> None:
     guard = TrapGuard(TrapsSection(max_urls_per_pattern=2))
-    assert guard.admit(lease(1, "http://a.test/item/1")) is None
-    assert guard.admit(lease(2, "http://a.test/item/2")) is None
-    reason = guard.admit(lease(3, "http://a.test/item/3"))
+    assert await guard.admit(lease(1, "http://a.test/item/1")) is None
+    assert await guard.admit(lease(2, "http://a.test/item/2")) is None
+    reason = await guard.admit(lease(3, "http://a.test/item/3"))
     assert reason == "pattern_budget: 2 pages for http://a.test/item/#"
-    assert guard.admit(lease(4, "http://a.test/other")) is None
+    assert await guard.admit(lease(4, "http://a.test/other")) is None
     assert guard.worth_following(["http://a.test/item/9", "http://a.test/x"]) == ["http://a.test/x"]
 
 
-def test_retries_are_not_counted_twice() -> None:
+@pytest.mark.anyio
+async def test_retries_are_not_counted_twice() -> None:
     guard = TrapGuard(TrapsSection(max_urls_per_pattern=1))
-    assert guard.admit(lease(1, "http://a.test/item/1")) is None
-    assert guard.admit(lease(1, "http://a.test/item/1", attempt=1)) is None
+    assert await guard.admit(lease(1, "http://a.test/item/1")) is None
+    assert await guard.admit(lease(1, "http://a.test/item/1", attempt=1)) is None
 
 
-def test_host_budget() -> None:
+@pytest.mark.anyio
+async def test_host_budget() -> None:
     guard = TrapGuard(TrapsSection(max_pages_per_host=2, max_urls_per_pattern=0))
-    assert guard.admit(lease(1, "http://a.test/1")) is None
-    assert guard.admit(lease(2, "http://a.test/2")) is None
-    assert guard.admit(lease(3, "http://a.test/3")) == "host_budget: 2 pages per host"
-    assert guard.admit(lease(4, "http://b.test/3", host="b.test")) is None
+    assert await guard.admit(lease(1, "http://a.test/1")) is None
+    assert await guard.admit(lease(2, "http://a.test/2")) is None
+    assert await guard.admit(lease(3, "http://a.test/3")) == "host_budget: 2 pages per host"
+    assert await guard.admit(lease(4, "http://b.test/3", host="b.test")) is None
     urls = ["http://a.test/9", "http://b.test/9"]
     assert guard.worth_following(urls) == ["http://b.test/9"]
 
 
-def test_no_budgets_follow_everything_untouched() -> None:
+@pytest.mark.anyio
+async def test_no_budgets_follow_everything_untouched() -> None:
     guard = TrapGuard(TrapsSection(max_urls_per_pattern=0))
     urls = ["http://a.test/1"]
     for n in range(100):
-        assert guard.admit(lease(n, f"http://a.test/{n}")) is None
+        assert await guard.admit(lease(n, f"http://a.test/{n}")) is None
     assert guard.worth_following(urls) is urls

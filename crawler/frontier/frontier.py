@@ -24,10 +24,11 @@ Memory stays bounded with many hosts (``crawl.max_hosts_in_memory``): past the c
 new host's state forgets the least recently used idle ones (:meth:`forget_idle`), those whose
 slot holds nothing a rule still needs (:meth:`HostSlot.idle`) and whose database holds nothing
 pending. A forgotten host that comes back (new URLs committed for it) starts from its
-configured slot, which is all it had. Kept whatever the cap: a host with URLs in memory, in
-flight or possibly pending in the database, a deferred one, one in cooldown or with its breaker
-open, one within its delay of its last request, or one whose robots.txt gave it a Crawl-delay;
-so the cap can be exceeded while more hosts than that are busy.
+configured slot, which is all it had (the robots gate gives it its robots.txt Crawl-delay
+again). Kept whatever the cap: a host with URLs in memory, in flight or possibly pending in the
+database, a deferred one, one in cooldown or with its breaker open, one within its delay of its
+last request, or one with an adapted delay; so the cap can be exceeded while more hosts than
+that are busy.
 
 The page budget (``crawl.max_pages``, counted across runs) is charged when a URL is handed out
 for the first time (:mod:`crawler.frontier.budget`), and so are the per-host and per-domain
@@ -61,7 +62,7 @@ from crawler.frontier.budget import PageBudget
 from crawler.frontier.claims import ClaimService
 from crawler.frontier.host_budget import HostBudgets
 from crawler.frontier.host_feedback import HostFeedback
-from crawler.frontier.politeness import DelayJitter, HostSlot, configured_delay
+from crawler.frontier.politeness import DelayJitter, HostSlot
 from crawler.frontier.retries import RetryPolicy
 from crawler.frontier.schedule import Alarm, ReadyHeap
 from crawler.frontier.turns import Turns
@@ -331,6 +332,10 @@ class Frontier:
             host = self._hosts[name] = _Host(HostSlot.configured(self._politeness, name))
         return host
 
+    def holds(self, host: str) -> bool:
+        """Whether ``host``'s state is in memory (not forgotten, or made again since)."""
+        return host in self._hosts
+
     def forget_idle(self, count: int) -> int:
         """Forget up to ``count`` idle hosts, least recently used first (see the module
         docstring); returns how many. Looks at ``count + FORGET_SCAN`` hosts at most, moving
@@ -353,7 +358,7 @@ class Frontier:
             and not host.refilling
             and not host.maybe_pending_in_db()
             and not self._turns.waiting_for(host.slot)
-            and host.slot.idle(now, configured_delay(self._politeness, host.slot.host))
+            and host.slot.idle(now)
         )
 
     def _slot(self, name: str) -> HostSlot:

@@ -57,7 +57,12 @@ class HostFeedback:
         slot = self._slot_of(host)
         slot.own_delay = max(configured_delay(self._politeness, host), capped)
         slot.set_delay(max(slot.own_delay, slot.delay) if self._adaptive else slot.own_delay)
+        slot.knows_crawl_delay = True
         self._changed(host)
+
+    def knows_crawl_delay(self, host: str) -> bool:
+        """Whether ``host``'s slot was told its robots.txt Crawl-delay (a new slot was not)."""
+        return self._slot_of(host).knows_crawl_delay
 
     def responded(self, host: str, seconds: float, status: int) -> None:
         """``host`` answered ``status`` in ``seconds``: with ``politeness.adaptive`` its delay

@@ -104,6 +104,9 @@ class HostSlot:
     """Consecutive 429/503 answers without Retry-After (the cooldown doubles with each)."""
     tripped: bool = False
     """The circuit breaker is open: the host was paused and has not succeeded since."""
+    knows_crawl_delay: bool = False
+    """robots.txt's Crawl-delay was applied to :attr:`own_delay` (the robots gate applies it
+    again to a new slot, so a slot that learnt one may be forgotten)."""
 
     @classmethod
     def configured(cls, politeness: PolitenessSection, host: str) -> HostSlot:
@@ -116,12 +119,12 @@ class HostSlot:
     def has_work(self) -> bool:
         return bool(self.window) or bool(self.retries)
 
-    def idle(self, now: float, configured: float) -> bool:
+    def idle(self, now: float) -> bool:
         """Whether forgetting this slot at ``now`` loses nothing a rule still needs, so a new
         :meth:`configured` slot may take its place: nothing in flight or waiting, no delay,
-        cooldown or breaker pause still to wait out, no failure or throttle counted, and its
-        delay the ``configured`` one (a robots.txt Crawl-delay is applied once per policy
-        fetched, so a slot that learnt one is kept: a new slot would not know it)."""
+        cooldown or breaker pause still to wait out, no failure or throttle counted, and no
+        adapted delay (:attr:`own_delay` is the configured delay or robots.txt's Crawl-delay,
+        which the robots gate gives a new slot again before its first request)."""
         return (
             not self.active
             and not self.window
@@ -132,7 +135,7 @@ class HostSlot:
             and not self.tripped
             and not self.failures
             and not self.throttles
-            and self.delay == configured
+            and self.delay == self.own_delay
         )
 
     def ready_at(self, new_urls: bool = True) -> float | None:

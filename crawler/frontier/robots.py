@@ -39,6 +39,11 @@ Rules (each tested in ``tests/test_robots.py``):
 8.  ``crawl_delay``: our group's Crawl-delay or None. ``sitemaps``: every ``Sitemap`` line as
     written, in order (they belong to no group).
 9.  One fetch per origin at a time: concurrent callers await the same task.
+9b. At most ``max_origins`` policies are kept (``crawl.max_hosts_in_memory``; 0: no bound):
+    storing one more forgets the least recently used whose host is not ``in_use`` (the
+    frontier still holds it: forgetting the policy of a host being crawled would fetch its
+    robots.txt again and again), so the bound holds for the idle ones. A forgotten origin's
+    robots.txt is fetched again when next needed, under rule 9 like any other.
 10. The fetch callable raising is a bug or fatal: it reaches every caller waiting on that fetch
     and nothing is cached. Per-request failures come as ``RobotsFetch(status=None, error=...)``.
 
@@ -52,6 +57,7 @@ fetch, get ``RuntimeError``. Cached policies stay readable.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import re
 import time
@@ -88,6 +94,8 @@ MAX_BYTES = 512_000
 """RFC 9309 2.5: at least 500 KiB of a robots.txt must be parsed; more is ignored (and not
 read: :func:`fetch_robots` stops there)."""
 DEFAULT_MAX_REDIRECTS = 5
+FORGET_SCAN = 16
+"""Policies :meth:`RobotsCache._forget_unused` may look at beyond those it is asked to forget."""
 
 # RFC 9309 2.2.1: a product token is made of letters, '_' and '-' only.
 _PRODUCT_TOKEN = re.compile(r"[A-Za-z_-]+")
@@ -130,9 +138,10 @@ async def fetch_robots(fetcher: Fetcher, url: str) -> RobotsFetch:
     return RobotsFetch(status=response.status, body=response.body, location=response.location)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class RobotsPolicy:
-    """The rules for one origin."""
+    """The rules for one origin. Weakly referable: what was learnt from a policy can be
+    remembered for as long as the policy lives (:mod:`crawler.frontier.robots_gate`)."""
 
     origin: str
     status: int | None  # final status (after redirects); None if unreachable
@@ -242,9 +251,13 @@ class RobotsCache(AsyncResource):
         unreachable_retry: float = _POLITENESS.robots_unreachable_retry,
         max_bytes: int = MAX_BYTES,
         max_redirects: int = DEFAULT_MAX_REDIRECTS,
+        max_origins: int = 0,
+        in_use: Callable[[str], bool] = lambda host: False,
     ) -> None:
-        if max_bytes <= 0 or max_redirects < 0:
-            raise ValueError("max_bytes must be positive and max_redirects not negative")
+        if max_bytes <= 0 or max_redirects < 0 or max_origins < 0:
+            raise ValueError(
+                "max_bytes must be positive, max_redirects and max_origins not negative"
+            )
         self._fetch = fetch
         if token != "*" and _PRODUCT_TOKEN.fullmatch(token) is None:
             raise ValueError(f"not a robots.txt product token: {token!r}")
@@ -254,16 +267,24 @@ class RobotsCache(AsyncResource):
         self._unreachable_retry = unreachable_retry
         self._max_bytes = max_bytes
         self._max_redirects = max_redirects
+        self._max_origins = max_origins
+        self._in_use = in_use
         self._policies: dict[str, RobotsPolicy] = {}
+        """In least recently used order (a dict keeps insertion order: a hit moves to the end)."""
         self._fetching: dict[str, asyncio.Task[RobotsPolicy]] = {}
 
     def cached(self, origin: str) -> RobotsPolicy | None:
         """The policy of ``origin`` if known and not expired, else None. Never fetches."""
-        policy = self._policies.get(origin)
+        policy = self._policies.pop(origin, None)
         if policy is None:
             return None
+        self._policies[origin] = policy  # most recently used now
         ttl = self._unreachable_retry if policy.disallow_all else self._max_age
         return policy if self._clock() < policy.fetched_at + ttl else None
+
+    def __len__(self) -> int:
+        """Policies kept (expired ones included until refetched or forgotten)."""
+        return len(self._policies)
 
     async def policy(self, origin: str) -> RobotsPolicy:
         """The policy of ``origin`` (as :func:`origin_of` gives it), fetched if unknown or
@@ -346,5 +367,19 @@ class RobotsCache(AsyncResource):
             _rules=rules,
             _agent=self._agent,
         )
+        self._policies.pop(origin, None)
         self._policies[origin] = policy
+        if self._max_origins and len(self._policies) > self._max_origins:
+            self._forget_unused(len(self._policies) - self._max_origins)
         return policy
+
+    def _forget_unused(self, count: int) -> None:
+        """Forget up to ``count`` policies of hosts not in use, least recently used first,
+        looking at ``count + FORGET_SCAN`` at most (so storing stays O(1) when all are)."""
+        oldest = list(itertools.islice(self._policies, count + FORGET_SCAN))
+        for origin in oldest:
+            if count == 0:
+                return
+            if not self._in_use(origin.partition("://")[2]):
+                del self._policies[origin]
+                count -= 1

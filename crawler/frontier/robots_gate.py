@@ -7,12 +7,19 @@ whether the lease may be fetched. The first time a policy (or a refetched one) i
 applied where it matters, each once: the host's Crawl-delay to the frontier's host feedback, the
 record of it to the sink (written in the sink's next batch), the count to the stats, and the
 sitemaps it names to the sitemap seeder.
+
+What has been learnt is remembered with the policy, not with the origin: a weak set of the
+policies applied, so it is as bounded as the cache that holds them, and a refetched (or
+forgotten and fetched again) policy is new. The Crawl-delay is also remembered by the host's
+slot (:meth:`HostFeedback.knows_crawl_delay`): a slot the frontier forgot and made again
+(``crawl.max_hosts_in_memory``) gets it again from the cached policy, before its first request.
 """
 
 from __future__ import annotations
 
 import enum
 import logging
+import weakref
 
 from crawler.frontier.host_feedback import HostFeedback
 from crawler.frontier.robots import RobotsCache, RobotsPolicy, origin_of
@@ -53,8 +60,8 @@ class RobotsGate:
         self._sink = sink
         self._stats = stats
         self._sitemaps = sitemaps
-        self._seen: dict[str, float] = {}
-        """origin -> fetched_at of the policy last applied and recorded."""
+        self._learnt: weakref.WeakSet[RobotsPolicy] = weakref.WeakSet()
+        """The policies applied and recorded, for as long as they live."""
 
     async def check(self, lease: Lease) -> tuple[Verdict, RobotsPolicy]:
         """What robots.txt says about ``lease``, and the policy that says it."""
@@ -64,9 +71,13 @@ class RobotsGate:
         fresh = policy is None
         if policy is None:
             policy = await cache.policy(origin)
-        if self._seen.get(origin) != policy.fetched_at:
-            self._seen[origin] = policy.fetched_at
+        if policy not in self._learnt:
+            self._learnt.add(policy)
             await self._learn(lease.host, policy)
+        elif policy.crawl_delay is not None and not self._hosts.knows_crawl_delay(lease.host):
+            # A new slot for a host forgotten since: it takes its turn as after a fetch.
+            self._hosts.set_crawl_delay(lease.host, policy.crawl_delay)
+            fresh = True
         if policy.disallow_all and not policy.allow_all:
             return Verdict.UNREACHABLE, policy
         if not policy.allows(lease.url):
@@ -100,4 +111,8 @@ class RobotsGate:
             self._sitemaps.learned(policy)
 
     def __repr__(self) -> str:
-        return f"<RobotsGate origins={len(self._seen)} {self._cache!r}>"
+        return f"<RobotsGate learnt={len(self._learnt)} {self._cache!r}>"
+
+    def __len__(self) -> int:
+        """Policies remembered as applied (no more than are alive)."""
+        return len(self._learnt)

@@ -20,13 +20,22 @@ The budgets count fetches, so they live in :class:`TrapGuard` on the loop: a URL
 recorded as skipped with its reason when it comes up, and once a budget is spent, links into it
 are no longer offered to the frontier. The budgets count across runs: a resumed crawl starts
 with what the database's earlier runs charged to them (:meth:`TrapGuard.resume`).
+
+Memory: the counts are kept per host, for at most ``crawl.max_hosts_in_memory`` hosts, least
+recently admitted forgotten first. A forgotten host's counts are derived again from the
+database when it is next admitted (the URLs it recorded, as :meth:`TrapGuard.resume` counts
+them), so its budgets hold across forgetting as across resumes; only its URLs admitted but not
+yet committed when it was forgotten are missed, and a host is forgotten only after that many
+other hosts were admitted since its last URL. Spent budgets are kept whatever the cap (one
+entry per trap found, not per host met).
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from crawler.config import TrapsSection
@@ -82,53 +91,96 @@ def _no_pattern(url: str) -> str:
     return ""
 
 
-class TrapGuard:
-    """The budgets: pages fetched per host and per path pattern."""
+@dataclass(slots=True)
+class _Charges:
+    """What one host's URLs charged to the budgets not spent yet."""
 
-    def __init__(self, config: TrapsSection) -> None:
+    pages: int = 0
+    patterns: Counter[str] = field(default_factory=Counter)
+
+
+class TrapGuard:
+    """The budgets: pages fetched per host and per path pattern, counted for at most
+    ``max_hosts`` hosts at once (0: no bound; see the module docstring)."""
+
+    def __init__(self, config: TrapsSection, max_hosts: int = 0) -> None:
         self._max_host = config.max_pages_per_host
         self._max_pattern = config.max_urls_per_pattern
-        self._per_host: Counter[str] = Counter()
-        self._per_pattern: Counter[str] = Counter()
+        self._max_hosts = max_hosts
+        self._charges: dict[str, _Charges] = {}
+        """Host -> its charges, least recently admitted first."""
+        self._store: Store | None = None
+        self._recall = False
+        """Whether a host without charges here may have some in the database (forgotten, or
+        charged by an earlier run and not loaded)."""
         self._spent_hosts: set[str] = set()
         self._spent_patterns: set[str] = set()
+
+    def __len__(self) -> int:
+        """Hosts whose charges are kept."""
+        return len(self._charges)
+
+    @property
+    def _enabled(self) -> bool:
+        return bool(self._max_host or self._max_pattern)
+
+    def _pattern_of(self) -> Callable[[str], str]:
+        return path_pattern if self._max_pattern else _no_pattern
 
     async def resume(self, store: Store) -> None:
         """Charge the budgets with what earlier runs on ``store`` fetched: like
         ``crawl.max_pages``, a budget counts across resumes (a crawl restarted N times would
         otherwise walk into a trap N times). Call once, before the first :meth:`admit`."""
-        if not self._max_host and not self._max_pattern:
+        self._store = store
+        if not self._enabled:
             return
-        pattern_of = path_pattern if self._max_pattern else _no_pattern
-        for host, pattern, count in await store.budget_charges(pattern_of):
-            if self._max_host:
-                self._per_host[host] += count
-            if self._max_pattern:
-                self._per_pattern[pattern] += count
-        self._spent_hosts = {h for h, n in self._per_host.items() if n >= self._max_host}
-        self._spent_patterns = {p for p, n in self._per_pattern.items() if n >= self._max_pattern}
-        for pattern in self._spent_patterns:
-            del self._per_pattern[pattern]  # as in admit(): the set remembers it
+        for host, pattern, count in await store.budget_charges(self._pattern_of()):
+            self._charge(self._charges_of(host), host, pattern, count)
+        self._forget_past_cap()
 
-    def admit(self, lease: Lease) -> str | None:
+    async def admit(self, lease: Lease) -> str | None:
         """Count ``lease`` against its budgets; the reason to skip it if one is spent."""
-        if lease.attempt:
-            return None  # counted at its first attempt
-        if lease.host in self._spent_hosts:
+        if lease.attempt or not self._enabled:
+            return None  # a retry was counted at its first attempt
+        host = lease.host
+        if host in self._spent_hosts:
             return f"host_budget: {self._max_host} pages per host"
-        if self._max_pattern:
-            pattern = path_pattern(lease.url)
-            if pattern in self._spent_patterns:
-                return f"pattern_budget: {self._max_pattern} pages for {pattern}"
-            self._per_pattern[pattern] += 1
-            if self._per_pattern[pattern] >= self._max_pattern:
-                self._spent_patterns.add(pattern)
-                del self._per_pattern[pattern]  # the set remembers it; keep the counter small
-        if self._max_host:
-            self._per_host[lease.host] += 1
-            if self._per_host[lease.host] >= self._max_host:
-                self._spent_hosts.add(lease.host)
+        if self._recall and host not in self._charges and self._store is not None:
+            recorded = await self._store.budget_charges_of(host, self._pattern_of())
+            if host not in self._charges:  # else another worker recalled it meanwhile
+                charges = self._charges_of(host)
+                for pattern, count in recorded:
+                    self._charge(charges, host, pattern, count)
+            if host in self._spent_hosts:
+                return f"host_budget: {self._max_host} pages per host"
+        pattern = path_pattern(lease.url) if self._max_pattern else ""
+        if pattern in self._spent_patterns:
+            return f"pattern_budget: {self._max_pattern} pages for {pattern}"
+        self._charge(self._charges_of(host), host, pattern, 1)
+        self._forget_past_cap()
         return None
+
+    def _charges_of(self, host: str) -> _Charges:
+        """``host``'s charges, now the most recently admitted."""
+        charges = self._charges.pop(host, None) or _Charges()
+        self._charges[host] = charges
+        return charges
+
+    def _charge(self, charges: _Charges, host: str, pattern: str, count: int) -> None:
+        if self._max_pattern and pattern not in self._spent_patterns:
+            charges.patterns[pattern] += count
+            if charges.patterns[pattern] >= self._max_pattern:
+                self._spent_patterns.add(pattern)
+                del charges.patterns[pattern]  # the set remembers it; keep the counter small
+        if self._max_host:
+            charges.pages += count
+            if charges.pages >= self._max_host:
+                self._spent_hosts.add(host)
+
+    def _forget_past_cap(self) -> None:
+        while self._max_hosts and len(self._charges) > self._max_hosts:
+            del self._charges[next(iter(self._charges))]
+            self._recall = True
 
     def worth_following(self, urls: list[str]) -> list[str]:
         """``urls`` without those whose budget is spent (a no-op until one is)."""

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import os
 import sqlite3
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
@@ -84,14 +85,16 @@ RETURNING id, url, host, depth, hops, offsite
 
 # What TrapGuard.admit charged in earlier runs: each URL at its first attempt, unless its
 # budget was already spent (then it was recorded as skipped with that reason).
-_BUDGET_CHARGES = """
-SELECT frontier.host, trap_pattern(frontier.url), count(*)
+_CHARGED = """
 FROM frontier JOIN pages ON pages.url = frontier.url
 WHERE frontier.state IN ('done', 'failed', 'skipped')
   AND (pages.error IS NULL
        OR (pages.error NOT GLOB 'host_budget:*' AND pages.error NOT GLOB 'pattern_budget:*'))
-GROUP BY 1, 2
 """
+_BUDGET_CHARGES = (
+    f"SELECT frontier.host, trap_pattern(frontier.url), count(*) {_CHARGED} GROUP BY 1, 2"
+)
+_HOST_BUDGET_CHARGES = f"SELECT frontier.url {_CHARGED} AND frontier.host = ?"
 _SAVE_COOKIE = """
 INSERT INTO cookies (host, domain, path, name, value, secure, expires, http_only)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -302,6 +305,16 @@ class Store(AsyncResource):
             (host, url_pattern, count)
             for host, url_pattern, count in await self._fetchall(_BUDGET_CHARGES)
         ]
+
+    async def budget_charges_of(
+        self, host: str, pattern: Callable[[str], str]
+    ) -> list[tuple[str, int]]:
+        """(``pattern(url)``, URLs) of one host, counted as :meth:`budget_charges` counts them:
+        what a host the trap guard forgot had charged (from the ``(host, state)`` index).
+        Counted here, not by an SQL function: SQLite refuses to (re)define one while other
+        statements are running, as they are during a crawl."""
+        rows = await self._fetchall(_HOST_BUDGET_CHARGES, (host,))
+        return list(Counter(pattern(row[0]) for row in rows).items())
 
     async def recorded_per_host(self) -> list[tuple[str, int]]:
         """(host, URLs recorded: done, failed or skipped) over every host with any: what the
