@@ -218,7 +218,12 @@ class Worker:
 
     def _robots_unavailable(self, lease: Lease, policy: RobotsPolicy) -> Outcome | None:
         # RFC 9309: an unreachable robots.txt means "disallow all" for now; the URL stays
-        # pending and the host waits until robots.txt is asked again.
+        # pending and the host waits until robots.txt is asked again; unless no request to
+        # the origin can succeed before then (a certificate that does not verify): waiting
+        # would end, after max_retries cool-downs, in "robots.txt unreachable", which hides
+        # why. The page fails as its own request would, with that reason, now.
+        if policy.failure is not None and not policy.failure.retryable:
+            return failed_outcome(lease, policy.failure, _now())
         wait = self.retries.robots_unreachable_retry
         self.hosts.cool_down(lease.host, wait)
         if self._retry(lease, wait):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import re
+import ssl
 from collections.abc import AsyncIterator, Callable
 from contextvars import ContextVar
 from typing import Any, cast
@@ -265,16 +266,26 @@ set and a reset per fetch, and needs nothing from the fetcher's callers: every r
 through the fetcher (a page, robots.txt, a sitemap) is announced, none can forget."""
 
 
+def aiohttp_default_context() -> ssl.SSLContext:
+    """The context aiohttp verifies https with by default (the system's CAs, ALPN
+    http/1.1), for ``fetch.ca_file`` to add to."""
+    context = ssl.create_default_context()
+    context.set_alpn_protocols(("http/1.1",))
+    return context
+
+
 def aiohttp_transport(
     connections: int,
     guard: AddressGuard | None,
     on_request_sent: Callable[[str], None] | None,
     proxy_hosts: frozenset[str] = frozenset(),
+    tls: ssl.SSLContext | None = None,
 ) -> httpx.AsyncBaseTransport:
     """Our aiohttp transport over a session tuned for crawling, announcing each request as it is
     sent (``on_request_sent``, for the URLs a task marks as :data:`sending_url`). A request
     whose ``proxy`` extension holds a :class:`~crawler.fetch.proxies.Proxy` goes through it;
-    the guard lets the connections to ``proxy_hosts`` through (the user chose them)."""
+    the guard lets the connections to ``proxy_hosts`` through (the user chose them). ``tls``:
+    the context of https connections (tunnelled ones too); None: aiohttp's verifying default."""
     request_class = aiohttp.ClientRequest
     if on_request_sent is not None:
 
@@ -296,6 +307,7 @@ def aiohttp_transport(
             # would only keep a second copy, with its own TTL.
             resolver=GuardedResolver(guard, proxy_hosts) if guard is not None else None,
             use_dns_cache=guard is None,
+            ssl=True if tls is None else tls,
         )
         client = aiohttp.ClientSession(
             connector=connector,
