@@ -1,6 +1,7 @@
 """https on real local servers (the certificates of tests/tls.py, a CA of the tests' own):
 ``fetch.ca_file`` on both transports, the reason a page whose certificate does not verify is
-recorded with, and basic auth sent over https and not over http."""
+recorded with, basic auth sent over https and not over http, and https targets through a
+proxy's CONNECT tunnel (tests/proxy_server.py)."""
 
 from __future__ import annotations
 
@@ -17,9 +18,10 @@ from crawler.abort import AbortController
 from crawler.cli.app import app
 from crawler.config_load import load_config
 from crawler.engine import Crawl
-from crawler.errors import TlsFailed
+from crawler.errors import ProxyFailed, TlsFailed
 from crawler.fetch.client import Fetcher
 from tests.helpers import database, write_config, write_seeds
+from tests.proxy_server import TestProxy
 from tests.servers import Request, Response, TestServer
 from tests.tls import Certificates
 
@@ -219,3 +221,63 @@ async def test_basic_auth_goes_over_https_and_not_over_http_to_the_same_host(
     sent = {r.target: r.headers.get("authorization") for r in http.requests()}
     expected = AUTHORIZATION if over_http else None
     assert sent == dict.fromkeys(["/robots.txt", "/linked", "/redirected"], expected)
+
+
+# -- through a proxy: CONNECT -----------------------------------------------------------------
+
+
+async def test_an_https_crawl_through_the_proxy_tunnels_with_its_credentials_on_the_connect_only(
+    site: TestServer, certificates: Certificates, tmp_path: Path
+) -> None:
+    with TestProxy(credentials=CREDENTIALS) as proxy:
+        proxy_url = f"http://{CREDENTIALS}@{proxy.host}:{proxy.port}"
+        ca_file = str(certificates.ca_file)
+        found = await crawl(
+            tmp_path / "a.db",
+            [site.url("/")],
+            **{"fetch.proxy": proxy_url, "fetch.ca_file": ca_file},
+        )
+        assert found == {"/": (200, None), "/next": (200, None)}
+        connects = proxy.requests()
+        assert connects, "nothing went through the proxy"
+        for connect in connects:
+            assert (connect.method, connect.target) == ("CONNECT", f"{site.host}:{site.port}")
+            assert connect.headers.get("proxy-authorization") == AUTHORIZATION
+            # The proxy sees who is crawling, as it does on an http page's request.
+            assert connect.headers.get("user-agent") == USER_AGENT
+        # Inside the tunnel, end to end: the target saw the crawler's requests, without the
+        # proxy's credentials, and no proxy's Via (the proxy saw only TLS records).
+        assert site.request_counts() == {"/robots.txt": 1, "/": 1, "/next": 1}
+        for request in site.requests():
+            assert "proxy-authorization" not in request.headers
+            assert "via" not in request.headers
+            assert request.headers["user-agent"] == USER_AGENT
+        # Without the CA the tunnel is made and the target's certificate still refused: the
+        # page's reason is the target's (not proxy_failed: the proxy did its part).
+        found = await crawl(tmp_path / "b.db", [site.url("/")], **{"fetch.proxy": proxy_url})
+        assert found == {"/": (None, UNKNOWN_CA)}
+        # Other credentials: the proxy refuses the CONNECT (407), which is the proxy's failure.
+        wrong = f"http://alice:wrong@{proxy.host}:{proxy.port}"
+        async with fetcher(proxy=wrong, ca_file=ca_file) as f:
+            with pytest.raises(ProxyFailed, match="407"):
+                await f.fetch(site.url("/next"))
+
+
+async def test_a_proxy_refusing_connect_leaves_the_rotation_and_the_next_one_carries_on(
+    site: TestServer, certificates: Certificates
+) -> None:
+    ca_file = str(certificates.ca_file)
+    with (
+        TestProxy(host="127.0.0.10", refuse_connect=True) as refusing,
+        TestProxy(host="127.0.0.11") as working,
+    ):
+        urls = [site.url(f"/next?{n}") for n in range(4)]
+        async with fetcher(proxies=[refusing.base_url, working.base_url], ca_file=ca_file) as f:
+            assert [(await f.fetch(url)).status for url in urls] == [200] * 4
+        assert [r.method for r in refusing.requests()] == ["CONNECT"]  # its 502, then out
+        assert {r.target for r in working.requests()} == {f"{site.host}:{site.port}"}
+        assert [r.target for r in site.requests()] == [f"/next?{n}" for n in range(4)]
+        # Negative control: alone (fetch.proxy), the refusing proxy fails the page with why.
+        async with fetcher(proxy=refusing.base_url, ca_file=ca_file) as f:
+            with pytest.raises(ProxyFailed, match="502"):
+                await f.fetch(urls[0])

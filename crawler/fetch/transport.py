@@ -73,7 +73,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             allow_redirects=False,
             timeout=self._timeout(request.extensions.get("timeout", {})),
             proxy=None if proxy is None else proxy.url,
-            proxy_headers=self._connect_headers(proxy, request.url.scheme),
+            proxy_headers=self._connect_headers(proxy, request),
         )
         return httpx.Response(
             status_code=response.status,
@@ -88,13 +88,17 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         )
 
     @staticmethod
-    def _connect_headers(proxy: Proxy | None, scheme: str) -> dict[str, str] | None:
-        # The proxy's credentials for the CONNECT of an https target (aiohttp adds only these
-        # to it); an http target's request goes to the proxy itself and carries them
-        # (crawler.fetch.client).
-        if proxy is None or proxy.authorization is None or scheme != "https":
+    def _connect_headers(proxy: Proxy | None, request: httpx.Request) -> dict[str, str] | None:
+        # The CONNECT of an https target (aiohttp adds only these to it): the crawl's
+        # User-Agent, which the proxy logs (else aiohttp's own, "Python/3.x aiohttp/3.x"),
+        # and the proxy's credentials; an http target's request goes to the proxy itself and
+        # carries both (crawler.fetch.client).
+        if proxy is None or request.url.scheme != "https":
             return None
-        return {"Proxy-Authorization": proxy.authorization}
+        headers = {"User-Agent": request.headers.get("user-agent", "")}
+        if proxy.authorization is not None:
+            headers["Proxy-Authorization"] = proxy.authorization
+        return headers
 
     def _headers(self, headers: httpx.Headers) -> CIMultiDict[str]:
         # A crawl sends the same few header sets again and again (the client's, with each
