@@ -33,9 +33,9 @@ Rules (each tested in ``tests/test_robots.py``):
 6.  429, 5xx, no response (``status=None``) or any other status: "unreachable", disallow all
     (RFC 9309 2.3.1.4). 429 means "slow down", not "no rules": allow-all would open the whole
     site just as the server asks us to back off. No response keeps the request's failure
-    (``RobotsPolicy.failure``): one that retrying cannot mend (a certificate that does not
-    verify) fails the origin's pages with it at once, rather than after waiting for the same
-    answer (:class:`crawler.worker.Worker`).
+    (``RobotsPolicy.failure``): a certificate that does not verify, which every request to
+    the origin meets, fails the origin's pages with it at once, rather than after waiting for
+    the same answer (:class:`crawler.worker.Worker`).
 7.  Expiry, by the injected clock: rules and allow-all live ``max_age`` (24 h, RFC 9309 2.4);
     disallow-all only ``unreachable_retry``, so an outage is retried soon instead of closing
     the origin for a day. The next :meth:`~RobotsCache.policy` refetches an expired entry.
