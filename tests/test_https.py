@@ -113,6 +113,35 @@ async def test_a_certificate_for_another_address_fails_with_the_same_words_on_bo
     )
 
 
+async def test_a_robots_txt_redirected_to_a_host_whose_certificate_fails_does_not_fail_the_pages(
+    certificates: Certificates, tmp_path: Path
+) -> None:
+    # The site's own certificate verifies; its robots.txt redirects to another origin whose
+    # certificate does not (127.0.0.21 is not in the leaf). robots.txt is then unreachable
+    # (RFC 9309: disallow, for now), which is not a reason to call the site's TLS broken.
+    tls = certificates.server_context()
+    with TestServer(answer, host="127.0.0.21", tls=tls) as other:
+
+        def redirecting(request: Request) -> Response:
+            if request.path == "/robots.txt":
+                return 301, {"Location": other.url("/robots.txt")}, b""
+            return answer(request)
+
+        with TestServer(redirecting, host="127.0.0.15", tls=tls) as site:
+            found = await crawl(
+                tmp_path / "c.db",
+                [site.url("/")],
+                **{
+                    "fetch.ca_file": str(certificates.ca_file),
+                    "fetch.max_retries": 0,
+                    "politeness.robots_unreachable_retry": 0.05,
+                    "security.allow_addresses": [other.host],  # not a seed's: else refused
+                },
+            )
+        assert other.requests() == []  # its handshake failed
+    assert found == {"/": (None, "robots_unavailable: robots.txt unreachable")}
+
+
 def test_without_the_ca_file_the_run_ends_0_with_the_failed_pages_recorded(
     site: TestServer, tmp_path: Path
 ) -> None:

@@ -328,7 +328,10 @@ class RobotsCache(AsyncResource):
             got = await self._fetch(url)
         if got.status is not None and 200 <= got.status < 300:
             return self._store(origin, got.status, self._parse(got.body))
-        return self._store(origin, got.status, failure=got.error)
+        # A failure is the origin's own only when its own robots.txt failed, not one it
+        # redirected to on another origin.
+        own = got.error if origin_of(url) == origin else None
+        return self._store(origin, got.status, failure=own)
 
     def _parse(self, body: bytes) -> Protego:
         if len(body) >= self._max_bytes:
