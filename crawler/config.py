@@ -190,6 +190,9 @@ class FetchSection(_Masked, frozen=True):
     proxies: tuple[str, ...] = ()
     """Instead of ``proxy``: HTTP proxies taken in turn, a failing one out of rotation for a
     while (:class:`crawler.fetch.proxies.ProxyPool`)."""
+    ca_file: str = ""
+    """A PEM file of CA certificates trusted for https in addition to the transport's usual
+    ones (a corporate or test CA); relative to the working directory; empty: none."""
 
 
 class HostOverride(_Section, frozen=True):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import ssl
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
@@ -53,7 +54,21 @@ def unusable_value(config: Config) -> tuple[str, str] | None:
             return key, f'is the host of fetch.hosts."{same}" too: merge the two tables'
     if (bad := _unusable_resolve(fetch.resolve, fetch.transport)) is not None:
         return bad
+    if fetch.ca_file and (problem := _unusable_ca_file(fetch.ca_file)) is not None:
+        return "fetch.ca_file", problem
     return _unusable_proxies(config)
+
+
+def _unusable_ca_file(path: str) -> str | None:
+    """Why ``fetch.ca_file`` cannot be trusted, found by loading it as the fetcher will: else
+    every https page would fail, each with the same reason, before anyone saw why."""
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=path)
+    except ssl.SSLError as exc:  # before OSError: it is one
+        return f"is not a PEM file of certificates: {path} ({exc.reason or exc})"
+    except OSError as exc:
+        return f"cannot be read: {path}: {exc.strerror or exc}"
+    return None
 
 
 def _unusable_resolve(resolve: Mapping[str, str], transport: str) -> tuple[str, str] | None:

@@ -19,6 +19,8 @@
             │   └── UnsupportedEncoding   a Content-Encoding that was not asked for
             │                             (crawler.fetch.body)
             ├── UnsupportedURL        the URL cannot be requested
+            ├── TlsFailed             no trusted https connection: a certificate that does
+            │                         not verify, or a TLS handshake that fails
             ├── TurnRefused           the frontier gives the host no more turns this run
             ├── AddressBlocked        the address guard refused the host's address; recorded
             │                         as skipped, not failed (crawler.fetch.addresses)
@@ -141,6 +143,14 @@ class InvalidResponse(PermanentError):
 
 class UnsupportedURL(PermanentError):
     reason = "unsupported_url"
+
+
+class TlsFailed(PermanentError):
+    """The https connection could not be made trustworthy: the certificate does not verify
+    (an unknown CA: see ``fetch.ca_file``; another host's name; expired) or the handshake
+    failed. Not retried: the next attempt meets the same certificate."""
+
+    reason = "tls_error"
 
 
 class TurnRefused(PermanentError):

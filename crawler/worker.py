@@ -25,7 +25,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Protocol
 
-from crawler.errors import FatalError, InternalError, PageError
+from crawler.errors import FatalError, InternalError, PageError, TlsFailed
 from crawler.fetch.addresses import AddressBlocked
 from crawler.fetch.client import Fetcher
 from crawler.frontier.frontier import Frontier
@@ -218,7 +218,13 @@ class Worker:
 
     def _robots_unavailable(self, lease: Lease, policy: RobotsPolicy) -> Outcome | None:
         # RFC 9309: an unreachable robots.txt means "disallow all" for now; the URL stays
-        # pending and the host waits until robots.txt is asked again.
+        # pending and the host waits until robots.txt is asked again; unless its certificate
+        # did not verify, which every request to the origin meets: waiting would end, after
+        # max_retries cool-downs, in "robots.txt unreachable", which hides why. The page
+        # fails as its own request would, with that reason, now. (Only TLS: robots.txt's own
+        # bad answer, say an encoding not asked for, says nothing of the page's.)
+        if isinstance(policy.failure, TlsFailed):
+            return failed_outcome(lease, policy.failure, _now())
         wait = self.retries.robots_unreachable_retry
         self.hosts.cool_down(lease.host, wait)
         if self._retry(lease, wait):

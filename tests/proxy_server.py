@@ -6,14 +6,19 @@ Its requests are the server's bookkeeping (``proxy.requests()``: absolute-form t
 ``Proxy-Authorization`` each carried). It answers 407 when ``credentials`` are set and a
 request carries others. It forwards neither ``Proxy-*`` headers nor the client's
 ``Connection``, and adds ``Via: 1.1 test-proxy`` (RFC 9110 7.6.3): the target sees the proxy's
-connection, closed after one answer. CONNECT is not
-handled: the test servers speak plain http only, so no test has an https target to tunnel to.
+connection, closed after one answer.
+
+``CONNECT host:port`` (an https target's request) opens a tunnel: the proxy connects to the
+target, answers 200 and copies bytes both ways until each side has finished, seeing only
+TLS records; the CONNECT itself (its target and headers) is in ``proxy.requests()``.
+``refuse_connect``: every CONNECT is answered 502, as a proxy that may not reach the target.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+from asyncio import StreamReader, StreamWriter
 from urllib.parse import urlsplit
 
 from tests.servers import Reply, Request, TestServer, error_reply
@@ -26,9 +31,17 @@ class TestProxy(TestServer):
     request, as basic ``Proxy-Authorization``."""
 
     __test__ = False
+    methods = frozenset(("GET", "HEAD", "CONNECT"))
 
-    def __init__(self, *, host: str = "127.0.0.9", credentials: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.9",
+        credentials: str | None = None,
+        refuse_connect: bool = False,
+    ) -> None:
         super().__init__(self._forward, host=host)
+        self._refuse_connect = refuse_connect
         self._expected = (
             None
             if credentials is None
@@ -40,6 +53,8 @@ class TestProxy(TestServer):
             self._expected
         ):
             return error_reply(407, ("Proxy-Authenticate", 'Basic realm="test proxy"'))
+        if request.method == "CONNECT":
+            return await self._connect(request.target)
         target = urlsplit(request.target)
         if target.scheme != "http" or target.hostname is None:
             return error_reply(400)
@@ -63,3 +78,38 @@ class TestProxy(TestServer):
         finally:
             writer.close()
             await writer.wait_closed()
+
+    async def _connect(self, authority: str) -> Reply:
+        host, _, port = authority.rpartition(":")
+        if self._refuse_connect or not port.isdigit():
+            return error_reply(502)
+        try:
+            target_reader, target_writer = await asyncio.open_connection(host.strip("[]"), port)
+        except OSError:
+            return error_reply(502)
+
+        async def tunnel(reader: StreamReader, writer: StreamWriter) -> None:
+            try:
+                writer.write(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+                await writer.drain()
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(_copy(reader, target_writer))
+                    group.create_task(_copy(target_reader, writer))
+            finally:
+                target_writer.close()
+                await target_writer.wait_closed()
+
+        return tunnel
+
+
+async def _copy(reader: StreamReader, writer: StreamWriter) -> None:
+    """One direction of a tunnel: what ``reader`` receives goes to ``writer`` until its end,
+    which is passed on (half-close), so the other direction can still finish."""
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+        if writer.can_write_eof():
+            writer.write_eof()
+    except ConnectionError:
+        writer.close()  # a reset on one side ends the other's too

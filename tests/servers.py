@@ -21,6 +21,9 @@ client blocks, or runs in another process); ``async with server:`` serves on the
 loop, so what it received is known exactly when the client's call returns. Both stop
 promptly with connections still open (endless, stalled or unread ones are aborted).
 
+``TestServer(..., tls=context)`` speaks https with that server-side ``ssl.SSLContext`` (the
+certificates of tests/tls.py) and its URLs say ``https://``.
+
 ``crawler.demo.SiteServer`` (the product's demo site, with its own spec and latency) and
 ``crawler.bench.server`` (the benchmark's fast multi-process server) keep their own: they ship
 in the package, which cannot import its tests, and the bench's figures depend on its speed.
@@ -34,6 +37,7 @@ import dataclasses
 import inspect
 import itertools
 import math
+import ssl
 import threading
 import time
 import weakref
@@ -219,11 +223,23 @@ class TestServer:
 
     __test__ = False  # not a test class, whatever pytest makes of its name
 
+    methods: frozenset[str] = frozenset(("GET", "HEAD"))
+    """The methods handed to the handler; others are answered 405."""
+
     def __init__(
-        self, handler: Handler, *, host: str = HOST, clock: Callable[[], float] = time.monotonic
+        self,
+        handler: Handler,
+        *,
+        host: str = HOST,
+        clock: Callable[[], float] = time.monotonic,
+        tls: ssl.SSLContext | None = None,
+        port: int = 0,
     ) -> None:
+        """``port``: 0, an ephemeral one; a scheme's default (80, 443) for URLs without one."""
         self.host = host
-        self.port = 0
+        self._port = self.port = port
+        self.scheme = "http" if tls is None else "https"
+        self._tls = tls
         self._handler = handler
         self._clock = clock
         # Handlers run on the server loop while tests read the bookkeeping from another thread.
@@ -251,11 +267,12 @@ class TestServer:
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return self.url("")
 
     def url(self, target: str, host: str | None = None) -> str:
         """The URL of ``target`` here, optionally under another name for this address."""
-        return f"http://{host or self.host}:{self.port}{target}"
+        default = {"http": 80, "https": 443}[self.scheme] == self.port
+        return f"{self.scheme}://{host or self.host}{'' if default else f':{self.port}'}{target}"
 
     # --- bookkeeping -------------------------------------------------------------------------
 
@@ -397,7 +414,7 @@ class TestServer:
         """Listen on the running loop."""
         self._loop = asyncio.get_running_loop()
         self._listener = await asyncio.start_server(
-            self._on_connection, self.host, 0, limit=MAX_HEADER_BYTES
+            self._on_connection, self.host, self._port, limit=MAX_HEADER_BYTES, ssl=self._tls
         )
         self.port = self._listener.sockets[0].getsockname()[1]
 
@@ -467,8 +484,9 @@ class TestServer:
         """Answer one request; True if the connection may carry another."""
         request_line, *lines = request_head.decode("latin-1").split("\r\n")
         parts = request_line.split(" ")
-        # Origin-form, or the absolute-form a proxy is sent (tests/proxy_server.py).
-        if len(parts) != 3 or not parts[1].startswith(("/", "http://")):
+        # Origin-form, or the absolute-form or CONNECT's authority-form a proxy is sent
+        # (tests/proxy_server.py).
+        if len(parts) != 3 or not (parts[0] == "CONNECT" or parts[1].startswith(("/", "http://"))):
             writer.write(error_reply(400))
             await writer.drain()
             return False
@@ -484,8 +502,8 @@ class TestServer:
         )
         key = self._begin(request)
         try:
-            if method not in ("GET", "HEAD"):
-                writer.write(error_reply(405, ("Allow", "GET, HEAD")))
+            if method not in self.methods:
+                writer.write(error_reply(405, ("Allow", ", ".join(sorted(self.methods)))))
                 await writer.drain()
                 return False
             reply = self._handler(request)

@@ -13,6 +13,7 @@ import anyio
 import pytest
 from protego import Protego
 
+from crawler.errors import ConnectFailed
 from crawler.frontier.robots import (
     RobotsCache,
     RobotsFetch,
@@ -430,7 +431,9 @@ async def test_4xx_allows_all(status: int) -> None:
 @pytest.mark.parametrize("status", [429, 500, 502, 503, 599, None, 100, 600])
 async def test_unreachable_disallows_all(status: int | None) -> None:
     got = RobotsFetch(
-        status, b"User-agent: *\nAllow: /\n", error="boom" if status is None else None
+        status,
+        b"User-agent: *\nAllow: /\n",
+        error=ConnectFailed("boom") if status is None else None,
     )
     cache, _ = make({ROBOTS: got})
     policy = await cache.policy(ORIGIN)

@@ -22,7 +22,10 @@ Per request:
 - ``Fetcher(on_request_sent=...)`` hears when each request really goes out, for politeness.
 - the request's headers are the crawler's own, ``fetch.headers`` and its host's
   ``[fetch.hosts]`` headers and basic auth (:mod:`crawler.fetch.headers`), the same for
-  pages, robots.txt and sitemaps.
+  pages, robots.txt and sitemaps;
+- https is verified against the transport's usual CAs and ``fetch.ca_file``'s; a certificate
+  that does not verify, or a failed handshake, is :class:`~crawler.errors.TlsFailed`, in the
+  same words from either transport.
 
 The per-request CPU cost matters (a crawl makes thousands of requests a second on one event
 loop), so the request is built and the response read with less than httpx's general-purpose
@@ -36,6 +39,7 @@ whose Cookie header fails on a non-ASCII cookie; the client's own jar never stor
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any
@@ -52,6 +56,7 @@ from crawler.errors import (
     PageError,
     ProxyFailed,
     TimedOut,
+    TlsFailed,
     UnsupportedURL,
 )
 from crawler.fetch.addresses import AddressBlocked, AddressGuard, AddressRefused
@@ -60,7 +65,12 @@ from crawler.fetch.cookies import HostCookies
 from crawler.fetch.cookies_file import read_cookies_file
 from crawler.fetch.headers import RequestHeaders, crawler_headers
 from crawler.fetch.proxies import Proxy, ProxyRoutes
-from crawler.fetch.transport import BODILESS_STATUSES, aiohttp_transport, sending_url
+from crawler.fetch.transport import (
+    BODILESS_STATUSES,
+    aiohttp_default_context,
+    aiohttp_transport,
+    sending_url,
+)
 from crawler.models import Response, is_html_type
 from crawler.resource import AsyncResource
 
@@ -107,7 +117,8 @@ class Fetcher(AsyncResource):
         """None when no request goes through a proxy: nothing to look up per request."""
         if transport is None and config.transport == "aiohttp":
             proxy_hosts = frozenset(proxy.host for proxy in routes.proxies)
-            transport = aiohttp_transport(concurrency, guard, on_request_sent, proxy_hosts)
+            tls = _trusting(aiohttp_default_context(), config.ca_file) if config.ca_file else None
+            transport = aiohttp_transport(concurrency, guard, on_request_sent, proxy_hosts, tls=tls)
             self._sent_by_transport = on_request_sent is not None
         self._client = _Client(
             headers=crawler_headers(user_agent),
@@ -124,6 +135,10 @@ class Fetcher(AsyncResource):
             # Proxies and netrc from the environment would make crawls differ between machines.
             trust_env=False,
             transport=transport,  # None: httpx builds its own (httpcore) pool
+            # httpcore's (else aiohttp's own, above): certifi's CAs, and fetch.ca_file's.
+            verify=_trusting(httpx.create_ssl_context(trust_env=False), config.ca_file)
+            if config.ca_file and transport is None
+            else True,
         )
         # What build_request would add to each request, computed once (see _request).
         self._extensions: dict[str, object] = {"timeout": self._client.timeout.as_dict()}
@@ -293,6 +308,15 @@ class Fetcher(AsyncResource):
         return f"<Fetcher state={self.state.value}>"
 
 
+def _trusting(context: ssl.SSLContext, ca_file: str) -> ssl.SSLContext:
+    """``context`` trusting the CAs of ``ca_file`` too (checked at load by
+    :mod:`crawler.config_checks`): in addition to the transport's usual ones, as wget's
+    ``--ca-certificate`` does, so a crawl that needs a private CA for some hosts still reaches
+    every other site (curl's ``--cacert`` replaces them instead)."""
+    context.load_verify_locations(cafile=ca_file)
+    return context
+
+
 _WANTED_HEADERS = frozenset(
     # set-cookie: only whether there is one (joined with ", ", its value would be ambiguous;
     # the cookie store reads each raw value).
@@ -367,6 +391,26 @@ class _Client(httpx.AsyncClient):
         return await self._send_single_request(request)
 
 
+def _tls_error(exc: BaseException) -> ssl.SSLError | None:
+    """The TLS error under a transport's connection error, if that is what it is: aiohttp
+    keeps it as the error's ``os_error``, httpx as the cause of its ``ConnectError``."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return exc.os_error if isinstance(exc.os_error, ssl.SSLError) else None
+    if isinstance(exc, httpx.ConnectError):
+        cause = exc.__cause__
+        while cause is not None and not isinstance(cause, ssl.SSLError):
+            cause = cause.__cause__ or cause.__context__
+        return cause
+    return None
+
+
+def _tls_detail(error: ssl.SSLError) -> str:
+    """The same words from either transport: what failed, without their wrappers."""
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return f"certificate verify failed: {error.verify_message}"
+    return str(error)
+
+
 def _translate(exc: httpx.HTTPError | aiohttp.ClientError) -> PageError:
     """The one place where transport exceptions become the crawler's page errors."""
     detail = str(exc) or type(exc).__name__
@@ -377,6 +421,8 @@ def _translate(exc: httpx.HTTPError | aiohttp.ClientError) -> PageError:
         return ProxyFailed(f"{type(exc).__name__}: {detail}")
     if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, AddressRefused):
         return AddressBlocked(str(exc.os_error))  # caught at connect time (DNS rebinding)
+    if (tls_error := _tls_error(exc)) is not None:
+        return TlsFailed(_tls_detail(tls_error))
     if isinstance(exc, httpx.ConnectError | aiohttp.ClientConnectorError):
         return ConnectFailed(detail)
     if isinstance(exc, httpx.UnsupportedProtocol | aiohttp.InvalidURL):

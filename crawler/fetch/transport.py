@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import re
+import ssl
 from collections.abc import AsyncIterator, Callable
 from contextvars import ContextVar
 from typing import Any, cast
@@ -72,7 +73,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             allow_redirects=False,
             timeout=self._timeout(request.extensions.get("timeout", {})),
             proxy=None if proxy is None else proxy.url,
-            proxy_headers=self._connect_headers(proxy, request.url.scheme),
+            proxy_headers=self._connect_headers(proxy, request),
         )
         return httpx.Response(
             status_code=response.status,
@@ -87,13 +88,17 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         )
 
     @staticmethod
-    def _connect_headers(proxy: Proxy | None, scheme: str) -> dict[str, str] | None:
-        # The proxy's credentials for the CONNECT of an https target (aiohttp adds only these
-        # to it); an http target's request goes to the proxy itself and carries them
-        # (crawler.fetch.client).
-        if proxy is None or proxy.authorization is None or scheme != "https":
+    def _connect_headers(proxy: Proxy | None, request: httpx.Request) -> dict[str, str] | None:
+        # The CONNECT of an https target (aiohttp adds only these to it): the crawl's
+        # User-Agent, which the proxy logs (else aiohttp's own, "Python/3.x aiohttp/3.x"),
+        # and the proxy's credentials; an http target's request goes to the proxy itself and
+        # carries both (crawler.fetch.client).
+        if proxy is None or request.url.scheme != "https":
             return None
-        return {"Proxy-Authorization": proxy.authorization}
+        headers = {"User-Agent": request.headers.get("user-agent", "")}
+        if proxy.authorization is not None:
+            headers["Proxy-Authorization"] = proxy.authorization
+        return headers
 
     def _headers(self, headers: httpx.Headers) -> CIMultiDict[str]:
         # A crawl sends the same few header sets again and again (the client's, with each
@@ -265,16 +270,26 @@ set and a reset per fetch, and needs nothing from the fetcher's callers: every r
 through the fetcher (a page, robots.txt, a sitemap) is announced, none can forget."""
 
 
+def aiohttp_default_context() -> ssl.SSLContext:
+    """The context aiohttp verifies https with by default (the system's CAs, ALPN
+    http/1.1), for ``fetch.ca_file`` to add to."""
+    context = ssl.create_default_context()
+    context.set_alpn_protocols(("http/1.1",))
+    return context
+
+
 def aiohttp_transport(
     connections: int,
     guard: AddressGuard | None,
     on_request_sent: Callable[[str], None] | None,
     proxy_hosts: frozenset[str] = frozenset(),
+    tls: ssl.SSLContext | None = None,
 ) -> httpx.AsyncBaseTransport:
     """Our aiohttp transport over a session tuned for crawling, announcing each request as it is
     sent (``on_request_sent``, for the URLs a task marks as :data:`sending_url`). A request
     whose ``proxy`` extension holds a :class:`~crawler.fetch.proxies.Proxy` goes through it;
-    the guard lets the connections to ``proxy_hosts`` through (the user chose them)."""
+    the guard lets the connections to ``proxy_hosts`` through (the user chose them). ``tls``:
+    the context of https connections (tunnelled ones too); None: aiohttp's verifying default."""
     request_class = aiohttp.ClientRequest
     if on_request_sent is not None:
 
@@ -296,6 +311,7 @@ def aiohttp_transport(
             # would only keep a second copy, with its own TTL.
             resolver=GuardedResolver(guard, proxy_hosts) if guard is not None else None,
             use_dns_cache=guard is None,
+            ssl=True if tls is None else tls,
         )
         client = aiohttp.ClientSession(
             connector=connector,

@@ -32,7 +32,10 @@ Rules (each tested in ``tests/test_robots.py``):
     Google's old reading of 401/403 as disallow-all).
 6.  429, 5xx, no response (``status=None``) or any other status: "unreachable", disallow all
     (RFC 9309 2.3.1.4). 429 means "slow down", not "no rules": allow-all would open the whole
-    site just as the server asks us to back off.
+    site just as the server asks us to back off. No response keeps the request's failure
+    (``RobotsPolicy.failure``): a certificate that does not verify, which every request to
+    the origin meets, fails the origin's pages with it at once, rather than after waiting for
+    the same answer (:class:`crawler.worker.Worker`).
 7.  Expiry, by the injected clock: rules and allow-all live ``max_age`` (24 h, RFC 9309 2.4);
     disallow-all only ``unreachable_retry``, so an outage is retried soon instead of closing
     the origin for a day. The next :meth:`~RobotsCache.policy` refetches an expired entry.
@@ -121,7 +124,7 @@ class RobotsFetch:
     status: int | None  # None: no response (connection failed, timeout, ...)
     body: bytes = b""  # at most the cap; the fetch layer stops reading there
     location: str | None = None  # the raw Location header of a 3xx
-    error: str | None = None  # the reason when status is None
+    error: PageError | None = None  # why, when status is None
 
 
 FetchRobots = Callable[[str], Awaitable[RobotsFetch]]
@@ -134,7 +137,7 @@ async def fetch_robots(fetcher: Fetcher, url: str) -> RobotsFetch:
     try:
         response = await fetcher.fetch(url, any_type=True, max_bytes=MAX_BYTES)
     except PageError as error:
-        return RobotsFetch(status=None, error=error.describe())
+        return RobotsFetch(status=None, error=error)
     return RobotsFetch(status=response.status, body=response.body, location=response.location)
 
 
@@ -150,6 +153,7 @@ class RobotsPolicy:
     crawl_delay: float | None
     sitemaps: tuple[str, ...]
     fetched_at: float  # clock value
+    failure: PageError | None  # why robots.txt had no response, if it had none
     # Private: the parsed file and the token to match, None/'*' for the all-or-nothing cases.
     _rules: Protego | None = field(default=None, repr=False, compare=False)
     _agent: str = field(default="*", repr=False, compare=False)
@@ -345,7 +349,10 @@ class RobotsCache(AsyncResource):
             got = await self._fetch(url)
         if got.status is not None and 200 <= got.status < 300:
             return self._store(origin, got.status, self._parse(got.body))
-        return self._store(origin, got.status)
+        # A failure is the origin's own only when its own robots.txt failed, not one it
+        # redirected to on another origin.
+        own = got.error if origin_of(url) == origin else None
+        return self._store(origin, got.status, failure=own)
 
     def _parse(self, body: bytes) -> Protego:
         if len(body) >= self._max_bytes:
@@ -353,7 +360,13 @@ class RobotsCache(AsyncResource):
             body = body[: max(body.rfind(b"\n"), body.rfind(b"\r")) + 1]
         return Protego.parse(_regrouped(body.decode("utf-8-sig", errors="replace")))
 
-    def _store(self, origin: str, status: int | None, rules: Protego | None = None) -> RobotsPolicy:
+    def _store(
+        self,
+        origin: str,
+        status: int | None,
+        rules: Protego | None = None,
+        failure: PageError | None = None,
+    ) -> RobotsPolicy:
         # Without rules, 3xx (rule 4) and 4xx but 429 allow all; the rest is unreachable.
         unreachable = rules is None and (status is None or status == 429 or not 300 <= status < 500)
         policy = RobotsPolicy(
@@ -364,6 +377,7 @@ class RobotsCache(AsyncResource):
             crawl_delay=rules.crawl_delay(self._agent) if rules is not None else None,
             sitemaps=tuple(rules.sitemaps) if rules is not None else (),
             fetched_at=self._clock(),
+            failure=failure if status is None else None,
             _rules=rules,
             _agent=self._agent,
         )
