@@ -444,7 +444,7 @@ async def test_a_broad_crawl_past_the_host_cap_fetches_the_same_pages_politely(
 ) -> None:
     # Six hosts in a chain (each / links to its /a, which links to the next host's /), two
     # kept in memory: forgotten hosts must not lose a page, and each keeps its delay.
-    delay = 0.1
+    delay = 0.25
     servers: list[TestServer] = []
 
     def chained(n: int) -> Callable[[Request], Response]:
@@ -477,8 +477,10 @@ async def test_a_broad_crawl_past_the_host_cap_fetches_the_same_pages_politely(
             await crawl.run()
             assert crawl.frontier is not None
             results[name] = (crawled(db), crawl.frontier.counts().hosts)
-            for server in servers:  # each host's requests came the delay apart (arrivals may bunch)
-                assert min_gap(server.request_times("/")) >= 0.8 * delay
+            for server in servers:  # each host's requests came the delay apart: a connection
+                # made for the first request delays its arrival, not the next one's, so arrivals
+                # may bunch by a few tens of ms on a loaded machine; a lost delay is ~0 s
+                assert min_gap(server.request_times("/")) >= 0.6 * delay
                 server.reset()
     assert results["capped"][0] == results["control"][0]
     assert len(results["control"][0]) == 12
@@ -542,7 +544,7 @@ async def test_past_the_host_cap_robots_txt_is_forgotten_too_and_its_crawl_delay
                 robots_fetches,
             )
             for server in servers:  # arrivals may bunch a little: 0.8 of the delay
-                assert min_gap(server.request_times("/")) >= 0.8 * crawl_delay
+                assert min_gap(server.request_times("/")) >= 0.6 * crawl_delay
                 server.reset()
     assert results["capped"][0] == results["control"][0]
     assert len(results["control"][0]) == 13
@@ -593,11 +595,14 @@ async def test_past_the_host_cap_the_trap_guard_forgets_hosts_and_their_budget_h
             db = tmp_path / f"{name}.db"
             crawl = Crawl(cfg, [servers[0].url("/")], db, AbortController().signal)
             await crawl.run()
-            results[name] = (crawled(db), len(crawl._traps), servers[0].request_counts()["/c"])
+            # What the servers were asked for (the pages table lists skipped URLs too).
+            asked = {server.url(target) for server in servers for target in server.request_counts()}
+            results[name] = (asked, len(crawl._traps), servers[0].request_counts()["/c"])
             for server in servers:
                 server.reset()
     assert results["capped"][0] == results["control"][0]
     assert servers[0].url("/b") in results["control"][0]
+    assert servers[0].url("/c") not in results["control"][0]
     assert results["capped"][2] == results["control"][2] == 0  # the budget held for /c
     assert results["capped"][1] <= 2
     assert results["control"][1] == 5  # the control counts every host
