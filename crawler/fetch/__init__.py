@@ -1,7 +1,9 @@
 """HTTP: the only package that imports httpx and aiohttp.
 
 - :mod:`~crawler.fetch.client`: the :class:`Fetcher` (one shared ``httpx.AsyncClient``, streamed
-  and capped bodies, the translation of httpx's errors into :mod:`crawler.errors`);
+  and capped bodies);
+- :mod:`~crawler.fetch.failures`: the translation of httpx's and aiohttp's errors into
+  :mod:`crawler.errors`, in one place;
 - :mod:`~crawler.fetch.body`: reading a body up to its cap, decoding on the way;
 - :mod:`~crawler.fetch.transport`: the aiohttp session behind the client;
 - :mod:`~crawler.fetch.headers`: the headers of each request, per host, and basic auth;

@@ -3,8 +3,9 @@
 This module and :mod:`crawler.fetch.transport` (the default transport behind the client, over
 aiohttp) are the only ones that use httpx and aiohttp (:mod:`crawler.fetch.addresses` implements
 aiohttp's resolver interface; the engine passes an injected transport through). Their
-exceptions are translated into the :mod:`crawler.errors` tree here, at one boundary
-(:func:`_translate`), so the rest of the crawler never sees a transport library's names.
+exceptions are translated into the :mod:`crawler.errors` tree at one boundary,
+:mod:`crawler.fetch.failures`, so the rest of the crawler never sees a transport library's
+names.
 
 Per request:
 
@@ -50,19 +51,15 @@ import httpx
 
 from crawler.config import FetchSection
 from crawler.errors import (
-    ConnectFailed,
-    ConnectionDropped,
-    InvalidResponse,
-    PageError,
     ProxyFailed,
     TimedOut,
-    TlsFailed,
     UnsupportedURL,
 )
-from crawler.fetch.addresses import AddressBlocked, AddressGuard, AddressRefused
+from crawler.fetch.addresses import AddressGuard
 from crawler.fetch.body import read_capped
 from crawler.fetch.cookies import HostCookies
 from crawler.fetch.cookies_file import read_cookies_file
+from crawler.fetch.failures import translate
 from crawler.fetch.headers import RequestHeaders, crawler_headers
 from crawler.fetch.proxies import Proxy, ProxyRoutes
 from crawler.fetch.transport import (
@@ -174,11 +171,11 @@ class Fetcher(AsyncResource):
                 cap = max_bytes or self._config.max_body_bytes
                 return await self._get(url, started, any_type, cap)
         except aiohttp.ClientError as exc:  # before TimeoutError: some are both
-            raise _translate(exc) from None
+            raise translate(exc) from None
         except TimeoutError:
             raise TimedOut(f"no complete response within {self._config.total_timeout:g}s") from None
         except httpx.HTTPError as exc:
-            raise _translate(exc) from None
+            raise translate(exc) from None
         except httpx.InvalidURL as exc:
             raise UnsupportedURL(str(exc)) from None
 
@@ -389,54 +386,3 @@ class _Client(httpx.AsyncClient):
         # never follows redirects here (the frontier does), so it sends the one request; the
         # raw Location goes to crawler.parse.outcome's redirect rules. No public API turns this off.
         return await self._send_single_request(request)
-
-
-def _tls_error(exc: BaseException) -> ssl.SSLError | None:
-    """The TLS error under a transport's connection error, if that is what it is: aiohttp
-    keeps it as the error's ``os_error``, httpx as the cause of its ``ConnectError``."""
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return exc.os_error if isinstance(exc.os_error, ssl.SSLError) else None
-    if isinstance(exc, httpx.ConnectError):
-        cause = exc.__cause__
-        while cause is not None and not isinstance(cause, ssl.SSLError):
-            cause = cause.__cause__ or cause.__context__
-        return cause
-    return None
-
-
-def _tls_detail(error: ssl.SSLError) -> str:
-    """The same words from either transport: what failed, without their wrappers."""
-    if isinstance(error, ssl.SSLCertVerificationError):
-        return f"certificate verify failed: {error.verify_message}"
-    return str(error)
-
-
-def _translate(exc: httpx.HTTPError | aiohttp.ClientError) -> PageError:
-    """The one place where transport exceptions become the crawler's page errors."""
-    detail = str(exc) or type(exc).__name__
-    if isinstance(exc, httpx.TimeoutException | aiohttp.ServerTimeoutError):
-        return TimedOut(f"{type(exc).__name__}: {detail}")
-    if isinstance(exc, aiohttp.ClientProxyConnectionError | aiohttp.ClientHttpProxyError):
-        # The proxy's failure, not the target's: not counted against the target's breaker.
-        return ProxyFailed(f"{type(exc).__name__}: {detail}")
-    if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, AddressRefused):
-        return AddressBlocked(str(exc.os_error))  # caught at connect time (DNS rebinding)
-    if (tls_error := _tls_error(exc)) is not None:
-        return TlsFailed(_tls_detail(tls_error))
-    if isinstance(exc, httpx.ConnectError | aiohttp.ClientConnectorError):
-        return ConnectFailed(detail)
-    if isinstance(exc, httpx.UnsupportedProtocol | aiohttp.InvalidURL):
-        return UnsupportedURL(detail)
-    if isinstance(exc, httpx.DecodingError):
-        return InvalidResponse(f"bad content encoding: {detail}")
-    if isinstance(exc, aiohttp.ClientResponseError):
-        return InvalidResponse(f"{type(exc).__name__}: {detail}")  # a malformed response
-    if isinstance(exc, httpx.RemoteProtocolError):
-        # "peer closed connection without sending complete message body" is the common case:
-        # a dropped connection, worth a retry, rather than a server that speaks bad HTTP.
-        return ConnectionDropped(detail)
-    if isinstance(exc, httpx.TransportError | aiohttp.ClientConnectionError):
-        return ConnectionDropped(f"{type(exc).__name__}: {detail}")
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        return ConnectionDropped(f"incomplete body: {detail}")
-    return InvalidResponse(f"{type(exc).__name__}: {detail}")

@@ -16,7 +16,7 @@ O(1). httpx-aiohttp's transport bridges the two for any use; this one does only 
   trace config, whose signals aiohttp fires about eight times per request whether or not
   anyone listens to them;
 - aiohttp's exceptions are not rewrapped: the fetcher translates them at its one boundary
-  (:func:`crawler.fetch.client._translate`), with their own names, which say more.
+  (:func:`crawler.fetch.failures.translate`), with their own names, which say more.
 
 Only the fetcher may use this transport: it raises aiohttp's exceptions, not httpx's.
 """
