@@ -116,6 +116,15 @@ def html(title: str, body: str = "", status: int = 200) -> Response:
     return status, {"Content-Type": "text/html"}, page
 
 
+def two_pages(request: Request) -> Response:
+    """A two-page site: ``/`` links to ``/next``; every other path (robots.txt) is 404."""
+    if request.path == "/":
+        return html("/", '<a href="/next">next</a>')
+    if request.path == "/next":
+        return html("/next")
+    return 404, {}, b""
+
+
 class _Parked:
     """Handlers parked on their server's loop until a test thread lets them go: the one
     mechanism under :class:`StepPacer` and :class:`Gate`."""

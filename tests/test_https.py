@@ -22,7 +22,7 @@ from crawler.errors import ProxyFailed, TlsFailed
 from crawler.fetch.client import Fetcher
 from tests.helpers import database, write_config, write_seeds
 from tests.proxy_server import TestProxy
-from tests.servers import Request, Response, TestServer
+from tests.servers import Request, Response, TestServer, two_pages
 from tests.tls import Certificates
 
 pytestmark = pytest.mark.anyio
@@ -39,18 +39,9 @@ CREDENTIALS = "alice:s3cret"
 AUTHORIZATION = "Basic " + base64.b64encode(CREDENTIALS.encode()).decode()
 
 
-def answer(request: Request) -> Response:
-    """``/`` links to ``/next``; no robots.txt."""
-    if request.path == "/":
-        return 200, {"Content-Type": "text/html"}, b'<a href="/next">next</a>'
-    if request.path == "/next":
-        return 200, {"Content-Type": "text/html"}, b"<title>next</title>"
-    return 404, {}, b""
-
-
 @pytest.fixture
 def site(certificates: Certificates) -> Iterator[TestServer]:
-    with TestServer(answer, host="127.0.0.14", tls=certificates.server_context()) as server:
+    with TestServer(two_pages, host="127.0.0.14", tls=certificates.server_context()) as server:
         yield server
 
 
@@ -103,7 +94,7 @@ async def test_a_certificate_for_another_address_fails_with_the_same_words_on_bo
 ) -> None:
     # The leaf names 127.0.0.1 to 127.0.0.20 (tests/tls.py): 127.0.0.21 is another host.
     tls = certificates.server_context()
-    with TestServer(answer, host="127.0.0.21", tls=tls) as other:
+    with TestServer(two_pages, host="127.0.0.21", tls=tls) as other:
         async with fetcher(transport=transport, ca_file=str(certificates.ca_file)) as client:
             with pytest.raises(TlsFailed) as caught:
                 await client.fetch(other.url("/"))
@@ -120,12 +111,12 @@ async def test_a_robots_txt_redirected_to_a_host_whose_certificate_fails_does_no
     # certificate does not (127.0.0.21 is not in the leaf). robots.txt is then unreachable
     # (RFC 9309: disallow, for now), which is not a reason to call the site's TLS broken.
     tls = certificates.server_context()
-    with TestServer(answer, host="127.0.0.21", tls=tls) as other:
+    with TestServer(two_pages, host="127.0.0.21", tls=tls) as other:
 
         def redirecting(request: Request) -> Response:
             if request.path == "/robots.txt":
                 return 301, {"Location": other.url("/robots.txt")}, b""
-            return answer(request)
+            return two_pages(request)
 
         with TestServer(redirecting, host="127.0.0.15", tls=tls) as site:
             found = await crawl(

@@ -28,7 +28,7 @@ from crawler.fetch.proxies import (
 )
 from tests.helpers import FakeClock, database, pages
 from tests.proxy_server import TestProxy
-from tests.servers import Request, Response, TestServer
+from tests.servers import TestServer, two_pages
 
 pytestmark = pytest.mark.anyio
 
@@ -37,18 +37,9 @@ CREDENTIALS = f"alice:{PASSWORD}"
 PROXY_AUTH = "Basic " + base64.b64encode(CREDENTIALS.encode()).decode()
 
 
-def answer(request: Request) -> Response:
-    """``/`` links to ``/next``; no robots.txt or sitemap."""
-    if request.path == "/":
-        return 200, {"Content-Type": "text/html"}, b'<a href="/next">next</a>'
-    if request.path == "/next":
-        return 200, {"Content-Type": "text/html"}, b"<title>next</title>"
-    return 404, {}, b""
-
-
 @pytest.fixture
 def two_hosts() -> Iterator[tuple[TestServer, TestServer]]:
-    with TestServer(answer, host="127.0.0.2") as a, TestServer(answer, host="127.0.0.3") as b:
+    with TestServer(two_pages, host="127.0.0.2") as a, TestServer(two_pages, host="127.0.0.3") as b:
         yield a, b
 
 
