@@ -213,7 +213,7 @@ class Crawl:
             self.frontier = frontier
             self.robots = robots
             await frontier.open(self.seeds)
-            await self._traps.resume(store)
+            await self._traps.resume(store, in_use=frontier.holds)
             if fetcher.cookies is not None:  # the jars of the crawl's earlier runs
                 fetcher.cookies.load(await store.saved_cookies())
             gate = RobotsGate(

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from crawler.config import TrapsSection
 from crawler.frontier.traps import SessionStripper, TrapGuard, path_pattern, repeated_segments
 from crawler.models import Lease
+from crawler.store.database import Store
 
 strip = SessionStripper(TrapsSection().session_params)
 
@@ -87,3 +90,17 @@ async def test_no_budgets_follow_everything_untouched() -> None:
     for n in range(100):
         assert await guard.admit(lease(n, f"http://a.test/{n}")) is None
     assert guard.worth_following(urls) is urls
+
+
+@pytest.mark.anyio
+async def test_past_its_bound_the_guard_keeps_the_counts_of_hosts_the_frontier_holds(
+    tmp_path: Path,
+) -> None:
+    # Bound 1: admitting b and c forgets the idle ones, never a.test, which the frontier holds
+    # (its counts would be read back from the database at each of its next pages).
+    async with Store(tmp_path / "c.db") as store:
+        guard = TrapGuard(TrapsSection(max_urls_per_pattern=10), max_hosts=1)
+        await guard.resume(store, in_use=lambda host: host == "a.test")
+        for n, host in enumerate(("a.test", "b.test", "c.test")):
+            assert await guard.admit(lease(n, f"http://{host}/p", host=host)) is None
+        assert list(guard._charges) == ["a.test"]

@@ -13,7 +13,9 @@
 - :mod:`~crawler.frontier.robots` (robots.txt per origin) and :mod:`~crawler.frontier.robots_gate`
   (the question a worker asks it);
 - :mod:`~crawler.frontier.traps` (URL spaces without end), :mod:`~crawler.frontier.seeds` (the
-  seeds file), :mod:`~crawler.frontier.sitemaps` (sitemaps as seeds).
+  seeds file), :mod:`~crawler.frontier.sitemaps` (sitemaps as seeds);
+- :mod:`~crawler.frontier.forgetting`: forgetting idle hosts' entries past
+  ``crawl.max_hosts_in_memory``, the one mechanism of the frontier, robots.txt cache and traps.
 """
 
 from __future__ import annotations

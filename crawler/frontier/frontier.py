@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import itertools
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -60,6 +59,7 @@ from crawler.abort import AbortReason, AbortSignal
 from crawler.config import PolitenessSection
 from crawler.frontier.budget import PageBudget
 from crawler.frontier.claims import ClaimService
+from crawler.frontier.forgetting import forget_least_recent
 from crawler.frontier.host_budget import HostBudgets
 from crawler.frontier.host_feedback import HostFeedback
 from crawler.frontier.politeness import DelayJitter, HostSlot
@@ -72,8 +72,6 @@ from crawler.urls import host_key
 
 Clock = Callable[[], float]
 
-FORGET_SCAN = 16
-"""Hosts :meth:`Frontier.forget_idle` may look at beyond those it is asked to forget."""
 MIN_WINDOW = 32
 """Claimed URLs kept in memory per host, at least; more for a host allowed many connections."""
 
@@ -338,19 +336,12 @@ class Frontier:
 
     def forget_idle(self, count: int) -> int:
         """Forget up to ``count`` idle hosts, least recently used first (see the module
-        docstring); returns how many. Looks at ``count + FORGET_SCAN`` hosts at most, moving
-        the busy ones it meets to the end, so making a host costs O(1) when all are busy."""
+        docstring); returns how many. The busy ones met move to the end
+        (:func:`~crawler.frontier.forgetting.forget_least_recent`)."""
         now = self._clock()
-        forgotten = 0
-        for name in list(itertools.islice(self._hosts, count + FORGET_SCAN)):
-            if forgotten == count:
-                break
-            host = self._hosts.pop(name)
-            if self._forgettable(host, now):
-                forgotten += 1
-            else:
-                self._hosts[name] = host
-        return forgotten
+        return forget_least_recent(
+            self._hosts, count, lambda name, host: not self._forgettable(host, now)
+        )
 
     def _forgettable(self, host: _Host, now: float) -> bool:
         return (

@@ -60,7 +60,6 @@ fetch, get ``RuntimeError``. Cached policies stay readable.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import re
 import time
@@ -83,6 +82,7 @@ from protego._protego import (
 
 from crawler.config import PolitenessSection
 from crawler.errors import PageError
+from crawler.frontier.forgetting import forget_least_recent
 from crawler.resource import AsyncResource, ResourceState
 from crawler.urls import canonicalize, host_key
 
@@ -97,8 +97,6 @@ MAX_BYTES = 512_000
 """RFC 9309 2.5: at least 500 KiB of a robots.txt must be parsed; more is ignored (and not
 read: :func:`fetch_robots` stops there)."""
 DEFAULT_MAX_REDIRECTS = 5
-FORGET_SCAN = 16
-"""Policies :meth:`RobotsCache._forget_unused` may look at beyond those it is asked to forget."""
 
 # RFC 9309 2.2.1: a product token is made of letters, '_' and '-' only.
 _PRODUCT_TOKEN = re.compile(r"[A-Za-z_-]+")
@@ -384,16 +382,10 @@ class RobotsCache(AsyncResource):
         self._policies.pop(origin, None)
         self._policies[origin] = policy
         if self._max_origins and len(self._policies) > self._max_origins:
-            self._forget_unused(len(self._policies) - self._max_origins)
+            # The policies of hosts in use stay (they move to the end: recently used).
+            forget_least_recent(
+                self._policies,
+                len(self._policies) - self._max_origins,
+                lambda origin, policy: self._in_use(origin.partition("://")[2]),
+            )
         return policy
-
-    def _forget_unused(self, count: int) -> None:
-        """Forget up to ``count`` policies of hosts not in use, least recently used first,
-        looking at ``count + FORGET_SCAN`` at most (so storing stays O(1) when all are)."""
-        oldest = list(itertools.islice(self._policies, count + FORGET_SCAN))
-        for origin in oldest:
-            if count == 0:
-                return
-            if not self._in_use(origin.partition("://")[2]):
-                del self._policies[origin]
-                count -= 1

@@ -22,12 +22,13 @@ are no longer offered to the frontier. The budgets count across runs: a resumed 
 with what the database's earlier runs charged to them (:meth:`TrapGuard.resume`).
 
 Memory: the counts are kept per host, for at most ``crawl.max_hosts_in_memory`` hosts, least
-recently admitted forgotten first. A forgotten host's counts are derived again from the
-database when it is next admitted (the URLs it recorded, as :meth:`TrapGuard.resume` counts
-them), so its budgets hold across forgetting as across resumes; only its URLs admitted but not
-yet committed when it was forgotten are missed, and a host is forgotten only after that many
-other hosts were admitted since its last URL. Spent budgets are kept whatever the cap (one
-entry per trap found, not per host met).
+recently admitted forgotten first, but never those of a host the frontier still holds (as the
+robots.txt cache keeps its policy: :mod:`crawler.frontier.forgetting`). A forgotten host's
+counts are derived again from the database when it is next admitted (the URLs it recorded, as
+:meth:`TrapGuard.resume` counts them), so its budgets hold across forgetting as across resumes;
+only its URLs admitted but not yet committed when it was forgotten are missed, and a host is
+forgotten only after that many other hosts were admitted since its last URL. Spent budgets are
+kept whatever the cap (one entry per trap found, not per host met).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from crawler.config import TrapsSection
+from crawler.frontier.forgetting import forget_least_recent
 from crawler.models import Lease
 from crawler.urls import host_key
 
@@ -107,6 +109,9 @@ class TrapGuard:
         self._max_host = config.max_pages_per_host
         self._max_pattern = config.max_urls_per_pattern
         self._max_hosts = max_hosts
+        self._in_use: Callable[[str], bool] = lambda host: False
+        """Whether the frontier still holds a host (given to :meth:`resume`): its counts are
+        kept past the bound, as its slot is."""
         self._charges: dict[str, _Charges] = {}
         """Host -> its charges, least recently admitted first."""
         self._store: Store | None = None
@@ -127,16 +132,19 @@ class TrapGuard:
     def _pattern_of(self) -> Callable[[str], str]:
         return path_pattern if self._max_pattern else _no_pattern
 
-    async def resume(self, store: Store) -> None:
+    async def resume(
+        self, store: Store, in_use: Callable[[str], bool] = lambda host: False
+    ) -> None:
         """Charge the budgets with what earlier runs on ``store`` fetched: like
         ``crawl.max_pages``, a budget counts across resumes (a crawl restarted N times would
-        otherwise walk into a trap N times). Call once, before the first :meth:`admit`."""
+        otherwise walk into a trap N times). Call once, before the first :meth:`admit`.
+        ``in_use`` says whether the frontier still holds a host (its counts are kept)."""
         self._store = store
+        self._in_use = in_use
         if not self._enabled:
             return
         for host, pattern, count in await store.budget_charges(self._pattern_of()):
             self._charge(self._charges_of(host), host, pattern, count)
-        self._forget_past_cap()
 
     async def admit(self, lease: Lease) -> str | None:
         """Count ``lease`` against its budgets; the reason to skip it if one is spent."""
@@ -157,13 +165,18 @@ class TrapGuard:
         if pattern in self._spent_patterns:
             return f"pattern_budget: {self._max_pattern} pages for {pattern}"
         self._charge(self._charges_of(host), host, pattern, 1)
-        self._forget_past_cap()
         return None
 
     def _charges_of(self, host: str) -> _Charges:
-        """``host``'s charges, now the most recently admitted."""
-        charges = self._charges.pop(host, None) or _Charges()
-        self._charges[host] = charges
+        """``host``'s charges, now the most recently admitted. A new entry may forget old ones
+        (a page of a host already counted adds none, so it costs no forgetting)."""
+        charges = self._charges.pop(host, None)
+        if charges is not None:
+            self._charges[host] = charges
+            return charges
+        self._charges[host] = charges = _Charges()
+        if len(self._charges) > self._max_hosts > 0:
+            self._forget_past_cap()
         return charges
 
     def _charge(self, charges: _Charges, host: str, pattern: str, count: int) -> None:
@@ -178,8 +191,12 @@ class TrapGuard:
                 self._spent_hosts.add(host)
 
     def _forget_past_cap(self) -> None:
-        while self._max_hosts and len(self._charges) > self._max_hosts:
-            del self._charges[next(iter(self._charges))]
+        """Past the bound, forget the counts of hosts the frontier no longer holds, least
+        recently admitted first: those of a host still being crawled would be read back from
+        the database at its next URL, and again at the one after (one query a page)."""
+        needed = self._in_use
+        excess = len(self._charges) - self._max_hosts
+        if forget_least_recent(self._charges, excess, lambda host, _: needed(host)):
             self._recall = True
 
     def worth_following(self, urls: list[str]) -> list[str]:
