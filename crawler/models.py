@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +120,12 @@ class PageRecord:
     ``redirect_off_scope``, ``truncated_encoding``, ...)."""
     skipped: bool = False
     """Deliberately not fetched (robots.txt, a trap budget, the address guard)."""
+    data: dict[str, Any] | None = None
+    """The user's fields for this page (extraction rules, a hook), JSON values by name; None:
+    none. Stored as one JSON object in ``pages.data``."""
+    sha256: str | None = None
+    """The SHA-256 of the body as read (after decompression), lower-case hex; None: not
+    computed."""
 
     @property
     def state(self) -> str:

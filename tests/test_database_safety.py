@@ -156,9 +156,13 @@ def test_fresh_deletes_a_crawl_database_of_another_schema_version(tmp_path: Path
 
 
 def _old_db(path: Path, seed: str, version: str) -> None:
-    """A database as version 1 (no ``frontier.offsite``, no ``cookies``) or 2 (no ``cookies``)
-    wrote it, its seed still pending."""
-    schema = SCHEMA.replace(COOKIES_TABLE, "")
+    """A database as version 1 (no ``frontier.offsite``, no ``cookies``), 2 (no ``cookies``) or
+    3 (no ``pages.data``, ``pages.sha256``) wrote it, its seed still pending."""
+    schema = SCHEMA if version == "3" else SCHEMA.replace(COOKIES_TABLE, "")
+    schema = schema.replace("notes        TEXT,", "notes        TEXT")
+    schema = "\n".join(
+        line for line in schema.splitlines() if not line.lstrip().startswith(("data ", "sha256 "))
+    )
     if version == "1":
         schema = "\n".join(line for line in schema.splitlines() if "offsite" not in line)
     with database(path) as conn:
@@ -169,7 +173,7 @@ def _old_db(path: Path, seed: str, version: str) -> None:
         )
 
 
-@pytest.mark.parametrize("version", ["1", "2"])
+@pytest.mark.parametrize("version", ["1", "2", "3"])
 def test_an_older_database_is_read_as_it_is_and_resumed_after_an_upgrade(
     tmp_path: Path, version: str
 ) -> None:
@@ -178,7 +182,9 @@ def test_an_older_database_is_read_as_it_is_and_resumed_after_an_upgrade(
         _old_db(db, f"{site.base_url}/", version)
         with database(db) as conn:  # the database really is of the old version
             tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
-        assert "cookies" not in tables
+            page_columns = [row[1] for row in conn.execute("PRAGMA table_info(pages)")]
+        assert ("cookies" in tables) == (version == "3")
+        assert page_columns[-1] == "notes"
         stats = runner.invoke(app, ["stats", str(db)])
         assert stats.exit_code == 0, stats.output
         result = _run(tmp_path, site, db)
@@ -189,6 +195,8 @@ def test_an_older_database_is_read_as_it_is_and_resumed_after_an_upgrade(
         assert "offsite" in columns
         cookie_columns = [row[1] for row in conn.execute("PRAGMA table_info(cookies)")]
         assert cookie_columns[:4] == ["host", "domain", "path", "name"]
+        page_columns = [row[1] for row in conn.execute("PRAGMA table_info(pages)")]
+        assert page_columns[-3:] == ["notes", "data", "sha256"]
         assert conn.execute("SELECT count(*) FROM pages").fetchone()[0] == len(SITE_PAGES)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from contextlib import closing
 from pathlib import Path
@@ -32,6 +33,8 @@ PAGES = [
         elapsed_ms=12.345678901234567,
         truncated=True,
         notes="noindex,truncated_encoding",
+        data={"price": "9.50", "tags": ["a", "b"], "n": 3, "nested": {"x": None}, "none": None},
+        sha256="ab" * 32,
     ),
     PageRecord(
         url="http://a.test/2",
@@ -63,20 +66,29 @@ async def test_a_batch_is_written_as_given(tmp_path: Path) -> None:
     with closing(sqlite3.connect(db)) as conn:
         rows = conn.execute(
             "SELECT url, final_url, status, content_type, title, description, canonical, depth,"
-            " fetched_at, error, size, elapsed_ms, truncated, notes FROM pages ORDER BY url"
+            " fetched_at, error, size, elapsed_ms, truncated, notes, sha256 FROM pages ORDER BY url"
         ).fetchall()
+        data = conn.execute("SELECT data FROM pages ORDER BY url").fetchall()
         states = conn.execute("SELECT url, state, depth FROM frontier ORDER BY url").fetchall()
         links = conn.execute("SELECT src_url, dst_url FROM links ORDER BY dst_url").fetchall()
     assert rows == [
         (
             p.url, p.final_url, p.status, p.content_type, p.title, p.description, p.canonical,
             p.depth, p.fetched_at, p.error, p.size, p.elapsed_ms, int(p.truncated), p.notes,
+            p.sha256,
         )
         for p in PAGES
     ]  # fmt: skip
     assert [type(value) for value in rows[0]] == [
-        str, str, int, str, str, str, str, int, str, type(None), int, float, int, str
+        str, str, int, str, str, str, str, int, str, type(None), int, float, int, str, str
     ]  # fmt: skip
+    # One JSON object per page, as given; SQL NULL (not the text "null") for a page without.
+    assert [None if text is None else json.loads(text) for (text,) in data] == [
+        PAGES[0].data,
+        None,
+        None,
+    ]
+    assert data[1] == (None,)
     assert states == [
         ("http://a.test/1", "done", 0),
         ("http://a.test/2", "failed", 1),  # already known: not offered again

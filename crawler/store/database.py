@@ -46,10 +46,10 @@ from crawler.store.writer_lock import WriterLock
 # batch take seconds on a busy loop (docs/performance.md and git history).
 _ADD_PAGES = """
 INSERT INTO pages (url, final_url, status, content_type, title, description, canonical, depth,
-                   fetched_at, error, size, elapsed_ms, truncated, notes)
+                   fetched_at, error, size, elapsed_ms, truncated, notes, data, sha256)
 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5,
        value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11,
-       value ->> 12, value ->> 13
+       value ->> 12, value ->> 13, nullif(value -> 14, 'null'), value ->> 15
 FROM json_each(?)
 """
 _SET_STATES = """

@@ -86,6 +86,8 @@ def _page_columns(page: PageRecord) -> tuple[object, ...]:
         page.elapsed_ms,
         int(page.truncated),
         page.notes,
+        page.data,  # an object in the array; the statement stores its JSON text
+        page.sha256,
     )
 
 

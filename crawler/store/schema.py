@@ -17,13 +17,16 @@ from pathlib import Path
 
 from crawler.errors import StorageError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """2 added ``frontier.offsite`` (``crawl.max_offsite_hops``); a version-1 database gets the
 column (0: every URL it holds was in scope) when a crawl opens it. 3 added the ``cookies``
-table (:data:`COOKIES_TABLE`); a version-1 or -2 database gets it, empty, the same way."""
-READABLE_VERSIONS = frozenset({"1", "2", str(SCHEMA_VERSION)})
+table (:data:`COOKIES_TABLE`); a version-1 or -2 database gets it, empty, the same way. 4 added
+``pages.data`` and ``pages.sha256`` (:data:`PAGES_COLUMNS_4`); an older database gets them, NULL
+for the pages it holds, the same way."""
+READABLE_VERSIONS = frozenset({"1", "2", "3", str(SCHEMA_VERSION)})
 """Versions the read-only commands (stats, export) read as they are: they never read
-``frontier.offsite`` or ``cookies``."""
+``frontier.offsite`` or ``cookies``, and read ``pages.data`` and ``pages.sha256`` only where the
+table has them."""
 CRAWL_TABLES = frozenset({"meta", "frontier", "pages"})
 """The tables that make a SQLite file a crawl database (with ``meta.schema_version``)."""
 
@@ -59,7 +62,11 @@ CREATE TABLE IF NOT EXISTS pages (
     size         INTEGER NOT NULL DEFAULT 0,
     elapsed_ms   REAL NOT NULL DEFAULT 0,
     truncated    INTEGER NOT NULL DEFAULT 0,
-    notes        TEXT
+    notes        TEXT,
+    -- The user's fields (extraction rules, a hook) as one JSON object; NULL: none.
+    data         TEXT,
+    -- The SHA-256 (hex) of the body as read, after decompression; NULL: not computed.
+    sha256       TEXT
 );
 CREATE TABLE IF NOT EXISTS links (
     src_url TEXT NOT NULL,
@@ -97,6 +104,8 @@ CREATE TABLE IF NOT EXISTS cookies (
 );
 """
 SCHEMA += COOKIES_TABLE
+PAGES_COLUMNS_4 = ("data TEXT", "sha256 TEXT")
+"""The ``pages`` columns version 4 added, as ``ALTER TABLE pages ADD COLUMN`` takes them."""
 
 
 def prepare(path: Path) -> None:
@@ -113,6 +122,9 @@ def prepare(path: Path) -> None:
                 version = "2"
             if version == "2":
                 _upgrade_from_2(conn)
+                version = "3"
+            if version == "3":
+                _upgrade_from_3(conn)
                 version = str(SCHEMA_VERSION)
             if version is None or version == str(SCHEMA_VERSION):
                 conn.execute("PRAGMA journal_mode=WAL")
@@ -143,6 +155,15 @@ def _upgrade_from_2(conn: sqlite3.Connection) -> None:
     conn.execute("BEGIN IMMEDIATE")
     conn.execute(COOKIES_TABLE)
     conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    conn.execute("COMMIT")
+
+
+def _upgrade_from_3(conn: sqlite3.Connection) -> None:
+    # One transaction, as from 1: a crash leaves version 3 without the columns.
+    conn.execute("BEGIN IMMEDIATE")
+    for column in PAGES_COLUMNS_4:
+        conn.execute(f"ALTER TABLE pages ADD COLUMN {column}")
+    conn.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
     conn.execute("COMMIT")
 
 
