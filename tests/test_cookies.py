@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from crawler.fetch.cookies import MAX_COOKIE_BYTES, HostCookies
+from crawler.fetch.cookies import MAX_COOKIE_BYTES, HostCookies, make_cookie
 
 URL = "http://a.test/"
 
@@ -66,3 +66,19 @@ def test_user_and_password_in_the_url_are_no_part_of_the_host() -> None:
     cookies = HostCookies()
     cookies.store("http://user:pw@a.test/login", "a.test", set_cookies("sid=1"))
     assert cookies.header("http://other:secret@a.test/", "a.test") == b"sid=1"
+
+
+def test_an_imported_domain_wide_cookie_the_host_deleted_stays_deleted() -> None:
+    # A logout: the site deletes the session it was given from the user's cookies.txt. The
+    # host's emptied jar is forgotten, and must not be refilled from the file at the next
+    # request, which would log the crawl back in.
+    sid = make_cookie(".example.test", "/", "sid", "s3cret", False, None, False)
+    cookies = HostCookies([sid])
+    url = "http://a.example.test/"
+    assert cookies.header(url, "a.example.test") == b"sid=s3cret"
+    cookies.store(url, "a.example.test", [b"sid=; Domain=example.test; Path=/; Max-Age=0"])
+    assert cookies.header(url, "a.example.test") is None
+    assert cookies.header(url + "again", "a.example.test") is None
+    # Other hosts under the domain still get it: only the host that deleted it is logged out.
+    assert cookies.header("http://b.example.test/", "b.example.test") == b"sid=s3cret"
+    assert bool(cookies)

@@ -23,7 +23,9 @@ Cookies imported from a cookies.txt (``fetch.cookies_file``, read by
 :mod:`crawler.fetch.cookies_file`) start in the same jars: a host-only one in its host's jar; a
 domain-wide one (the file's include-subdomains ``TRUE``, which the user asked for) is put in the
 jar of each host under its domain when that host's jar is first needed (again if the jar was
-dropped), so that it too is only ever sent to hosts it names.
+dropped for the bound on all jars), so that it too is only ever sent to hosts it names. A host
+that deletes them all (a logout) is remembered, and gets none from the file again in that run:
+its empty jar is gone, and refilling it would log the crawl back in.
 
 The jars are saved in the crawl database (:meth:`HostCookies.saved`, the ``cookies`` table) at
 the end of every run that ends in order (finished, ``--max-pages``, SIGTERM or Ctrl-C), and
@@ -82,6 +84,9 @@ class HostCookies:
         self._total = 0
         self._domain_wide: dict[str, list[Cookie]] = {}
         """Domain (no leading dot) -> the imported cookies for it and every host under it."""
+        self._emptied: OrderedDict[str, None] = OrderedDict()
+        """Hosts that deleted every cookie they had, the domain-wide ones given to them included
+        (as many as ``max_total``, the least recent go first): none is given to them again."""
         by_host: dict[str, list[Cookie]] = {}
         for cookie in imported:
             if cookie.domain_initial_dot:
@@ -123,6 +128,10 @@ class HostCookies:
         room = max(0, self._max_per_host - (len(kept) - len(new)))
         for key in new[room:]:
             jar.clear(*key)  # refused: the host has all the cookies it may have
+        if not jar and self._domain_wide_for(host):
+            self._emptied[host] = None
+            while len(self._emptied) > self._max_total:
+                self._emptied.popitem(last=False)
         self._recount(host, len(jar))
         self._evict()
 
@@ -158,8 +167,9 @@ class HostCookies:
         ]
 
     def _domain_wide_for(self, host: str) -> list[Cookie]:
-        """The imported domain-wide cookies whose domain is ``host`` or a parent of it."""
-        if not self._domain_wide:
+        """The imported domain-wide cookies whose domain is ``host`` or a parent of it (none for
+        a host that deleted them)."""
+        if not self._domain_wide or host in self._emptied:
             return []
         labels = host.split(".")
         return [
