@@ -77,7 +77,7 @@ def _unusable_resolve(resolve: Mapping[str, str], transport: str) -> tuple[str, 
         # httpcore resolves names itself, out of the crawler's reach.
         return "fetch.resolve", 'needs fetch.transport = "aiohttp"'
     for name, address in resolve.items():
-        if not _HOST_KEY.fullmatch(name):
+        if not _HOST_KEY.fullmatch(name) or host_table_key(name) is None:
             return "fetch.resolve", f"has a key that is not a name[:port]: {name!r}"
         try:
             ipaddress.ip_address(address.strip("[]"))

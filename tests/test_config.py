@@ -75,6 +75,7 @@ def test_config_is_frozen() -> None:
         ("[fetch]\ndns_ttl = 0\n", "`fetch.dns_ttl`"),
         ("[fetch]\nresolve = {'a.test' = 'nowhere'}\n", "'a.test' to 'nowhere', which is not"),
         ("[fetch]\nresolve = {'a.test/x' = '127.0.0.2'}\n", "not a name[:port]: 'a.test/x'"),
+        ("[fetch]\nresolve = {'a..test' = '127.0.0.2'}\n", "not a name[:port]: 'a..test'"),
         (
             "[fetch]\ntransport = 'httpcore'\nresolve = {'a.test' = '127.0.0.2'}\n",
             '`fetch.resolve` needs fetch.transport = "aiohttp"',

@@ -124,3 +124,16 @@ async def test_configured_names_are_answered_without_a_lookup() -> None:
     assert await dns.resolve("www.a-site.test", 8443) == [ipaddress.ip_address("::1")]
     assert await dns.resolve("h1.test", 80) == [ipaddress.ip_address("10.0.0.1")]
     assert lookup.asked == ["h1.test"]
+
+
+async def test_a_configured_name_in_unicode_answers_its_punycode_form() -> None:
+    # Requests carry the name as URLs write it (IDNA, lower-case); the config may not.
+    lookup = FakeLookup()
+    dns = DnsCache(
+        static={"Bücher.test": "127.0.0.3", "BÜCHER.test.:8080": "127.0.0.4"},
+        lookup=lookup,
+        clock=FakeClock(),
+    )
+    assert await dns.resolve("xn--bcher-kva.test", 80) == [ipaddress.ip_address("127.0.0.3")]
+    assert await dns.resolve("xn--bcher-kva.test", 8080) == [ipaddress.ip_address("127.0.0.4")]
+    assert lookup.asked == []

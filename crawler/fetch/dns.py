@@ -28,6 +28,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 
+from crawler.urls import normalize_host
+
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Lookup = Callable[[str, int], Awaitable[list[Address]]]
 """``(host, port) -> addresses``; empty when the name does not resolve."""
@@ -68,7 +70,7 @@ class DnsCache:
         self._ttl = ttl
         self._negative_ttl = negative_ttl
         self._static = {
-            key.lower(): [ipaddress.ip_address(value.strip("[]"))]
+            _static_key(key): [ipaddress.ip_address(value.strip("[]"))]
             for key, value in (static or {}).items()
         }
         self._lookup = lookup
@@ -114,3 +116,12 @@ class DnsCache:
 
     def __len__(self) -> int:
         return len(self._answers)
+
+
+def _static_key(key: str) -> str:
+    """A ``fetch.resolve`` key (``name[:port]``, any case, an IDN in either form) as lookups ask
+    for it: the name as URLs write it (``Bücher.test:8080`` -> ``xn--bcher-kva.test:8080``)."""
+    name, colon, port = key.rpartition(":")
+    if not colon or "]" in port:  # no port (an IPv6 literal's colons are inside brackets)
+        name, colon, port = key, "", ""
+    return (normalize_host(name) or name.lower()) + colon + port
