@@ -2,6 +2,8 @@
 
 - :mod:`~crawler.store.schema` (the tables and their version) and
   :mod:`~crawler.store.database` (every statement a crawl runs, behind one connection);
+  :mod:`~crawler.store.pg_schema` (the same tables on PostgreSQL, for a crawl shared by many
+  processes: under construction, not used by a crawl yet);
 - :mod:`~crawler.store.sink` (the one batched writer), :mod:`~crawler.store.spool` (a bounded
   hand-off to a writer task), :mod:`~crawler.store.rows` (a page's rows, encoded for the sink),
   :mod:`~crawler.store.writer_lock` (one writer per database);
