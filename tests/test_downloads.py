@@ -28,7 +28,7 @@ from crawler.fetch.downloads import DownloadTypes
 from crawler.models import Lease, Response
 from tests.download_site import BIG, CAP, DISALLOWED, FILES, NEVER, ZIP, files_site
 from tests.helpers import crawl_config, crawl_process, database, write_seeds
-from tests.servers import TestServer
+from tests.servers import TestServer, two_pages
 from tests.test_warc import read_warc
 
 DOWNLOADS = {path: file for path, file in FILES.items() if path not in (ZIP, DISALLOWED)}
@@ -180,9 +180,11 @@ def test_a_malformed_download_type_names_itself(entry: str, problem: str) -> Non
 def test_the_cli_refuses_a_malformed_download_type_before_any_request(tmp_path: Path) -> None:
     config = tmp_path / "bad.toml"
     config.write_text('[fetch]\ndownload_types = ["image/*", "pdf"]\n')
-    seeds = write_seeds(tmp_path, "http://127.0.0.1:9/")  # never asked: the config fails first
-    process = crawl_process("run", seeds, "--db", tmp_path / "c.db", "--config", config)
-    _, err = process.communicate(timeout=60)
+    with TestServer(two_pages) as server:
+        seeds = write_seeds(tmp_path, server.url("/"))
+        process = crawl_process("run", seeds, "--db", tmp_path / "c.db", "--config", config)
+        _, err = process.communicate(timeout=60)
     assert process.returncode == 1, err
     (line,) = err.splitlines()
     assert "`fetch.download_types` lists 'pdf', which is not a media type" in line
+    assert server.requests() == []
