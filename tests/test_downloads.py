@@ -17,13 +17,16 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from pytest_httpx import HTTPXMock
 
 from crawler.abort import AbortController
 from crawler.archive.bodies import bodies_path
 from crawler.archive.warc import WarcArchive
+from crawler.config import FetchSection
 from crawler.config_load import load_config
 from crawler.engine import Crawl
 from crawler.errors import ConfigError
+from crawler.fetch.client import Fetcher
 from crawler.fetch.downloads import DownloadTypes
 from crawler.models import Lease, Response
 from tests.download_site import BIG, CAP, DISALLOWED, FILES, NEVER, ZIP, files_site
@@ -31,6 +34,8 @@ from tests.helpers import crawl_config, crawl_process, database, write_seeds
 from tests.servers import TestServer, two_pages
 from tests.test_warc import read_warc
 
+URL = "http://files.test/file"
+"""The fetch layer's unit tests' URL (pytest-httpx answers it)."""
 DOWNLOADS = {path: file for path, file in FILES.items() if path not in (ZIP, DISALLOWED)}
 """The files a crawl with ``download_types = ["application/pdf", "image/*"]`` reads."""
 
@@ -140,6 +145,29 @@ async def test_an_empty_download_is_archived_as_read_not_as_truncated(tmp_path: 
     first, second = (r for r in read_warc(path) if r["type"] == "response")
     assert (first["payload"], first["warc"].get("WARC-Truncated")) == (b"", None)
     assert second["warc"]["WARC-Truncated"] == "unspecified"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("content_type", "status", "any_type", "expected"),
+    [
+        ("text/csv", 200, False, (b"a,b\n" * 8, hashlib.sha256(b"a,b\n" * 8).hexdigest())),
+        ("text/csv", 404, False, (b"a,b\n" * 8, hashlib.sha256(b"a,b\n" * 8).hexdigest())),
+        ("text/csv", 302, False, (b"", None)),  # a redirect's body is never read
+        ("text/plain", 200, True, (b"a,b\n" * 8, None)),  # robots.txt, a sitemap: no download
+        ("application/zip", 200, False, (b"", None)),
+        ("text/html", 200, False, (b"a,b\n" * 8, None)),  # a page: read, not digested
+    ],
+)
+async def test_the_fetcher_reads_and_digests_downloads_only(
+    httpx_mock: HTTPXMock, content_type: str, status: int, any_type: bool, expected: object
+) -> None:
+    headers = {"content-type": content_type, "location": "/elsewhere"}
+    httpx_mock.add_response(url=URL, status_code=status, headers=headers, content=b"a,b\n" * 8)
+    section = FetchSection(transport="httpcore", download_types=("text/*",))
+    async with Fetcher(section, user_agent="t", concurrency=1) as fetcher:
+        response = await fetcher.fetch(URL, any_type=any_type)
+    assert (response.body, response.sha256) == expected
 
 
 def test_download_types_match_media_types_and_wildcards() -> None:

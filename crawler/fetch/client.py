@@ -206,7 +206,11 @@ class Fetcher(AsyncResource):
                     request.url.host,
                     [value for key, value in raw if key.lower() == b"set-cookie"],
                 )
-            download = self._downloads is not None and self._downloads.match(content_type)
+            # A fetch for the crawl's own use (robots.txt, a sitemap: any_type) is no download:
+            # it has no page row to carry a digest.
+            download = (
+                not any_type and self._downloads is not None and self._downloads.match(content_type)
+            )
             if (any_type or download or is_html_type(content_type)) and not response.is_redirect:
                 encoding = wanted.get("content-encoding", "")
                 read = await read_capped(response.aiter_raw(), encoding, cap, digest=download)
