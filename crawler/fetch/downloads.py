@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from crawler.models import HTML_TYPES
+from crawler.models import HTML_TYPES, is_html_type
 
 _TOKEN = r"[!#$%&'+.^_`|~0-9A-Za-z-]+"
 """RFC 9110 5.6.2 token, without ``*`` (a wildcard is a whole subtype, never part of one)."""
@@ -45,7 +45,9 @@ class DownloadTypes:
         ranges = {entry.lower() for entry in entries}
         self._any = "*/*" in ranges
         self._types = frozenset(entry for entry in ranges if not entry.endswith("/*"))
-        self._top_levels = frozenset(entry[:-2] for entry in ranges if entry.endswith("/*"))
+        self._top_levels = frozenset(
+            entry.removesuffix("/*") for entry in ranges - {"*/*"} if entry.endswith("/*")
+        )
 
     def __bool__(self) -> bool:
         """False when nothing but HTML is read (the default)."""
@@ -53,13 +55,11 @@ class DownloadTypes:
 
     def match(self, content_type: str | None) -> bool:
         """Whether a response of ``content_type`` (its header; None: none sent) is a download.
-        A response without a Content-Type counts as HTML (:func:`crawler.models.is_html_type`),
-        so it never is one."""
-        if not content_type:
+        HTML never is, nor a response without a Content-Type, which counts as HTML
+        (:func:`crawler.models.is_html_type`)."""
+        if not content_type or is_html_type(content_type):
             return False
         media_type = content_type.split(";", 1)[0].strip().lower()
-        if media_type in HTML_TYPES:
-            return False
         return (
             self._any
             or media_type in self._types
