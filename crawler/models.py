@@ -56,7 +56,8 @@ class Response:
     """The status line's reason phrase as received (``b"Fine"``; empty if there was none)."""
     sha256: str | None = None
     """The SHA-256 of ``body`` (lower-case hex) when it is a download (``fetch.download_types``,
-    :mod:`crawler.fetch.downloads`), read; None for HTML and for bodies not read."""
+    :mod:`crawler.fetch.downloads`), read for its page row; None otherwise (HTML, a body not
+    read, robots.txt and sitemaps)."""
 
     @property
     def is_html(self) -> bool:
