@@ -193,6 +193,10 @@ class FetchSection(_Masked, frozen=True):
     ca_file: str = ""
     """A PEM file of CA certificates trusted for https in addition to the transport's usual
     ones (a corporate or test CA); relative to the working directory; empty: none."""
+    download_types: tuple[str, ...] = ()
+    """Media types (``application/pdf``, ``image/*``) whose bodies are read like pages' and
+    recorded with their size and SHA-256, not parsed; empty: HTML only
+    (:mod:`crawler.fetch.downloads`)."""
 
 
 class HostOverride(_Section, frozen=True):

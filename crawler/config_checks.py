@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from crawler.config import OWNED_HEADERS, Config, FetchHost
+from crawler.fetch.downloads import media_range_problem
 from crawler.scope import Scope
 from crawler.urls import canonicalize, host_key
 
@@ -56,6 +57,9 @@ def unusable_value(config: Config) -> tuple[str, str] | None:
         return bad
     if fetch.ca_file and (problem := _unusable_ca_file(fetch.ca_file)) is not None:
         return "fetch.ca_file", problem
+    for entry in fetch.download_types:
+        if (problem := media_range_problem(entry)) is not None:
+            return "fetch.download_types", f"lists {entry!r}, which {problem}"
     return _unusable_proxies(config)
 
 

@@ -54,6 +54,10 @@ class Response:
     """The status line's protocol as received (``HTTP/1.0``, ``HTTP/1.1``; httpx's ``HTTP/2``)."""
     reason: bytes = b""
     """The status line's reason phrase as received (``b"Fine"``; empty if there was none)."""
+    sha256: str | None = None
+    """The SHA-256 of ``body`` (lower-case hex) when it is a download (``fetch.download_types``,
+    :mod:`crawler.fetch.downloads`), read for its page row; None otherwise (HTML, a body not
+    read, robots.txt and sitemaps)."""
 
     @property
     def is_html(self) -> bool:

@@ -13,8 +13,8 @@ Table ``bodies`` (:data:`SCHEMA`): one row per URL with a body, the last respons
 URL keeps its final answer): ``url``, ``fetched_at``, ``status``, ``content_type``, ``encoding``
 (always ``zlib``: ``zlib.decompress(body)`` gives the bytes), ``size`` (bytes before
 compression), ``truncated`` (1 if cut at ``fetch.max_body_bytes``), ``body``. Only what the
-fetch layer reads is there: HTML bodies, decoded from their Content-Encoding; not redirects,
-not other types.
+fetch layer reads is there: HTML bodies and those of ``fetch.download_types`` (PDFs, images),
+decoded from their Content-Encoding; not redirects, not other types.
 
 Writing: :meth:`BodyStore.add` runs in the engine's ``on_response`` and only queues (a bounded
 :class:`~crawler.store.spool.Spool`); :meth:`BodyStore.run` compresses and writes each batch in one

@@ -10,10 +10,11 @@ Records. Per response (every response, retried ones too, in the order they arriv
   ``Transfer-Encoding`` are kept as ``X-Crawler-Orig-Content-Encoding`` /
   ``X-Crawler-Orig-Transfer-Encoding``, and ``Content-Length`` is set to the payload's length
   (a different original is kept as ``X-Crawler-Orig-Content-Length``): the record replays as
-  it is. Only HTML bodies are read (non-HTML types and redirects are not downloaded): those
-  records carry the headers with an empty payload and ``WARC-Truncated: unspecified``
-  (unless the server announced an empty body); a body cut at ``fetch.max_body_bytes`` has
-  ``WARC-Truncated: length``.
+  it is. Only HTML bodies and those of ``fetch.download_types`` (PDFs, images: their bytes as
+  decoded, so the record's ``WARC-Payload-Digest`` is of them) are read; other types and
+  redirects are not downloaded: those records carry the headers with an empty payload and
+  ``WARC-Truncated: unspecified`` (unless the server announced an empty body); a body cut at
+  ``fetch.max_body_bytes`` has ``WARC-Truncated: length``.
 - ``request``: ``GET`` with the headers the crawler sends to that host (``Host``, ``User-Agent``,
   ``Accept``, ``Accept-Encoding``, ``fetch.headers`` and the host's ``[fetch.hosts]`` headers,
   ``Connection``), ``WARC-Concurrent-To`` the response's record id. Credentials are left out:
@@ -183,5 +184,7 @@ def _announced_empty(content_length: bytes | None) -> bool:
 
 
 def _not_read(response: Response) -> bool:
-    # As in the fetch layer: bodies are read for HTML that is not a redirect.
-    return not response.is_html or response.location is not None
+    # As in the fetch layer: bodies are read for HTML and downloads (those have a digest, an
+    # empty one's too), never for a redirect.
+    readable = response.is_html or response.sha256 is not None
+    return not readable or response.location is not None

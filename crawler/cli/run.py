@@ -116,7 +116,8 @@ def run(
         bool,
         typer.Option(
             "--store-bodies",
-            help="Keep HTML bodies, zlib-compressed, in DB-bodies.db beside the database.",
+            help="Keep the bodies read (HTML, fetch.download_types'), zlib-compressed, in "
+            "DB-bodies.db beside the database.",
         ),
     ] = False,
     sitemaps: Annotated[

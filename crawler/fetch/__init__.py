@@ -5,6 +5,7 @@
 - :mod:`~crawler.fetch.failures`: the translation of httpx's and aiohttp's errors into
   :mod:`crawler.errors`, in one place;
 - :mod:`~crawler.fetch.body`: reading a body up to its cap, decoding on the way;
+- :mod:`~crawler.fetch.downloads`: which bodies besides HTML are read (``fetch.download_types``);
 - :mod:`~crawler.fetch.transport`: the aiohttp session behind the client;
 - :mod:`~crawler.fetch.headers`: the headers of each request, per host, and basic auth;
 - :mod:`~crawler.fetch.proxies`: which proxy, if any, carries each request;

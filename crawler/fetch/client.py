@@ -13,7 +13,8 @@ Per request:
   ``Location``, whatever it holds, and the engine sends the target through the frontier
   (scope, dedup, politeness);
 - the address guard is asked before every request (no connection to private addresses);
-- the body is read only for HTML (decided from the headers), and decoded by
+- the body is read only for HTML and for ``fetch.download_types`` (decided from the headers;
+  :mod:`crawler.fetch.downloads`, whose bodies get their SHA-256 as they are read), and decoded by
   :mod:`crawler.fetch.body`, not by httpx, so that decompression itself stops at
   ``max_body_bytes``: a gzip bomb costs at most the cap. We ask only for gzip and deflate; a
   body in an encoding we did not ask for (br, zstd, ...) is refused unread
@@ -56,9 +57,10 @@ from crawler.errors import (
     UnsupportedURL,
 )
 from crawler.fetch.addresses import AddressGuard
-from crawler.fetch.body import read_capped
+from crawler.fetch.body import CappedBody, read_capped
 from crawler.fetch.cookies import HostCookies
 from crawler.fetch.cookies_file import read_cookies_file
+from crawler.fetch.downloads import DownloadTypes
 from crawler.fetch.failures import translate
 from crawler.fetch.headers import RequestHeaders, crawler_headers
 from crawler.fetch.proxies import Proxy, ProxyRoutes
@@ -73,6 +75,8 @@ from crawler.resource import AsyncResource
 
 _NO_BODY = httpx.ByteStream(b"")
 """Every request's body: a GET sends none (the stream holds no state, so one serves all)."""
+_UNREAD = CappedBody(b"", truncated=False, notes=(), sha256=None)
+"""The body of a response whose body is not read (a redirect, a type not asked for)."""
 
 
 class Fetcher(AsyncResource):
@@ -106,6 +110,8 @@ class Fetcher(AsyncResource):
             else None
         )
         self._guard = guard
+        self._downloads = DownloadTypes(config.download_types) or None
+        """None: HTML only (nothing to match per response)."""
         self._on_request_sent = on_request_sent
         self._sent_by_transport = False
         """Whether the transport calls ``on_request_sent`` (else :meth:`_get` does)."""
@@ -160,9 +166,10 @@ class Fetcher(AsyncResource):
     ) -> Response:
         """GET ``url``. Raises a :class:`PageError` subclass when no usable response arrives.
 
-        The body is read for HTML only, unless ``any_type``; at most ``max_bytes`` (default:
-        the configured cap). ``checked``: the caller already ran :meth:`check_address` (its
-        verdict is cached, so a second check would only repeat it)."""
+        The body is read for HTML and ``fetch.download_types`` only, unless ``any_type``; at
+        most ``max_bytes`` (default: the configured cap). ``checked``: the caller already ran
+        :meth:`check_address` (its verdict is cached, so a second check would only repeat
+        it)."""
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self._config.total_timeout):
@@ -191,9 +198,7 @@ class Fetcher(AsyncResource):
             items = response.headers.multi_items()
             wanted = _pick_headers(items)
             content_type = wanted.get("content-type")
-            body = b""
-            truncated = False
-            notes: tuple[str, ...] = ()
+            read = _UNREAD
             if "set-cookie" in wanted and self._cookies is not None:
                 raw = response.headers.raw
                 self._cookies.store(
@@ -201,23 +206,29 @@ class Fetcher(AsyncResource):
                     request.url.host,
                     [value for key, value in raw if key.lower() == b"set-cookie"],
                 )
-            if (any_type or is_html_type(content_type)) and not response.is_redirect:
+            # A fetch for the crawl's own use (robots.txt, a sitemap: any_type) is no download:
+            # it has no page row to carry a digest.
+            download = (
+                not any_type and self._downloads is not None and self._downloads.match(content_type)
+            )
+            if (any_type or download or is_html_type(content_type)) and not response.is_redirect:
                 encoding = wanted.get("content-encoding", "")
-                body, truncated, notes = await read_capped(response.aiter_raw(), encoding, cap)
+                read = await read_capped(response.aiter_raw(), encoding, cap, digest=download)
             return Response(
                 url=url,
                 status=response.status_code,
                 content_type=content_type,
-                body=body,
+                body=read.data,
                 location=wanted.get("location") if response.is_redirect else None,
-                truncated=truncated,
+                truncated=read.truncated,
                 elapsed=time.perf_counter() - started,
                 retry_after=wanted.get("retry-after"),
                 robots_tag=wanted.get("x-robots-tag"),
-                notes=notes,
+                notes=read.notes,
                 headers=tuple(response.headers.raw),
                 http_version=response.http_version,
                 reason=response.extensions.get("reason_phrase", b""),
+                sha256=read.sha256,
             )
         finally:
             if response.status_code in BODILESS_STATUSES:

@@ -81,7 +81,7 @@ def metric_families(sample: CrawlSample) -> list[Metric]:
     for code, count in sorted(sample.statuses.items()):
         responses.add_metric([str(code)], count)
     families.append(responses)
-    counter("bytes", "Body bytes read (HTML only; other bodies are not read).", sample.bytes)
+    counter("bytes", "Body bytes read (HTML, fetch.download_types; no others).", sample.bytes)
     errors = CounterMetricFamily(
         "crawler_errors", "Pages that got no response, by reason.", labels=["reason"]
     )
