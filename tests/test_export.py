@@ -270,7 +270,7 @@ def test_tricky_values_survive_both_formats(synthetic: Path, tmp_path: Path) -> 
     assert csv_file.read_bytes().count(b"\r\n") > 2_500  # RFC 4180 line ends
 
 
-@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+@pytest.mark.parametrize("fmt", list(ExportFormat))
 def test_stdout_is_the_default_and_dash_means_stdout(
     crawled: Path, tmp_path: Path, fmt: str
 ) -> None:
