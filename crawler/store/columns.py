@@ -104,14 +104,15 @@ class Selection:
         """The values of ``rows`` as :meth:`values` gives them, one list per column (for a
         columnar writer: no list per row)."""
         data = [_decode(row[DATA]) for row in rows] if self._reads_fields else []
-        return [
-            [bool(row[index]) for row in rows]
-            if index == TRUNCATED
-            else [row[index] for row in rows]
-            if index >= 0
-            else [fields.get(name) for fields in data]
-            for index, name in self._sources
-        ]
+        columns = []
+        for index, name in self._sources:
+            if index < 0:
+                columns.append([fields.get(name) for fields in data])
+            elif index == TRUNCATED:
+                columns.append([bool(row[index]) for row in rows])
+            else:
+                columns.append([row[index] for row in rows])
+        return columns
 
 
 def select_columns(

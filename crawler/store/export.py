@@ -1,8 +1,9 @@
-"""``crawl export``: every stored page as JSON Lines or CSV, in constant memory.
+"""``crawl export``: every stored page as JSON Lines, CSV or Parquet, in constant memory.
 
 One cursor reads ``pages`` in rowid order (the order pages were stored, so two exports of the
 same database are identical) in batches of :data:`BATCH_ROWS`; each batch is encoded and written
-before the next is read, so memory holds one batch whatever the size of the database. The whole
+before the next is read (Parquet: gathered into a row group of a few batches), so memory holds
+one batch whatever the size of the database. The whole
 export reads one snapshot (:mod:`crawler.store.snapshot`): safe, and consistent, while a crawl
 writes.
 
