@@ -309,6 +309,7 @@ def test_an_empty_database_exports_nothing_but_the_csv_header(tmp_path: Path) ->
     ids=["database-error", "disk-full", "interrupt"],
 )
 @pytest.mark.parametrize("existing", [True, False], ids=["over-a-file", "new-file"])
+@pytest.mark.parametrize("fmt", list(ExportFormat))
 def test_a_failed_export_leaves_no_half_file(
     synthetic: Path,
     tmp_path: Path,
@@ -316,8 +317,9 @@ def test_a_failed_export_leaves_no_half_file(
     error: BaseException,
     raised: type[BaseException],
     existing: bool,
+    fmt: ExportFormat,
 ) -> None:
-    out = tmp_path / "pages.jsonl"
+    out = tmp_path / "pages.out"
     if existing:
         out.write_text("the previous export\n")
     real_batches = export._batches
@@ -331,7 +333,7 @@ def test_a_failed_export_leaves_no_half_file(
 
     monkeypatch.setattr(export, "_batches", fail_after_one_batch)
     with pytest.raises(raised):
-        export_to_file(synthetic, ExportFormat.JSONL, out)
+        export_to_file(synthetic, fmt, out)
     assert written == [export.BATCH_ROWS]  # the failure came after records were written
     assert list(tmp_path.iterdir()) == ([out] if existing else [])
     if existing:
