@@ -18,9 +18,9 @@ from typer.testing import CliRunner, Result
 
 from crawler.cli.app import app
 from crawler.demo import SiteServer, SiteSpec, expected_statuses
-from crawler.store.schema import COOKIES_TABLE, SCHEMA, SCHEMA_VERSION
+from crawler.store.schema import SCHEMA_VERSION
 from crawler.urls import host_key
-from tests.crawl_dbs import make_synthetic_db, synthetic_page
+from tests.crawl_dbs import make_synthetic_db, old_schema, synthetic_page
 from tests.helpers import crawl_process, database, wait_until, write_config, write_seeds
 
 runner = CliRunner()
@@ -158,15 +158,8 @@ def test_fresh_deletes_a_crawl_database_of_another_schema_version(tmp_path: Path
 def _old_db(path: Path, seed: str, version: str) -> None:
     """A database as version 1 (no ``frontier.offsite``, no ``cookies``), 2 (no ``cookies``) or
     3 (no ``pages.data``, ``pages.sha256``) wrote it, its seed still pending."""
-    schema = SCHEMA if version == "3" else SCHEMA.replace(COOKIES_TABLE, "")
-    schema = schema.replace("notes        TEXT,", "notes        TEXT")
-    schema = "\n".join(
-        line for line in schema.splitlines() if not line.lstrip().startswith(("data ", "sha256 "))
-    )
-    if version == "1":
-        schema = "\n".join(line for line in schema.splitlines() if "offsite" not in line)
     with database(path) as conn:
-        conn.executescript(schema)
+        conn.executescript(old_schema(version))
         conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (version,))
         conn.execute(
             "INSERT INTO frontier (url, host, depth) VALUES (?, ?, 0)", (seed, host_key(seed))

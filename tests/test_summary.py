@@ -21,11 +21,12 @@ from crawler.config_load import load_config
 from crawler.demo import SiteServer, SiteSpec, expected_statuses
 from crawler.engine import Crawl
 from crawler.errors import StorageError
+from crawler.models import PageRecord
 from crawler.store.database import Store
 from crawler.store.schema import SCHEMA_VERSION
 from crawler.store.snapshot import read_snapshot
 from crawler.store.summary import CrawlSummary, format_text, read_summary
-from tests.crawl_dbs import crawl_demo_site, make_synthetic_db
+from tests.crawl_dbs import crawl_demo_site, make_synthetic_db, synthetic_data, write_pages
 from tests.helpers import database
 
 runner = CliRunner()
@@ -98,6 +99,7 @@ def test_json_of_a_finished_crawl_matches_the_site_and_the_database(
         f"{at[:16]}:00+00:00" for (at,) in minutes
     )
     assert stats["database"] == str(db)
+    assert stats["fields"] == []  # no extraction rules, no hook: no page has data
 
 
 def test_text_of_a_finished_crawl(finished: tuple[Path, str]) -> None:
@@ -116,6 +118,7 @@ def test_text_of_a_finished_crawl(finished: tuple[Path, str]) -> None:
     host = base_url.removeprefix("http://")
     assert lines[hosts + 1] == f"  {host}  73 pages  0 failed  0 queued"
     assert any(line.startswith("throughput (pages per minute, UTC") for line in lines)
+    assert not any(line.startswith("fields") for line in lines)  # no page has data
 
 
 def test_an_unfinished_crawl_shows_what_is_left(unfinished: tuple[Path, str]) -> None:
@@ -232,6 +235,22 @@ def test_a_large_database_is_summarized_in_sql_in_small_memory(large: Path) -> N
         ("h1.test", 28_572, 143),
         ("h2.test", 28_572, 143),
     ]
+    # Pages on which each user field has a value, counted here from the data the pages got.
+    matched = Counter(
+        name
+        for i in range(200_000)
+        for name, value in (synthetic_data(i) or {}).items()
+        if value is not None
+    )
+    assert summary.fields == sorted(matched.items(), key=lambda item: (-item[1], item[0]))
+    assert [name for name, _ in summary.fields] == [
+        "headline",
+        "rank",
+        "tags",
+        "price",
+        "in_stock",
+        "mixed",
+    ]
     failed_by_join = query(
         db,
         "SELECT host, count(*) FROM pages JOIN frontier USING (url) WHERE status IS NULL "
@@ -267,6 +286,53 @@ def test_text_of_a_long_crawl_merges_minutes_into_buckets(large: Path) -> None:
         "  timeout           11,111    5.6%",
     ]
     assert "  none   33,333   16.7%" in lines
+
+
+# Three pages with data as a crawl writes them, one without; a null is no value.
+AT = "2026-11-25T01:00:00.000+00:00"
+WITH_DATA = [
+    PageRecord(
+        url="http://a.test/1",
+        depth=0,
+        fetched_at=AT,
+        status=200,
+        data={"price": "1", "tags": ["x"]},
+    ),
+    PageRecord(
+        url="http://a.test/2", depth=1, fetched_at=AT, status=200, data={"price": "2", "sku": None}
+    ),
+    PageRecord(url="http://a.test/3", depth=1, fetched_at=AT, status=200, data={"price": "3"}),
+    PageRecord(url="http://a.test/4", depth=1, fetched_at=AT, status=404),
+]
+
+
+def test_pages_per_field_in_text_and_json(tmp_path: Path) -> None:
+    db = tmp_path / "data.db"
+    write_pages(db, WITH_DATA)
+    stats = stats_json(db)
+    assert stats["fields"] == [
+        {"field": "price", "pages": 3},
+        {"field": "tags", "pages": 1},
+        {"field": "sku", "pages": 0},
+    ]
+    lines = runner.invoke(app, ["stats", str(db)]).stdout.splitlines()
+    start = lines.index("fields (pages with a value)")
+    assert lines[start + 1 : start + 4] == [
+        "  price  3   75.0%",
+        "  tags   1   25.0%",
+        "  sku    0    0.0%",
+    ]
+    assert lines[start + 4] == ""  # the section ends there
+
+
+@pytest.mark.parametrize("version", ["1", "2", "3"])
+def test_an_older_database_has_no_fields_and_is_not_upgraded(tmp_path: Path, version: str) -> None:
+    db = tmp_path / "old.db"
+    make_synthetic_db(db, pages=20, version=version)
+    stats = stats_json(db)
+    assert (stats["pages"], stats["fields"]) == (20, [])
+    assert query(db, "SELECT value FROM meta") == [(version,)]
+    assert "data" not in {row[1] for row in query(db, "PRAGMA table_info(pages)")}
 
 
 def test_an_empty_database(tmp_path: Path) -> None:

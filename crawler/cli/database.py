@@ -50,8 +50,21 @@ def export_command(
     db: Annotated[Path, typer.Argument(help="Crawl database, finished or still being written.")],
     fmt: Annotated[
         ExportFormat,
-        typer.Option("--format", "-f", help="jsonl: a JSON object per line; csv: with a header."),
+        typer.Option(
+            "--format",
+            "-f",
+            help="jsonl: a JSON object per line; csv: with a header; parquet: typed columns "
+            "(needs pip install 'crawler[parquet]').",
+        ),
     ] = ExportFormat.JSONL,
+    fields: Annotated[
+        str | None,
+        typer.Option(
+            "--fields",
+            help="Columns to write, in this order, comma-separated: url,status,data.price "
+            "(default: every column; data.NAME: a field of the page's data).",
+        ),
+    ] = None,
     out: Annotated[
         str,
         typer.Option(
@@ -66,15 +79,16 @@ def export_command(
     runs; fields: docs/database.md)."""
     if not out:
         raise typer.BadParameter("must be a file name, or - for stdout", param_hint="'--out'")
+    chosen = None if fields is None else [name.strip() for name in fields.split(",")]
     try:
         with _signals_raise_aborted():
             if out == "-":
                 _require_stdout(ctx, "the export")
-                export_to_stream(db, fmt, typer.get_binary_stream("stdout"))
+                export_to_stream(db, fmt, typer.get_binary_stream("stdout"), chosen)
             elif Path(out).is_dir():  # refused before the export, not after it
                 raise FatalError(f"cannot write {out}: it is a directory")
             else:
-                count = export_to_file(db, fmt, Path(out))
+                count = export_to_file(db, fmt, Path(out), chosen)
                 typer.echo(f"exported {count:,} pages to {out}", err=True)
     except Aborted as stop:
         kept = "" if out == "-" else f"; {out} was not written"

@@ -167,6 +167,13 @@ def _upgrade_from_3(conn: sqlite3.Connection) -> None:
     conn.execute("COMMIT")
 
 
+def page_columns(conn: sqlite3.Connection) -> frozenset[str]:
+    """The columns of ``pages`` in the database on ``conn``. A database older than version 4
+    lacks :data:`PAGES_COLUMNS_4`: the read-only commands, which never upgrade, read NULL for
+    them."""
+    return frozenset(row[1] for row in conn.execute("PRAGMA table_info(pages)"))
+
+
 def crawl_schema_version(conn: sqlite3.Connection, path: Path) -> str | None:
     """The ``meta.schema_version`` of the database on ``conn``, as stored (text); None for a
     database with nothing in it yet (a new or empty file). Raises :class:`StorageError` for a

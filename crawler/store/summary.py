@@ -1,10 +1,12 @@
 """``crawl stats``: a summary of a crawl database, finished or still being written.
 
 SQLite does all the counting (``GROUP BY``), so the cost is a few sequential scans of ``pages``
-plus index-only scans of ``frontier``, and memory holds only the aggregates: fine for millions of
-pages. All queries read one snapshot (:mod:`crawler.store.snapshot`), so the numbers agree with each
-other even while a crawl writes. Two shapes of output, one content: :func:`format_text` for
-people, :func:`to_json` for scripts (its keys are a contract, documented in docs/database.md).
+(one of them through ``pages.data`` with ``json_each``: pages per user field,
+:mod:`crawler.store.fields`) plus index-only scans of ``frontier``, and memory holds only the
+aggregates: fine for millions of pages. All queries read one snapshot
+(:mod:`crawler.store.snapshot`), so the numbers agree with each other even while a crawl writes.
+Two shapes of output, one content: :func:`format_text` for people, :func:`to_json` for scripts
+(its keys are a contract, documented in docs/database.md).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 
 from crawler.models import Deferred, iso_seconds
 from crawler.store.database import DEFERRED_SUMMARY
+from crawler.store.fields import read_data_fields
 from crawler.store.snapshot import read_snapshot
 
 # Always reported, in this order; a state a later schema adds is reported after them.
@@ -98,6 +101,9 @@ class CrawlSummary:
     is ISO 8601 UTC: ``2026-11-25T01:28:00+00:00``."""
     deferred: Deferred
     """Pending URLs whose hosts asked (Retry-After) to wait past the cap, as of now."""
+    fields: list[tuple[str, int]]
+    """(user field, pages on which it has a value), most pages first (ties by name); empty
+    when no page has data."""
 
     @property
     def finished(self) -> bool:
@@ -141,6 +147,10 @@ def read_summary(
             top_hosts=[HostCount(*row) for row in conn.execute(_TOP_HOSTS, (top,))],
             throughput=[(f"{minute}:00+00:00", n) for minute, n in conn.execute(_THROUGHPUT)],
             deferred=_deferred(conn, now),
+            fields=sorted(
+                ((field.name, field.pages) for field in read_data_fields(conn)),
+                key=lambda row: (-row[1], row[0]),
+            ),
         )
 
 
@@ -181,6 +191,7 @@ def to_json(summary: CrawlSummary) -> dict[str, object]:
             if summary.deferred.until is None
             else iso_seconds(summary.deferred.until),
         },
+        "fields": [{"field": name, "pages": n} for name, n in summary.fields],
     }
 
 
@@ -218,6 +229,8 @@ def format_text(summary: CrawlSummary) -> str:
     lines += _section("errors by reason", summary.errors, summary.pages)
     lines += _section("depths", [(str(d), n) for d, n in summary.depths], summary.pages)
     lines += _hosts_section(summary)
+    if summary.fields:  # a crawl without extraction rules or a hook has none to show
+        lines += _section("fields (pages with a value)", summary.fields, summary.pages)
     lines += _throughput_section(summary.throughput)
     return "\n".join(lines)
 
