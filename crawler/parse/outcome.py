@@ -17,17 +17,22 @@ Page-level rules applied here (each leaves a note on the page row, counted in st
   ``none``) follows no link of the page; ``rel="nofollow"`` links are recorded, not followed
   (``politeness.respect_nofollow``);
 - traps: session IDs removed from links, paths with repeated segments not followed
-  (:mod:`crawler.frontier.traps`).
+  (:mod:`crawler.frontier.traps`);
+- the user's data (``[extract]``, :mod:`crawler.parse.extract`), noindex pages included; a hook
+  that fails leaves ``extract_error: ...``. The hook is the user's code: with threads
+  (``parse_processes = 0``) it must be thread-safe itself.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from itertools import chain
 
 from crawler.errors import PageError
 from crawler.frontier.traps import SessionStripper, repeated_segments
 from crawler.models import Lease, Outcome, PageRecord, Response
-from crawler.parse.html import parse_html
+from crawler.parse.extract import Extracted, ExtractRules, extract
+from crawler.parse.html import read_html
 from crawler.parse.offered import RecentlyOffered
 from crawler.scope import Scope
 from crawler.store.rows import page_rows
@@ -47,6 +52,8 @@ class LinkRules:
     """Our robots.txt product token, for ``X-Robots-Tag: ourbot: noindex``."""
     strip_sessions: SessionStripper
     max_repeated_segments: int
+    extract: ExtractRules = field(default_factory=ExtractRules)
+    """The user's extraction rules and hook, run on the same tree (``[extract]``)."""
 
 
 def needs_parsing(response: Response) -> bool:
@@ -71,13 +78,22 @@ def build_outcome(
     if not needs_parsing(response):
         return Outcome(lease, _noted(page, notes))
 
-    parsed = parse_html(response.body, lease.url, response.content_type)
+    document = read_html(response.body, lease.url, response.content_type)
+    parsed = document.page
+    # Also on noindex pages: the user asked for their data, and noindex is about search indexes.
+    extracted = (
+        extract(document, lease, response, rules.extract, rules.max_url_length)
+        if rules.extract.enabled
+        else _NOTHING_EXTRACTED
+    )
+    if extracted.note is not None:
+        notes.append(extracted.note)
     directives = _directives(parsed.robots, rules.product_token)
     directives |= _directives(response.robots_tag or "", rules.product_token)
     links: dict[str, None] = {}  # ordered set: first occurrence wins
     unfollowed: set[str] = set()
     base = BaseURL(parsed.base_url)
-    for href in parsed.links:
+    for href in chain(parsed.links, extracted.follow):
         url = base.resolve(href, max_length=rules.max_url_length)
         if url is None:
             continue
@@ -109,6 +125,8 @@ def build_outcome(
         page = replace(
             page, title=parsed.title, description=parsed.description, canonical=parsed.canonical
         )
+    if extracted.data is not None:
+        page = replace(page, data=extracted.data)
     link_list = list(links)
     depth = lease.depth + 1
     # Encoded here, off the event loop, for the sink (crawler.store.rows).
@@ -117,6 +135,9 @@ def build_outcome(
     return Outcome(
         lease, page, link_list, follow, follow_depth=depth, follow_offsite=offsite, rows=rows
     )
+
+
+_NOTHING_EXTRACTED = Extracted(None)
 
 
 def unparsed_outcome(lease: Lease, response: Response, fetched_at: str, note: str) -> Outcome:
