@@ -107,7 +107,10 @@ def hook_name(hook: Callable[..., object]) -> str:
         )
     name = f"{module}:{qualname}"
     if load_hook(name) is not hook:
-        raise HookUnusable(f"{name} names another object than the one given (decorated?)")
+        raise HookUnusable(
+            f"{name} names another object than the one given (a bound method? a decorated "
+            "function?): give a module's top-level function"
+        )
     return name
 
 
