@@ -80,21 +80,25 @@ def build_outcome(
 
     document = read_html(response.body, lease.url, response.content_type)
     parsed = document.page
+    base = BaseURL(parsed.base_url)
     # Also on noindex pages: the user asked for their data, and noindex is about search indexes.
     extracted = (
-        extract(document, lease, response, rules.extract, rules.max_url_length)
+        extract(document, lease, response, rules.extract, base, rules.max_url_length)
         if rules.extract.enabled
         else _NOTHING_EXTRACTED
     )
+    resolved = extracted.resolved
     if extracted.note is not None:
         notes.append(extracted.note)
     directives = _directives(parsed.robots, rules.product_token)
     directives |= _directives(response.robots_tag or "", rules.product_token)
     links: dict[str, None] = {}  # ordered set: first occurrence wins
     unfollowed: set[str] = set()
-    base = BaseURL(parsed.base_url)
     for href in chain(parsed.links, extracted.follow):
-        url = base.resolve(href, max_length=rules.max_url_length)
+        if href in resolved:  # a rule read it
+            url = resolved[href]
+        else:
+            url = base.resolve(href, max_length=rules.max_url_length)
         if url is None:
             continue
         url = rules.strip_sessions(url)
@@ -119,14 +123,17 @@ def build_outcome(
         follow = list(reached) if offered is None else offered.new(reached)
         if any(reached.values()):
             offsite = [reached[url] for url in follow]
+    recorded: dict[str, object] = {}
     if "noindex" in directives:
         notes.append("noindex")
     else:
-        page = replace(
-            page, title=parsed.title, description=parsed.description, canonical=parsed.canonical
+        recorded.update(
+            title=parsed.title, description=parsed.description, canonical=parsed.canonical
         )
     if extracted.data is not None:
-        page = replace(page, data=extracted.data)
+        recorded["data"] = extracted.data
+    if recorded:  # one copy of the record (dataclasses.replace costs microseconds)
+        page = replace(page, **recorded)  # type: ignore[arg-type]
     link_list = list(links)
     depth = lease.depth + 1
     # Encoded here, off the event loop, for the sink (crawler.store.rows).
