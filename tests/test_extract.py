@@ -11,6 +11,7 @@ import json
 import re
 import sqlite3
 import sys
+import types
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -29,6 +30,7 @@ from crawler.models import Lease, Response
 from crawler.parse.extract import URL_ATTRIBUTES, ExtractRules, FieldRule
 from crawler.parse.hook import hook_name
 from crawler.parse.outcome import build_outcome
+from crawler.parse.pool import ParsePoolFailed
 from tests import extract_hooks
 from tests.helpers import (
     crawl_config,
@@ -448,3 +450,20 @@ async def test_the_parse_worker_finds_a_hook_where_the_crawl_process_did(
     item = data_of(stored(db)["/news/1"])
     assert item is not None
     assert item["shout"] == "BREAKING: BIG NEWS"
+
+
+async def test_a_hook_the_parse_worker_cannot_import_ends_the_crawl_with_one_clear_line(
+    site: TestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A module that exists in the crawl's process only (made in code): the config check finds
+    # it, the parse worker process cannot.
+    module = types.ModuleType("made_in_code_hooks")
+    module.hook = extract_hooks.summary  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "made_in_code_hooks", module)
+    cfg = config(1, **{"extract.hook": "made_in_code_hooks:hook"})
+    with pytest.raises(ParsePoolFailed) as failed:
+        await crawler.crawl(site.url("/"), db=tmp_path / "crawl.db", config=cfg)
+    assert str(failed.value) == (
+        "the parse worker process cannot start: extract.hook cannot import made_in_code_hooks: "
+        "ModuleNotFoundError: No module named 'made_in_code_hooks'"
+    )
