@@ -117,18 +117,16 @@ def selector_problem(css: str) -> str | None:
     that never match a static page (``:hover``, ``:focus``) and ignores a namespace prefix
     (``svg|a`` is ``a``); those pass."""
     try:
-        _EMPTY.css_first(css)
+        # A tree of its own, as every parse here has: lexbor's are not thread-safe.
+        LexborHTMLParser("").css_first(css)
     except SelectolaxError as exc:
         return str(exc)
     return None
 
 
-_EMPTY = LexborHTMLParser("")
-"""A tree to try selectors on (only ever read, and lexbor's selector parser is per call)."""
-
-
 def read_html(body: bytes, url: str, content_type: str | None = None) -> HtmlDocument:
-    """Extract title, description, canonical, base URL and raw links from an HTML body.
+    """Read title, description, canonical, base URL and raw links from an HTML body, and keep
+    its text and tree for the user's extraction rules.
 
     Never raises on any ``body``: undecodable bytes become U+FFFD and the HTML parser
     recovers from any markup. ``links`` stay unresolved; resolve them against
