@@ -8,7 +8,8 @@ the event loop. docs/extraction.md is the reference; in short:
 - a rule's value is the first match's text (whitespace collapsed), or its ``attr``; with
   ``all``, every match's, as a list; a field whose value is empty or that matched nothing is
   absent; a URL attribute (:data:`URL_ATTRIBUTES`) is resolved against the page's base and
-  canonicalized as links are (one that is no http(s) URL, ``mailto:x``, stays as written);
+  canonicalized as links are (an empty one is the page itself; one that is no http(s) URL,
+  ``mailto:x``, stays as written);
 - the hook gets a :class:`~crawler.parse.hook.Page` with the rules' fields and returns a dict
   merged into them (its keys win) or None; ``Page.follow`` offers further URLs. If it raises, or
   returns anything else or anything that is not JSON, the page keeps the rules' fields, follows
