@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from crawler.config_load import load_config
     from crawler.engine import CrawlReport
     from crawler.errors import ConfigError, CrawlError, FatalError, SeedsError, StorageError
+    from crawler.parse.hook import Page
     from crawler.runtime import ForcedStop
 
 _EXPORTS = {
@@ -43,6 +44,7 @@ _EXPORTS = {
     "SeedsError": "crawler.errors",
     "StorageError": "crawler.errors",
     "ForcedStop": "crawler.runtime",
+    "Page": "crawler.parse.hook",
 }
 """Each public name and the module that defines it."""
 
@@ -57,6 +59,7 @@ __all__ = [
     "FatalError",
     "ForcedStop",
     "Overrides",
+    "Page",
     "SeedsError",
     "StorageError",
     "__version__",

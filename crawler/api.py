@@ -26,9 +26,10 @@ from crawler.archive.bodies import bodies_path
 from crawler.config import Config
 from crawler.config_load import load_config
 from crawler.engine import Crawl, CrawlReport
-from crawler.errors import FatalError, SeedsError, StorageError, find_fatal
+from crawler.errors import ConfigError, FatalError, SeedsError, StorageError, find_fatal
 from crawler.fetch.cookies_file import read_cookies_file
 from crawler.frontier.seeds import Seeds, parse_seeds, read_seeds
+from crawler.parse.hook import Hook, HookUnusable, hook_name
 from crawler.store.snapshot import crawl_database_version
 from crawler.store.writer_lock import WriterLock
 
@@ -82,6 +83,9 @@ class Overrides(TypedDict, total=False):
     """``output.store_bodies`` (``--store-bodies``)."""
     sitemaps: bool
     """``sitemaps.enabled`` (``--sitemaps``)."""
+    extract: Hook | str
+    """``extract.hook``: a module's top-level function (found by its name in the parse worker;
+    a lambda or a nested function is refused), or its name, ``"package.module:function"``."""
 
 
 OVERRIDE_KEYS: Mapping[str, str] = {
@@ -101,6 +105,7 @@ OVERRIDE_KEYS: Mapping[str, str] = {
     "warc_dir": "output.warc_dir",
     "store_bodies": "output.store_bodies",
     "sitemaps": "sitemaps.enabled",
+    "extract": "extract.hook",
 }
 """The config key of each of :class:`Overrides`."""
 
@@ -173,6 +178,11 @@ def configure(
     given = {name: value for name, value in (overrides or {}).items() if value is not None}
     if unknown := sorted(given.keys() - OVERRIDE_KEYS.keys()):
         raise TypeError(f"unknown override {', '.join(unknown)}; known: {', '.join(OVERRIDE_KEYS)}")
+    if callable(hook := given.get("extract")):
+        try:
+            given["extract"] = hook_name(hook)
+        except HookUnusable as exc:
+            raise ConfigError(f"invalid config from {overrides_from}: `extract` {exc}") from None
     dotted = {OVERRIDE_KEYS[name]: _config_value(value) for name, value in given.items()}
     if isinstance(config, Config):
         return load_config(None, dotted, environ={}, base=config, overrides_from=overrides_from)

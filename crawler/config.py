@@ -330,6 +330,33 @@ class SitemapsSection(_Section, frozen=True):
     """Origins whose sitemaps are read at once."""
 
 
+class ExtractField(_Section, frozen=True):
+    """One field of the user's data (``[extract.fields.NAME]``), read from every HTML page whose
+    URL matches ``urls`` (:mod:`crawler.parse.extract`)."""
+
+    css: str
+    """A CSS selector (selectolax/lexbor): the first match, or every match with ``all``."""
+    attr: str = ""
+    """An attribute's value instead of the text; a URL attribute (``href``, ``src``, ...) is
+    made absolute against the page's base. Empty: the element's text, whitespace collapsed."""
+    all: bool = False
+    """Every match, as a list (in document order), instead of the first."""
+    urls: str = ""
+    """A regular expression (``re.search`` on the page's URL): only pages it matches get the
+    field. Empty: every page."""
+
+
+class ExtractSection(_Section, frozen=True):
+    """The user's own data from each HTML page: rules, and a Python hook (docs/extraction.md)."""
+
+    fields: dict[str, ExtractField] = {}
+    """``[extract.fields.NAME]`` tables: the fields read by CSS selectors, by name."""
+    hook: str = ""
+    """``"package.module:function"``: called with each HTML page's
+    :class:`~crawler.parse.hook.Page` in the parse worker; its dict is merged into the page's
+    data. Empty: none."""
+
+
 class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     crawl: CrawlSection = CrawlSection()
     fetch: FetchSection = FetchSection()
@@ -340,3 +367,4 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     runtime: RuntimeSection = RuntimeSection()
     output: OutputSection = OutputSection()
     sitemaps: SitemapsSection = SitemapsSection()
+    extract: ExtractSection = ExtractSection()

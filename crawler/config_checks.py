@@ -11,8 +11,10 @@ import ssl
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-from crawler.config import OWNED_HEADERS, Config, FetchHost
+from crawler.config import OWNED_HEADERS, Config, ExtractSection, FetchHost
 from crawler.fetch.downloads import media_range_problem
+from crawler.parse.hook import HookUnusable, load_hook
+from crawler.parse.html import selector_problem
 from crawler.scope import Scope
 from crawler.urls import canonicalize, host_key
 
@@ -60,7 +62,34 @@ def unusable_value(config: Config) -> tuple[str, str] | None:
     for entry in fetch.download_types:
         if (problem := media_range_problem(entry)) is not None:
             return "fetch.download_types", f"lists {entry!r}, which {problem}"
-    return _unusable_proxies(config)
+    if (bad := _unusable_proxies(config)) is not None:
+        return bad
+    return _unusable_extract(config.extract)
+
+
+# A field's name is a column of `crawl export --format csv` (data.NAME): a plain word.
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+
+def _unusable_extract(extract: ExtractSection) -> tuple[str, str] | None:
+    """The first extraction rule that cannot run, or a hook that cannot be called: found
+    before any request, not on every page."""
+    for name, rule in extract.fields.items():
+        key = f"extract.fields.{name}"
+        if not _FIELD_NAME.fullmatch(name):
+            return key, "must be named by letters, digits, _ and - (starting with a letter or _)"
+        if (problem := selector_problem(rule.css)) is not None:
+            return f"{key}.css", f"is not a CSS selector selectolax can use {rule.css!r}: {problem}"
+        try:
+            re.compile(rule.urls)
+        except re.error as exc:
+            return f"{key}.urls", f"has an invalid regular expression {rule.urls!r}: {exc}"
+    if extract.hook:
+        try:
+            load_hook(extract.hook)
+        except HookUnusable as exc:
+            return "extract.hook", str(exc)
+    return None
 
 
 def _unusable_ca_file(path: str) -> str | None:

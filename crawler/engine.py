@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ from crawler.frontier.robots_gate import RobotsGate
 from crawler.frontier.traps import SessionStripper, TrapGuard
 from crawler.models import Deferred, OnResponse
 from crawler.observe.stats import Stats
+from crawler.parse.extract import ExtractRules
 from crawler.parse.outcome import LinkRules
 from crawler.parse.pool import make_parse_pool
 from crawler.scope import Scope
@@ -143,6 +145,7 @@ class Crawl:
             product_token=self._robots_token,
             strip_sessions=SessionStripper(config.traps.session_params),
             max_repeated_segments=config.traps.max_repeated_segments,
+            extract=ExtractRules.of(config.extract, tuple(sys.path)),
         )
         self._traps = TrapGuard(config.traps, config.crawl.max_hosts_in_memory)
 

@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 import httpx
 import pytest
@@ -28,8 +29,13 @@ from crawler.bench.report import build_report, memory_figures, write_json, write
 from crawler.bench.scenarios import SCENARIOS, Scenario, reference_name, scenario
 from crawler.bench.server import SyntheticWeb
 from crawler.bench.targets import check_scenario
-from crawler.bench.web import ROBOTS_TXT, Web, WebSpec
+from crawler.bench.web import EXTRACT_RULES, ROBOTS_TXT, Web, WebSpec
 from crawler.cli.app import app
+from crawler.config_load import load_config
+from crawler.models import Lease, Response
+from crawler.parse.extract import ExtractRules
+from crawler.parse.outcome import build_outcome
+from tests.helpers import link_rules
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = Scenario(
@@ -53,6 +59,26 @@ TINY = Scenario(
     time_limit=30.0,
     compare_peers=True,
 )
+
+
+def test_every_synthetic_page_matches_the_three_extraction_rules() -> None:
+    # `crawl bench --extract on` measures the rules' cost only if they find something.
+    rules = ExtractRules.of(load_config(overrides={"extract.fields": EXTRACT_RULES}).extract)
+    with_rules = dataclasses.replace(link_rules(), extract=rules)
+    web = Web(WebSpec(hosts=2, pages=20), [1001, 1002])
+    for host in range(2):
+        for index in range(1, 20):
+            url = f"http://127.0.0.1:{1001 + host}/p/{index}"
+            lease = Lease(1, url, f"127.0.0.1:{1001 + host}", 0)
+            response = Response(url, 200, "text/html", web.page(host, index))
+            page = build_outcome(lease, response, with_rules, "").page
+            assert page.data is not None
+            assert set(page.data) == set(EXTRACT_RULES)
+            assert page.data["links"] == [urljoin(url, href) for href in web.hrefs(host, index)]
+    names = [c.name for c in contenders([], [], ["process"], ["off", "on"])]
+    assert names == ["ours[process]", "ours[process,extract]"]
+    with pytest.raises(ValueError, match="unknown extract mode"):
+        contenders([], [], [], ["yes"])
 
 
 def test_same_seed_same_web() -> None:

@@ -11,6 +11,7 @@ import sqlite3
 import tempfile
 from collections.abc import Iterator
 from contextlib import closing
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from hypothesis import strategies as st
 from crawler.frontier.robots import RobotsPolicy
 from crawler.models import ParsedPage
 from crawler.parse import outcome
+from crawler.parse.html import HtmlDocument
 from crawler.urls import has_userinfo
 from tests.hostile_site import HostileSite
 from tests.test_defences import Result, crawl
@@ -76,14 +78,14 @@ async def test_an_exception_out_of_the_transport_is_that_pages_failure(
 async def test_an_exception_out_of_the_parser_is_that_pages_failure(
     site: HostileSite, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = outcome.parse_html
+    real = outcome.read_html
 
-    def parse_html(body: bytes, url: str, content_type: str | None) -> ParsedPage:
+    def read_html(body: bytes, url: str, content_type: str | None) -> HtmlDocument:
         if url.endswith(VICTIM):
             raise RecursionError("injected: maximum recursion depth exceeded")
         return real(body, url, content_type)
 
-    monkeypatch.setattr(outcome, "parse_html", parse_html)
+    monkeypatch.setattr(outcome, "read_html", read_html)
     result = await crawl(site, tmp_path, *PLAIN_PAGES, **IN_THREADS)
     assert_only_the_victim_failed(
         result, "internal_error: RecursionError: injected: maximum recursion depth exceeded"
@@ -113,15 +115,16 @@ async def test_a_page_whose_row_cannot_be_encoded_fails_alone(
 ) -> None:
     # A lone surrogate has no UTF-8 form: encoding the page's row fails. Encoded in the sink's
     # batch, it failed the batch, and the crawl with it.
-    real = outcome.parse_html
+    real = outcome.read_html
 
-    def parse_html(body: bytes, url: str, content_type: str | None) -> ParsedPage:
-        parsed = real(body, url, content_type)
+    def read_html(body: bytes, url: str, content_type: str | None) -> HtmlDocument:
+        document = real(body, url, content_type)
         if url.endswith(VICTIM):
-            return ParsedPage(title="bad \udcff title", links=parsed.links)
-        return parsed
+            page = ParsedPage(title="bad \udcff title", links=document.page.links)
+            return replace(document, page=page)
+        return document
 
-    monkeypatch.setattr(outcome, "parse_html", parse_html)
+    monkeypatch.setattr(outcome, "read_html", read_html)
     result = await crawl(site, tmp_path, *PLAIN_PAGES, **IN_THREADS)
     error = result.rows[VICTIM]["error"]
     assert error.startswith("internal_error: UnicodeEncodeError: 'utf-8' codec can't encode")

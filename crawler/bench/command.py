@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
@@ -29,6 +29,7 @@ def prepare(
     vs: list[str],
     transport_names: list[str],
     parse_modes: list[str],
+    extract_modes: Sequence[str] = (),
     *,
     scale: float = 1.0,
     repeat: int | None = None,
@@ -39,12 +40,12 @@ def prepare(
     echo: Callable[[str], None] = print,
 ) -> BenchOptions:
     """The benchmark's options, checked; creates ``out``. Raises ``ValueError`` for an
-    unknown scenario, peer, transport or parse mode (a usage error), and
+    unknown scenario, peer, transport, parse or extract mode (a usage error), and
     :class:`~crawler.errors.FatalError` for a config that does not load or an ``out`` that
     cannot be a directory."""
     options = BenchOptions(
         scenarios=[scenario(name, scale) for name in scenario_names or list(SCENARIOS)],
-        contenders=contenders(vs, transport_names, parse_modes),
+        contenders=contenders(vs, transport_names, parse_modes, extract_modes),
         out=out,
         config=config or DEFAULT_CONFIG,
         repeat=repeat,

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,11 +31,16 @@ from crawler.bench.profile import summarize_profile
 from crawler.bench.runner import PARSE_MODES
 from crawler.bench.scenarios import SPACING_TOLERANCE, Scenario, reference_name
 from crawler.bench.server import ServerStats, SyntheticWeb
+from crawler.bench.web import EXTRACT_RULES
 
 KILL_GRACE = 60.0
 CEILING_SECONDS = 3.0
 CEILING_CONNECTIONS = 100
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "bench.toml"
+
+
+EXTRACT_MODES = ("off", "on")
+"""``crawl bench --extract``: our crawler without or with the three rules."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,12 +51,15 @@ class Contender:
     """``ours`` or a peer's name."""
     transport: str = "default"
     parse: str = "default"
+    extract: bool = False
+    """With the three :data:`~crawler.bench.web.EXTRACT_RULES` (``--extract on``)."""
 
     @property
     def name(self) -> str:
         if self.kind != "ours":
             return self.kind
         variant = [v for v in (self.transport, self.parse) if v != "default"]
+        variant += ["extract"] if self.extract else []
         return f"ours[{','.join(variant)}]" if variant else "ours"
 
 
@@ -92,9 +100,12 @@ class BenchOptions:
 
 
 def contenders(
-    vs: list[str], transport_names: list[str], parse_modes: list[str]
+    vs: list[str],
+    transport_names: list[str],
+    parse_modes: list[str],
+    extract_modes: Sequence[str] = (),
 ) -> list[Contender]:
-    """Ours in every transport x parse combination asked for, then the peers."""
+    """Ours in every transport x parse x extract combination asked for, then the peers."""
     for name in transport_names:
         if name not in transports.TRANSPORTS:
             known = ", ".join(transports.TRANSPORTS)
@@ -102,13 +113,17 @@ def contenders(
     for mode in parse_modes:
         if mode not in PARSE_MODES:
             raise ValueError(f"unknown parse mode {mode!r} (known: {', '.join(PARSE_MODES)})")
+    for mode in extract_modes:
+        if mode not in EXTRACT_MODES:
+            raise ValueError(f"unknown extract mode {mode!r} (known: {', '.join(EXTRACT_MODES)})")
     for peer in vs:
         if peer not in peers.PEERS:
             raise ValueError(f"unknown peer {peer!r} (known: {', '.join(peers.PEERS)})")
     ours = [
-        Contender("ours", t, p)
+        Contender("ours", t, p, e == "on")
         for t in transport_names or ["default"]
         for p in parse_modes or ["default"]
+        for e in dict.fromkeys(extract_modes or ["off"])
     ]
     return ours + [Contender(peer) for peer in dict.fromkeys(vs)]
 
@@ -218,6 +233,7 @@ def _run_contender(
                 "crawl.concurrency": scenario.concurrency,
                 "crawl.max_pages": scenario.budget,
                 "runtime.stats_interval": 0.0,
+                **({"extract.fields": EXTRACT_RULES} if contender.extract else {}),
             },
             "seeds": seeds,
             "db": str(db),

@@ -28,6 +28,14 @@ import zlib
 from collections.abc import Sequence
 
 HTML_TYPE = "text/html; charset=utf-8"
+
+EXTRACT_RULES = {
+    "headline": {"css": "title"},
+    "summary": {"css": 'meta[name="description"]', "attr": "content"},
+    "links": {"css": "li a", "attr": "href", "all": True},
+}
+"""Three ``[extract.fields]`` rules every page of this web matches (``crawl bench --extract
+on``): a text, an attribute, and a list of URLs made absolute (the costliest kind)."""
 ROBOTS_TXT = b"User-agent: *\nDisallow: /private/\n"
 LATENCY_KINDS = ("constant", "uniform", "exponential")
 LINK_MODELS = ("random", "tree")

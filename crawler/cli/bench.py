@@ -43,6 +43,13 @@ def bench(
             "(repeatable)."
         ),
     ] = None,
+    extract: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Our crawler without (off) or with (on) three extraction rules every synthetic "
+            "page matches (repeatable: --extract off --extract on runs both side by side)."
+        ),
+    ] = None,
     scale: Annotated[
         float, typer.Option(min=0.0001, help="Shrink sites and page budgets (0.1: a quick look).")
     ] = 1.0,
@@ -82,6 +89,7 @@ def bench(
             vs or [],
             transport or [],
             parse or [],
+            extract or [],
             scale=scale,
             repeat=repeat,
             out=DEFAULT_OUT if out is None else out,

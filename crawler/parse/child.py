@@ -5,7 +5,8 @@ Protocol between the crawl and a child: frames of a 4-byte big-endian length and
 body on the child's stdin and stdout.
 
 - first frame to the child: the pickled :class:`~crawler.parse.outcome.LinkRules`; it answers
-  :data:`READY` once it can parse;
+  :data:`READY` once it can parse, or :data:`UNUSABLE` and why, as UTF-8, if it cannot load the
+  user's hook (``extract.hook``) the rules name, and exits;
 - a job (:data:`Job`): ``(job_id, lease, response, fetched_at)``; the answer (:data:`Answer`):
   ``(job_id, "", "", page, links, follow, follow_depth, follow_hops, follow_offsite, rows)``,
   or, if ``build_outcome`` raised, the exception as ``"<Type>: <message>"`` and its traceback
@@ -34,6 +35,7 @@ import msgspec
 
 from crawler.errors import InternalError
 from crawler.models import Lease, PageRecord, PageRows, Response
+from crawler.parse.hook import HookUnusable, load_hook, use_search_path
 from crawler.parse.malloc import keep_freed_memory
 from crawler.parse.offered import RecentlyOffered
 from crawler.parse.outcome import LinkRules, build_outcome
@@ -42,6 +44,8 @@ LENGTH = struct.Struct(">I")
 """The frame header: the body's length."""
 READY = b"READY"
 """The child's first frame: it has the rules and can parse."""
+UNUSABLE = b"UNUSABLE "
+"""The start of the child's first frame instead of READY: it cannot load the hook."""
 
 Job = tuple[int, Lease, Response, str]
 Answer = tuple[
@@ -69,6 +73,14 @@ def serve(inp: BinaryIO, out: BinaryIO) -> None:
     if rules_data is None:
         return
     rules: LinkRules = pickle.loads(rules_data)  # from our own parent only
+    if rules.extract.hook:
+        use_search_path(rules.extract.search_path)
+        try:
+            load_hook(rules.extract.hook)
+        except HookUnusable as exc:
+            out.write(frame(UNUSABLE + f"extract.hook {exc}".encode()))
+            out.flush()
+            return
     out.write(frame(READY))
     out.flush()
     encoder = msgspec.msgpack.Encoder()

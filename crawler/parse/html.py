@@ -11,13 +11,42 @@ from __future__ import annotations
 
 import codecs
 import re
+from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
-from selectolax.lexbor import LexborHTMLParser, SelectolaxError
+from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
 
 from crawler.models import ParsedPage
 
-__all__ = ["detect_charset", "parse_html"]
+__all__ = [
+    "HtmlDocument",
+    "HtmlNode",
+    "HtmlTree",
+    "collapse_whitespace",
+    "detect_charset",
+    "parse_html",
+    "read_html",
+    "selector_problem",
+]
+
+HtmlTree = LexborHTMLParser
+"""The parsed tree: selectolax's lexbor parser (``css``, ``css_first``, nodes' ``text()`` and
+``attrs``), as extraction rules and a hook see it."""
+HtmlNode = LexborNode
+"""One element of an :data:`HtmlTree`."""
+
+
+@dataclass(frozen=True, slots=True)
+class HtmlDocument:
+    """One HTML body read: what the crawl records of it, and its text and tree for the user's
+    own extraction (:mod:`crawler.parse.extract`), which reads the same tree: parsed once."""
+
+    page: ParsedPage
+    text: str
+    """The body decoded (``page.charset``)."""
+    tree: HtmlTree | None
+    """None when lexbor refused the text (see :func:`parse_html`)."""
+
 
 _BOMS = (
     (b"\xef\xbb\xbf", "utf-8"),
@@ -79,7 +108,25 @@ def detect_charset(body: bytes, content_type: str | None = None) -> str:
 
 
 def parse_html(body: bytes, url: str, content_type: str | None = None) -> ParsedPage:
-    """Extract title, description, canonical, base URL and raw links from an HTML body.
+    """What the crawl records of an HTML body: :func:`read_html` without the tree."""
+    return read_html(body, url, content_type).page
+
+
+def selector_problem(css: str) -> str | None:
+    """Why lexbor cannot use the CSS selector ``css``, or None. Lexbor accepts some selectors
+    that never match a static page (``:hover``, ``:focus``) and ignores a namespace prefix
+    (``svg|a`` is ``a``); those pass."""
+    try:
+        # A tree of its own, as every parse here has: lexbor's are not thread-safe.
+        LexborHTMLParser("").css_first(css)
+    except SelectolaxError as exc:
+        return str(exc)
+    return None
+
+
+def read_html(body: bytes, url: str, content_type: str | None = None) -> HtmlDocument:
+    """Read title, description, canonical, base URL and raw links from an HTML body, and keep
+    its text and tree for the user's extraction rules.
 
     Never raises on any ``body``: undecodable bytes become U+FFFD and the HTML parser
     recovers from any markup. ``links`` stay unresolved; resolve them against
@@ -96,14 +143,16 @@ def parse_html(body: bytes, url: str, content_type: str | None = None) -> Parsed
     except (SelectolaxError, ValueError):
         # Lexbor refuses only on allocation failure or inputs over 2.5 GB; an empty page
         # keeps the worker going where an exception would only be logged and dropped.
-        return ParsedPage(base_url=url, charset=charset)
+        return HtmlDocument(ParsedPage(base_url=url, charset=charset), text, None)
 
     title_node = tree.css_first(_TITLE)
-    title = _collapse(title_node.text()) if title_node is not None else None
+    title = collapse_whitespace(title_node.text()) if title_node is not None else None
 
     description_node = tree.css_first(_DESCRIPTION)
     description = (
-        _collapse(description_node.attrs.sget("content")) if description_node is not None else None
+        collapse_whitespace(description_node.attrs.sget("content"))
+        if description_node is not None
+        else None
     )
 
     # Per HTML, only the first <base href> counts, even when it is unusable.
@@ -131,7 +180,7 @@ def parse_html(body: bytes, url: str, content_type: str | None = None) -> Parsed
         if directive
     )
 
-    return ParsedPage(
+    page = ParsedPage(
         title=title,
         description=description,
         canonical=canonical,
@@ -141,6 +190,7 @@ def parse_html(body: bytes, url: str, content_type: str | None = None) -> Parsed
         robots=robots,
         nofollow=nofollow,
     )
+    return HtmlDocument(page, text, tree)
 
 
 def _sniff(body: bytes, content_type: str | None) -> tuple[str, int]:
@@ -172,7 +222,8 @@ def _codec_name(label: str) -> str | None:
     return _WHATWG_ALIASES.get(info.name, info.name)
 
 
-def _collapse(value: str) -> str | None:
+def collapse_whitespace(value: str) -> str | None:
+    """``value`` with runs of whitespace as one space, trimmed; None if nothing is left."""
     return " ".join(value.split()) or None
 
 

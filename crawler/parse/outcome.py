@@ -17,17 +17,22 @@ Page-level rules applied here (each leaves a note on the page row, counted in st
   ``none``) follows no link of the page; ``rel="nofollow"`` links are recorded, not followed
   (``politeness.respect_nofollow``);
 - traps: session IDs removed from links, paths with repeated segments not followed
-  (:mod:`crawler.frontier.traps`).
+  (:mod:`crawler.frontier.traps`);
+- the user's data (``[extract]``, :mod:`crawler.parse.extract`), noindex pages included; a hook
+  that fails leaves ``extract_error: ...``. The hook is the user's code: with threads
+  (``parse_processes = 0``) it must be thread-safe itself.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from itertools import chain
 
 from crawler.errors import PageError
 from crawler.frontier.traps import SessionStripper, repeated_segments
 from crawler.models import Lease, Outcome, PageRecord, Response
-from crawler.parse.html import parse_html
+from crawler.parse.extract import Extracted, ExtractRules, extract
+from crawler.parse.html import read_html
 from crawler.parse.offered import RecentlyOffered
 from crawler.scope import Scope
 from crawler.store.rows import page_rows
@@ -47,6 +52,8 @@ class LinkRules:
     """Our robots.txt product token, for ``X-Robots-Tag: ourbot: noindex``."""
     strip_sessions: SessionStripper
     max_repeated_segments: int
+    extract: ExtractRules = field(default_factory=ExtractRules)
+    """The user's extraction rules and hook, run on the same tree (``[extract]``)."""
 
 
 def needs_parsing(response: Response) -> bool:
@@ -71,14 +78,27 @@ def build_outcome(
     if not needs_parsing(response):
         return Outcome(lease, _noted(page, notes))
 
-    parsed = parse_html(response.body, lease.url, response.content_type)
+    document = read_html(response.body, lease.url, response.content_type)
+    parsed = document.page
+    base = BaseURL(parsed.base_url)
+    # Also on noindex pages: the user asked for their data, and noindex is about search indexes.
+    extracted = (
+        extract(document, lease, response, rules.extract, base, rules.max_url_length)
+        if rules.extract.enabled
+        else _NOTHING_EXTRACTED
+    )
+    resolved = extracted.resolved
+    if extracted.note is not None:
+        notes.append(extracted.note)
     directives = _directives(parsed.robots, rules.product_token)
     directives |= _directives(response.robots_tag or "", rules.product_token)
     links: dict[str, None] = {}  # ordered set: first occurrence wins
     unfollowed: set[str] = set()
-    base = BaseURL(parsed.base_url)
-    for href in parsed.links:
-        url = base.resolve(href, max_length=rules.max_url_length)
+    for href in chain(parsed.links, extracted.follow):
+        if href in resolved:  # a rule read it
+            url = resolved[href]
+        else:
+            url = base.resolve(href, max_length=rules.max_url_length)
         if url is None:
             continue
         url = rules.strip_sessions(url)
@@ -103,12 +123,17 @@ def build_outcome(
         follow = list(reached) if offered is None else offered.new(reached)
         if any(reached.values()):
             offsite = [reached[url] for url in follow]
+    recorded: dict[str, object] = {}
     if "noindex" in directives:
         notes.append("noindex")
     else:
-        page = replace(
-            page, title=parsed.title, description=parsed.description, canonical=parsed.canonical
+        recorded.update(
+            title=parsed.title, description=parsed.description, canonical=parsed.canonical
         )
+    if extracted.data is not None:
+        recorded["data"] = extracted.data
+    if recorded:  # one copy of the record (dataclasses.replace costs microseconds)
+        page = replace(page, **recorded)  # type: ignore[arg-type]
     link_list = list(links)
     depth = lease.depth + 1
     # Encoded here, off the event loop, for the sink (crawler.store.rows).
@@ -117,6 +142,9 @@ def build_outcome(
     return Outcome(
         lease, page, link_list, follow, follow_depth=depth, follow_offsite=offsite, rows=rows
     )
+
+
+_NOTHING_EXTRACTED = Extracted(None)
 
 
 def unparsed_outcome(lease: Lease, response: Response, fetched_at: str, note: str) -> Outcome:

@@ -38,7 +38,7 @@ import msgspec
 
 from crawler.errors import FatalError, InternalError
 from crawler.models import Lease, Outcome, Response
-from crawler.parse.child import LENGTH, READY, Answer, Job, frame
+from crawler.parse.child import LENGTH, READY, UNUSABLE, Answer, Job, frame
 from crawler.parse.outcome import LinkRules, build_outcome, needs_parsing, unparsed_outcome
 from crawler.resource import AsyncResource
 
@@ -238,6 +238,10 @@ class _Child:
                 f"the parse worker process did not start (exit code {process.returncode}); "
                 "its error is above"
             ) from None
+        if ready.startswith(UNUSABLE):
+            await process.wait()
+            problem = ready.removeprefix(UNUSABLE).decode(errors="replace")
+            raise ParsePoolFailed(f"the parse worker process cannot start: {problem}")
         if ready != READY:
             raise ParsePoolFailed(f"the parse worker process said {ready[:80]!r}, not READY")
         self._ready = True
