@@ -129,13 +129,11 @@ class Worker:
             received = await self._receive(lease)
             if received is None:
                 return None
-            if isinstance(received, Response):
-                outcome = await self.parse_pool.outcome(lease, received, _now())
-                if received.sha256 is not None:  # a download: never parsed, its rows not encoded
-                    page = replace(outcome.page, sha256=received.sha256)
-                    outcome = replace(outcome, page=page, rows=None)
-            else:
-                outcome = received
+            outcome = (
+                await self.parse_pool.outcome(lease, received, _now())
+                if isinstance(received, Response)
+                else received
+            )
             follow = self.traps.worth_following(outcome.follow)
             if follow is not outcome.follow:
                 outcome = replace(outcome, follow=follow, rows=None)  # rows: encoded anew

@@ -164,6 +164,7 @@ def _page_record(lease: Lease, response: Response, fetched_at: str) -> PageRecor
         size=len(response.body),
         elapsed_ms=round(response.elapsed * 1000, 3),
         truncated=response.truncated,
+        sha256=response.sha256,  # a download's (fetch.download_types); None for a page
     )
 
 
