@@ -2,6 +2,8 @@
 
 - :mod:`~crawler.frontier.frontier`: the :class:`Frontier` (per-host windows of URLs claimed
   from the database, leases handed to workers, the end of the crawl);
+- :mod:`~crawler.frontier.hosts`: its host table (the hosts held in memory, the idle ones
+  forgotten past ``crawl.max_hosts_in_memory``);
 - :mod:`~crawler.frontier.budget` and :mod:`~crawler.frontier.host_budget`: the page budgets
   (the crawl's; per host and per registrable domain);
 - :mod:`~crawler.frontier.claims`, :mod:`~crawler.frontier.schedule`,
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
     from crawler.frontier.adaptive import AdaptiveDelay
     from crawler.frontier.frontier import Clock, Frontier, FrontierState
     from crawler.frontier.host_budget import HostBudgets
+    from crawler.frontier.hosts import HostTable
     from crawler.frontier.retries import RETRY_STATUSES, THROTTLE_STATUSES, RetryPolicy
     from crawler.frontier.robots import (
         RobotsCache,
@@ -49,6 +52,7 @@ __all__ = [
     "Frontier",
     "FrontierState",
     "HostBudgets",
+    "HostTable",
     "RetryPolicy",
     "RobotsCache",
     "RobotsGate",
@@ -74,6 +78,7 @@ __getattr__, __dir__ = lazy_exports(
         "Frontier": "crawler.frontier.frontier",
         "FrontierState": "crawler.frontier.frontier",
         "HostBudgets": "crawler.frontier.host_budget",
+        "HostTable": "crawler.frontier.hosts",
         "RETRY_STATUSES": "crawler.frontier.retries",
         "RetryPolicy": "crawler.frontier.retries",
         "THROTTLE_STATUSES": "crawler.frontier.retries",

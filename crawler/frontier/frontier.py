@@ -20,15 +20,8 @@ sitemap file) takes a turn of its host's slot (:meth:`turn`, :mod:`crawler.front
 before the leases; what the crawl learns about a host goes to ``frontier.hosts``
 (:mod:`crawler.frontier.host_feedback`).
 
-Memory stays bounded with many hosts (``crawl.max_hosts_in_memory``): past the cap, making a
-new host's state forgets the least recently used idle ones (:meth:`forget_idle`), those whose
-slot holds nothing a rule still needs (:meth:`HostSlot.idle`) and whose database holds nothing
-pending. A forgotten host that comes back (new URLs committed for it) starts from its
-configured slot, which is all it had (the robots gate gives it its robots.txt Crawl-delay
-again). Kept whatever the cap: a host with URLs in memory, in flight or possibly pending in the
-database, a deferred one, one in cooldown or with its breaker open, one within its delay of its
-last request, or one with an adapted delay; so the cap can be exceeded while more hosts than
-that are busy.
+Memory stays bounded with many hosts (``crawl.max_hosts_in_memory``): the host table
+(:mod:`crawler.frontier.hosts`) forgets the least recently used idle hosts past the cap.
 
 The page budget (``crawl.max_pages``, counted across runs) is charged when a URL is handed out
 for the first time (:mod:`crawler.frontier.budget`), and so are the per-host and per-domain
@@ -53,15 +46,14 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
 
 from crawler.abort import AbortReason, AbortSignal
 from crawler.config import PolitenessSection
 from crawler.frontier.budget import PageBudget
 from crawler.frontier.claims import ClaimService
-from crawler.frontier.forgetting import forget_least_recent
 from crawler.frontier.host_budget import HostBudgets
 from crawler.frontier.host_feedback import HostFeedback
+from crawler.frontier.hosts import Host, HostTable
 from crawler.frontier.politeness import DelayJitter, HostSlot
 from crawler.frontier.retries import RetryPolicy
 from crawler.frontier.schedule import Alarm, ReadyHeap
@@ -81,22 +73,6 @@ class FrontierState(enum.Enum):
     RUNNING = "running"
     STOPPED = "stopped"
     """Finished or aborted: ``lease()`` returns None from now on."""
-
-
-@dataclass(slots=True, eq=False)
-class _Host:
-    slot: HostSlot
-    added: int = 0
-    """See :class:`crawler.frontier.claims.ClaimedHost`, as ``exhausted``."""
-    exhausted: int = 0
-    refilling: bool = False
-    due: float | None = None
-    """The time this host is queued under in the ready heap (:class:`ReadyHeap`)."""
-    deferred: bool = False
-    """Given up on for this run: it asked to wait past ``politeness.max_retry_after``."""
-
-    def maybe_pending_in_db(self) -> bool:
-        return self.added > self.exhausted
 
 
 class Frontier:
@@ -129,12 +105,11 @@ class Frontier:
         self._wall_clock = retries.wall_clock
         self._spacing = DelayJitter(politeness.delay_jitter)
         window = max(MIN_WINDOW, 4 * politeness.per_host_concurrency)
-        self._claims: ClaimService[_Host] = ClaimService(store, window, self._claimed)
-        self._hosts: dict[str, _Host] = {}
-        """In the order last used (:meth:`_finish` moves a host to the end): the oldest are
-        the first :meth:`forget_idle` looks at."""
-        self._max_hosts = max_hosts
-        self._ready: ReadyHeap[_Host] = ReadyHeap()
+        self._claims: ClaimService[Host] = ClaimService(store, window, self._claimed)
+        self._hosts = HostTable(
+            politeness, max_hosts, clock, lambda slot: self._turns.waiting_for(slot)
+        )
+        self._ready: ReadyHeap[Host] = ReadyHeap()
         self._waiters: deque[asyncio.Future[Lease | None]] = deque()
         self._alarm = Alarm(self._dispatch)
         """Wakes the dispatcher when the earliest waiting host (or turn) becomes due. (Every
@@ -249,7 +224,7 @@ class Frontier:
         # fetched=False: a robots.txt request, if any, was counted when it was sent.
         self._again(self._finish(lease, fetched=False), lease, self._clock())
 
-    def _again(self, host: _Host, lease: Lease, not_before: float) -> None:
+    def _again(self, host: Host, lease: Lease, not_before: float) -> None:
         if not host.deferred:  # else its URLs wait for a later run (pending in the database)
             host.slot.schedule_retry(lease, not_before)
             self._queue(host)
@@ -322,35 +297,12 @@ class Frontier:
 
     # -- scheduling ----------------------------------------------------------------------------
 
-    def _host(self, name: str) -> _Host:
-        host = self._hosts.get(name)
-        if host is None:
-            if self._max_hosts and len(self._hosts) >= self._max_hosts:
-                self.forget_idle(len(self._hosts) + 1 - self._max_hosts)
-            host = self._hosts[name] = _Host(HostSlot.configured(self._politeness, name))
-        return host
+    def _host(self, name: str) -> Host:
+        return self._hosts.get(name)
 
     def holds(self, host: str) -> bool:
         """Whether ``host``'s state is in memory (not forgotten, or made again since)."""
         return host in self._hosts
-
-    def forget_idle(self, count: int) -> int:
-        """Forget up to ``count`` idle hosts, least recently used first (see the module
-        docstring); returns how many. The busy ones met move to the end
-        (:func:`~crawler.frontier.forgetting.forget_least_recent`)."""
-        now = self._clock()
-        return forget_least_recent(
-            self._hosts, count, lambda name, host: not self._forgettable(host, now)
-        )
-
-    def _forgettable(self, host: _Host, now: float) -> bool:
-        return (
-            not host.deferred
-            and not host.refilling
-            and not host.maybe_pending_in_db()
-            and not self._turns.waiting_for(host.slot)
-            and host.slot.idle(now)
-        )
 
     def _slot(self, name: str) -> HostSlot:
         return self._host(name).slot
@@ -360,20 +312,19 @@ class Frontier:
         self._queue(self._host(name))
         self._dispatch()
 
-    def _claimed(self, hosts: Sequence[_Host]) -> None:
+    def _claimed(self, hosts: Sequence[Host]) -> None:
         for host in hosts:
             self._queue(host)
         self._dispatch()
 
-    def _finish(self, lease: Lease, fetched: bool = True) -> _Host:
-        host = self._hosts.pop(lease.host)
-        self._hosts[lease.host] = host  # the most recently used now
+    def _finish(self, lease: Lease, fetched: bool = True) -> Host:
+        host = self._hosts.touch(lease.host)  # the most recently used now
         host.slot.finish(lease, fetched)
         self._in_flight -= 1
         self._queue(host)
         return host
 
-    def _queue(self, host: _Host) -> None:
+    def _queue(self, host: Host) -> None:
         """Put ``host`` in the ready heap under its current due time (if it has one)."""
         due = self._ready_at(host)
         if due is not None:
@@ -381,7 +332,7 @@ class Frontier:
         if self._state is FrontierState.RUNNING and not self._new_urls_spent(host):
             self._claims.refill(host)  # its window may be running low
 
-    def _ready_at(self, host: _Host) -> float | None:
+    def _ready_at(self, host: Host) -> float | None:
         """When ``host`` may next start a URL: once the budget (or the host's) is spent, only
         one already charged to it (a retry or a deferred lease), never a new one from the
         window. A spent budget stays spent (``started`` only grows), so hosts left with only
@@ -390,7 +341,7 @@ class Frontier:
             return None
         return host.slot.ready_at(new_urls=not self._new_urls_spent(host))
 
-    def _new_urls_spent(self, host: _Host) -> bool:
+    def _new_urls_spent(self, host: Host) -> bool:
         """Whether a budget forbids ``host`` new URLs: the crawl's, its own or its domain's."""
         return self._budget.spent or self._host_budgets.spent(host.slot.host)
 
