@@ -3,7 +3,8 @@
 - :mod:`~crawler.frontier.frontier`: the :class:`Frontier` (per-host windows of URLs claimed
   from the database, leases handed to workers, the end of the crawl);
 - :mod:`~crawler.frontier.hosts`: its host table (the hosts held in memory, the idle ones
-  forgotten past ``crawl.max_hosts_in_memory``);
+  forgotten past ``crawl.max_hosts_in_memory``), and :mod:`~crawler.frontier.paging`: the
+  hosts left in the database paged back in;
 - :mod:`~crawler.frontier.budget` and :mod:`~crawler.frontier.host_budget`: the page budgets
   (the crawl's; per host and per registrable domain);
 - :mod:`~crawler.frontier.claims`, :mod:`~crawler.frontier.schedule`,
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from crawler.frontier.frontier import Clock, Frontier, FrontierState
     from crawler.frontier.host_budget import HostBudgets
     from crawler.frontier.hosts import HostTable
+    from crawler.frontier.paging import HostPager
     from crawler.frontier.retries import RETRY_STATUSES, THROTTLE_STATUSES, RetryPolicy
     from crawler.frontier.robots import (
         RobotsCache,
@@ -52,6 +54,7 @@ __all__ = [
     "Frontier",
     "FrontierState",
     "HostBudgets",
+    "HostPager",
     "HostTable",
     "RetryPolicy",
     "RobotsCache",
@@ -79,6 +82,7 @@ __getattr__, __dir__ = lazy_exports(
         "FrontierState": "crawler.frontier.frontier",
         "HostBudgets": "crawler.frontier.host_budget",
         "HostTable": "crawler.frontier.hosts",
+        "HostPager": "crawler.frontier.paging",
         "RETRY_STATUSES": "crawler.frontier.retries",
         "RetryPolicy": "crawler.frontier.retries",
         "THROTTLE_STATUSES": "crawler.frontier.retries",

@@ -21,7 +21,13 @@ before the leases; what the crawl learns about a host goes to ``frontier.hosts``
 (:mod:`crawler.frontier.host_feedback`).
 
 Memory stays bounded with many hosts (``crawl.max_hosts_in_memory``): the host table
-(:mod:`crawler.frontier.hosts`) forgets the least recently used idle hosts past the cap.
+(:mod:`crawler.frontier.hosts`) forgets the least recently used idle hosts past the cap, also
+those with URLs still pending in the database, and a host given new URLs while the table is
+full of hosts it must keep is not made at all. Such hosts, and all of them when a run resumes,
+are paged back in from the database (:mod:`crawler.frontier.paging`) while there is room, or
+past the cap, one per waiting worker, when nothing held could feed the workers later (no claim
+running, no host with work waiting for its turn): then every host held is kept by a rule (a
+cooldown, a breaker, an adapted delay, a deferral), and without it the crawl would stall.
 
 The page budget (``crawl.max_pages``, counted across runs) is charged when a URL is handed out
 for the first time (:mod:`crawler.frontier.budget`), and so are the per-host and per-domain
@@ -54,6 +60,7 @@ from crawler.frontier.claims import ClaimService
 from crawler.frontier.host_budget import HostBudgets
 from crawler.frontier.host_feedback import HostFeedback
 from crawler.frontier.hosts import Host, HostTable
+from crawler.frontier.paging import HostPager
 from crawler.frontier.politeness import DelayJitter, HostSlot
 from crawler.frontier.retries import RetryPolicy
 from crawler.frontier.schedule import Alarm, ReadyHeap
@@ -64,6 +71,8 @@ from crawler.urls import host_key
 
 Clock = Callable[[], float]
 
+PAGE = 256
+"""Pending hosts read from the database at most at once (:mod:`crawler.frontier.paging`)."""
 MIN_WINDOW = 32
 """Claimed URLs kept in memory per host, at least; more for a host allowed many connections."""
 
@@ -106,8 +115,13 @@ class Frontier:
         self._spacing = DelayJitter(politeness.delay_jitter)
         window = max(MIN_WINDOW, 4 * politeness.per_host_concurrency)
         self._claims: ClaimService[Host] = ClaimService(store, window, self._claimed)
+        self._pager = HostPager(store, self._paged, self._dispatch)
         self._hosts = HostTable(
-            politeness, max_hosts, clock, lambda slot: self._turns.waiting_for(slot)
+            politeness,
+            max_hosts,
+            clock,
+            awaited=lambda slot: self._turns.waiting_for(slot),
+            missed=self._pager.missed,
         )
         self._ready: ReadyHeap[Host] = ReadyHeap()
         self._waiters: deque[asyncio.Future[Lease | None]] = deque()
@@ -158,17 +172,25 @@ class Frontier:
             self._host_budgets.resume(await self._store.recorded_per_host())
         self._state = FrontierState.RUNNING
         self._signal.add_callback(self._on_abort)
-        self.on_committed(0, await self._store.pending_hosts())
+        self._pager.missed()  # the database's pending hosts, paged in as there is room
+        await self._pager.read(min(PAGE, self._hosts.room()))
 
     async def run(self) -> None:
-        """The claim service (:mod:`crawler.frontier.claims`): refills host windows from the
-        database until the frontier stops."""
-        await self._claims.run()
+        """The claim service (:mod:`crawler.frontier.claims`), which refills host windows from
+        the database, and the host pager (:mod:`crawler.frontier.paging`), until the frontier
+        stops."""
+        async with asyncio.TaskGroup() as services:
+            services.create_task(self._claims.run())
+            services.create_task(self._pager.run())
 
     async def _claims_settled(self) -> None:
-        """Return once no claim is queued or running: what is in memory is all there is. (For
-        tests, which ask for a lease only once the database has had its say.)"""
+        """Return once no claim and no page of hosts is queued or running: what is in memory
+        is all there is. (For tests, which ask for a lease only once the database has had its
+        say.)"""
         await self._claims.settled()
+        while self._pager.running:  # a page read may ask for claims, and they for a page
+            await self._pager.settled()
+            await self._claims.settled()
 
     def stop(self) -> None:
         """Stop handing out work: waiting workers get None, waiting turns
@@ -183,6 +205,7 @@ class Frontier:
                 waiter.set_result(None)
         self._turns.refuse_all("the crawl is stopping")
         self._claims.stop()
+        self._pager.stop()
 
     def _on_abort(self, reason: AbortReason) -> None:
         self.stop()
@@ -290,7 +313,10 @@ class Frontier:
         """The sink committed ``pages`` outcomes, which may have added URLs for these hosts."""
         self._uncommitted -= pages
         for name in hosts_with_new_urls:
-            host = self._host(name)
+            host = self._hosts.admit(name)
+            if host is None:
+                self._pager.missed()  # its URLs wait in the database until it is paged in
+                continue
             host.added += 1
             self._queue(host)  # its window may now be refillable
         self._dispatch()
@@ -313,12 +339,15 @@ class Frontier:
         self._dispatch()
 
     def _claimed(self, hosts: Sequence[Host]) -> None:
+        self._pager.blocked = False  # the claim may have left hosts idle, or workers waiting
         for host in hosts:
             self._queue(host)
         self._dispatch()
 
     def _finish(self, lease: Lease, fetched: bool = True) -> Host:
         host = self._hosts.touch(lease.host)  # the most recently used now
+        self._hosts.shrink()
+        self._pager.blocked = False  # the host may be idle now: room for a paged one
         host.slot.finish(lease, fetched)
         self._in_flight -= 1
         self._queue(host)
@@ -326,6 +355,8 @@ class Frontier:
 
     def _queue(self, host: Host) -> None:
         """Put ``host`` in the ready heap under its current due time (if it has one)."""
+        if not self._hosts.holds(host):
+            return  # forgotten since it was queued: its stale entry surfaced, or its claim
         due = self._ready_at(host)
         if due is not None:
             self._ready.push(host, due)
@@ -342,8 +373,12 @@ class Frontier:
         return host.slot.ready_at(new_urls=not self._new_urls_spent(host))
 
     def _new_urls_spent(self, host: Host) -> bool:
-        """Whether a budget forbids ``host`` new URLs: the crawl's, its own or its domain's."""
-        return self._budget.spent or self._host_budgets.spent(host.slot.host)
+        return self._new_urls_spent_of(host.slot.host)
+
+    def _new_urls_spent_of(self, name: str) -> bool:
+        """Whether a budget forbids host ``name`` new URLs: the crawl's, its own or its
+        domain's."""
+        return self._budget.spent or self._host_budgets.spent(name)
 
     def _dispatch(self) -> None:
         """Give due hosts' URLs to waiting workers; then arm a timer or finish."""
@@ -372,8 +407,30 @@ class Frontier:
             waiter.set_result(lease)
             self._queue(host)
         self._arm_timer(now)
+        if self._pager.may_have_more() and (self._hosts.room() > 0 or self._waiters):
+            self._pager.request(min(PAGE, max(self._hosts.room(), len(self._waiters))))
         if self._finished():
             self.stop()
+
+    def _paged(self, names: Sequence[str]) -> int:
+        """Hold a page of pending hosts, in order, while there is room (see the module
+        docstring); how many were taken. One a budget forbids new URLs is taken and not held:
+        its URLs wait for a later run, as a held one's do. Past the cap only when workers wait
+        and nothing held can feed them later (no claim running, no host queued with work)."""
+        starved = not self._claims.running and self._ready.earliest() is None
+        beyond = len(self._waiters) if starved else 0
+        for taken, name in enumerate(names):
+            if self._new_urls_spent_of(name):
+                continue
+            host = self._hosts.admit(name)
+            if host is None:
+                if not beyond:
+                    return taken
+                beyond -= 1
+                host = self._hosts.get(name)
+            host.added += 1
+            self._queue(host)
+        return len(names)
 
     def _arm_timer(self, now: float) -> None:
         due = self._ready.earliest() if self._waiters else None
@@ -388,6 +445,8 @@ class Frontier:
         hosts = (h for h in self._hosts.values() if not h.deferred)  # theirs waits for later
         if self._budget.spent:  # only the URLs already charged to it are left to run
             return not any(h.slot.retries for h in hosts)
+        if self._pager.running or self._pager.may_have_more():
+            return False
         return not any(
             h.slot.retries
             or (
