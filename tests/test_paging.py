@@ -157,14 +157,17 @@ class Held:
 
 class Walk:
     """What one worker saw crawling :func:`web_links` by hand: the URLs in the order leased,
-    when each host's requests were sent (by the injected clock), and the hosts held."""
+    when each host's requests were sent (by the injected clock), the hosts held, and the hosts
+    leased again after the frontier had let them go (forgotten, or left in the database)."""
 
     def __init__(self) -> None:
         self.leased: list[str] = []
         self.sent: defaultdict[str, list[float]] = defaultdict(list)
         self.held = Held()
+        self.came_back: set[str] = set()
 
     async def run(self, frontier: Frontier, clock: FakeClock, stop_after: int = 0) -> None:
+        let_go: set[str] = set()
         for _ in range(20 * HOSTS):  # bounded: 3 URLs a host, and waits of a delay at most
             if state(frontier) is FrontierState.STOPPED:
                 return
@@ -175,12 +178,15 @@ class Walk:
                 clock.now += 0.5
                 continue
             assert isinstance(lease, Lease)
+            if lease.host in self.sent and lease.host in let_go:
+                self.came_back.add(lease.host)
             self.leased.append(lease.url)
             self.sent[lease.host].append(clock.now)
             frontier.request_sent(lease.url)
             clock.now += 0.1
             await record(frontier, frontier._store, lease, web_links(lease.url))
             self.held.sample(frontier)
+            let_go = {host for host in self.sent if not frontier.holds(host)}
         raise AssertionError("the walk did not end")
 
 
@@ -206,6 +212,7 @@ async def test_hosts_past_the_cap_wait_in_the_database_and_each_url_is_leased_on
     for host, times in walk.sent.items():  # a host met again after it was forgotten waits too
         if len(times) > 1:
             assert min_gap(times) >= DELAY, host
+    assert bool(walk.came_back) == bool(cap)  # the control keeps every host
     if cap:
         # One worker: past the cap, only the host paged in for it when nothing held could
         # feed it.
