@@ -77,7 +77,9 @@ class CrawlSection(_Section, frozen=True):
     max_url_length: Positive = DEFAULT_MAX_URL_LENGTH
     max_hosts_in_memory: NonNegative = 100_000
     """Hosts whose politeness state the frontier keeps; past it, the least recently used idle
-    host is forgotten (:meth:`crawler.frontier.frontier.Frontier.forget_idle`). 0: no cap."""
+    host is forgotten (:meth:`crawler.frontier.hosts.HostTable.forget_idle`), and hosts with
+    URLs in the database wait there until paged back in (:mod:`crawler.frontier.paging`).
+    0: no cap."""
 
 
 OWNED_HEADERS = frozenset(

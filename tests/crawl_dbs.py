@@ -104,11 +104,15 @@ PAGE_COLUMNS = (
 
 def old_schema(version: str) -> str:
     """The tables as schema version 1 (no ``frontier.offsite``, no ``cookies``), 2 (no
-    ``cookies``) or 3 (no ``pages.data``, ``pages.sha256``) made them."""
+    ``cookies``) or 3 (no ``pages.data``, ``pages.sha256``, no index ``frontier_pending_host``)
+    made them."""
     schema = SCHEMA if version == "3" else SCHEMA.replace(COOKIES_TABLE, "")
     schema = schema.replace("notes        TEXT,", "notes        TEXT")
     schema = "\n".join(
-        line for line in schema.splitlines() if not line.lstrip().startswith(("data ", "sha256 "))
+        line
+        for line in schema.splitlines()
+        if not line.lstrip().startswith(("data ", "sha256 "))
+        and "frontier_pending_host" not in line  # version 4's index
     )
     if version == "1":
         schema = "\n".join(line for line in schema.splitlines() if "offsite" not in line)

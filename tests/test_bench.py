@@ -96,6 +96,17 @@ def test_same_seed_same_web() -> None:
     assert any(other.hrefs(0, i) != one.hrefs(0, i) for i in range(50))
 
 
+def test_a_web_seeded_on_its_first_hosts_links_to_the_others() -> None:
+    ports = list(range(1001, 1011))
+    web = Web(WebSpec(hosts=10, pages=20, cross_host=0.5, seed_hosts=1), ports)
+    assert web.seeds() == ["http://127.0.0.1:1001/"]
+    linked = {href.split("/")[2] for i in range(20) for href in web.hrefs(0, i) if "//" in href}
+    assert len(linked) > 1  # other hosts are met through links
+    assert len(Web(WebSpec(hosts=10, pages=20), ports).seeds()) == 10  # the control: 0 = all
+    with pytest.raises(ValueError, match="seed_hosts"):
+        WebSpec(hosts=2, seed_hosts=3)
+
+
 def test_web_answers() -> None:
     web = Web(WebSpec(pages=10, page_bytes=3_000, links_per_page=4), [8000])
     status, _, body = web.answer(0, "/")
@@ -355,9 +366,15 @@ def test_crawl_bench_command(tmp_path: Path) -> None:
 
 
 def test_scenarios_and_options() -> None:
-    assert list(SCENARIOS) == ["single-host", "fan-out", "latency", "big-frontier", "broad"]
+    assert list(SCENARIOS) == [
+        "single-host", "fan-out", "latency", "big-frontier", "broad", "discovery"
+    ]  # fmt: skip
     assert SCENARIOS["broad"].overrides["crawl.scope"] == "any"
     assert SCENARIOS["broad"].web.hosts >= 1_000
+    discovery = SCENARIOS["discovery"]
+    assert discovery.overrides["crawl.scope"] == "any"
+    assert discovery.web.hosts >= 5_000  # far beyond the capped runs' max_hosts_in_memory
+    assert discovery.web.seed_hosts == 1  # the rest are met through links
     assert SCENARIOS["fan-out"].web.hosts >= 1_000
     assert SCENARIOS["fan-out"].per_host_delay == 1.0
     big = SCENARIOS["big-frontier"]

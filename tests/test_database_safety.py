@@ -157,7 +157,8 @@ def test_fresh_deletes_a_crawl_database_of_another_schema_version(tmp_path: Path
 
 def _old_db(path: Path, seed: str, version: str) -> None:
     """A database as version 1 (no ``frontier.offsite``, no ``cookies``), 2 (no ``cookies``) or
-    3 (no ``pages.data``, ``pages.sha256``) wrote it, its seed still pending."""
+    3 (no ``pages.data``, ``pages.sha256``, no index ``frontier_pending_host``) wrote it, its
+    seed still pending."""
     with database(path) as conn:
         conn.executescript(old_schema(version))
         conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (version,))

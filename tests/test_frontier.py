@@ -722,12 +722,15 @@ async def test_a_host_with_a_wait_left_is_kept_past_the_cap_and_its_wait_holds(
         frontier.request_sent(first.url)
         if wait == "cooldown":
             frontier.hosts.cool_down("a.test", 10.0)
-        # a.test may start nothing before 1010: idle, it is still kept when b.test comes.
+        # a.test may start nothing before 1010: idle, it is still kept when b.test comes, and
+        # b.test waits in the database until a worker waits (then it is paged in past the cap).
         await record(frontier, store, first, ["http://b.test/1"])
-        assert frontier.counts().hosts == 2
+        assert frontier.holds("a.test")
+        assert not frontier.holds("b.test")
         second = await try_lease(frontier)
         assert isinstance(second, Lease)
         assert second.url == "http://b.test/1"
+        assert frontier.counts().hosts == 2
         frontier.request_sent(second.url)
         await record(frontier, store, second, ["http://a.test/2"])
         assert await try_lease(frontier) == "waiting"  # a.test's wait holds

@@ -9,6 +9,8 @@ big-frontier    a tree site whose pages each link 100 new URLs: 1,000,000 discov
                 from 10,000 pages, then 10,000 more pages that add none (the drain): memory
 broad           ``crawl.scope = "any"`` over 2,000 small hosts linking across: memory per
                 host (``rss_per_host``), with ``crawl.max_hosts_in_memory`` as configured
+discovery       ``crawl.scope = "any"`` from one seed over 10,000 hosts met through links as
+                the crawl goes: the hosts met outrun those fetched (memory per host, pages/s)
 ==============  =========================================================================
 
 ``scale`` shrinks budgets and sites together (``crawl bench --scale 0.1`` for a quick look);
@@ -192,7 +194,36 @@ def _broad() -> Scenario:
     )
 
 
-SCENARIOS = {s.name: s for s in (_single_host(), _fan_out(), _latency(), _big_frontier(), _broad())}
+def _discovery() -> Scenario:
+    return Scenario(
+        name="discovery",
+        description=(
+            'scope "any" from one seed: 10,000 hosts x 4 pages, half the links to other '
+            "hosts, met as the crawl goes: memory per host"
+        ),
+        web=WebSpec(
+            hosts=10_000,
+            pages=4,
+            page_bytes=2_000,
+            links_per_page=10,
+            cross_host=0.5,
+            seed_hosts=1,
+        ),
+        budget=20_000,
+        concurrency=100,
+        overrides={
+            "crawl.scope": "any",
+            "politeness.per_host_concurrency": 2,
+            "politeness.per_host_delay": 0.0,
+        },
+        time_limit=300.0,
+    )
+
+
+SCENARIOS = {
+    s.name: s
+    for s in (_single_host(), _fan_out(), _latency(), _big_frontier(), _broad(), _discovery())
+}
 
 
 def scenario(name: str, scale: float = 1.0) -> Scenario:

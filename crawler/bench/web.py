@@ -72,10 +72,15 @@ class WebSpec:
     disallowed_rate: float = 0.0
     """Share of links into ``/private/``, which robots.txt disallows."""
     seed: int = 0
+    seed_hosts: int = 0
+    """Hosts whose home page is a seed (0: every host). Fewer, and the crawl discovers the
+    others through cross-host links as it goes, as a broad crawl of the web does."""
 
     def __post_init__(self) -> None:
         if self.hosts < 1 or self.pages < 1:
             raise ValueError("hosts and pages must be >= 1")
+        if not 0 <= self.seed_hosts <= self.hosts:
+            raise ValueError("seed_hosts must be between 0 and hosts")
         if min(self.page_bytes, self.links_per_page, self.latency_ms) < 0:
             raise ValueError("page_bytes, links_per_page and latency_ms must be >= 0")
         rates = (self.cross_host, self.error_rate, self.redirect_rate, self.disallowed_rate)
@@ -110,7 +115,7 @@ class Web:
         return f"http://127.0.0.1:{self.ports[host]}"
 
     def seeds(self) -> list[str]:
-        return [f"{self.origin(h)}/" for h in range(self.spec.hosts)]
+        return [f"{self.origin(h)}/" for h in range(self.spec.seed_hosts or self.spec.hosts)]
 
     def answer(self, host: int, path: str) -> Answer:
         """The response to a GET of ``path`` (no query) on ``host``, errors aside."""

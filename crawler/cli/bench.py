@@ -17,7 +17,10 @@ def bench(
         typer.Option(
             "--scenario",
             "-s",
-            help="single-host, fan-out, latency, big-frontier or broad (repeatable; default: all).",
+            help=(
+                "single-host, fan-out, latency, big-frontier, broad or discovery "
+                "(repeatable; default: all)."
+            ),
         ),
     ] = None,
     vs: Annotated[

@@ -2,6 +2,9 @@
 
 - :mod:`~crawler.frontier.frontier`: the :class:`Frontier` (per-host windows of URLs claimed
   from the database, leases handed to workers, the end of the crawl);
+- :mod:`~crawler.frontier.hosts`: its host table (the hosts held in memory, the idle ones
+  forgotten past ``crawl.max_hosts_in_memory``), and :mod:`~crawler.frontier.paging`: the
+  hosts left in the database paged back in;
 - :mod:`~crawler.frontier.budget` and :mod:`~crawler.frontier.host_budget`: the page budgets
   (the crawl's; per host and per registrable domain);
 - :mod:`~crawler.frontier.claims`, :mod:`~crawler.frontier.schedule`,
@@ -28,6 +31,8 @@ if TYPE_CHECKING:
     from crawler.frontier.adaptive import AdaptiveDelay
     from crawler.frontier.frontier import Clock, Frontier, FrontierState
     from crawler.frontier.host_budget import HostBudgets
+    from crawler.frontier.hosts import HostTable
+    from crawler.frontier.paging import HostPager
     from crawler.frontier.retries import RETRY_STATUSES, THROTTLE_STATUSES, RetryPolicy
     from crawler.frontier.robots import (
         RobotsCache,
@@ -49,6 +54,8 @@ __all__ = [
     "Frontier",
     "FrontierState",
     "HostBudgets",
+    "HostPager",
+    "HostTable",
     "RetryPolicy",
     "RobotsCache",
     "RobotsGate",
@@ -74,6 +81,8 @@ __getattr__, __dir__ = lazy_exports(
         "Frontier": "crawler.frontier.frontier",
         "FrontierState": "crawler.frontier.frontier",
         "HostBudgets": "crawler.frontier.host_budget",
+        "HostTable": "crawler.frontier.hosts",
+        "HostPager": "crawler.frontier.paging",
         "RETRY_STATUSES": "crawler.frontier.retries",
         "RetryPolicy": "crawler.frontier.retries",
         "THROTTLE_STATUSES": "crawler.frontier.retries",

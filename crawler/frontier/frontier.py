@@ -20,15 +20,14 @@ sitemap file) takes a turn of its host's slot (:meth:`turn`, :mod:`crawler.front
 before the leases; what the crawl learns about a host goes to ``frontier.hosts``
 (:mod:`crawler.frontier.host_feedback`).
 
-Memory stays bounded with many hosts (``crawl.max_hosts_in_memory``): past the cap, making a
-new host's state forgets the least recently used idle ones (:meth:`forget_idle`), those whose
-slot holds nothing a rule still needs (:meth:`HostSlot.idle`) and whose database holds nothing
-pending. A forgotten host that comes back (new URLs committed for it) starts from its
-configured slot, which is all it had (the robots gate gives it its robots.txt Crawl-delay
-again). Kept whatever the cap: a host with URLs in memory, in flight or possibly pending in the
-database, a deferred one, one in cooldown or with its breaker open, one within its delay of its
-last request, or one with an adapted delay; so the cap can be exceeded while more hosts than
-that are busy.
+Memory stays bounded with many hosts (``crawl.max_hosts_in_memory``): the host table
+(:mod:`crawler.frontier.hosts`) forgets the least recently used idle hosts past the cap, also
+those with URLs still pending in the database, and a host given new URLs while the table is
+full of hosts it must keep is not made at all. Such hosts, and all of them when a run resumes,
+are paged back in from the database (:mod:`crawler.frontier.paging`) while there is room, or
+past the cap, one per waiting worker, when nothing held could feed the workers later (no claim
+running, no host with work waiting for its turn): then every host held is kept by a rule (a
+cooldown, a breaker, an adapted delay, a deferral), and without it the crawl would stall.
 
 The page budget (``crawl.max_pages``, counted across runs) is charged when a URL is handed out
 for the first time (:mod:`crawler.frontier.budget`), and so are the per-host and per-domain
@@ -53,15 +52,15 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
 
 from crawler.abort import AbortReason, AbortSignal
 from crawler.config import PolitenessSection
 from crawler.frontier.budget import PageBudget
 from crawler.frontier.claims import ClaimService
-from crawler.frontier.forgetting import forget_least_recent
 from crawler.frontier.host_budget import HostBudgets
 from crawler.frontier.host_feedback import HostFeedback
+from crawler.frontier.hosts import Host, HostTable
+from crawler.frontier.paging import HostPager
 from crawler.frontier.politeness import DelayJitter, HostSlot
 from crawler.frontier.retries import RetryPolicy
 from crawler.frontier.schedule import Alarm, ReadyHeap
@@ -72,6 +71,8 @@ from crawler.urls import host_key
 
 Clock = Callable[[], float]
 
+PAGE = 256
+"""Pending hosts read from the database at most at once (:mod:`crawler.frontier.paging`)."""
 MIN_WINDOW = 32
 """Claimed URLs kept in memory per host, at least; more for a host allowed many connections."""
 
@@ -81,22 +82,6 @@ class FrontierState(enum.Enum):
     RUNNING = "running"
     STOPPED = "stopped"
     """Finished or aborted: ``lease()`` returns None from now on."""
-
-
-@dataclass(slots=True, eq=False)
-class _Host:
-    slot: HostSlot
-    added: int = 0
-    """See :class:`crawler.frontier.claims.ClaimedHost`, as ``exhausted``."""
-    exhausted: int = 0
-    refilling: bool = False
-    due: float | None = None
-    """The time this host is queued under in the ready heap (:class:`ReadyHeap`)."""
-    deferred: bool = False
-    """Given up on for this run: it asked to wait past ``politeness.max_retry_after``."""
-
-    def maybe_pending_in_db(self) -> bool:
-        return self.added > self.exhausted
 
 
 class Frontier:
@@ -129,12 +114,16 @@ class Frontier:
         self._wall_clock = retries.wall_clock
         self._spacing = DelayJitter(politeness.delay_jitter)
         window = max(MIN_WINDOW, 4 * politeness.per_host_concurrency)
-        self._claims: ClaimService[_Host] = ClaimService(store, window, self._claimed)
-        self._hosts: dict[str, _Host] = {}
-        """In the order last used (:meth:`_finish` moves a host to the end): the oldest are
-        the first :meth:`forget_idle` looks at."""
-        self._max_hosts = max_hosts
-        self._ready: ReadyHeap[_Host] = ReadyHeap()
+        self._claims: ClaimService[Host] = ClaimService(store, window, self._claimed)
+        self._pager = HostPager(store, self._paged, self._dispatch)
+        self._hosts = HostTable(
+            politeness,
+            max_hosts,
+            clock,
+            awaited=lambda slot: self._turns.waiting_for(slot),
+            missed=self._pager.missed,
+        )
+        self._ready: ReadyHeap[Host] = ReadyHeap()
         self._waiters: deque[asyncio.Future[Lease | None]] = deque()
         self._alarm = Alarm(self._dispatch)
         """Wakes the dispatcher when the earliest waiting host (or turn) becomes due. (Every
@@ -183,17 +172,25 @@ class Frontier:
             self._host_budgets.resume(await self._store.recorded_per_host())
         self._state = FrontierState.RUNNING
         self._signal.add_callback(self._on_abort)
-        self.on_committed(0, await self._store.pending_hosts())
+        self._pager.missed()  # the database's pending hosts, paged in as there is room
+        await self._pager.read(min(PAGE, self._hosts.room()))
 
     async def run(self) -> None:
-        """The claim service (:mod:`crawler.frontier.claims`): refills host windows from the
-        database until the frontier stops."""
-        await self._claims.run()
+        """The claim service (:mod:`crawler.frontier.claims`), which refills host windows from
+        the database, and the host pager (:mod:`crawler.frontier.paging`), until the frontier
+        stops."""
+        async with asyncio.TaskGroup() as services:
+            services.create_task(self._claims.run())
+            services.create_task(self._pager.run())
 
     async def _claims_settled(self) -> None:
-        """Return once no claim is queued or running: what is in memory is all there is. (For
-        tests, which ask for a lease only once the database has had its say.)"""
+        """Return once no claim and no page of hosts is queued or running: what is in memory
+        is all there is. (For tests, which ask for a lease only once the database has had its
+        say.)"""
         await self._claims.settled()
+        while self._pager.running:  # a page read may ask for claims, and they for a page
+            await self._pager.settled()
+            await self._claims.settled()
 
     def stop(self) -> None:
         """Stop handing out work: waiting workers get None, waiting turns
@@ -208,6 +205,7 @@ class Frontier:
                 waiter.set_result(None)
         self._turns.refuse_all("the crawl is stopping")
         self._claims.stop()
+        self._pager.stop()
 
     def _on_abort(self, reason: AbortReason) -> None:
         self.stop()
@@ -249,7 +247,7 @@ class Frontier:
         # fetched=False: a robots.txt request, if any, was counted when it was sent.
         self._again(self._finish(lease, fetched=False), lease, self._clock())
 
-    def _again(self, host: _Host, lease: Lease, not_before: float) -> None:
+    def _again(self, host: Host, lease: Lease, not_before: float) -> None:
         if not host.deferred:  # else its URLs wait for a later run (pending in the database)
             host.slot.schedule_retry(lease, not_before)
             self._queue(host)
@@ -315,42 +313,22 @@ class Frontier:
         """The sink committed ``pages`` outcomes, which may have added URLs for these hosts."""
         self._uncommitted -= pages
         for name in hosts_with_new_urls:
-            host = self._host(name)
+            host = self._hosts.admit(name)
+            if host is None:
+                self._pager.missed()  # its URLs wait in the database until it is paged in
+                continue
             host.added += 1
             self._queue(host)  # its window may now be refillable
         self._dispatch()
 
     # -- scheduling ----------------------------------------------------------------------------
 
-    def _host(self, name: str) -> _Host:
-        host = self._hosts.get(name)
-        if host is None:
-            if self._max_hosts and len(self._hosts) >= self._max_hosts:
-                self.forget_idle(len(self._hosts) + 1 - self._max_hosts)
-            host = self._hosts[name] = _Host(HostSlot.configured(self._politeness, name))
-        return host
+    def _host(self, name: str) -> Host:
+        return self._hosts.get(name)
 
     def holds(self, host: str) -> bool:
         """Whether ``host``'s state is in memory (not forgotten, or made again since)."""
         return host in self._hosts
-
-    def forget_idle(self, count: int) -> int:
-        """Forget up to ``count`` idle hosts, least recently used first (see the module
-        docstring); returns how many. The busy ones met move to the end
-        (:func:`~crawler.frontier.forgetting.forget_least_recent`)."""
-        now = self._clock()
-        return forget_least_recent(
-            self._hosts, count, lambda name, host: not self._forgettable(host, now)
-        )
-
-    def _forgettable(self, host: _Host, now: float) -> bool:
-        return (
-            not host.deferred
-            and not host.refilling
-            and not host.maybe_pending_in_db()
-            and not self._turns.waiting_for(host.slot)
-            and host.slot.idle(now)
-        )
 
     def _slot(self, name: str) -> HostSlot:
         return self._host(name).slot
@@ -360,28 +338,32 @@ class Frontier:
         self._queue(self._host(name))
         self._dispatch()
 
-    def _claimed(self, hosts: Sequence[_Host]) -> None:
+    def _claimed(self, hosts: Sequence[Host]) -> None:
+        self._pager.blocked = False  # the claim may have left hosts idle, or workers waiting
         for host in hosts:
             self._queue(host)
         self._dispatch()
 
-    def _finish(self, lease: Lease, fetched: bool = True) -> _Host:
-        host = self._hosts.pop(lease.host)
-        self._hosts[lease.host] = host  # the most recently used now
+    def _finish(self, lease: Lease, fetched: bool = True) -> Host:
+        host = self._hosts.touch(lease.host)  # the most recently used now
+        self._hosts.shrink()
+        self._pager.blocked = False  # the host may be idle now: room for a paged one
         host.slot.finish(lease, fetched)
         self._in_flight -= 1
         self._queue(host)
         return host
 
-    def _queue(self, host: _Host) -> None:
+    def _queue(self, host: Host) -> None:
         """Put ``host`` in the ready heap under its current due time (if it has one)."""
+        if not self._hosts.holds(host):
+            return  # forgotten since it was queued: its stale entry surfaced, or its claim
         due = self._ready_at(host)
         if due is not None:
             self._ready.push(host, due)
         if self._state is FrontierState.RUNNING and not self._new_urls_spent(host):
             self._claims.refill(host)  # its window may be running low
 
-    def _ready_at(self, host: _Host) -> float | None:
+    def _ready_at(self, host: Host) -> float | None:
         """When ``host`` may next start a URL: once the budget (or the host's) is spent, only
         one already charged to it (a retry or a deferred lease), never a new one from the
         window. A spent budget stays spent (``started`` only grows), so hosts left with only
@@ -390,9 +372,13 @@ class Frontier:
             return None
         return host.slot.ready_at(new_urls=not self._new_urls_spent(host))
 
-    def _new_urls_spent(self, host: _Host) -> bool:
-        """Whether a budget forbids ``host`` new URLs: the crawl's, its own or its domain's."""
-        return self._budget.spent or self._host_budgets.spent(host.slot.host)
+    def _new_urls_spent(self, host: Host) -> bool:
+        return self._new_urls_spent_of(host.slot.host)
+
+    def _new_urls_spent_of(self, name: str) -> bool:
+        """Whether a budget forbids host ``name`` new URLs: the crawl's, its own or its
+        domain's."""
+        return self._budget.spent or self._host_budgets.spent(name)
 
     def _dispatch(self) -> None:
         """Give due hosts' URLs to waiting workers; then arm a timer or finish."""
@@ -421,8 +407,30 @@ class Frontier:
             waiter.set_result(lease)
             self._queue(host)
         self._arm_timer(now)
+        if self._pager.may_have_more() and (self._hosts.room() > 0 or self._waiters):
+            self._pager.request(min(PAGE, max(self._hosts.room(), len(self._waiters))))
         if self._finished():
             self.stop()
+
+    def _paged(self, names: Sequence[str]) -> int:
+        """Hold a page of pending hosts, in order, while there is room (see the module
+        docstring); how many were taken. One a budget forbids new URLs is taken and not held:
+        its URLs wait for a later run, as a held one's do. Past the cap only when workers wait
+        and nothing held can feed them later (no claim running, no host queued with work)."""
+        starved = not self._claims.running and self._ready.earliest() is None
+        beyond = len(self._waiters) if starved else 0
+        for taken, name in enumerate(names):
+            if self._new_urls_spent_of(name):
+                continue
+            host = self._hosts.admit(name)
+            if host is None:
+                if not beyond:
+                    return taken
+                beyond -= 1
+                host = self._hosts.get(name)
+            host.added += 1
+            self._queue(host)
+        return len(names)
 
     def _arm_timer(self, now: float) -> None:
         due = self._ready.earliest() if self._waiters else None
@@ -437,6 +445,8 @@ class Frontier:
         hosts = (h for h in self._hosts.values() if not h.deferred)  # theirs waits for later
         if self._budget.spent:  # only the URLs already charged to it are left to run
             return not any(h.slot.retries for h in hosts)
+        if self._pager.running or self._pager.may_have_more():
+            return False
         return not any(
             h.slot.retries
             or (

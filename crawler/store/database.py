@@ -83,6 +83,19 @@ UPDATE frontier SET state = 'leased' WHERE id IN (SELECT id FROM temp.claimed)
 RETURNING id, url, host, depth, hops, offsite
 """
 
+# One index seek per host (the partial index frontier_pending_host): DISTINCT read every
+# pending row of a host, so a host with a million pending URLs made one page slow.
+_PENDING_HOSTS_AFTER = """
+WITH RECURSIVE after (host) AS (
+    SELECT (SELECT min(host) FROM frontier WHERE state = 'pending' AND host > ?1)
+    UNION ALL
+    SELECT (SELECT min(host) FROM frontier WHERE state = 'pending' AND host > after.host)
+    FROM after WHERE after.host IS NOT NULL
+    LIMIT ?2
+)
+SELECT host FROM after WHERE host IS NOT NULL
+"""
+
 # What TrapGuard.admit charged in earlier runs: each URL at its first attempt, unless its
 # budget was already spent (then it was recorded as skipped with that reason).
 _CHARGED = """
@@ -290,9 +303,10 @@ class Store(AsyncResource):
 
     # -- reads ---------------------------------------------------------------------------------
 
-    async def pending_hosts(self) -> list[str]:
-        rows = await self._fetchall("SELECT DISTINCT host FROM frontier WHERE state = 'pending'")
-        return [row[0] for row in rows]
+    async def pending_hosts_after(self, cursor: str, limit: int) -> list[str]:
+        """Up to ``limit`` hosts with pending URLs, in name order, after ``cursor`` ("": from
+        the first): a page of them (:mod:`crawler.frontier.paging`)."""
+        return [row[0] for row in await self._fetchall(_PENDING_HOSTS_AFTER, (cursor, limit))]
 
     async def budget_charges(self, pattern: Callable[[str], str]) -> list[tuple[str, str, int]]:
         """(host, ``pattern(url)``, URLs) over the URLs earlier runs charged to the trap

@@ -22,7 +22,8 @@ SCHEMA_VERSION = 4
 column (0: every URL it holds was in scope) when a crawl opens it. 3 added the ``cookies``
 table (:data:`COOKIES_TABLE`); a version-1 or -2 database gets it, empty, the same way. 4 added
 ``pages.data`` and ``pages.sha256`` (:data:`PAGES_COLUMNS_4`); an older database gets them, NULL
-for the pages it holds, the same way."""
+for the pages it holds, the same way, and the index ``frontier_pending_host`` (made by
+:data:`SCHEMA` whenever a database of this version is opened)."""
 READABLE_VERSIONS = frozenset({"1", "2", "3", str(SCHEMA_VERSION)})
 """Versions the read-only commands (stats, export) read as they are: they never read
 ``frontier.offsite`` or ``cookies``, and read ``pages.data`` and ``pages.sha256`` only where the
@@ -48,6 +49,10 @@ CREATE TABLE IF NOT EXISTS frontier (
 );
 -- Claims read one host's pending rows in id (discovery) order: this index serves them.
 CREATE INDEX IF NOT EXISTS frontier_host_state ON frontier (host, state);
+-- The hosts with pending URLs, in name order: the frontier pages back in those it does not
+-- hold (crawl.max_hosts_in_memory) from a cursor. Only pending rows are in it: without it a
+-- page scanned every done row between two pending hosts (~0.1 s a page on 4 million rows).
+CREATE INDEX IF NOT EXISTS frontier_pending_host ON frontier (host) WHERE state = 'pending';
 CREATE TABLE IF NOT EXISTS pages (
     url          TEXT PRIMARY KEY,
     final_url    TEXT,
