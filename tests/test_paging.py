@@ -101,7 +101,7 @@ async def test_the_pager_offers_every_pending_host_once_a_pass_even_when_one_com
 
 # --- the frontier, by hand ----------------------------------------------------------------------
 
-HOSTS = 200
+HOSTS = 100
 
 
 def web_links(url: str) -> list[str]:
@@ -174,19 +174,25 @@ class Walk:
             if stop_after and len(self.leased) == stop_after:
                 return
             lease = await try_lease(frontier)
+            # Every host the frontier let go since it was last leased, waits included: which
+            # waits a run sees depends on when the database's thread answers.
+            let_go |= {host for host in self.sent if not frontier.holds(host)}
             if lease == "waiting":
                 clock.now += 0.5
                 continue
+            if lease is None:  # the frontier found it was done (what it leased is checked after)
+                return
             assert isinstance(lease, Lease)
-            if lease.host in self.sent and lease.host in let_go:
+            if lease.host in let_go:
                 self.came_back.add(lease.host)
+                let_go.discard(lease.host)
             self.leased.append(lease.url)
             self.sent[lease.host].append(clock.now)
             frontier.request_sent(lease.url)
             clock.now += 0.1
             await record(frontier, frontier._store, lease, web_links(lease.url))
             self.held.sample(frontier)
-            let_go = {host for host in self.sent if not frontier.holds(host)}
+            let_go |= {host for host in self.sent if not frontier.holds(host)}
         raise AssertionError("the walk did not end")
 
 
@@ -344,7 +350,8 @@ async def test_a_capped_crawl_stopped_by_its_budget_resumes_from_the_database_al
         seed = web.url(0, 1)
         await crawl_probed(web.config(20, **{"crawl.max_pages": 60}), seed, db)
         async with Store(db) as store:
-            assert len(await store.pending_hosts_after("", NAMES)) > 40  # most are left to do
+            # More hosts left to do than the resumed run may hold (checked below).
+            assert len(await store.pending_hosts_after("", NAMES)) > 20 + 8
         requested = web.requested()
         for server in web.servers:
             server.reset()
