@@ -87,11 +87,11 @@ RETURNING id, url, host, depth, hops, offsite
 # pending row of a host, so a host with a million pending URLs made one page slow.
 _PENDING_HOSTS_AFTER = """
 WITH RECURSIVE after (host) AS (
-    SELECT (SELECT min(host) FROM frontier WHERE state = 'pending' AND host > ?1)
+    SELECT (SELECT min(host) FROM frontier WHERE state = 'pending' AND host > ?)
     UNION ALL
     SELECT (SELECT min(host) FROM frontier WHERE state = 'pending' AND host > after.host)
     FROM after WHERE after.host IS NOT NULL
-    LIMIT ?2
+    LIMIT ?
 )
 SELECT host FROM after WHERE host IS NOT NULL
 """
