@@ -1,7 +1,8 @@
 """A crawl database on PostgreSQL: its tables, its version, and the check that a database is ours.
 
 Issue 20 (one crawl shared by many crawler processes) builds on this; the statements a crawl
-runs against these tables, and the crawl's use of them, are not written yet.
+runs against these tables, and the crawl's use of them, are not written yet. Nothing imports this
+module but its tests: asyncpg is a dev dependency until a crawl uses it.
 
 The tables are SQLite's (:mod:`crawler.store.schema`), column for column where they mean the
 same, so that stats and exports can read both alike; what many processes sharing one crawl need
