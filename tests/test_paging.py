@@ -154,6 +154,9 @@ class Held:
     def within(self, bound: int) -> bool:
         return max(self.with_urls, self.unkept) <= bound
 
+    def __repr__(self) -> str:
+        return f"<Held with_urls={self.with_urls} unkept={self.unkept}>"
+
 
 class Walk:
     """What one worker saw crawling :func:`web_links` by hand: the URLs in the order leased,
@@ -336,8 +339,9 @@ async def test_a_crawl_of_hundreds_of_hosts_past_a_cap_of_20_fetches_each_page_o
             for server in web.servers:
                 server.reset()
     # Past the cap, only hosts paged in for waiting workers (8) when nothing held could feed
-    # them.
-    assert most["capped"].within(20 + 8)
+    # them: once, and on a loaded machine (CI, Python 3.13) once more before the first ones'
+    # claims landed. The cap bounds memory; this bound says by how much it may be passed.
+    assert most["capped"].within(20 + 2 * 8), most["capped"]
     assert most["control"].with_urls > 2 * (20 + 8)  # the control: without the cap, far more
 
 
@@ -360,4 +364,4 @@ async def test_a_capped_crawl_stopped_by_its_budget_resumes_from_the_database_al
         requested += web.requested()
         assert set(requested.values()) == {1}  # across both runs, every page once
         assert len(requested) > 2 * NAMES
-    assert most.within(20 + 8)
+    assert most.within(20 + 2 * 8), most  # as in the test above
